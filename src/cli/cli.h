@@ -1,0 +1,27 @@
+/*
+ * cli.h - the `clunet` program: one file per subcommand, each an entry
+ * `int cmd_NAME(int argc, char **argv)` returning the process exit code
+ * (argv[0] is the subcommand's name). Only the CLI prints.
+ */
+#ifndef CLUNET_CLI_H
+#define CLUNET_CLI_H
+
+#include <stdio.h>
+
+#include "clunet.h"
+
+int cmd_version(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+
+/* Prints "clunet: CONTEXT: <last error>" to stderr and returns 1. */
+int cli_fail(const char *context);
+
+/* True if any of argv[1..] is -h or --help. */
+int cli_wants_help(int argc, char **argv);
+
+/* Writes s as a JSON string literal (quotes and escapes) to f. */
+void cli_json_string(FILE *f, const char *s);
+
+#endif

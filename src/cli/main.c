@@ -1,0 +1,46 @@
+/* main.c - the `clunet` program: dispatches to one subcommand per file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"devices", cmd_devices, "list OpenCL devices and their capabilities"},
+    {"data", cmd_data, "check a dataset directory or an image file"},
+    {"synth", cmd_synth, "write synthetic retinas (the built-in default data)"},
+    {"version", cmd_version, "print the version"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: clunet COMMAND [OPTIONS]\n\n"
+               "A portable OpenCL engine for retinal vessel segmentation.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`clunet COMMAND --help` describes a command.\n"
+               "Environment: CLUNET_DEVICE (default device), CLUNET_NO_CACHE=1 (no kernel binary cache),\n"
+               "CLUNET_KERNEL_DIR (read cl/*.cl from a directory instead of the embedded copies).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) return cmd_version(1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "clunet: unknown command '%s' (see `clunet --help`)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,126 @@
+/* cache.c - on-disk kernel binary cache (see cache.h). */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/cache.h"
+#include "runtime/sha256.h"
+
+/* Bump when the entry layout or the way programs are built changes. */
+#define CACHE_FORMAT 1
+static const char MAGIC[8] = {'C', 'L', 'U', 'N', 'E', 'T', 'K', '1'};
+#define MAX_BINARY ((size_t)256 << 20)
+
+int cn_cache_dir(char *out, size_t size)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    int n;
+    if (xdg && *xdg) n = snprintf(out, size, "%s/clunet", xdg);
+    else if (home && *home) n = snprintf(out, size, "%s/.cache/clunet", home);
+    else return 0;
+    return n > 0 && (size_t)n < size;
+}
+
+int cn_cache_path(const char *key, char *out, size_t size)
+{
+    char dir[1024];
+    if (!cn_cache_dir(dir, sizeof dir)) return 0;
+    int n = snprintf(out, size, "%s/%s.bin", dir, key);
+    return n > 0 && (size_t)n < size;
+}
+
+static void hash_string(cn_sha256 *s, const char *str)
+{
+    /* Length-prefixed so that field boundaries cannot shift between keys. */
+    uint64_t len = strlen(str);
+    cn_sha256_update(s, &len, sizeof len);
+    cn_sha256_update(s, str, len);
+}
+
+void cn_cache_key(const clunet_device_info *dev, const char *source, const char *options, char key[65])
+{
+    cn_sha256 s;
+    uint8_t digest[32];
+    uint32_t format = CACHE_FORMAT;
+    cn_sha256_init(&s);
+    cn_sha256_update(&s, &format, sizeof format);
+    hash_string(&s, source);
+    hash_string(&s, options);
+    hash_string(&s, dev->name);
+    hash_string(&s, dev->driver_version);
+    hash_string(&s, dev->platform_version);
+    cn_sha256_final(&s, digest);
+    cn_sha256_hex(digest, key);
+}
+
+unsigned char *cn_cache_load(const char *key, size_t *size)
+{
+    char path[1200];
+    if (!cn_cache_path(key, path, sizeof path)) return NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char magic[8];
+    uint64_t len;
+    uint8_t want[32], got[32];
+    unsigned char *bin = NULL;
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, MAGIC, 8) || fread(&len, sizeof len, 1, f) != 1 ||
+        len == 0 || len > MAX_BINARY || fread(want, 1, 32, f) != 32)
+        goto bad;
+    bin = malloc(len);
+    if (!bin || fread(bin, 1, len, f) != len || fgetc(f) != EOF) goto bad;
+    cn_sha256 s;
+    cn_sha256_init(&s);
+    cn_sha256_update(&s, bin, len);
+    cn_sha256_final(&s, got);
+    if (memcmp(want, got, 32)) goto bad;
+    fclose(f);
+    *size = len;
+    return bin;
+bad:
+    free(bin);
+    fclose(f);
+    return NULL;
+}
+
+static int make_dirs(char *path)
+{
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        int r = mkdir(path, 0755);
+        *p = '/';
+        if (r && errno != EEXIST) return 0;
+    }
+    return !mkdir(path, 0755) || errno == EEXIST;
+}
+
+void cn_cache_store(const char *key, const unsigned char *binary, size_t size)
+{
+    char dir[1024], path[1200], tmp[1200];
+    if (!cn_cache_dir(dir, sizeof dir) || !make_dirs(dir)) return;
+    if (!cn_cache_path(key, path, sizeof path)) return;
+    snprintf(tmp, sizeof tmp, "%s/.tmp-XXXXXX", dir);
+    int fd = mkstemp(tmp);
+    if (fd < 0) return;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        return;
+    }
+    uint64_t len = size;
+    uint8_t digest[32];
+    cn_sha256 s;
+    cn_sha256_init(&s);
+    cn_sha256_update(&s, binary, size);
+    cn_sha256_final(&s, digest);
+    int ok = fwrite(MAGIC, 1, 8, f) == 8 && fwrite(&len, sizeof len, 1, f) == 1 && fwrite(digest, 1, 32, f) == 32 &&
+             fwrite(binary, 1, size, f) == size && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) unlink(tmp);
+}

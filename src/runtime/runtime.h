@@ -1,0 +1,146 @@
+/*
+ * runtime.h - clunet's OpenCL layer: errors, devices, programs, buffers.
+ *
+ * Knows nothing about networks. Everything here is internal to the library;
+ * the public face is include/clunet.h.
+ */
+#ifndef CLUNET_RUNTIME_H
+#define CLUNET_RUNTIME_H
+
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+
+#include "clunet.h"
+#include "common/error.h"
+
+/* ---- OpenCL errors ------------------------------------------------------ */
+
+/* "CL_OUT_OF_RESOURCES" for -5. */
+const char *cn_cl_error_name(cl_int err);
+
+/* Maps an OpenCL error to a status (memory errors -> OUT_OF_MEMORY). */
+clunet_status cn_cl_status(cl_int err);
+
+/* Checks an OpenCL call: on failure records "call failed: NAME (file:line)" and returns the status. */
+#define CN_CL_CHECK(call)                                                              \
+    do {                                                                               \
+        cl_int cn_err_ = (call);                                                       \
+        if (cn_err_ != CL_SUCCESS)                                                     \
+            return cn_fail(cn_cl_status(cn_err_), "%s failed: %s (%s:%d)", #call,      \
+                           cn_cl_error_name(cn_err_), __FILE__, __LINE__);             \
+    } while (0)
+
+/* ---- devices ------------------------------------------------------------ */
+
+/* The cl_device_id behind clunet_devices()[index]. */
+cl_device_id cn_device_id(int index);
+cl_platform_id cn_platform_id(int index);
+
+/* ---- embedded kernel sources -------------------------------------------- */
+
+typedef struct cn_source {
+    const char *name; /* file name in cl/, e.g. "conv.cl" */
+    const char *text;
+} cn_source;
+
+extern const cn_source cn_sources[];
+extern const int cn_source_count;
+
+/* ---- context ------------------------------------------------------------ */
+
+#define CN_MAX_PROGRAMS 64
+#define CN_MAX_KERNELS 256
+
+typedef struct cn_program {
+    char file[64];
+    char options[256];
+    cl_program program;
+} cn_program;
+
+typedef struct cn_kernel_entry {
+    const cn_program *program;
+    char name[64];
+    cl_kernel kernel;
+} cn_kernel_entry;
+
+struct clunet_context {
+    clunet_device_info info;
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;
+    int profiling;
+    int use_cache;
+
+    cn_program programs[CN_MAX_PROGRAMS];
+    int program_count;
+    cn_kernel_entry kernels[CN_MAX_KERNELS];
+    int kernel_count;
+    int cache_hits, compiled;
+
+    uint64_t mem_current, mem_peak, mem_cap;
+
+    /* Choices made per device by measuring (ops fill these lazily; -1 = not yet). */
+    int gemm_impl;
+};
+
+/*
+ * The kernel `name` from cl/`file`, built for this device with the device's
+ * #defines plus `options` (extra -D flags, may be NULL). Programs and kernels
+ * are built once and kept for the context's life.
+ */
+clunet_status cn_kernel(clunet_context *ctx, const char *file, const char *name, const char *options,
+                        cl_kernel *kernel);
+
+/* Builds (or loads from cache) the program for `file` with `options`. */
+clunet_status cn_program_get(clunet_context *ctx, const char *file, const char *options, cl_program *program);
+
+/* Directory of the on-disk binary cache ($XDG_CACHE_HOME/clunet or ~/.cache/clunet); 0 if none. */
+int cn_cache_dir(char *out, size_t size);
+
+/* ---- buffers ------------------------------------------------------------ */
+
+/* Allocates a device buffer of `bytes`, counted against the context's cap. */
+clunet_status cn_buffer_alloc(clunet_context *ctx, size_t bytes, cl_mem *buf);
+void cn_buffer_free(clunet_context *ctx, cl_mem buf);
+
+clunet_status cn_buffer_write(clunet_context *ctx, cl_mem buf, size_t offset_bytes, size_t bytes, const void *src);
+clunet_status cn_buffer_read(clunet_context *ctx, cl_mem buf, size_t offset_bytes, size_t bytes, void *dst);
+clunet_status cn_buffer_fill_float(clunet_context *ctx, cl_mem buf, size_t offset_bytes, size_t bytes, float value);
+
+/* ---- tensors ------------------------------------------------------------ */
+
+/* A view into a device buffer: shape (n, c, h, w), `offset` counted in floats. */
+typedef struct cn_tensor {
+    cl_mem buf;
+    size_t offset;
+    int n, c, h, w;
+} cn_tensor;
+
+static inline size_t cn_tensor_count(const cn_tensor *t) { return (size_t)t->n * t->c * t->h * t->w; }
+
+/* Allocates a tensor owning a fresh buffer. */
+clunet_status cn_tensor_alloc(clunet_context *ctx, int n, int c, int h, int w, cn_tensor *t);
+void cn_tensor_free(clunet_context *ctx, cn_tensor *t);
+clunet_status cn_tensor_upload(clunet_context *ctx, const cn_tensor *t, const float *src);
+clunet_status cn_tensor_download(clunet_context *ctx, const cn_tensor *t, float *dst);
+
+/* ---- launching ---------------------------------------------------------- */
+
+/* Sets kernel argument `i` (a wrapper that records which kernel and argument failed). */
+clunet_status cn_arg(cl_kernel k, cl_uint i, size_t size, const void *value);
+#define CN_ARG_MEM(k, i, m) cn_arg((k), (i), sizeof(cl_mem), &(m))
+#define CN_ARG_INT(k, i, v) cn_arg((k), (i), sizeof(cl_int), &(cl_int){(cl_int)(v)})
+#define CN_ARG_FLOAT(k, i, v) cn_arg((k), (i), sizeof(cl_float), &(cl_float){(cl_float)(v)})
+
+/*
+ * Enqueues `k` over `dims` dimensions: `global` is rounded up to a multiple of
+ * `local` (kernels check bounds); `local` may be NULL for the driver's choice.
+ * An out-of-resources launch names the kernel.
+ */
+clunet_status cn_launch(clunet_context *ctx, cl_kernel k, cl_uint dims, const size_t *global, const size_t *local);
+
+/* Waits for everything queued. */
+clunet_status cn_finish(clunet_context *ctx);
+
+#endif /* CLUNET_RUNTIME_H */

@@ -1,0 +1,317 @@
+/*
+ * test-runtime - the OpenCL layer on every device present: enumeration,
+ * selection, errors, memory accounting, kernel launches with offsets, build
+ * failures, and the on-disk binary cache (hit on the second build; corrupt
+ * entries ignored safely). XDG_CACHE_HOME must point to a scratch directory.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/cache.h"
+#include "runtime/runtime.h"
+#include "runtime/sha256.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                                                  \
+    do {                                                                                                  \
+        if (cond) passed++;                                                                               \
+        else {                                                                                            \
+            failed++;                                                                                     \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                   \
+            printf(__VA_ARGS__);                                                                          \
+            printf(" [last error: %s]\n", clunet_last_error());                                           \
+        }                                                                                                 \
+    } while (0)
+
+static void test_sha256(void)
+{
+    static const struct {
+        const char *msg, *hex;
+    } v[] = {
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        cn_sha256 s;
+        uint8_t d[32];
+        char hex[65];
+        cn_sha256_init(&s);
+        /* Feed byte by byte to exercise block boundaries too. */
+        for (const char *p = v[i].msg; *p; p++) cn_sha256_update(&s, p, 1);
+        cn_sha256_final(&s, d);
+        cn_sha256_hex(d, hex);
+        CHECK(!strcmp(hex, v[i].hex), "sha256(\"%s\") = %s", v[i].msg, hex);
+    }
+}
+
+static void test_status_strings(void)
+{
+    for (int s = CLUNET_OK; s >= CLUNET_ERR_INTERNAL; s--) {
+        const char *str = clunet_status_string((clunet_status)s);
+        CHECK(str && *str && strcmp(str, "unknown status"), "status %d has no string", s);
+    }
+    CHECK(!strcmp(cn_cl_error_name(CL_OUT_OF_RESOURCES), "CL_OUT_OF_RESOURCES"), "CL error name table");
+    CHECK(cn_cl_status(CL_MEM_OBJECT_ALLOCATION_FAILURE) == CLUNET_ERR_OUT_OF_MEMORY, "CL status mapping");
+}
+
+static void test_selection(int n, const clunet_device_info *devs)
+{
+    int idx = -1;
+    CHECK(clunet_device_select("0", &idx) == CLUNET_OK && idx == 0, "select by index 0");
+    CHECK(clunet_device_select("9999", &idx) == CLUNET_ERR_NO_DEVICE, "an index out of range is refused");
+    CHECK(clunet_device_select("no-such-device-xyzzy", &idx) == CLUNET_ERR_NO_DEVICE,
+          "an unknown name is refused");
+    CHECK(strstr(clunet_last_error(), "no-such-device-xyzzy") != NULL, "the error names the spec");
+    CHECK(clunet_device_select(NULL, &idx) == CLUNET_OK && idx >= 0 && idx < n, "a default device exists");
+    for (int i = 0; i < n; i++) {
+        int got = -1;
+        CHECK(clunet_device_select(devs[i].name, &got) == CLUNET_OK && !strcmp(devs[got].name, devs[i].name),
+              "select by name '%s'", devs[i].name);
+        if (devs[i].type == CLUNET_DEVICE_CPU)
+            CHECK(clunet_device_select("cpu", &got) == CLUNET_OK && devs[got].type == CLUNET_DEVICE_CPU,
+                  "select by type cpu");
+    }
+}
+
+static void test_memory(const char *spec)
+{
+    clunet_settings s;
+    clunet_default_settings(&s);
+    s.device = spec;
+    s.memory_cap_bytes = 3u << 20;
+    clunet_context *ctx;
+    if (clunet_context_create(&s, &ctx) != CLUNET_OK) {
+        CHECK(0, "context on %s", spec);
+        return;
+    }
+    cl_mem a = NULL, b = NULL, c = NULL;
+    CHECK(cn_buffer_alloc(ctx, 1u << 20, &a) == CLUNET_OK, "1 MiB under a 3 MiB cap");
+    CHECK(cn_buffer_alloc(ctx, 1u << 20, &b) == CLUNET_OK, "2 MiB under a 3 MiB cap");
+    clunet_memory_stats m;
+    clunet_context_memory(ctx, &m);
+    CHECK(m.current_bytes == 2u << 20 && m.peak_bytes == 2u << 20 && m.cap_bytes == 3u << 20,
+          "accounting: current %llu peak %llu cap %llu", (unsigned long long)m.current_bytes,
+          (unsigned long long)m.peak_bytes, (unsigned long long)m.cap_bytes);
+    CHECK(cn_buffer_alloc(ctx, 2u << 20, &c) == CLUNET_ERR_OUT_OF_MEMORY, "over the cap is refused");
+    CHECK(strstr(clunet_last_error(), "2.0 MiB") && strstr(clunet_last_error(), "3.0 MiB"),
+          "the error names the size and the limit");
+    cn_buffer_free(ctx, a);
+    clunet_context_memory(ctx, &m);
+    CHECK(m.current_bytes == 1u << 20 && m.peak_bytes == 2u << 20, "free is counted");
+    cn_buffer_free(ctx, b);
+    clunet_context_destroy(ctx);
+}
+
+static void test_kernel(clunet_context *ctx)
+{
+    enum { N = 1000, OFF_X = 7, OFF_Y = 13 };
+    float host[N + OFF_X], out[N + OFF_Y];
+    for (int i = 0; i < N + OFF_X; i++) host[i] = 0.5f + (float)i;
+    cl_mem x, y;
+    if (cn_buffer_alloc(ctx, sizeof host, &x) != CLUNET_OK || cn_buffer_alloc(ctx, sizeof out, &y) != CLUNET_OK) {
+        CHECK(0, "allocation");
+        return;
+    }
+    cl_kernel fill, copy;
+    size_t g = N + OFF_Y, local = 64;
+    int ok = cn_buffer_write(ctx, x, 0, sizeof host, host) == CLUNET_OK &&
+             cn_kernel(ctx, "memory.cl", "fill_f32", NULL, &fill) == CLUNET_OK &&
+             CN_ARG_MEM(fill, 0, y) == CLUNET_OK && CN_ARG_INT(fill, 1, 0) == CLUNET_OK &&
+             CN_ARG_FLOAT(fill, 2, -2.0f) == CLUNET_OK && CN_ARG_INT(fill, 3, N + OFF_Y) == CLUNET_OK &&
+             cn_launch(ctx, fill, 1, &g, &local) == CLUNET_OK &&
+             cn_kernel(ctx, "memory.cl", "copy_f32", NULL, &copy) == CLUNET_OK &&
+             CN_ARG_MEM(copy, 0, x) == CLUNET_OK && CN_ARG_INT(copy, 1, OFF_X) == CLUNET_OK &&
+             CN_ARG_MEM(copy, 2, y) == CLUNET_OK && CN_ARG_INT(copy, 3, OFF_Y) == CLUNET_OK &&
+             CN_ARG_INT(copy, 4, N) == CLUNET_OK && cn_launch(ctx, copy, 1, &g, &local) == CLUNET_OK &&
+             cn_buffer_read(ctx, y, 0, sizeof out, out) == CLUNET_OK;
+    CHECK(ok, "fill and copy kernels run");
+    int bad = 0;
+    for (int i = 0; ok && i < N + OFF_Y; i++) {
+        float want = i < OFF_Y ? -2.0f : host[i - OFF_Y + OFF_X];
+        bad += out[i] != want;
+    }
+    CHECK(ok && bad == 0, "copy with offsets: %d wrong values", bad);
+    cl_kernel again;
+    CHECK(cn_kernel(ctx, "memory.cl", "copy_f32", NULL, &again) == CLUNET_OK && again == copy,
+          "kernels are built once and reused");
+    CHECK(cn_kernel(ctx, "memory.cl", "no_such_kernel", NULL, &again) != CLUNET_OK &&
+              strstr(clunet_last_error(), "no_such_kernel"),
+          "a missing kernel is named");
+    cn_buffer_free(ctx, x);
+    cn_buffer_free(ctx, y);
+}
+
+static int count_files(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (!strncmp(e->d_name, prefix, strlen(prefix))) n++;
+    closedir(d);
+    return n;
+}
+
+static void clear_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char path[2048];
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+/* Damages the first n cache entries: truncation, a flipped byte, garbage. */
+static void damage_entries(const char *dir, int n)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char path[2048];
+    int done = 0;
+    for (struct dirent *e; (e = readdir(d)) && done < n;) {
+        if (!strstr(e->d_name, ".bin")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r+b");
+        if (!f) continue;
+        if (done == 0) {
+            if (truncate(path, 40) != 0) printf("note: truncate failed\n");
+        } else if (done == 1) {
+            fseek(f, 100, SEEK_SET);
+            int c = fgetc(f);
+            fseek(f, 100, SEEK_SET);
+            fputc(c ^ 0x40, f);
+        } else {
+            fputs("garbage garbage garbage", f);
+        }
+        fclose(f);
+        done++;
+    }
+    closedir(d);
+}
+
+static void test_cache(const char *spec)
+{
+    char dir[1024];
+    if (!cn_cache_dir(dir, sizeof dir)) {
+        CHECK(0, "no cache directory (set XDG_CACHE_HOME)");
+        return;
+    }
+    clear_dir(dir);
+    clunet_settings s;
+    clunet_default_settings(&s);
+    s.device = spec;
+    int hits[3], compiled[3];
+    for (int round = 0; round < 3; round++) {
+        if (round == 2) damage_entries(dir, 3);
+        clunet_context *ctx;
+        if (clunet_context_create(&s, &ctx) != CLUNET_OK) {
+            CHECK(0, "context");
+            return;
+        }
+        CHECK(clunet_context_build_all(ctx) == CLUNET_OK, "build all kernels (round %d)", round);
+        clunet_context_build_stats(ctx, &hits[round], &compiled[round]);
+        if (round == 2) test_kernel(ctx); /* programs loaded from the cache still work */
+        clunet_context_destroy(ctx);
+    }
+    int total = compiled[0] + hits[0];
+    printf("cache: round 1 compiled %d, round 2 hits %d, round 3 (3 entries damaged) compiled %d hits %d\n",
+           compiled[0], hits[1], compiled[2], hits[2]);
+    /* Files with identical text share an entry, so a cold cache may already hit a few. */
+    CHECK(compiled[0] > 0 && compiled[0] + hits[0] == total, "a cold cache compiles");
+    CHECK(hits[1] == total && compiled[1] == 0, "the second build hits the cache for every program");
+    CHECK(compiled[2] == 3 && hits[2] == total - 3, "damaged entries are recompiled, the rest hit");
+    CHECK(count_files(dir, ".tmp-") == 0, "no temporary files are left in the cache");
+
+    setenv("CLUNET_NO_CACHE", "1", 1);
+    clunet_context *ctx;
+    if (clunet_context_create(&s, &ctx) == CLUNET_OK) {
+        CHECK(clunet_context_build_all(ctx) == CLUNET_OK, "build with the cache off");
+        int h, c;
+        clunet_context_build_stats(ctx, &h, &c);
+        CHECK(h == 0 && c == total, "CLUNET_NO_CACHE=1 compiles everything (%d hits)", h);
+        clunet_context_destroy(ctx);
+    }
+    unsetenv("CLUNET_NO_CACHE");
+}
+
+static void test_build_failure(const char *spec)
+{
+    char dir[] = "/tmp/clunet-kdir-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/common.cl", dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < cn_source_count; i++)
+        if (f && !strcmp(cn_sources[i].name, "common.cl")) fputs(cn_sources[i].text, f);
+    if (f) fclose(f);
+    snprintf(path, sizeof path, "%s/broken.cl", dir);
+    f = fopen(path, "w");
+    if (f) {
+        fputs("__kernel void broken(__global float *x) { x[0] = undeclared_thing; }\n", f);
+        fclose(f);
+    }
+    setenv("CLUNET_KERNEL_DIR", dir, 1);
+    clunet_settings s;
+    clunet_default_settings(&s);
+    s.device = spec;
+    s.use_cache = 0;
+    clunet_context *ctx;
+    if (clunet_context_create(&s, &ctx) == CLUNET_OK) {
+        cl_kernel k;
+        clunet_status st = cn_kernel(ctx, "broken.cl", "broken", NULL, &k);
+        CHECK(st == CLUNET_ERR_BUILD, "a broken kernel fails to build (status %d)", st);
+        CHECK(strstr(clunet_last_error(), "broken.cl") && strstr(clunet_last_error(), "undeclared_thing"),
+              "the build error names the file and carries the build log");
+        st = cn_kernel(ctx, "missing.cl", "k", NULL, &k);
+        CHECK(st == CLUNET_ERR_IO && strstr(clunet_last_error(), "missing.cl"), "a missing file is named");
+        clunet_context_destroy(ctx);
+    }
+    unsetenv("CLUNET_KERNEL_DIR");
+    unlink(path);
+    snprintf(path, sizeof path, "%s/common.cl", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    test_sha256();
+    test_status_strings();
+    const clunet_device_info *devs;
+    int n = 0;
+    if (clunet_devices(&devs, &n) != CLUNET_OK) {
+        printf("FAIL: no OpenCL device: %s\n", clunet_last_error());
+        printf("%d passed, %d failed\n", passed, failed + 1);
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        CHECK(devs[i].name[0] && devs[i].compute_units > 0 && devs[i].global_mem_bytes > 0 &&
+                  devs[i].max_work_group_size > 0 && devs[i].max_alloc_bytes > 0,
+              "device %d (%s) has sane capabilities", i, devs[i].name);
+    }
+    test_selection(n, devs);
+    for (int i = 0; i < n; i++) {
+        char spec[16];
+        snprintf(spec, sizeof spec, "%d", i);
+        printf("device %d: %s\n", i, devs[i].name);
+        test_memory(spec);
+        test_build_failure(spec);
+        test_cache(spec);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -12,6 +12,7 @@
 
 int cmd_version(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 
@@ -20,6 +21,12 @@ int cli_fail(const char *context);
 
 /* True if any of argv[1..] is -h or --help. */
 int cli_wants_help(int argc, char **argv);
+
+/* Parses a decimal integer in [lo, hi]; 0 if s is not one. */
+int cli_parse_int(const char *s, int lo, int hi, int *out);
+
+/* Prints "clunet: OPTION VALUE: not a valid value" and returns 2. */
+int cli_bad_value(const char *option, const char *value);
 
 /* Writes s as a JSON string literal (quotes and escapes) to f. */
 void cli_json_string(FILE *f, const char *s);

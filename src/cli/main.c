@@ -12,6 +12,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"devices", cmd_devices, "list OpenCL devices and their capabilities"},
+    {"info", cmd_info, "describe the network: layers, parameters, FLOPs, memory"},
     {"data", cmd_data, "check a dataset directory or an image file"},
     {"synth", cmd_synth, "write synthetic retinas (the built-in default data)"},
     {"version", cmd_version, "print the version"},

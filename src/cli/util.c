@@ -1,4 +1,6 @@
 /* util.c - small helpers shared by the subcommands. */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -28,4 +30,20 @@ void cli_json_string(FILE *f, const char *s)
         else fputc(c, f);
     }
     fputc('"', f);
+}
+
+int cli_parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return 0;
+    *out = (int)v;
+    return 1;
+}
+
+int cli_bad_value(const char *option, const char *value)
+{
+    fprintf(stderr, "clunet: %s %s: not a valid value (see --help)\n", option, value);
+    return 2;
 }

@@ -1,6 +1,7 @@
 /* error.c - status strings and the per-thread last-error message. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common/error.h"
 
@@ -32,9 +33,12 @@ const char *clunet_last_error(void)
 
 clunet_status cn_fail(clunet_status status, const char *fmt, ...)
 {
+    /* Format aside first: callers may pass clunet_last_error() itself as an argument. */
+    char msg[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof msg);
     return status;
 }

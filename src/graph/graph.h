@@ -10,6 +10,7 @@
 #define CLUNET_GRAPH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "clunet.h"
 
@@ -72,6 +73,7 @@ typedef struct cn_graph {
     size_t state_floats;     /* size of the flat BN running-statistics buffer */
     size_t trainable_count;  /* trainable parameters, without padding */
     int input, output;       /* value ids of the image batch and the logits */
+    double bn_eps, bn_momentum;
 } cn_graph;
 
 /* Settings of the seed network (PyTorch conventions by default). */
@@ -104,6 +106,9 @@ size_t cn_graph_gradient_peak_floats(const cn_graph *g);
 
 /* The parameter named `name`, or -1. */
 int cn_graph_find_param(const cn_graph *g, const char *name);
+
+/* Fills the flat trainable buffer and the BN state buffer with initial values from `seed`. */
+void cn_graph_init_params(const cn_graph *g, uint64_t seed, float *params, float *state);
 
 /* Output shape of a conv on `in`. */
 cn_shape cn_conv_out_shape(cn_shape in, int cout, const cn_conv_attr *a);

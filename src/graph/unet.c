@@ -178,6 +178,8 @@ clunet_status cn_unet_build(const cn_unet_config *cfg, cn_graph *g)
                        cfg->height, cfg->width, cfg->batch);
     if (cfg->in_channels < 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "input channels must be positive");
     builder b = {g, cfg, 0};
+    g->bn_eps = cfg->bn_eps;
+    g->bn_momentum = cfg->bn_momentum;
 
     cn_shape in = {cfg->batch, cfg->in_channels, cfg->height, cfg->width};
     g->input = cn_graph_add_value(g, in);

@@ -1,0 +1,406 @@
+/* exec.c - plans, allocates and runs a cn_graph on a device (see exec.h). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "graph/exec.h"
+
+#define NO_GRAD SIZE_MAX
+/* Arena slots start on 64-byte boundaries. */
+#define ALIGN_FLOATS 16
+
+static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+static cn_conv2d_params conv_params(const cn_graph *g, const cn_node *n)
+{
+    cn_conv2d_params p = {g->values[n->out].shape.c, n->conv.k, n->conv.stride, n->conv.pad_t, n->conv.pad_l,
+                          n->conv.pad_b, n->conv.pad_r, n->conv.groups, n->conv.has_bias};
+    return p;
+}
+
+static int needs_grad(const cn_graph *g, int v) { return v >= 0 && v != g->input; }
+
+/* ---- gradient arena: first-fit over the live slots, replayed in backward order ---- */
+
+typedef struct slot {
+    size_t off, len;
+    int value;
+} slot;
+
+typedef struct arena_plan {
+    slot *live;
+    int count;
+    size_t end; /* high-water mark */
+} arena_plan;
+
+static size_t arena_take(arena_plan *a, size_t len, int value)
+{
+    /* Slots are kept sorted by offset; take the first gap that fits. */
+    size_t off = 0;
+    int at = 0;
+    for (; at < a->count; at++) {
+        if (a->live[at].off - off >= len) break;
+        off = a->live[at].off + a->live[at].len;
+    }
+    memmove(&a->live[at + 1], &a->live[at], (size_t)(a->count - at) * sizeof(slot));
+    a->live[at] = (slot){off, len, value};
+    a->count++;
+    if (off + len > a->end) a->end = off + len;
+    return off;
+}
+
+static void arena_drop(arena_plan *a, int value)
+{
+    for (int i = 0; i < a->count; i++)
+        if (a->live[i].value == value) {
+            memmove(&a->live[i], &a->live[i + 1], (size_t)(a->count - i - 1) * sizeof(slot));
+            a->count--;
+            return;
+        }
+}
+
+/* Gradient offsets per value; returns the arena size in floats, or 0 on allocation failure. */
+static size_t plan_gradients(const cn_graph *g, size_t *grad_off)
+{
+    arena_plan a = {calloc((size_t)g->value_count + 1, sizeof(slot)), 0, 0};
+    if (!a.live) return 0;
+    for (int v = 0; v < g->value_count; v++) grad_off[v] = NO_GRAD;
+    grad_off[g->output] = arena_take(&a, align_up(cn_shape_count(g->values[g->output].shape)), g->output);
+    for (int i = g->node_count - 1; i >= 0; i--) {
+        const cn_node *n = &g->nodes[i];
+        for (int k = 0; k < 2; k++) {
+            int v = n->in[k];
+            if (needs_grad(g, v) && grad_off[v] == NO_GRAD)
+                grad_off[v] = arena_take(&a, align_up(cn_shape_count(g->values[v].shape)), v);
+        }
+        arena_drop(&a, n->out);
+    }
+    free(a.live);
+    return a.end;
+}
+
+/* Scratch floats: the most any single op needs. */
+static size_t plan_work(const cn_graph *g)
+{
+    size_t most = cn_focal_dice_work_floats(cn_shape_count(g->values[g->output].shape));
+    for (int i = 0; i < g->node_count; i++) {
+        const cn_node *n = &g->nodes[i];
+        cn_shape in = g->values[n->in[0] >= 0 ? n->in[0] : n->out].shape;
+        size_t need = 0;
+        if (n->op == CN_OP_CONV) {
+            cn_conv2d_params p = conv_params(g, n);
+            need = cn_conv2d_workspace_floats(&p, in.n, in.c, in.h, in.w);
+        } else if (n->op == CN_OP_BN) {
+            need = cn_batchnorm_work_floats(in.n, in.c, in.h, in.w);
+        }
+        if (need > most) most = need;
+    }
+    return most;
+}
+
+static size_t bn_saved_floats(const cn_graph *g)
+{
+    size_t total = 0;
+    for (int i = 0; i < g->node_count; i++)
+        if (g->nodes[i].op == CN_OP_BN) total += align_up(2 * (size_t)g->values[g->nodes[i].out].shape.c);
+    return total;
+}
+
+size_t cn_exec_planned_bytes(const cn_graph *g)
+{
+    size_t *grad_off = malloc((size_t)g->value_count * sizeof *grad_off);
+    size_t grads = grad_off ? plan_gradients(g, grad_off) : 0;
+    free(grad_off);
+    size_t values = 0;
+    for (int v = 0; v < g->value_count; v++) values += align_up(cn_shape_count(g->values[v].shape));
+    size_t pixels = cn_shape_count(g->values[g->output].shape);
+    return 4 * (4 * g->trainable_floats + g->state_floats + values + grads + plan_work(g) + bn_saved_floats(g) +
+                2 * pixels + CN_LOSS_FLOATS + 4 + 2 * CN_EXEC_BINS);
+}
+
+static clunet_status alloc_floats(cn_exec *e, size_t floats, cl_mem *buf)
+{
+    return cn_buffer_alloc(e->ctx, (floats ? floats : 1) * sizeof(float), buf);
+}
+
+static cn_tensor view(cl_mem buf, size_t off, cn_shape s)
+{
+    cn_tensor t = {buf, off, s.n, s.c, s.h, s.w};
+    return t;
+}
+
+static cn_tensor vec(cl_mem buf, size_t off, size_t count)
+{
+    cn_tensor t = {buf, off, 1, 1, 1, (int)count};
+    return t;
+}
+
+cn_tensor cn_exec_value(const cn_exec *e, int v) { return view(e->values, e->value_off[v], e->g->values[v].shape); }
+
+static cn_tensor value_grad(const cn_exec *e, int v)
+{
+    return view(e->value_grads, e->grad_off[v], e->g->values[v].shape);
+}
+
+static cn_tensor param_view(const cn_exec *e, int i, cl_mem trainable_buf)
+{
+    const cn_param *p = &e->g->params[i];
+    cn_tensor t = {p->trainable ? trainable_buf : e->state, p->offset, 1, 1, 1, (int)p->count};
+    if (p->ndim == 4) t.n = p->dims[0], t.c = p->dims[1], t.h = p->dims[2], t.w = p->dims[3];
+    return t;
+}
+
+cn_tensor cn_exec_param(const cn_exec *e, int i) { return param_view(e, i, e->params); }
+cn_tensor cn_exec_param_grad(const cn_exec *e, int i) { return param_view(e, i, e->grads); }
+
+static void setup_batchnorms(cn_exec *e)
+{
+    size_t saved = 0;
+    for (int i = 0; i < e->g->node_count; i++) {
+        const cn_node *n = &e->g->nodes[i];
+        if (n->op != CN_OP_BN) continue;
+        size_t c = (size_t)e->g->values[n->out].shape.c;
+        cn_batchnorm *bn = &e->bn[i];
+        bn->eps = (float)e->g->bn_eps;
+        bn->momentum = (float)e->g->bn_momentum;
+        bn->gamma = cn_exec_param(e, n->param[0]);
+        bn->beta = cn_exec_param(e, n->param[1]);
+        bn->dgamma = cn_exec_param_grad(e, n->param[0]);
+        bn->dbeta = cn_exec_param_grad(e, n->param[1]);
+        bn->running_mean = cn_exec_param(e, n->param[2]);
+        bn->running_var = cn_exec_param(e, n->param[3]);
+        bn->saved = vec(e->bn_saved, saved, 2 * c);
+        cn_shape sh = e->g->values[n->out].shape;
+        bn->work = vec(e->work, 0, cn_batchnorm_work_floats(sh.n, sh.c, sh.h, sh.w));
+        saved += align_up(2 * c);
+    }
+}
+
+clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, cn_exec *e)
+{
+    memset(e, 0, sizeof *e);
+    e->ctx = ctx;
+    e->g = g;
+    e->value_off = calloc((size_t)g->value_count, sizeof *e->value_off);
+    e->grad_off = calloc((size_t)g->value_count, sizeof *e->grad_off);
+    e->bn = calloc((size_t)g->node_count, sizeof *e->bn);
+    if (!e->value_off || !e->grad_off || !e->bn) {
+        cn_exec_destroy(e);
+        return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory planning the graph");
+    }
+    size_t values = 0;
+    for (int v = 0; v < g->value_count; v++) {
+        e->value_off[v] = values;
+        values += align_up(cn_shape_count(g->values[v].shape));
+    }
+    e->grad_floats = plan_gradients(g, e->grad_off);
+    e->work_floats = plan_work(g);
+    size_t pixels = cn_shape_count(g->values[g->output].shape);
+
+    clunet_status st;
+    if ((st = alloc_floats(e, g->trainable_floats, &e->params)) || (st = alloc_floats(e, g->trainable_floats, &e->grads)) ||
+        (st = alloc_floats(e, g->trainable_floats, &e->adam_m)) ||
+        (st = alloc_floats(e, g->trainable_floats, &e->adam_v)) || (st = alloc_floats(e, g->state_floats, &e->state)) ||
+        (st = alloc_floats(e, values, &e->values)) || (st = alloc_floats(e, e->grad_floats, &e->value_grads)) ||
+        (st = alloc_floats(e, e->work_floats, &e->work)) || (st = alloc_floats(e, bn_saved_floats(g), &e->bn_saved)) ||
+        (st = alloc_floats(e, pixels, &e->labels)) || (st = alloc_floats(e, pixels, &e->mask)) ||
+        (st = alloc_floats(e, CN_LOSS_FLOATS, &e->loss_out)) || (st = alloc_floats(e, 4, &e->metric_counts)) ||
+        (st = alloc_floats(e, 2 * CN_EXEC_BINS, &e->metric_hist))) {
+        cn_exec_destroy(e);
+        return st;
+    }
+    setup_batchnorms(e);
+    /* Choosing the GEMM measures with temporary buffers: do it now, not inside the first step. */
+    if (e->ctx->gemm_impl < 0 && (st = cn_gemm_choose(ctx)) != CLUNET_OK) {
+        cn_exec_destroy(e);
+        return st;
+    }
+    cn_focal_dice_default(&e->loss);
+    cn_adam_default(&e->adam);
+    size_t tf = g->trainable_floats * sizeof(float);
+    if ((st = cn_buffer_fill_float(ctx, e->adam_m, 0, tf, 0.0f)) || (st = cn_buffer_fill_float(ctx, e->adam_v, 0, tf, 0.0f)) ||
+        (st = cn_buffer_fill_float(ctx, e->grads, 0, tf, 0.0f))) {
+        cn_exec_destroy(e);
+        return st;
+    }
+    return CLUNET_OK;
+}
+
+void cn_exec_destroy(cn_exec *e)
+{
+    if (!e->ctx) return;
+    cl_mem *bufs[] = {&e->params,      &e->grads,    &e->adam_m, &e->adam_v,   &e->state,
+                      &e->values,      &e->value_grads, &e->work, &e->bn_saved, &e->labels,
+                      &e->mask,        &e->loss_out, &e->metric_counts, &e->metric_hist};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        cn_buffer_free(e->ctx, *bufs[i]);
+        *bufs[i] = NULL;
+    }
+    free(e->value_off);
+    free(e->grad_off);
+    free(e->bn);
+    memset(e, 0, sizeof *e);
+}
+
+clunet_status cn_exec_set_batch(cn_exec *e, const float *images, const float *labels, const float *mask)
+{
+    cn_tensor x = cn_exec_value(e, e->g->input);
+    size_t pixels = cn_shape_count(e->g->values[e->g->output].shape);
+    CN_TRY(cn_tensor_upload(e->ctx, &x, images));
+    if (labels) CN_TRY(cn_buffer_write(e->ctx, e->labels, 0, pixels * sizeof(float), labels));
+    if (mask) return cn_buffer_write(e->ctx, e->mask, 0, pixels * sizeof(float), mask);
+    return cn_buffer_fill_float(e->ctx, e->mask, 0, pixels * sizeof(float), 1.0f);
+}
+
+static clunet_status forward_node(cn_exec *e, const cn_node *n, int training)
+{
+    const cn_graph *g = e->g;
+    cn_tensor x = cn_exec_value(e, n->in[0]), y = cn_exec_value(e, n->out);
+    cn_tensor x1 = n->in[1] >= 0 ? cn_exec_value(e, n->in[1]) : (cn_tensor){0};
+    switch (n->op) {
+    case CN_OP_CONV: {
+        cn_conv2d_params p = conv_params(g, n);
+        cn_tensor w = cn_exec_param(e, n->param[0]);
+        cn_tensor b = n->param[1] >= 0 ? cn_exec_param(e, n->param[1]) : (cn_tensor){0};
+        cn_tensor work = vec(e->work, 0, e->work_floats);
+        return cn_conv2d_forward(e->ctx, &p, &x, &w, n->param[1] >= 0 ? &b : NULL, &y, &work);
+    }
+    case CN_OP_BN: return cn_batchnorm_forward(e->ctx, &e->bn[n - g->nodes], training, &x, &y);
+    case CN_OP_SWISH: return cn_activation_forward(e->ctx, CN_ACT_SWISH, &x, &y);
+    case CN_OP_RELU: return cn_activation_forward(e->ctx, CN_ACT_RELU, &x, &y);
+    case CN_OP_SIGMOID: return cn_activation_forward(e->ctx, CN_ACT_SIGMOID, &x, &y);
+    case CN_OP_AVGPOOL: return cn_avgpool_forward(e->ctx, &x, &y);
+    case CN_OP_CHSCALE: return cn_chscale_forward(e->ctx, &x, &x1, &y);
+    case CN_OP_ADD: return cn_add_forward(e->ctx, &x, &x1, &y);
+    case CN_OP_UPCAT: return cn_upcat_forward(e->ctx, &x, n->in[1] >= 0 ? &x1 : NULL, &y);
+    case CN_OP_INPUT: break;
+    }
+    return cn_fail(CLUNET_ERR_INTERNAL, "graph node of unknown kind %d", (int)n->op);
+}
+
+clunet_status cn_exec_forward(cn_exec *e, int training)
+{
+    for (int i = 0; i < e->g->node_count; i++) {
+        clunet_status st = forward_node(e, &e->g->nodes[i], training);
+        if (st != CLUNET_OK)
+            return cn_fail(st, "forward, layer %d (%s): %s", i, e->g->nodes[i].label, clunet_last_error());
+    }
+    return CLUNET_OK;
+}
+
+clunet_status cn_exec_loss(cn_exec *e, int with_gradient)
+{
+    int out = e->g->output;
+    cn_shape s = e->g->values[out].shape;
+    cn_tensor z = cn_exec_value(e, out), y = view(e->labels, 0, s), m = view(e->mask, 0, s);
+    cn_tensor res = vec(e->loss_out, 0, CN_LOSS_FLOATS);
+    cn_tensor work = vec(e->work, 0, cn_focal_dice_work_floats(cn_shape_count(s)));
+    cn_tensor dz = value_grad(e, out);
+    return cn_focal_dice_loss(e->ctx, &e->loss, &z, &y, &m, &res, &work, with_gradient ? &dz : NULL);
+}
+
+/* Zeroes a value's gradient slot (before a backward that only accumulates). */
+static clunet_status zero_grad(cn_exec *e, int v)
+{
+    return cn_buffer_fill_float(e->ctx, e->value_grads, e->grad_off[v] * sizeof(float),
+                                cn_shape_count(e->g->values[v].shape) * sizeof(float), 0.0f);
+}
+
+/*
+ * Runs one node's backward. `ready[v]` says whether v's gradient slot already
+ * holds a contribution: the first writer overwrites, later ones add.
+ */
+static clunet_status backward_node(cn_exec *e, const cn_node *n, char *ready)
+{
+    const cn_graph *g = e->g;
+    int a = n->in[0], b = n->in[1];
+    int ga = needs_grad(g, a), gb = needs_grad(g, b);
+    cn_tensor x = cn_exec_value(e, a), y = cn_exec_value(e, n->out), dy = value_grad(e, n->out);
+    cn_tensor dx = ga ? value_grad(e, a) : (cn_tensor){0};
+    cn_tensor x1 = b >= 0 ? cn_exec_value(e, b) : (cn_tensor){0};
+    cn_tensor dx1 = gb ? value_grad(e, b) : (cn_tensor){0};
+
+    /* Ops with one accumulate flag for two inputs: make both agree by zeroing. */
+    int acc = ga && ready[a];
+    if (n->op == CN_OP_CONV || (gb && ready[b] != acc)) {
+        if (ga && !ready[a]) CN_TRY(zero_grad(e, a));
+        if (gb && !ready[b]) CN_TRY(zero_grad(e, b));
+        acc = 1;
+    }
+    clunet_status st = CLUNET_OK;
+    switch (n->op) {
+    case CN_OP_CONV: {
+        cn_conv2d_params p = conv_params(g, n);
+        cn_tensor w = cn_exec_param(e, n->param[0]), dw = cn_exec_param_grad(e, n->param[0]);
+        cn_tensor db = n->param[1] >= 0 ? cn_exec_param_grad(e, n->param[1]) : (cn_tensor){0};
+        cn_tensor work = vec(e->work, 0, e->work_floats);
+        st = cn_conv2d_backward(e->ctx, &p, &x, &w, &dy, ga ? &dx : NULL, &dw, n->param[1] >= 0 ? &db : NULL, &work);
+        break;
+    }
+    case CN_OP_BN: st = cn_batchnorm_backward(e->ctx, &e->bn[n - g->nodes], &x, &dy, &dx, acc); break;
+    case CN_OP_SWISH: st = cn_activation_backward(e->ctx, CN_ACT_SWISH, &x, &y, &dy, &dx, acc); break;
+    case CN_OP_RELU: st = cn_activation_backward(e->ctx, CN_ACT_RELU, &x, &y, &dy, &dx, acc); break;
+    case CN_OP_SIGMOID: st = cn_activation_backward(e->ctx, CN_ACT_SIGMOID, &x, &y, &dy, &dx, acc); break;
+    case CN_OP_AVGPOOL: st = cn_avgpool_backward(e->ctx, &dy, &dx, acc); break;
+    case CN_OP_CHSCALE: st = cn_chscale_backward(e->ctx, &x, &x1, &dy, &dx, &dx1, acc); break;
+    case CN_OP_ADD: st = cn_add_backward(e->ctx, &dy, &dx, &dx1, acc); break;
+    case CN_OP_UPCAT: st = cn_upcat_backward(e->ctx, &dy, &dx, gb ? &dx1 : NULL, acc); break;
+    case CN_OP_INPUT: break;
+    }
+    if (ga) ready[a] = 1;
+    if (gb) ready[b] = 1;
+    return st;
+}
+
+clunet_status cn_exec_backward(cn_exec *e)
+{
+    const cn_graph *g = e->g;
+    char *ready = calloc((size_t)g->value_count, 1);
+    if (!ready) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+    clunet_status st =
+        cn_buffer_fill_float(e->ctx, e->grads, 0, g->trainable_floats * sizeof(float), 0.0f);
+    for (int i = g->node_count - 1; i >= 0 && st == CLUNET_OK; i--) {
+        st = backward_node(e, &g->nodes[i], ready);
+        if (st != CLUNET_OK)
+            st = cn_fail(st, "backward, layer %d (%s): %s", i, g->nodes[i].label, clunet_last_error());
+    }
+    free(ready);
+    return st;
+}
+
+clunet_status cn_exec_adam(cn_exec *e)
+{
+    size_t n = e->g->trainable_floats;
+    cn_tensor p = vec(e->params, 0, n), g = vec(e->grads, 0, n), m = vec(e->adam_m, 0, n), v = vec(e->adam_v, 0, n);
+    e->step++;
+    return cn_adam_step(e->ctx, &e->adam, e->step, &p, &g, &m, &v, n);
+}
+
+clunet_status cn_exec_read_loss(cn_exec *e, float out[3])
+{
+    return cn_buffer_read(e->ctx, e->loss_out, 0, 3 * sizeof(float), out);
+}
+
+clunet_status cn_exec_metrics_reset(cn_exec *e)
+{
+    /* Zero bits are zero for uint32 and float alike. */
+    CN_TRY(cn_buffer_fill_float(e->ctx, e->metric_counts, 0, 4 * sizeof(uint32_t), 0.0f));
+    return cn_buffer_fill_float(e->ctx, e->metric_hist, 0, 2 * CN_EXEC_BINS * sizeof(uint32_t), 0.0f);
+}
+
+clunet_status cn_exec_metrics(cn_exec *e, float threshold)
+{
+    int out = e->g->output;
+    cn_shape s = e->g->values[out].shape;
+    cn_tensor z = cn_exec_value(e, out), y = view(e->labels, 0, s), m = view(e->mask, 0, s);
+    cn_tensor counts = vec(e->metric_counts, 0, 4), hist = vec(e->metric_hist, 0, 2 * CN_EXEC_BINS);
+    CN_TRY(cn_metrics_counts(e->ctx, &z, 1, &y, &m, threshold, &counts));
+    return cn_metrics_histogram(e->ctx, &z, 1, &y, &m, CN_EXEC_BINS, &hist);
+}
+
+clunet_status cn_exec_metrics_read(cn_exec *e, uint32_t counts[4], uint32_t *hist)
+{
+    CN_TRY(cn_buffer_read(e->ctx, e->metric_counts, 0, 4 * sizeof(uint32_t), counts));
+    return cn_buffer_read(e->ctx, e->metric_hist, 0, 2 * CN_EXEC_BINS * sizeof(uint32_t), hist);
+}

@@ -1,0 +1,85 @@
+/*
+ * exec.h - runs a cn_graph on one device: allocates every buffer once from a
+ * plan, then enqueues forward, loss, backward and Adam without allocating or
+ * waiting on the host.
+ *
+ * Device memory: one flat buffer each for parameters, gradients, Adam's m and
+ * v (llm.c style) and the BN running statistics; one arena for the forward
+ * values (all kept: the backward needs them); one arena for value gradients,
+ * whose slots are reused by liveness; scratch sized for the largest op.
+ */
+#ifndef CLUNET_GRAPH_EXEC_H
+#define CLUNET_GRAPH_EXEC_H
+
+#include "graph/graph.h"
+#include "ops/conv.h"
+#include "ops/pointwise.h"
+#include "runtime/runtime.h"
+
+typedef struct cn_exec {
+    clunet_context *ctx;
+    const cn_graph *g;
+
+    cl_mem params, grads, adam_m, adam_v, state;
+    cl_mem values;        /* forward arena */
+    size_t *value_off;    /* per value, floats into `values` */
+    cl_mem value_grads;   /* gradient arena */
+    size_t *grad_off;     /* per value, floats into `value_grads` (SIZE_MAX: no gradient) */
+    size_t grad_floats;
+    cl_mem work;          /* scratch for convs, BN and the loss */
+    size_t work_floats;
+    cl_mem bn_saved;      /* per BN node: batch mean and inverse std */
+    cn_batchnorm *bn;     /* per node (only BN nodes filled) */
+    cn_focal_dice loss;
+    cl_mem labels, mask;  /* (N,1,H,W) each */
+    cl_mem loss_out;      /* CN_LOSS_FLOATS */
+    cl_mem metric_counts; /* 4 uint32 */
+    cl_mem metric_hist;   /* 2 * CN_EXEC_BINS uint32 */
+    cn_adam adam;
+    int step;             /* Adam steps taken */
+} cn_exec;
+
+#define CN_EXEC_BINS 1000
+
+/* Plans and allocates everything for graph g on ctx. */
+clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, cn_exec *e);
+void cn_exec_destroy(cn_exec *e);
+
+/* Total device bytes the plan needs (also without a device: for `info` and error hints). */
+size_t cn_exec_planned_bytes(const cn_graph *g);
+
+/* A view of value v in the forward arena. */
+cn_tensor cn_exec_value(const cn_exec *e, int v);
+
+/* A view of parameter i in the parameter (or state) buffer, or in the gradient buffer. */
+cn_tensor cn_exec_param(const cn_exec *e, int i);
+cn_tensor cn_exec_param_grad(const cn_exec *e, int i);
+
+/* Uploads a batch: images (N,C,H,W) normalised; labels and mask (N,1,H,W) in {0,1} (mask NULL = all ones). */
+clunet_status cn_exec_set_batch(cn_exec *e, const float *images, const float *labels, const float *mask);
+
+/* Forward pass; training = batch statistics (and running stats updated). */
+clunet_status cn_exec_forward(cn_exec *e, int training);
+
+/* Loss on the forward's logits (and, with backward, dloss/dlogits). */
+clunet_status cn_exec_loss(cn_exec *e, int with_gradient);
+
+/* Backward pass from dloss/dlogits into the parameter gradients (zeroed first). */
+clunet_status cn_exec_backward(cn_exec *e);
+
+/* One Adam step with e->adam over all parameters. */
+clunet_status cn_exec_adam(cn_exec *e);
+
+/* Reads the loss values (total, focal, dice) computed by the last cn_exec_loss. */
+clunet_status cn_exec_read_loss(cn_exec *e, float out[3]);
+
+/* Accumulates confusion counts (threshold) and the probability histogram of the last forward. */
+clunet_status cn_exec_metrics(cn_exec *e, float threshold);
+
+/* Zeroes the metric accumulators. */
+clunet_status cn_exec_metrics_reset(cn_exec *e);
+
+/* Reads counts[4] (TP, FP, TN, FN) and hist[2 * CN_EXEC_BINS]. */
+clunet_status cn_exec_metrics_read(cn_exec *e, uint32_t counts[4], uint32_t *hist);
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * graph.c - a whole training step of a cn_graph in plain C and double
+ * precision, built from the reference ops: the truth the executor's results
+ * are compared against. Slow and simple by design: one array per value and per
+ * gradient, gradients summed explicitly where a value feeds several nodes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref/conv.h"
+#include "ref/graph.h"
+#include "ref/pointwise.h"
+
+static double *zeros(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
+
+static void add_into(double *dst, const double *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* With float_rounding, every value and gradient is rounded to float after each op, as a device would. */
+static void round_to_float(double *x, size_t n, int float_rounding)
+{
+    if (!float_rounding) return;
+    for (size_t i = 0; i < n; i++) x[i] = (float)x[i];
+}
+
+static cn_ref_conv2d conv_shape(const cn_graph *g, const cn_node *nd)
+{
+    cn_shape in = g->values[nd->in[0]].shape;
+    cn_ref_conv2d s = {in.n, in.c, in.h, in.w, g->values[nd->out].shape.c, nd->conv.k, nd->conv.stride,
+                       nd->conv.pad_t, nd->conv.pad_l, nd->conv.pad_b, nd->conv.pad_r, nd->conv.groups};
+    return s;
+}
+
+static const double *param(const cn_graph *g, const double *params, const double *state, int i)
+{
+    if (i < 0) return NULL;
+    return (g->params[i].trainable ? params : state) + g->params[i].offset;
+}
+
+int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, const double *images,
+                      const double *labels, const double *mask, const cn_ref_loss *loss, double *logits,
+                      double *loss_out, double *param_grads, int float_rounding)
+{
+    int nv = g->value_count, ok = 0;
+    double **val = calloc((size_t)nv, sizeof *val), **grad = calloc((size_t)nv, sizeof *grad);
+    double **bn_mean = calloc((size_t)g->node_count, sizeof *bn_mean);
+    if (!val || !grad || !bn_mean) goto done;
+    for (int v = 0; v < nv; v++) {
+        size_t n = cn_shape_count(g->values[v].shape);
+        if (!(val[v] = zeros(n)) || !(grad[v] = zeros(n))) goto done;
+    }
+    memcpy(val[g->input], images, cn_shape_count(g->values[g->input].shape) * sizeof(double));
+
+    /* forward, training mode */
+    for (int i = 0; i < g->node_count; i++) {
+        const cn_node *nd = &g->nodes[i];
+        cn_shape s = g->values[nd->in[0]].shape, o = g->values[nd->out].shape;
+        const double *x = val[nd->in[0]], *x1 = nd->in[1] >= 0 ? val[nd->in[1]] : NULL;
+        double *y = val[nd->out];
+        size_t count = cn_shape_count(o);
+        switch (nd->op) {
+        case CN_OP_CONV: {
+            cn_ref_conv2d cs = conv_shape(g, nd);
+            cn_ref_conv2d_forward(&cs, x, param(g, params, state, nd->param[0]),
+                                  param(g, params, state, nd->param[1]), y);
+            break;
+        }
+        case CN_OP_BN: {
+            double *mv = zeros(2 * (size_t)s.c);
+            if (!mv) goto done;
+            bn_mean[i] = mv;
+            cn_ref_batchnorm_forward_train(x, s.n, s.c, s.h, s.w, param(g, params, state, nd->param[0]),
+                                           param(g, params, state, nd->param[1]), g->bn_eps, y, mv, mv + s.c);
+            cn_ref_batchnorm_running_update(mv, mv + s.c, s.c, (size_t)s.n * s.h * s.w, g->bn_momentum,
+                                            state + g->params[nd->param[2]].offset,
+                                            state + g->params[nd->param[3]].offset);
+            break;
+        }
+        case CN_OP_SWISH: cn_ref_swish_forward(x, y, count); break;
+        case CN_OP_RELU: cn_ref_relu_forward(x, y, count); break;
+        case CN_OP_SIGMOID: cn_ref_sigmoid_forward(x, y, count); break;
+        case CN_OP_AVGPOOL: cn_ref_avgpool_forward(x, s.n, s.c, s.h, s.w, y); break;
+        case CN_OP_CHSCALE: cn_ref_chscale_forward(x, x1, s.n, s.c, s.h, s.w, y); break;
+        case CN_OP_ADD: cn_ref_add_forward(x, x1, y, count); break;
+        case CN_OP_UPCAT:
+            cn_ref_upcat_forward(x, x1, s.n, s.c, x1 ? g->values[nd->in[1]].shape.c : 0, s.h, s.w, y);
+            break;
+        case CN_OP_INPUT: break;
+        }
+        round_to_float(y, count, float_rounding);
+    }
+    size_t pixels = cn_shape_count(g->values[g->output].shape);
+    memcpy(logits, val[g->output], pixels * sizeof(double));
+    double parts[2];
+    loss_out[0] = cn_ref_focal_dice(val[g->output], labels, mask, pixels, loss->alpha, loss->gamma, loss->eps,
+                                    loss->smooth, loss->lambda, parts, grad[g->output]);
+    round_to_float(grad[g->output], pixels, float_rounding);
+    loss_out[1] = parts[0];
+    loss_out[2] = parts[1];
+
+    /* backward: each node adds its inputs' gradients (temporaries keep the reference ops simple) */
+    memset(param_grads, 0, g->trainable_floats * sizeof(double));
+    for (int i = g->node_count - 1; i >= 0; i--) {
+        const cn_node *nd = &g->nodes[i];
+        int a = nd->in[0], b = nd->in[1];
+        cn_shape s = g->values[a].shape;
+        size_t na = cn_shape_count(s), nb = b >= 0 ? cn_shape_count(g->values[b].shape) : 0;
+        double *ta = zeros(na), *tb = zeros(nb);
+        if (!ta || !tb) {
+            free(ta);
+            free(tb);
+            goto done;
+        }
+        const double *dy = grad[nd->out];
+        size_t count = cn_shape_count(g->values[nd->out].shape);
+        switch (nd->op) {
+        case CN_OP_CONV: {
+            cn_ref_conv2d cs = conv_shape(g, nd);
+            double *db = nd->param[1] >= 0 ? param_grads + g->params[nd->param[1]].offset : NULL;
+            cn_ref_conv2d_backward(&cs, val[a], param(g, params, state, nd->param[0]), dy, ta,
+                                   param_grads + g->params[nd->param[0]].offset, db);
+            break;
+        }
+        case CN_OP_BN: {
+            size_t c = (size_t)s.c;
+            double *dgb = zeros(2 * c);
+            if (!dgb) {
+                free(ta);
+                free(tb);
+                goto done;
+            }
+            cn_ref_batchnorm_backward(val[a], dy, s.n, s.c, s.h, s.w, param(g, params, state, nd->param[0]),
+                                      g->bn_eps, ta, dgb, dgb + c);
+            add_into(param_grads + g->params[nd->param[0]].offset, dgb, c);
+            add_into(param_grads + g->params[nd->param[1]].offset, dgb + c, c);
+            free(dgb);
+            break;
+        }
+        case CN_OP_SWISH: cn_ref_swish_backward(val[a], dy, ta, count); break;
+        case CN_OP_RELU: cn_ref_relu_backward(val[a], dy, ta, count); break;
+        case CN_OP_SIGMOID: cn_ref_sigmoid_backward(val[nd->out], dy, ta, count); break;
+        case CN_OP_AVGPOOL: cn_ref_avgpool_backward(dy, s.n, s.c, s.h, s.w, ta); break;
+        case CN_OP_CHSCALE: cn_ref_chscale_backward(val[a], val[b], dy, s.n, s.c, s.h, s.w, ta, tb); break;
+        case CN_OP_ADD: cn_ref_add_backward(dy, ta, tb, count); break;
+        case CN_OP_UPCAT:
+            cn_ref_upcat_backward(dy, s.n, s.c, b >= 0 ? g->values[b].shape.c : 0, s.h, s.w, ta, b >= 0 ? tb : NULL);
+            break;
+        case CN_OP_INPUT: break;
+        }
+        add_into(grad[a], ta, na);
+        round_to_float(grad[a], na, float_rounding);
+        if (b >= 0) add_into(grad[b], tb, nb);
+        if (b >= 0) round_to_float(grad[b], nb, float_rounding);
+        free(ta);
+        free(tb);
+    }
+    ok = 1;
+done:
+    for (int v = 0; val && v < nv; v++) free(val[v]);
+    for (int v = 0; grad && v < nv; v++) free(grad[v]);
+    for (int i = 0; bn_mean && i < g->node_count; i++) free(bn_mean[i]);
+    free(val);
+    free(grad);
+    free(bn_mean);
+    return ok;
+}

@@ -1,0 +1,25 @@
+/* graph.h - the reference training step of a whole cn_graph, in double (see graph.c). */
+#ifndef CLUNET_REF_GRAPH_H
+#define CLUNET_REF_GRAPH_H
+
+#include "graph/graph.h"
+
+typedef struct cn_ref_loss {
+    double alpha, gamma, eps, smooth, lambda; /* as cn_ref_focal_dice */
+} cn_ref_loss;
+
+/*
+ * Forward in training mode (batch statistics; `state`, the BN running
+ * statistics, is updated), focal Dice loss, backward. Writes the logits
+ * (N,1,H,W), loss_out[3] = {total, focal, dice}, and the gradient of every
+ * trainable parameter at its offset in param_grads (trainable_floats long).
+ * mask may be NULL. With float_rounding, every value and value gradient is
+ * rounded to float after each op: comparing that run with the exact one
+ * measures how much float32 alone moves each result (the conditioning that a
+ * device's error is judged against). Returns 0 when out of memory.
+ */
+int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, const double *images,
+                      const double *labels, const double *mask, const cn_ref_loss *loss, double *logits,
+                      double *loss_out, double *param_grads, int float_rounding);
+
+#endif

@@ -13,6 +13,9 @@ typedef struct command {
 static const command commands[] = {
     {"devices", cmd_devices, "list OpenCL devices and their capabilities"},
     {"info", cmd_info, "describe the network: layers, parameters, FLOPs, memory"},
+    {"train", cmd_train, "train the U-Net on a dataset or on synthetic retinas"},
+    {"eval", cmd_eval, "score a checkpoint on a dataset split"},
+    {"predict", cmd_predict, "segment vessels in images"},
     {"data", cmd_data, "check a dataset directory or an image file"},
     {"synth", cmd_synth, "write synthetic retinas (the built-in default data)"},
     {"version", cmd_version, "print the version"},

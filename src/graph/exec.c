@@ -107,15 +107,15 @@ static size_t bn_saved_floats(const cn_graph *g)
     return total;
 }
 
-size_t cn_exec_planned_bytes(const cn_graph *g)
+size_t cn_exec_planned_bytes(const cn_graph *g, int training)
 {
-    size_t *grad_off = malloc((size_t)g->value_count * sizeof *grad_off);
+    size_t *grad_off = training ? malloc((size_t)g->value_count * sizeof *grad_off) : NULL;
     size_t grads = grad_off ? plan_gradients(g, grad_off) : 0;
     free(grad_off);
     size_t values = 0;
     for (int v = 0; v < g->value_count; v++) values += align_up(cn_shape_count(g->values[v].shape));
     size_t pixels = cn_shape_count(g->values[g->output].shape);
-    return 4 * (4 * g->trainable_floats + g->state_floats + values + grads + plan_work(g) + bn_saved_floats(g) +
+    return 4 * ((training ? 4 : 1) * g->trainable_floats + g->state_floats + values + grads + plan_work(g) + bn_saved_floats(g) +
                 2 * pixels + CN_LOSS_FLOATS + 4 + 2 * CN_EXEC_BINS);
 }
 
@@ -177,11 +177,12 @@ static void setup_batchnorms(cn_exec *e)
     }
 }
 
-clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, cn_exec *e)
+clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, int training, cn_exec *e)
 {
     memset(e, 0, sizeof *e);
     e->ctx = ctx;
     e->g = g;
+    e->training = training;
     e->value_off = calloc((size_t)g->value_count, sizeof *e->value_off);
     e->grad_off = calloc((size_t)g->value_count, sizeof *e->grad_off);
     e->bn = calloc((size_t)g->node_count, sizeof *e->bn);
@@ -194,15 +195,17 @@ clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, cn_exec *e)
         e->value_off[v] = values;
         values += align_up(cn_shape_count(g->values[v].shape));
     }
-    e->grad_floats = plan_gradients(g, e->grad_off);
+    e->grad_floats = training ? plan_gradients(g, e->grad_off) : 0;
     e->work_floats = plan_work(g);
     size_t pixels = cn_shape_count(g->values[g->output].shape);
 
+    /* Inference gets 1-float placeholders for what only training uses. */
+    size_t tf = training ? g->trainable_floats : 1;
     clunet_status st;
-    if ((st = alloc_floats(e, g->trainable_floats, &e->params)) || (st = alloc_floats(e, g->trainable_floats, &e->grads)) ||
-        (st = alloc_floats(e, g->trainable_floats, &e->adam_m)) ||
-        (st = alloc_floats(e, g->trainable_floats, &e->adam_v)) || (st = alloc_floats(e, g->state_floats, &e->state)) ||
-        (st = alloc_floats(e, values, &e->values)) || (st = alloc_floats(e, e->grad_floats, &e->value_grads)) ||
+    if ((st = alloc_floats(e, g->trainable_floats, &e->params)) || (st = alloc_floats(e, tf, &e->grads)) ||
+        (st = alloc_floats(e, tf, &e->adam_m)) || (st = alloc_floats(e, tf, &e->adam_v)) ||
+        (st = alloc_floats(e, g->state_floats, &e->state)) || (st = alloc_floats(e, values, &e->values)) ||
+        (st = alloc_floats(e, e->grad_floats, &e->value_grads)) ||
         (st = alloc_floats(e, e->work_floats, &e->work)) || (st = alloc_floats(e, bn_saved_floats(g), &e->bn_saved)) ||
         (st = alloc_floats(e, pixels, &e->labels)) || (st = alloc_floats(e, pixels, &e->mask)) ||
         (st = alloc_floats(e, CN_LOSS_FLOATS, &e->loss_out)) || (st = alloc_floats(e, 4, &e->metric_counts)) ||
@@ -218,9 +221,10 @@ clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, cn_exec *e)
     }
     cn_focal_dice_default(&e->loss);
     cn_adam_default(&e->adam);
-    size_t tf = g->trainable_floats * sizeof(float);
-    if ((st = cn_buffer_fill_float(ctx, e->adam_m, 0, tf, 0.0f)) || (st = cn_buffer_fill_float(ctx, e->adam_v, 0, tf, 0.0f)) ||
-        (st = cn_buffer_fill_float(ctx, e->grads, 0, tf, 0.0f))) {
+    size_t bytes = tf * sizeof(float);
+    if ((st = cn_buffer_fill_float(ctx, e->adam_m, 0, bytes, 0.0f)) ||
+        (st = cn_buffer_fill_float(ctx, e->adam_v, 0, bytes, 0.0f)) ||
+        (st = cn_buffer_fill_float(ctx, e->grads, 0, bytes, 0.0f))) {
         cn_exec_destroy(e);
         return st;
     }
@@ -296,7 +300,8 @@ clunet_status cn_exec_loss(cn_exec *e, int with_gradient)
     cn_tensor z = cn_exec_value(e, out), y = view(e->labels, 0, s), m = view(e->mask, 0, s);
     cn_tensor res = vec(e->loss_out, 0, CN_LOSS_FLOATS);
     cn_tensor work = vec(e->work, 0, cn_focal_dice_work_floats(cn_shape_count(s)));
-    cn_tensor dz = value_grad(e, out);
+    if (with_gradient && !e->training) return cn_fail(CLUNET_ERR_INTERNAL, "loss gradient on an inference graph");
+    cn_tensor dz = with_gradient ? value_grad(e, out) : (cn_tensor){0};
     return cn_focal_dice_loss(e->ctx, &e->loss, &z, &y, &m, &res, &work, with_gradient ? &dz : NULL);
 }
 
@@ -356,6 +361,7 @@ static clunet_status backward_node(cn_exec *e, const cn_node *n, char *ready)
 clunet_status cn_exec_backward(cn_exec *e)
 {
     const cn_graph *g = e->g;
+    if (!e->training) return cn_fail(CLUNET_ERR_INTERNAL, "backward on a graph allocated for inference");
     char *ready = calloc((size_t)g->value_count, 1);
     if (!ready) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
     clunet_status st =
@@ -371,6 +377,7 @@ clunet_status cn_exec_backward(cn_exec *e)
 
 clunet_status cn_exec_adam(cn_exec *e)
 {
+    if (!e->training) return cn_fail(CLUNET_ERR_INTERNAL, "Adam on a graph allocated for inference");
     size_t n = e->g->trainable_floats;
     cn_tensor p = vec(e->params, 0, n), g = vec(e->grads, 0, n), m = vec(e->adam_m, 0, n), v = vec(e->adam_v, 0, n);
     e->step++;

@@ -37,16 +37,20 @@ typedef struct cn_exec {
     cl_mem metric_hist;   /* 2 * CN_EXEC_BINS uint32 */
     cn_adam adam;
     int step;             /* Adam steps taken */
+    int training;         /* allocated for training */
 } cn_exec;
 
 #define CN_EXEC_BINS 1000
 
-/* Plans and allocates everything for graph g on ctx. */
-clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, cn_exec *e);
+/*
+ * Plans and allocates everything for graph g on ctx. Without `training`, only
+ * what inference needs: no gradients, no Adam state, forward values only.
+ */
+clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, int training, cn_exec *e);
 void cn_exec_destroy(cn_exec *e);
 
 /* Total device bytes the plan needs (also without a device: for `info` and error hints). */
-size_t cn_exec_planned_bytes(const cn_graph *g);
+size_t cn_exec_planned_bytes(const cn_graph *g, int training);
 
 /* A view of value v in the forward arena. */
 cn_tensor cn_exec_value(const cn_exec *e, int v);

@@ -84,7 +84,7 @@ static int run_device(const char *spec, const cn_graph *g)
     for (size_t i = 0; i < pix; i++) dlab[i] = labels[i], dmask[i] = mask[i];
 
     cn_exec e;
-    clunet_status st = cn_exec_create(ctx, g, &e);
+    clunet_status st = cn_exec_create(ctx, g, 1, &e);
     CHECK(st == CLUNET_OK, "plan and allocate: %s", clunet_last_error());
     if (st != CLUNET_OK) goto out;
     clunet_memory_stats m0, m1;

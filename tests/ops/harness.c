@@ -204,7 +204,10 @@ int to_compare_host(to_run *r, const char *what, const float *out, const double 
 {
     to_state *st = r->st;
     st->checks++;
-    if (!out) return 0;
+    if (!out) {
+        to_failf(r, "%s: no output to compare", what);
+        return 0;
+    }
     double max_err = 0, max_ref = 0;
     size_t worst = 0;
     for (size_t i = 0; i < n; i++) {
@@ -231,6 +234,7 @@ int to_compare(to_run *r, const char *what, to_buf out, const double *ref, size_
     float *img = download_fenced(r, out, what);
     if (!img) {
         r->st->checks++;
+        if (!r->st->case_failed) to_failf(r, "%s: no output to compare", what);
         return 0;
     }
     if (n != out.n) {

@@ -41,7 +41,8 @@ typedef struct to_buf {
 
 /*
  * Starts a case. Returns 0 when the case is filtered out (--op, --list) and must
- * be skipped. `op` is the op name as `--op` selects it (e.g. "conv2d_forward");
+ * be skipped. `op` is the op name as `--op` selects it (e.g. "conv2d_forward"), a
+ * string that outlives the run (--list keeps the pointer);
  * `shape` a short human description of the shape.
  */
 int to_begin(to_run *r, const char *op, const char *shape);

@@ -7,7 +7,7 @@ oclgrind=$1 test_ops=$2
 shift 2
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-"$oclgrind" --check-api --data-races --log "$log" "$test_ops" --small "$@"
+"$oclgrind" --check-api --data-races --log "$log" "$test_ops" --small --device oclgrind "$@"
 status=$?
 if [ -s "$log" ]; then
     echo "Oclgrind reported errors:"

@@ -1,0 +1,122 @@
+/*
+ * conv.cl - the non-GEMM parts of dense conv2d (src/ops/conv.c): im2col for
+ * forward and weight gradients, col2im as a gather for data gradients, bias.
+ *
+ * Columns of one image are (C*K*K, Ho*Wo): row (c*K + ky)*K + kx holds input
+ * channel c shifted by tap (ky, kx), zero where the tap falls in the padding.
+ * The bias kernels do not depend on CONV_K / CONV_S.
+ */
+
+#ifndef CONV_K
+#define CONV_K 3 /* kernel size and stride come as -D options: constant divisors, unrolled taps */
+#endif
+#ifndef CONV_S
+#define CONV_S 1
+#endif
+
+/*
+ * Global (ceil(Wo/16), Ho, C): each work-item writes the K*K column entries of
+ * 16 neighbouring output pixels, with whole float16 rows where a stride-1 tap
+ * lies inside the image (CPUs vectorise those; the rest goes pixel by pixel).
+ */
+__kernel void conv2d_im2col(__global const float *x, const int x_off, __global float *col, const int col_off,
+                            const int h, const int w, const int ho, const int wo, const int pad_t, const int pad_l)
+{
+    const int ox0 = get_global_id(0) * 16, oy = get_global_id(1), c = get_global_id(2);
+    if (ox0 >= wo || oy >= ho) return;
+    __global const float *xp = x + x_off + c * h * w;
+    __global float *cp = col + col_off + c * CONV_K * CONV_K * ho * wo + oy * wo + ox0;
+    const int n = min(16, wo - ox0);
+#pragma unroll
+    for (int ky = 0; ky < CONV_K; ky++) {
+        const int iy = oy * CONV_S - pad_t + ky;
+        const int row_inside = iy >= 0 && iy < h;
+#pragma unroll
+        for (int kx = 0; kx < CONV_K; kx++) {
+            __global float *dst = cp + (ky * CONV_K + kx) * ho * wo;
+            const int ix0 = ox0 * CONV_S - pad_l + kx;
+            if (CONV_S == 1 && n == 16 && row_inside && ix0 >= 0 && ix0 + 16 <= w) {
+                vstore16(vload16(0, xp + iy * w + ix0), 0, dst);
+                continue;
+            }
+            for (int j = 0; j < n; j++) {
+                const int ix = ix0 + j * CONV_S;
+                dst[j] = row_inside && ix >= 0 && ix < w ? xp[iy * w + ix] : 0.0f;
+            }
+        }
+    }
+}
+
+/*
+ * dx += the columns' gradient folded back onto the image. Global
+ * (ceil(W/16), H, C): each work-item gathers, for 16 neighbouring input pixels,
+ * the taps that read them, in a fixed order, so the sum is the same bits on
+ * every run (no atomics). Stride-1 taps that stay inside the columns go as float16.
+ */
+__kernel void conv2d_col2im(__global const float *col, const int col_off, __global float *dx, const int dx_off,
+                            const int h, const int w, const int ho, const int wo, const int pad_t, const int pad_l)
+{
+    const int ix0 = get_global_id(0) * 16, iy = get_global_id(1), c = get_global_id(2);
+    if (ix0 >= w || iy >= h) return;
+    __global const float *cp = col + col_off + c * CONV_K * CONV_K * ho * wo;
+    __global float *dp = dx + dx_off + (c * h + iy) * w + ix0;
+    const int n = min(16, w - ix0);
+    float sum[16];
+    for (int j = 0; j < 16; j++) sum[j] = 0.0f;
+#pragma unroll
+    for (int ky = 0; ky < CONV_K; ky++) {
+        const int ty = iy + pad_t - ky; /* = oy * stride for the output row that reads iy with tap ky */
+        if (ty < 0 || ty % CONV_S || ty / CONV_S >= ho) continue;
+        __global const float *rp = cp + (ky * CONV_K * ho + ty / CONV_S) * wo; /* tap (ky, 0), output row oy */
+#pragma unroll
+        for (int kx = 0; kx < CONV_K; kx++) {
+            __global const float *tp = rp + kx * ho * wo;
+            const int tx0 = ix0 + pad_l - kx;
+            if (CONV_S == 1 && n == 16 && tx0 >= 0 && tx0 + 16 <= wo) {
+                vstore16(vload16(0, sum) + vload16(0, tp + tx0), 0, sum);
+                continue;
+            }
+            for (int j = 0; j < n; j++) {
+                const int tx = tx0 + j;
+                if (tx >= 0 && tx % CONV_S == 0 && tx / CONV_S < wo) sum[j] += tp[tx / CONV_S];
+            }
+        }
+    }
+    if (n == 16) {
+        vstore16(vload16(0, dp) + vload16(0, sum), 0, dp);
+        return;
+    }
+    for (int j = 0; j < n; j++) dp[j] += sum[j];
+}
+
+/* y[n][c][i] += b[c]. Global (Ho*Wo, Co, N). */
+__kernel void conv2d_bias_add(__global float *y, const int y_off, __global const float *b, const int b_off,
+                              const int channels, const int hw)
+{
+    const int i = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
+    if (i >= hw || c >= channels) return;
+    y[y_off + (n * channels + c) * hw + i] += b[b_off + c];
+}
+
+/*
+ * db[c] += the sum of dy over batch and pixels. One work-group per channel,
+ * local size a power of two <= 64; a fixed tree keeps the result bitwise stable.
+ */
+__kernel void conv2d_bias_backward(__global const float *dy, const int dy_off, __global float *db, const int db_off,
+                                   const int n, const int channels, const int hw)
+{
+    __local float part[64];
+    const int c = get_group_id(0), lid = get_local_id(0), wg = get_local_size(0);
+    float sum = 0.0f;
+    for (int b = 0; b < n; b++) {
+        __global const float *p = dy + dy_off + (b * channels + c) * hw;
+        for (int i = lid; i < hw; i += wg) sum += p[i];
+    }
+    part[lid] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int step = wg / 2; step > 0; step /= 2) {
+        if (lid < step) part[lid] += part[lid + step];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) db[db_off + c] += part[0];
+}

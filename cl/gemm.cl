@@ -1,0 +1,223 @@
+/*
+ * gemm.cl - row-major single-precision matrix products for the ops in
+ * src/ops/gemm.c:  C = alpha * op(A) * op(B) + beta * C,  C (M,N), op(A) (M,K),
+ * op(B) (K,N), batched by get_global_id(2) with element strides.
+ *
+ * Two families:
+ *  - gemm_nn / gemm_nt: register tiles of explicit float16 vectors, one work-item
+ *    per work-group, for CPU devices, where the compiler vectorises explicit
+ *    vectors but not a loop over K. Each work-item walks K in blocks of GEMM_KC
+ *    and, inside a block, every micro-tile of its row range, so the block of B
+ *    it holds stays in L1 while rows of A stream past. gemm_nn takes A or A^T
+ *    (GEMM_TA) and B; gemm_nt takes A and B^T, vectorised along K since both are
+ *    contiguous there.
+ *  - gemm_tiled: the classic local-memory tiling for GPUs, any transposes.
+ *
+ * With beta == 0, C is never read (it may hold garbage or NaN).
+ */
+
+#ifndef GEMM_TA
+#define GEMM_TA 0 /* gemm_nn: A is stored (K,M) */
+#endif
+#define GEMM_MR 8   /* gemm_nn micro-tile rows */
+#define GEMM_KC 128 /* K block: the work-item's (KC x 32) slice of B fits L1 */
+
+#if GEMM_TA
+#define A_AT(r, k) a[(k) * lda + (r)]
+#else
+#define A_AT(r, k) a[(r) * lda + (k)]
+#endif
+
+/* 16 floats of a row from column n0, columns past n clamped (their lanes are never stored). */
+static float16 load16_edge(__global const float *p, int n0, int n)
+{
+    float v[16];
+    for (int j = 0; j < 16; j++) v[j] = p[min(n0 + j, n - 1)];
+    return vload16(0, v);
+}
+
+/* Adds alpha * acc to 16 floats of C at column n0 (the first call of a sum scales the old C by beta). */
+static void store16(__global float *p, int n0, int n, float16 acc, float alpha, float beta, int first)
+{
+    if (n0 + 16 <= n) {
+        float16 old = first ? (beta == 0.0f ? (float16)0.0f : beta * vload16(0, p + n0)) : vload16(0, p + n0);
+        vstore16(old + alpha * acc, 0, p + n0);
+        return;
+    }
+    float v[16];
+    vstore16(acc, 0, v);
+    for (int j = 0; j < n - n0; j++) {
+        float old = first ? (beta == 0.0f ? 0.0f : beta * p[n0 + j]) : p[n0 + j];
+        p[n0 + j] = old + alpha * v[j];
+    }
+}
+
+/* One k step of the 8x32 micro-tile: B row slice (b0,b1) times a column of A. */
+#define NN_STEP(LOAD_B)                                                                  \
+    for (int k = k0; k < k1; k++) {                                                      \
+        float16 b0, b1;                                                                  \
+        LOAD_B;                                                                          \
+        _Pragma("unroll") for (int i = 0; i < GEMM_MR; i++)                              \
+        {                                                                                \
+            float av = A_AT(rows[i], k);                                                 \
+            acc0[i] = fma((float16)av, b0, acc0[i]);                                     \
+            acc1[i] = fma((float16)av, b1, acc1[i]);                                     \
+        }                                                                                \
+    }
+
+/*
+ * Global (ceil(N/(32 np)), ceil(M/mb), batch), local (1,1,1). Work-item (j, i)
+ * computes rows [i*mb, i*mb + mb) (mb a multiple of GEMM_MR) of np panels of 32
+ * columns from column 32*np*j: more than one panel when N is large, so that a
+ * work-group carries enough work to hide its launch cost.
+ */
+__kernel void gemm_nn(const int m, const int n, const int kdim, const float alpha, const float beta, const int mb,
+                      const int np, __global const float *a, const int a_off, const int lda, const int a_stride,
+                      __global const float *b, const int b_off, const int ldb, const int b_stride,
+                      __global float *c, const int c_off, const int ldc, const int c_stride)
+{
+    const int p0 = get_global_id(0) * np * 32, p1 = min(p0 + np * 32, n);
+    const int mb0 = get_global_id(1) * mb, mb1 = min(mb0 + mb, m), bi = get_global_id(2);
+    a += a_off + bi * a_stride;
+    b += b_off + bi * b_stride;
+    c += c_off + bi * c_stride;
+    for (int n0 = p0; n0 < p1; n0 += 32) {
+        const int full = n0 + 32 <= n;
+        for (int k0 = 0; k0 < kdim || k0 == 0; k0 += GEMM_KC) {
+            const int k1 = min(k0 + GEMM_KC, kdim);
+            for (int m0 = mb0; m0 < mb1; m0 += GEMM_MR) {
+                int rows[GEMM_MR];
+                float16 acc0[GEMM_MR], acc1[GEMM_MR];
+                for (int i = 0; i < GEMM_MR; i++) {
+                    rows[i] = min(m0 + i, m - 1); /* clamped rows compute garbage that is never stored */
+                    acc0[i] = acc1[i] = (float16)0.0f;
+                }
+                if (full) {
+                    NN_STEP(b0 = vload16(0, b + k * ldb + n0); b1 = vload16(0, b + k * ldb + n0 + 16))
+                } else {
+                    NN_STEP(b0 = load16_edge(b + k * ldb, n0, n); b1 = load16_edge(b + k * ldb, n0 + 16, n))
+                }
+                for (int i = 0; i < GEMM_MR && m0 + i < m; i++) {
+                    store16(c + (m0 + i) * ldc, n0, n, acc0[i], alpha, beta, k0 == 0);
+                    store16(c + (m0 + i) * ldc, n0 + 16, n, acc1[i], alpha, beta, k0 == 0);
+                }
+            }
+        }
+    }
+}
+
+/*
+ * C = alpha * A * B^T + beta * C, A (M,K), B stored (N,K). Global
+ * (ceil(N/nb), ceil(M/mb), batch), local (1,1,1); mb and nb multiples of 4.
+ * Micro-tiles of 4x4 dot products, 16 lanes of K at a time.
+ */
+__kernel void gemm_nt(const int m, const int n, const int kdim, const float alpha, const float beta, const int mb,
+                      const int nb, __global const float *a, const int a_off, const int lda, const int a_stride,
+                      __global const float *b, const int b_off, const int ldb, const int b_stride,
+                      __global float *c, const int c_off, const int ldc, const int c_stride)
+{
+    const int nb0 = get_global_id(0) * nb, mb0 = get_global_id(1) * mb, bi = get_global_id(2);
+    if (nb0 >= n || mb0 >= m) return;
+    a += a_off + bi * a_stride;
+    b += b_off + bi * b_stride;
+    c += c_off + bi * c_stride;
+    const int mb1 = min(mb0 + mb, m), nb1 = min(nb0 + nb, n);
+    /* 4x the L1 block of gemm_nn: the horizontal sums at each block's end cost less */
+    const int kc = 4 * GEMM_KC;
+    for (int k0 = 0; k0 < kdim || k0 == 0; k0 += kc) {
+        const int k1 = min(k0 + kc, kdim);
+        const int kv = k0 + (k1 - k0) / 16 * 16;
+        for (int m0 = mb0; m0 < mb1; m0 += 4)
+            for (int j0 = nb0; j0 < nb1; j0 += 4) {
+                __global const float *ar[4], *br[4];
+                for (int i = 0; i < 4; i++) {
+                    ar[i] = a + min(m0 + i, m - 1) * lda;
+                    br[i] = b + min(j0 + i, n - 1) * ldb;
+                }
+                float16 acc[4][4];
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++) acc[i][j] = (float16)0.0f;
+                for (int k = k0; k < kv; k += 16) {
+                    float16 av[4], bv[4];
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        av[i] = vload16(0, ar[i] + k);
+                        bv[i] = vload16(0, br[i] + k);
+                    }
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+#pragma unroll
+                        for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+                }
+                for (int i = 0; i < 4 && m0 + i < m; i++)
+                    for (int j = 0; j < 4 && j0 + j < n; j++) {
+                        float16 v = acc[i][j];
+                        float8 s8 = v.lo + v.hi;
+                        float4 s4 = s8.lo + s8.hi;
+                        float2 s2 = s4.lo + s4.hi;
+                        float sum = s2.x + s2.y;
+                        for (int k = kv; k < k1; k++) sum = fma(ar[i][k], br[j][k], sum);
+                        __global float *cp = c + (m0 + i) * ldc + j0 + j;
+                        float old = k0 > 0 ? *cp : (beta == 0.0f ? 0.0f : beta * *cp);
+                        *cp = old + alpha * sum;
+                    }
+            }
+    }
+}
+
+#ifndef GEMM_TS
+#define GEMM_TS 16 /* work-group is TS x TS; each work-item computes 4x4 of a (4TS x 4TS) tile */
+#endif
+#define GEMM_TT (4 * GEMM_TS)
+#define GEMM_TK 16
+
+/*
+ * Local-memory tiled product for any transposes (ta, tb). Global
+ * (ceil(N/TT)*TS, ceil(M/TT)*TS, batch), local (TS, TS, 1).
+ */
+__kernel __attribute__((reqd_work_group_size(GEMM_TS, GEMM_TS, 1))) void
+gemm_tiled(const int m, const int n, const int kdim, const float alpha, const float beta, const int ta, const int tb,
+           __global const float *a, const int a_off, const int lda, const int a_stride, __global const float *b,
+           const int b_off, const int ldb, const int b_stride, __global float *c, const int c_off, const int ldc,
+           const int c_stride)
+{
+    __local float as[GEMM_TK][GEMM_TT + 1], bs[GEMM_TK][GEMM_TT + 1];
+    const int lx = get_local_id(0), ly = get_local_id(1), tid = ly * GEMM_TS + lx;
+    const int nbase = get_group_id(0) * GEMM_TT, mbase = get_group_id(1) * GEMM_TT, bi = get_global_id(2);
+    a += a_off + bi * a_stride;
+    b += b_off + bi * b_stride;
+    c += c_off + bi * c_stride;
+    float acc[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
+    for (int k0 = 0; k0 < kdim; k0 += GEMM_TK) {
+        /* each operand tile has TT*TK elements; walk them along the stored contiguous axis */
+        for (int e = tid; e < GEMM_TT * GEMM_TK; e += GEMM_TS * GEMM_TS) {
+            int r = ta ? e % GEMM_TT : e / GEMM_TK, kk = ta ? e / GEMM_TT : e % GEMM_TK;
+            int gr = mbase + r, gk = k0 + kk;
+            as[kk][r] = (gr < m && gk < kdim) ? (ta ? a[gk * lda + gr] : a[gr * lda + gk]) : 0.0f;
+            int cc = tb ? e / GEMM_TK : e % GEMM_TT, kb = tb ? e % GEMM_TK : e / GEMM_TT;
+            int gc = nbase + cc, gkb = k0 + kb;
+            bs[kb][cc] = (gc < n && gkb < kdim) ? (tb ? b[gc * ldb + gkb] : b[gkb * ldb + gc]) : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int kk = 0; kk < GEMM_TK; kk++) {
+            float ar[4], br[4];
+            for (int i = 0; i < 4; i++) {
+                ar[i] = as[kk][ly + i * GEMM_TS];
+                br[i] = bs[kk][lx + i * GEMM_TS];
+            }
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) acc[i][j] = fma(ar[i], br[j], acc[i][j]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            int gr = mbase + ly + i * GEMM_TS, gc = nbase + lx + j * GEMM_TS;
+            if (gr < m && gc < n) {
+                __global float *cp = c + gr * ldc + gc;
+                *cp = alpha * acc[i][j] + (beta == 0.0f ? 0.0f : beta * *cp);
+            }
+        }
+}

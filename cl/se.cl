@@ -1,0 +1,74 @@
+/*
+ * se.cl - squeeze-excitation pieces: global average pool and channel-wise scale.
+ *
+ * x is (N,C,H,W), the pooled/scale tensors (N,C,1,1). A "plane" is one (n, c).
+ * Sums over a plane run in one work-group of power-of-two size in a fixed
+ * order, so results are bitwise reproducible on a device.
+ */
+
+/* Sum of v over the work-group (size a power of two); every item gets the total. */
+float se_group_sum(__local float *s, float v)
+{
+    int l = get_local_id(0);
+    s[l] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = get_local_size(0) / 2; k > 0; k >>= 1) {
+        if (l < k) s[l] += s[l + k];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float total = s[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}
+
+/* One work-group per plane: y[p] = mean of x over the plane. */
+__kernel void avgpool_fwd(__global const float *x, const int x_off, __global float *y, const int y_off,
+                          const int hw, __local float *scratch)
+{
+    int p = get_group_id(1), l = get_local_id(0), L = get_local_size(0);
+    __global const float *xp = x + x_off + (size_t)p * hw;
+    float sum = 0.0f;
+    for (int i = l; i < hw; i += L) sum += xp[i];
+    sum = se_group_sum(scratch, sum);
+    if (l == 0) y[y_off + p] = sum / (float)hw;
+}
+
+/* 2D launch (pixel, plane): dx = dy[p] / HW. */
+__kernel void avgpool_bwd(__global const float *dy, const int dy_off, __global float *dx, const int dx_off,
+                          const int hw, const int planes, const int acc)
+{
+    int i = get_global_id(0), p = get_global_id(1);
+    if (i >= hw || p >= planes) return;
+    float v = dy[dy_off + p] / (float)hw;
+    size_t k = (size_t)dx_off + (size_t)p * hw + i;
+    dx[k] = acc ? dx[k] + v : v;
+}
+
+/* 2D launch (pixel, plane): y = x * s[p]. */
+__kernel void chscale_fwd(__global const float *x, const int x_off, __global const float *s, const int s_off,
+                          __global float *y, const int y_off, const int hw, const int planes)
+{
+    int i = get_global_id(0), p = get_global_id(1);
+    if (i >= hw || p >= planes) return;
+    size_t k = (size_t)p * hw + i;
+    y[y_off + k] = x[x_off + k] * s[s_off + p];
+}
+
+/* One work-group per plane: dx = dy * s[p] and ds[p] = sum of dy * x over the plane. */
+__kernel void chscale_bwd(__global const float *x, const int x_off, __global const float *s, const int s_off,
+                          __global const float *dy, const int dy_off, __global float *dx, const int dx_off,
+                          __global float *ds, const int ds_off, const int hw, const int acc,
+                          __local float *scratch)
+{
+    int p = get_group_id(1), l = get_local_id(0), L = get_local_size(0);
+    size_t base = (size_t)p * hw;
+    float sp = s[s_off + p], sum = 0.0f;
+    for (int i = l; i < hw; i += L) {
+        float g = dy[dy_off + base + i];
+        sum += g * x[x_off + base + i];
+        size_t k = dx_off + base + i;
+        dx[k] = acc ? dx[k] + g * sp : g * sp;
+    }
+    sum = se_group_sum(scratch, sum);
+    if (l == 0) ds[ds_off + p] = acc ? ds[ds_off + p] + sum : sum;
+}

@@ -1,0 +1,172 @@
+/* cmd_predict.c - `clunet predict`: vessel probabilities and masks for images of any size. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "data/image.h"
+#include "data/pipeline.h"
+#include "train/model.h"
+
+static int usage(FILE *f, int status)
+{
+    fprintf(f, "usage: clunet predict --weights CKPT --out DIR [options] IMAGE...\n\n"
+               "Segments the vessels of each image (any size; large images are tiled with overlap) and\n"
+               "writes DIR/NAME_prob.png (16-bit probability), DIR/NAME_mask.png (vessel = 255) and, with\n"
+               "--npy, DIR/NAME_prob.npy (float32, (H, W)).\n\n"
+               "  --threshold T  probability threshold for the mask (default 0.5)\n"
+               "  --npy          also write the probabilities as .npy\n"
+               "  --size S       inference tile size (default: the training patch size)\n"
+               "  --batch B      tiles per batch (default 1)\n"
+               "  --device D     OpenCL device\n");
+    return status;
+}
+
+/* NumPy's .npy, version 1.0: little-endian float32, C order. */
+static int write_npy(const char *path, const float *data, int h, int w)
+{
+    char header[128];
+    int n = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", h, w);
+    int total = 10 + n + 1, pad = (64 - total % 64) % 64;
+    FILE *f = fopen(path, "wb");
+    if (!f) return 0;
+    unsigned short len = (unsigned short)(n + pad + 1);
+    int ok = fwrite("\x93NUMPY\x01\x00", 1, 8, f) == 8 && fputc(len & 0xff, f) != EOF && fputc(len >> 8, f) != EOF &&
+             fwrite(header, 1, (size_t)n, f) == (size_t)n;
+    for (int i = 0; ok && i < pad; i++) ok = fputc(' ', f) != EOF;
+    ok = ok && fputc('\n', f) != EOF && fwrite(data, sizeof(float), (size_t)h * w, f) == (size_t)h * w;
+    return (fclose(f) == 0) && ok;
+}
+
+static void stem_of(const char *path, char *out, size_t size)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(out, size, "%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && !strcmp(dot, ".gz")) {
+        *dot = 0;
+        dot = strrchr(out, '.');
+    }
+    if (dot && dot != out) *dot = 0;
+}
+
+static int predict_one(cn_model *m, const char *path, const char *out, float threshold, int npy)
+{
+    cn_image img = {0}, prob_img = {0}, mask_img = {0};
+    cn_sample_set one = {0};
+    float *prob = NULL;
+    int rc = 1;
+    if (cn_image_load(path, &img) != CLUNET_OK || cn_sample_set_add(&one, path, &img, NULL, NULL) != CLUNET_OK) {
+        cli_fail("predict");
+        goto done;
+    }
+    prob = malloc((size_t)img.width * img.height * sizeof *prob);
+    if (!prob || cn_image_alloc(&prob_img, img.width, img.height, 1) != CLUNET_OK ||
+        cn_image_alloc(&mask_img, img.width, img.height, 1) != CLUNET_OK) {
+        fprintf(stderr, "clunet: predict: %s: out of host memory\n", path);
+        goto done;
+    }
+    if (cn_infer_image(&m->infer, &one.items[0], prob) != CLUNET_OK) {
+        cli_fail(path);
+        goto done;
+    }
+    size_t n = (size_t)img.width * img.height;
+    for (size_t i = 0; i < n; i++) {
+        prob_img.data[i] = prob[i] * 255.0f;
+        mask_img.data[i] = prob[i] > threshold ? 255.0f : 0.0f;
+    }
+    char stem[512], file[2048];
+    stem_of(path, stem, sizeof stem);
+    snprintf(file, sizeof file, "%s/%s_prob.png", out, stem);
+    if (cn_image_write_png(file, &prob_img, 16) != CLUNET_OK) {
+        cli_fail("predict");
+        goto done;
+    }
+    snprintf(file, sizeof file, "%s/%s_mask.png", out, stem);
+    if (cn_image_write_png(file, &mask_img, 8) != CLUNET_OK) {
+        cli_fail("predict");
+        goto done;
+    }
+    if (npy) {
+        snprintf(file, sizeof file, "%s/%s_prob.npy", out, stem);
+        if (!write_npy(file, prob, img.height, img.width)) {
+            fprintf(stderr, "clunet: predict: %s: cannot write: %s\n", file, strerror(errno));
+            goto done;
+        }
+    }
+    printf("%s -> %s/%s_{prob,mask}.png%s\n", path, out, stem, npy ? " and .npy" : "");
+    rc = 0;
+done:
+    free(prob);
+    cn_image_free(&img), cn_image_free(&prob_img), cn_image_free(&mask_img);
+    cn_sample_set_free(&one);
+    return rc;
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    const char *weights = NULL, *out = NULL, *device = NULL;
+    int npy = 0, size = 0, batch = 1, first_image = 0, n_images = 0;
+    float threshold = 0.5f;
+    char **images = calloc((size_t)argc, sizeof *images);
+    if (!images) return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            free(images);
+            return usage(stdout, 0);
+        }
+        if (!strcmp(a, "--npy")) npy = 1;
+        else if (a[0] != '-' || first_image) images[n_images++] = argv[i];
+        else if (!strcmp(a, "--")) first_image = 1;
+        else if (!v) {
+            fprintf(stderr, "clunet predict: unknown or incomplete option '%s' (see --help)\n", a);
+            free(images);
+            return 2;
+        } else {
+            i++;
+            int bad = 0;
+            if (!strcmp(a, "--weights")) weights = v;
+            else if (!strcmp(a, "--out")) out = v;
+            else if (!strcmp(a, "--device")) device = v;
+            else if (!strcmp(a, "--size")) bad = !cli_parse_int(v, 32, 8192, &size) || size % 32;
+            else if (!strcmp(a, "--batch")) bad = !cli_parse_int(v, 1, 256, &batch);
+            else if (!strcmp(a, "--threshold")) {
+                char *end;
+                threshold = strtof(v, &end);
+                bad = *end || !(threshold > 0 && threshold < 1);
+            } else {
+                fprintf(stderr, "clunet predict: unknown option '%s' (see --help)\n", a);
+                free(images);
+                return 2;
+            }
+            if (bad) {
+                free(images);
+                return cli_bad_value(a, v);
+            }
+        }
+    }
+    if (!weights || !out || n_images == 0) {
+        fprintf(stderr, "clunet predict: --weights, --out and at least one image are required (see --help)\n");
+        free(images);
+        return 2;
+    }
+    if (mkdir(out, 0755) && errno != EEXIST) {
+        fprintf(stderr, "clunet: predict: --out %s: cannot create: %s\n", out, strerror(errno));
+        free(images);
+        return 1;
+    }
+    cn_model model;
+    if (cn_model_open(weights, device, size, batch, &model) != CLUNET_OK) {
+        free(images);
+        return cli_fail("predict");
+    }
+    int failed = 0;
+    for (int i = 0; i < n_images; i++) failed += predict_one(&model, images[i], out, threshold, npy);
+    cn_model_close(&model);
+    free(images);
+    return failed ? 1 : 0;
+}

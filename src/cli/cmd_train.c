@@ -1,0 +1,170 @@
+/* cmd_train.c - `clunet train`: trains the U-Net and writes checkpoints, metrics.csv and curves. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "train/train.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int usage(FILE *f, int status)
+{
+    cn_train_config d;
+    cn_train_default_config(&d);
+    fprintf(f,
+            "usage: clunet train [--data DIR --dataset NAME | --synthetic N] [options]\n\n"
+            "Trains the U-Net (EfficientNet-B0 encoder) with the focal Dice loss and Adam. Each epoch ends\n"
+            "with validation on held-out images (metrics at field-of-view pixels), a row in\n"
+            "OUT/metrics.csv and OUT/last.safetensors; OUT/best.safetensors keeps the best validation F1.\n"
+            "Ctrl-C finishes the current step, writes OUT/last.safetensors and exits; --resume continues\n"
+            "exactly where it stopped.\n\n"
+            "data:\n"
+            "  --data DIR --dataset NAME  a dataset laid out as its archive unpacks (see `clunet data list`)\n"
+            "  --datasets FILE            another datasets.txt than the built-in one\n"
+            "  --synthetic N              N built-in synthetic retinas (default when no --data: %d)\n"
+            "  --val N                    training images held out for validation (default: a fifth;\n"
+            "                             synthetic: N/4, at least 2)\n"
+            "  --no-augment               no flips, rotations, zoom or colour jitter\n"
+            "model and optimisation:\n"
+            "  --size S          patch size, a multiple of 32 (default %d)\n"
+            "  --batch B         batch size (default %d)\n"
+            "  --epochs E        epochs (default %d)\n"
+            "  --steps N         steps per epoch (default: about one pass over the training pixels)\n"
+            "  --lr LR           Adam learning rate (default %g)\n"
+            "  --weight-decay W  decoupled weight decay (default 0)\n"
+            "  --loss-lambda L   loss = L*focal + (1-L)*dice (default: focal + dice)\n"
+            "  --bn-eps E        batch-norm epsilon (default %g)\n"
+            "  --threshold T     probability threshold for F1 and the counts (default %g)\n"
+            "  --seed K          seed of weights, data order and augmentation (default %llu)\n"
+            "  --encoder-weights FILE  encoder.* tensors (e.g. an ImageNet EfficientNet-B0) to start from\n"
+            "  --resume CKPT     continue a run from its checkpoint (bit-exact)\n"
+            "run:\n"
+            "  --out DIR         where checkpoints and metrics go (default %s)\n"
+            "  --device D        OpenCL device: index, gpu, cpu, or part of its name\n"
+            "  --memory-cap MIB  refuse to use more device memory than this\n",
+            d.synthetic, d.size, d.batch, d.epochs, d.lr, d.bn_eps, d.threshold, (unsigned long long)d.seed,
+            d.out_dir);
+    return status;
+}
+
+static void format_eta(double s, char *out, size_t n)
+{
+    long t = s > 0 && s < 1e8 ? (long)(s + 0.5) : 0;
+    snprintf(out, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+}
+
+static void progress(const cn_train_progress *p, void *user)
+{
+    (void)user;
+    char eta[32];
+    switch (p->event) {
+    case CN_TRAIN_SETUP: printf("%s\n", p->message); break;
+    case CN_TRAIN_STEP:
+        format_eta(p->eta_seconds, eta, sizeof eta);
+        printf("epoch %d/%d  step %d/%d  loss %.4f (focal %.4f, dice %.4f)  %.2f img/s  ETA %s\n", p->epoch,
+               p->epochs, p->step, p->steps, p->loss, p->focal, p->dice, p->images_per_second, eta);
+        break;
+    case CN_TRAIN_EPOCH:
+        format_eta(p->eta_seconds, eta, sizeof eta);
+        printf("epoch %d/%d done: train loss %.4f F1 %.4f | validation (FOV pixels) loss %.4f F1 %.4f AUC %.4f "
+               "acc %.4f MCC %.4f%s  ETA %s\n",
+               p->epoch, p->epochs, p->loss, p->train.f1, p->val.loss, p->val.f1, p->val.auc, p->val.accuracy,
+               p->val.mcc, p->best ? "  (best)" : "", eta);
+        break;
+    case CN_TRAIN_STOPPED:
+        printf("stopped at epoch %d step %d; resume with --resume on last.safetensors\n", p->epoch, p->step);
+        break;
+    }
+    fflush(stdout);
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end) return 0;
+    *out = v;
+    return 1;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    cn_train_config cfg;
+    cn_train_default_config(&cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double d;
+        int n;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout, 0);
+        if (!strcmp(a, "--no-augment")) {
+            cfg.augment = 0;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "clunet train: unknown or incomplete option '%s' (see --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--data")) cfg.data_dir = v;
+        else if (!strcmp(a, "--dataset")) cfg.dataset = v;
+        else if (!strcmp(a, "--datasets")) cfg.datasets_file = v;
+        else if (!strcmp(a, "--out")) cfg.out_dir = v;
+        else if (!strcmp(a, "--device")) cfg.device = v;
+        else if (!strcmp(a, "--resume")) cfg.resume = v;
+        else if (!strcmp(a, "--encoder-weights")) cfg.encoder_weights = v;
+        else if (!strcmp(a, "--synthetic")) {
+            if (!cli_parse_int(v, 1, 100000, &cfg.synthetic)) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--val")) {
+            if (!cli_parse_int(v, 0, 100000, &cfg.val_count)) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--size")) {
+            if (!cli_parse_int(v, 32, 8192, &cfg.size) || cfg.size % 32) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--batch")) {
+            if (!cli_parse_int(v, 1, 1024, &cfg.batch)) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--epochs")) {
+            if (!cli_parse_int(v, 1, 1000000, &cfg.epochs)) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--steps")) {
+            if (!cli_parse_int(v, 1, 100000000, &cfg.steps_per_epoch)) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--memory-cap")) {
+            if (!cli_parse_int(v, 1, 1 << 30, &n)) return cli_bad_value(a, v);
+            cfg.memory_cap = (uint64_t)n << 20;
+        } else if (!strcmp(a, "--seed")) {
+            if (!cli_parse_int(v, 0, 2147483647, &n)) return cli_bad_value(a, v);
+            cfg.seed = (uint64_t)n;
+        } else if (!strcmp(a, "--lr")) {
+            if (!parse_double(v, &cfg.lr) || !(cfg.lr > 0)) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--weight-decay")) {
+            if (!parse_double(v, &cfg.weight_decay) || cfg.weight_decay < 0) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--loss-lambda")) {
+            if (!parse_double(v, &cfg.loss_lambda) || cfg.loss_lambda < 0 || cfg.loss_lambda > 1)
+                return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--bn-eps")) {
+            if (!parse_double(v, &cfg.bn_eps) || !(cfg.bn_eps > 0)) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--threshold")) {
+            if (!parse_double(v, &d) || !(d > 0 && d < 1)) return cli_bad_value(a, v);
+            cfg.threshold = (float)d;
+        } else {
+            fprintf(stderr, "clunet train: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (cfg.dataset && !cfg.data_dir) {
+        fprintf(stderr, "clunet train: --dataset needs --data DIR\n");
+        return 2;
+    }
+    cfg.stop = &stop_requested;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (cn_train(&cfg, progress, NULL) != CLUNET_OK) return cli_fail("train");
+    return 0;
+}

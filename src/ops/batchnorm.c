@@ -1,0 +1,183 @@
+/*
+ * batchnorm.c - batch norm forward (training and inference) and backward (cl/batchnorm.cl).
+ *
+ * Per-channel sums are two-stage reductions: one partial per (channel, n,
+ * chunk of BN_CHUNK pixels), then a fixed-order sum per channel. The chunking
+ * depends only on the shape, so work sizes do not depend on the device.
+ */
+#include "ops/pointwise.h"
+
+#define BN_CHUNK 4096
+#define BN_GROUP 256
+
+static int chunks_for(int hw) { return (hw + BN_CHUNK - 1) / BN_CHUNK; }
+
+size_t cn_batchnorm_work_floats(int n, int c, int h, int w)
+{
+    size_t parts = (size_t)n * chunks_for(h * w);
+    return 2 * (size_t)c * parts + 2 * (size_t)c;
+}
+
+static clunet_status check_layer(const char *op, const cn_batchnorm *bn, const cn_tensor *x, int training)
+{
+    if (!bn) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: no layer", op);
+    CN_TRY(cn_pw_check_like(op, "x", x, x));
+    size_t c = (size_t)x->c;
+    CN_TRY(cn_pw_check(op, "gamma", &bn->gamma, c));
+    CN_TRY(cn_pw_check(op, "beta", &bn->beta, c));
+    if (!(bn->eps > 0.0f)) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: eps must be > 0", op);
+    if (!training) return CLUNET_OK;
+    if ((size_t)x->n * x->h * x->w < 2)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: training needs more than one value per channel", op);
+    CN_TRY(cn_pw_check(op, "saved", &bn->saved, 2 * c));
+    return cn_pw_check(op, "work", &bn->work, cn_batchnorm_work_floats(x->n, x->c, x->h, x->w));
+}
+
+/* Sets the trailing (c, hw, chunk, parts, scratch) arguments of a stage-one kernel and enqueues it. */
+static clunet_status launch_partial(clunet_context *ctx, cl_kernel k, cl_uint first, const cn_tensor *x)
+{
+    int hw = x->h * x->w, chunks = chunks_for(hw);
+    size_t group = cn_pw_group_size(ctx, k, hw < BN_GROUP ? (size_t)hw : BN_GROUP);
+    CN_TRY(CN_ARG_INT(k, first, x->c));
+    CN_TRY(CN_ARG_INT(k, first + 1, hw));
+    CN_TRY(CN_ARG_INT(k, first + 2, BN_CHUNK));
+    CN_TRY(CN_ARG_INT(k, first + 3, x->n * chunks));
+    CN_TRY(cn_arg(k, first + 4, group * sizeof(float), NULL));
+    size_t global[2] = {group * chunks, (size_t)x->n * x->c}, local[2] = {group, 1};
+    return cn_launch(ctx, k, 2, global, local);
+}
+
+/* Batch mean and inverse std into bn->saved; running statistics updated. */
+static clunet_status batch_statistics(clunet_context *ctx, const cn_batchnorm *bn, const cn_tensor *x)
+{
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_stats_partial", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, x->buf));
+    CN_TRY(CN_ARG_INT(k, 1, x->offset));
+    CN_TRY(CN_ARG_MEM(k, 2, bn->work.buf));
+    CN_TRY(CN_ARG_INT(k, 3, bn->work.offset));
+    CN_TRY(launch_partial(ctx, k, 4, x));
+
+    size_t c = (size_t)x->c;
+    int hw = x->h * x->w;
+    CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_stats_final", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, x->buf));
+    CN_TRY(CN_ARG_INT(k, 1, x->offset));
+    CN_TRY(CN_ARG_MEM(k, 2, bn->work.buf));
+    CN_TRY(CN_ARG_INT(k, 3, bn->work.offset));
+    CN_TRY(CN_ARG_MEM(k, 4, bn->saved.buf));
+    CN_TRY(CN_ARG_INT(k, 5, bn->saved.offset));
+    CN_TRY(CN_ARG_MEM(k, 6, bn->running_mean.buf));
+    CN_TRY(CN_ARG_INT(k, 7, bn->running_mean.offset));
+    CN_TRY(CN_ARG_MEM(k, 8, bn->running_var.buf));
+    CN_TRY(CN_ARG_INT(k, 9, bn->running_var.offset));
+    CN_TRY(CN_ARG_INT(k, 10, x->c));
+    CN_TRY(CN_ARG_INT(k, 11, hw));
+    CN_TRY(CN_ARG_INT(k, 12, x->n * chunks_for(hw)));
+    CN_TRY(CN_ARG_FLOAT(k, 13, (double)x->n * hw));
+    CN_TRY(CN_ARG_FLOAT(k, 14, bn->eps));
+    CN_TRY(CN_ARG_FLOAT(k, 15, bn->momentum));
+    return cn_launch(ctx, k, 1, &c, NULL);
+}
+
+clunet_status cn_batchnorm_forward(clunet_context *ctx, const cn_batchnorm *bn, int training, const cn_tensor *x,
+                                   const cn_tensor *y)
+{
+    // x, y are (N,C,H,W)
+    const char *op = training ? "batchnorm_forward (training)" : "batchnorm_forward (inference)";
+    CN_TRY(check_layer(op, bn, x, training));
+    CN_TRY(cn_pw_check_like(op, "y", y, x));
+    size_t c = (size_t)x->c;
+    CN_TRY(cn_pw_check(op, "running_mean", &bn->running_mean, c));
+    CN_TRY(cn_pw_check(op, "running_var", &bn->running_var, c));
+    if (training) CN_TRY(batch_statistics(ctx, bn, x));
+
+    int hw = x->h * x->w, planes = x->n * x->c;
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "batchnorm.cl", training ? "bn_apply" : "bn_apply_eval", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, x->buf));
+    CN_TRY(CN_ARG_INT(k, 1, x->offset));
+    CN_TRY(CN_ARG_MEM(k, 2, y->buf));
+    CN_TRY(CN_ARG_INT(k, 3, y->offset));
+    CN_TRY(CN_ARG_MEM(k, 4, bn->gamma.buf));
+    CN_TRY(CN_ARG_INT(k, 5, bn->gamma.offset));
+    CN_TRY(CN_ARG_MEM(k, 6, bn->beta.buf));
+    CN_TRY(CN_ARG_INT(k, 7, bn->beta.offset));
+    cl_uint a = 8;
+    if (training) {
+        CN_TRY(CN_ARG_MEM(k, a++, bn->saved.buf));
+        CN_TRY(CN_ARG_INT(k, a++, bn->saved.offset));
+    } else {
+        CN_TRY(CN_ARG_MEM(k, a++, bn->running_mean.buf));
+        CN_TRY(CN_ARG_INT(k, a++, bn->running_mean.offset));
+        CN_TRY(CN_ARG_MEM(k, a++, bn->running_var.buf));
+        CN_TRY(CN_ARG_INT(k, a++, bn->running_var.offset));
+        CN_TRY(CN_ARG_FLOAT(k, a++, bn->eps));
+    }
+    CN_TRY(CN_ARG_INT(k, a++, x->c));
+    CN_TRY(CN_ARG_INT(k, a++, hw));
+    CN_TRY(CN_ARG_INT(k, a++, planes));
+    size_t global[2] = {(size_t)hw, (size_t)planes};
+    return cn_launch(ctx, k, 2, global, NULL);
+}
+
+clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn, const cn_tensor *x,
+                                    const cn_tensor *dy, const cn_tensor *dx, int accumulate)
+{
+    // x, dy, dx are (N,C,H,W)
+    const char *op = "batchnorm_backward";
+    CN_TRY(check_layer(op, bn, x, 1));
+    CN_TRY(cn_pw_check_like(op, "dy", dy, x));
+    CN_TRY(cn_pw_check_like(op, "dx", dx, x));
+    size_t c = (size_t)x->c;
+    CN_TRY(cn_pw_check(op, "dgamma", &bn->dgamma, c));
+    CN_TRY(cn_pw_check(op, "dbeta", &bn->dbeta, c));
+    int hw = x->h * x->w, planes = x->n * x->c, parts = x->n * chunks_for(hw);
+
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_bwd_partial", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, x->buf));
+    CN_TRY(CN_ARG_INT(k, 1, x->offset));
+    CN_TRY(CN_ARG_MEM(k, 2, dy->buf));
+    CN_TRY(CN_ARG_INT(k, 3, dy->offset));
+    CN_TRY(CN_ARG_MEM(k, 4, bn->saved.buf));
+    CN_TRY(CN_ARG_INT(k, 5, bn->saved.offset));
+    CN_TRY(CN_ARG_MEM(k, 6, bn->work.buf));
+    CN_TRY(CN_ARG_INT(k, 7, bn->work.offset));
+    CN_TRY(launch_partial(ctx, k, 8, x));
+
+    CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_bwd_final", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, bn->work.buf));
+    CN_TRY(CN_ARG_INT(k, 1, bn->work.offset));
+    CN_TRY(CN_ARG_MEM(k, 2, bn->saved.buf));
+    CN_TRY(CN_ARG_INT(k, 3, bn->saved.offset));
+    CN_TRY(CN_ARG_MEM(k, 4, bn->dgamma.buf));
+    CN_TRY(CN_ARG_INT(k, 5, bn->dgamma.offset));
+    CN_TRY(CN_ARG_MEM(k, 6, bn->dbeta.buf));
+    CN_TRY(CN_ARG_INT(k, 7, bn->dbeta.offset));
+    CN_TRY(CN_ARG_INT(k, 8, x->c));
+    CN_TRY(CN_ARG_INT(k, 9, parts));
+    CN_TRY(CN_ARG_FLOAT(k, 10, (double)x->n * hw));
+    CN_TRY(cn_launch(ctx, k, 1, &c, NULL));
+
+    CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_bwd_dx", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, x->buf));
+    CN_TRY(CN_ARG_INT(k, 1, x->offset));
+    CN_TRY(CN_ARG_MEM(k, 2, dy->buf));
+    CN_TRY(CN_ARG_INT(k, 3, dy->offset));
+    CN_TRY(CN_ARG_MEM(k, 4, dx->buf));
+    CN_TRY(CN_ARG_INT(k, 5, dx->offset));
+    CN_TRY(CN_ARG_MEM(k, 6, bn->gamma.buf));
+    CN_TRY(CN_ARG_INT(k, 7, bn->gamma.offset));
+    CN_TRY(CN_ARG_MEM(k, 8, bn->saved.buf));
+    CN_TRY(CN_ARG_INT(k, 9, bn->saved.offset));
+    CN_TRY(CN_ARG_MEM(k, 10, bn->work.buf));
+    CN_TRY(CN_ARG_INT(k, 11, bn->work.offset));
+    CN_TRY(CN_ARG_INT(k, 12, x->c));
+    CN_TRY(CN_ARG_INT(k, 13, hw));
+    CN_TRY(CN_ARG_INT(k, 14, parts));
+    CN_TRY(CN_ARG_INT(k, 15, planes));
+    CN_TRY(CN_ARG_INT(k, 16, accumulate != 0));
+    size_t global[2] = {(size_t)hw, (size_t)planes};
+    return cn_launch(ctx, k, 2, global, NULL);
+}

@@ -1,0 +1,108 @@
+/*
+ * conv.h - the convolution family on the device: GEMM (CLBlast or clunet's own
+ * kernels, chosen per device), dense conv2d (im2col + GEMM) and depthwise conv
+ * (direct kernels). Shape letters: N batch, C channels in, H/W height/width in,
+ * Co channels out, Ho/Wo height/width out, K kernel size.
+ *
+ * Backward passes ACCUMULATE into dx, dw and db (+=), llm.c style: the caller
+ * zeroes gradient buffers explicitly. That lets a tensor feeding two layers
+ * (U-Net skips) collect both gradients without an extra add.
+ */
+#ifndef CLUNET_OPS_CONV_H
+#define CLUNET_OPS_CONV_H
+
+#include "runtime/runtime.h"
+
+/* ---- GEMM ----------------------------------------------------------------- */
+
+/* Values of ctx->gemm_impl. */
+enum {
+    CN_GEMM_CLBLAST = 0,  /* CLBlast */
+    CN_GEMM_REGISTER = 1, /* cl/gemm.cl register tiles (gemm_nn, gemm_nt): made for CPUs */
+    CN_GEMM_LOCAL = 2,    /* cl/gemm.cl local-memory tiles (gemm_tiled): made for GPUs */
+};
+
+/*
+ * Row-major C = alpha * op(A) * op(B) + beta * C, C (m,n), op(A) (m,k), op(B)
+ * (k,n); op(X) = X^T when tX (A is then stored (k,m), B (n,k)). Offsets and
+ * strides count floats; `batch` products with strides a_stride etc. between
+ * them (0 shares an operand). With beta == 0, C is not read.
+ */
+typedef struct cn_gemm_args {
+    int ta, tb;
+    int m, n, k;
+    float alpha, beta;
+    cl_mem a;
+    size_t a_off, a_stride;
+    int lda;
+    cl_mem b;
+    size_t b_off, b_stride;
+    int ldb;
+    cl_mem c;
+    size_t c_off, c_stride;
+    int ldc;
+    int batch;
+} cn_gemm_args;
+
+/*
+ * Runs one (batched) GEMM with the context's implementation. The first call
+ * picks it with cn_gemm_choose() unless ctx->gemm_impl is already set.
+ */
+clunet_status cn_gemm(clunet_context *ctx, const cn_gemm_args *g);
+
+/*
+ * Sets ctx->gemm_impl: from $CLUNET_GEMM (clblast, own, register, local; own =
+ * the device's kind of own kernel) if set, else by timing CLBlast against the
+ * own kernel once on a conv-sized product (temporary buffers of ~10 MB).
+ */
+clunet_status cn_gemm_choose(clunet_context *ctx);
+
+/* "clblast", "register" or "local". */
+const char *cn_gemm_impl_name(int impl);
+
+/* ---- conv2d ----------------------------------------------------------------- */
+
+/* One conv2d layer: weights (Co, C/groups, K, K); groups is 1 or C (depthwise, Co == C). */
+typedef struct cn_conv2d_params {
+    int cout, k, stride;
+    int pad_t, pad_l, pad_b, pad_r; /* per side, so TF 'same' padding can be asymmetric */
+    int groups;
+    int has_bias;
+} cn_conv2d_params;
+
+/* Output size for an input of h x w: (h + pad_t + pad_b - K) / stride + 1. */
+int cn_conv2d_out_h(const cn_conv2d_params *p, int h);
+int cn_conv2d_out_w(const cn_conv2d_params *p, int w);
+
+/*
+ * Floats of scratch that forward and backward need for an input (n,c,h,w): the
+ * im2col columns of one image (C*K*K x Ho*Wo), or 0 for 1x1 stride-1 unpadded
+ * and depthwise convs. `work` may be NULL when this is 0.
+ */
+size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h, int w);
+
+/* y = conv(x, w) + b. x (N,C,H,W), w (Co,C/groups,K,K), b (Co) or NULL, y (N,Co,Ho,Wo). */
+clunet_status cn_conv2d_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                const cn_tensor *w, const cn_tensor *b, const cn_tensor *y, const cn_tensor *work);
+
+/*
+ * Adds the gradients of the loss, given dy (N,Co,Ho,Wo), into dx (as x), dw (as
+ * w) and db (Co); any of the three may be NULL to skip it. Deterministic: the
+ * same inputs give the same bits every run.
+ */
+clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                 const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx, const cn_tensor *dw,
+                                 const cn_tensor *db, const cn_tensor *work);
+
+/* ---- depthwise (called by conv2d when groups == C; shapes already checked) ---- */
+
+/* Local size of the per-channel reduction kernels: 64, or less where the device allows less. */
+size_t cn_conv_reduce_wg(const clunet_context *ctx);
+
+clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                   const cn_tensor *w, const cn_tensor *b, const cn_tensor *y);
+clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                    const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx,
+                                    const cn_tensor *dw);
+
+#endif

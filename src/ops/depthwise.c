@@ -1,0 +1,80 @@
+/*
+ * depthwise.c - depthwise conv2d (groups == C == Co) with the direct kernels
+ * of cl/depthwise.cl, one program per kernel size and stride. conv.c checks
+ * shapes and handles the bias gradient before calling here.
+ */
+#include <stdio.h>
+
+#include "ops/conv.h"
+
+static clunet_status dw_kernel(clunet_context *ctx, const cn_conv2d_params *p, const char *name, cl_kernel *k)
+{
+    char options[48];
+    snprintf(options, sizeof options, "-DDW_K=%d -DDW_S=%d", p->k, p->stride);
+    return cn_kernel(ctx, "depthwise.cl", name, options, k);
+}
+
+/* Sets the trailing arguments every kernel shares, from `first`: channels, h, w, ho, wo, pad_t, pad_l. */
+static clunet_status geometry(cl_kernel k, cl_uint first, const cn_conv2d_params *p, const cn_tensor *x,
+                              const cn_tensor *y)
+{
+    int args[7] = {x->c, x->h, x->w, y->h, y->w, p->pad_t, p->pad_l};
+    for (int i = 0; i < 7; i++) CN_TRY(CN_ARG_INT(k, first + i, args[i]));
+    return CLUNET_OK;
+}
+
+clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                   const cn_tensor *w, const cn_tensor *b, const cn_tensor *y)
+{
+    // x is (N,C,H,W), w is (C,1,K,K), y is (N,C,Ho,Wo)
+    cl_kernel k;
+    CN_TRY(dw_kernel(ctx, p, "depthwise_fwd", &k));
+    CN_TRY(CN_ARG_MEM(k, 0, x->buf));
+    CN_TRY(CN_ARG_INT(k, 1, x->offset));
+    CN_TRY(CN_ARG_MEM(k, 2, w->buf));
+    CN_TRY(CN_ARG_INT(k, 3, w->offset));
+    cl_mem bias = b ? b->buf : w->buf; /* without a bias the kernel never reads it: any buffer will do */
+    CN_TRY(CN_ARG_MEM(k, 4, bias));
+    CN_TRY(CN_ARG_INT(k, 5, b ? b->offset : 0));
+    CN_TRY(CN_ARG_INT(k, 6, b != NULL));
+    CN_TRY(CN_ARG_MEM(k, 7, y->buf));
+    CN_TRY(CN_ARG_INT(k, 8, y->offset));
+    CN_TRY(geometry(k, 9, p, x, y));
+    size_t global[3] = {(size_t)y->w, (size_t)y->h, (size_t)y->n * y->c};
+    return cn_launch(ctx, k, 3, global, NULL);
+}
+
+clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                    const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx,
+                                    const cn_tensor *dw)
+{
+    // x is (N,C,H,W), w is (C,1,K,K), dy is (N,C,Ho,Wo); dx and dw accumulate
+    cl_kernel k;
+    if (dw) {
+        CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_weight", &k));
+        CN_TRY(CN_ARG_MEM(k, 0, x->buf));
+        CN_TRY(CN_ARG_INT(k, 1, x->offset));
+        CN_TRY(CN_ARG_MEM(k, 2, dy->buf));
+        CN_TRY(CN_ARG_INT(k, 3, dy->offset));
+        CN_TRY(CN_ARG_MEM(k, 4, dw->buf));
+        CN_TRY(CN_ARG_INT(k, 5, dw->offset));
+        CN_TRY(CN_ARG_INT(k, 6, x->n));
+        CN_TRY(geometry(k, 7, p, x, dy));
+        size_t wg = cn_conv_reduce_wg(ctx);
+        size_t global[1] = {wg * x->c}, local[1] = {wg};
+        CN_TRY(cn_launch(ctx, k, 1, global, local));
+    }
+    if (dx) {
+        CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_data", &k));
+        CN_TRY(CN_ARG_MEM(k, 0, dy->buf));
+        CN_TRY(CN_ARG_INT(k, 1, dy->offset));
+        CN_TRY(CN_ARG_MEM(k, 2, w->buf));
+        CN_TRY(CN_ARG_INT(k, 3, w->offset));
+        CN_TRY(CN_ARG_MEM(k, 4, dx->buf));
+        CN_TRY(CN_ARG_INT(k, 5, dx->offset));
+        CN_TRY(geometry(k, 6, p, x, dy));
+        size_t global[3] = {(size_t)x->w, (size_t)x->h, (size_t)x->n * x->c};
+        CN_TRY(cn_launch(ctx, k, 3, global, NULL));
+    }
+    return CLUNET_OK;
+}

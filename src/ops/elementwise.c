@@ -1,0 +1,88 @@
+/*
+ * elementwise.c - the residual add, and the launch helpers the pointwise family shares.
+ */
+#include <limits.h>
+
+#include "ops/pointwise.h"
+
+size_t cn_pw_group_size(clunet_context *ctx, cl_kernel k, size_t want)
+{
+    size_t limit = ctx->info.max_work_group_size, kernel_limit = 0;
+    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kernel_limit, &kernel_limit,
+                                 NULL) == CL_SUCCESS &&
+        kernel_limit > 0 && kernel_limit < limit)
+        limit = kernel_limit;
+    if (want < limit) limit = want;
+    size_t size = 1;
+    while (size * 2 <= limit) size *= 2;
+    return size;
+}
+
+clunet_status cn_pw_check(const char *op, const char *name, const cn_tensor *t, size_t count)
+{
+    if (!t || !t->buf) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %s is missing", op, name);
+    if (t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %s has an empty or negative dimension", op, name);
+    if (cn_tensor_count(t) != count)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %s holds %zu floats, expected %zu", op, name,
+                       cn_tensor_count(t), count);
+    // Kernels index with int.
+    if (t->offset + count > (size_t)INT_MAX)
+        return cn_fail(CLUNET_ERR_UNSUPPORTED, "%s: %s ends past 2^31 floats in its buffer", op, name);
+    return CLUNET_OK;
+}
+
+clunet_status cn_pw_check_shape(const char *op, const char *name, const cn_tensor *t, int n, int c, int h, int w)
+{
+    if (!t || !t->buf) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %s is missing", op, name);
+    if (t->n != n || t->c != c || t->h != h || t->w != w)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %s is (%d,%d,%d,%d), expected (%d,%d,%d,%d)", op, name,
+                       t->n, t->c, t->h, t->w, n, c, h, w);
+    return cn_pw_check(op, name, t, cn_tensor_count(t));
+}
+
+clunet_status cn_pw_check_like(const char *op, const char *name, const cn_tensor *t, const cn_tensor *like)
+{
+    if (!t || !t->buf) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %s is missing", op, name);
+    return cn_pw_check_shape(op, name, t, like->n, like->c, like->h, like->w);
+}
+
+clunet_status cn_add_forward(clunet_context *ctx, const cn_tensor *a, const cn_tensor *b, const cn_tensor *y)
+{
+    // a, b, y are (N,C,H,W)
+    CN_TRY(cn_pw_check_like("add_forward", "a", a, a));
+    CN_TRY(cn_pw_check_like("add_forward", "b", b, a));
+    CN_TRY(cn_pw_check_like("add_forward", "y", y, a));
+    size_t count = cn_tensor_count(a);
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "elementwise.cl", "add_fwd", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, a->buf));
+    CN_TRY(CN_ARG_INT(k, 1, a->offset));
+    CN_TRY(CN_ARG_MEM(k, 2, b->buf));
+    CN_TRY(CN_ARG_INT(k, 3, b->offset));
+    CN_TRY(CN_ARG_MEM(k, 4, y->buf));
+    CN_TRY(CN_ARG_INT(k, 5, y->offset));
+    CN_TRY(CN_ARG_INT(k, 6, count));
+    return cn_launch(ctx, k, 1, &count, NULL);
+}
+
+clunet_status cn_add_backward(clunet_context *ctx, const cn_tensor *dy, const cn_tensor *da, const cn_tensor *db,
+                              int accumulate)
+{
+    // dy, da, db are (N,C,H,W)
+    CN_TRY(cn_pw_check_like("add_backward", "dy", dy, dy));
+    CN_TRY(cn_pw_check_like("add_backward", "da", da, dy));
+    CN_TRY(cn_pw_check_like("add_backward", "db", db, dy));
+    size_t count = cn_tensor_count(dy);
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "elementwise.cl", "add_bwd", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, dy->buf));
+    CN_TRY(CN_ARG_INT(k, 1, dy->offset));
+    CN_TRY(CN_ARG_MEM(k, 2, da->buf));
+    CN_TRY(CN_ARG_INT(k, 3, da->offset));
+    CN_TRY(CN_ARG_MEM(k, 4, db->buf));
+    CN_TRY(CN_ARG_INT(k, 5, db->offset));
+    CN_TRY(CN_ARG_INT(k, 6, count));
+    CN_TRY(CN_ARG_INT(k, 7, accumulate != 0));
+    return cn_launch(ctx, k, 1, &count, NULL);
+}

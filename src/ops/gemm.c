@@ -1,0 +1,230 @@
+/*
+ * gemm.c - matrix products for the conv ops: CLBlast, or the kernels of
+ * cl/gemm.cl, whichever ran faster on this device when first measured.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ops/conv.h" /* first: it sets CL_TARGET_OPENCL_VERSION for the CL headers clblast_c.h includes */
+
+#include <clblast_c.h>
+
+const char *cn_gemm_impl_name(int impl)
+{
+    switch (impl) {
+    case CN_GEMM_CLBLAST: return "clblast";
+    case CN_GEMM_REGISTER: return "register";
+    case CN_GEMM_LOCAL: return "local";
+    default: return "unchosen";
+    }
+}
+
+/* The own kernel family suited to this device. */
+static int own_impl(const clunet_context *ctx)
+{
+    return ctx->info.type == CLUNET_DEVICE_CPU ? CN_GEMM_REGISTER : CN_GEMM_LOCAL;
+}
+
+static clunet_status gemm_clblast(clunet_context *ctx, const cn_gemm_args *g)
+{
+    CLBlastTranspose ta = g->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
+    CLBlastTranspose tb = g->tb ? CLBlastTransposeYes : CLBlastTransposeNo;
+    CLBlastStatusCode s;
+    if (g->batch == 1)
+        s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->a_off, g->lda, g->b,
+                         g->b_off, g->ldb, g->beta, g->c, g->c_off, g->ldc, &ctx->queue, NULL);
+    else
+        s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->a_off,
+                                       g->lda, g->a_stride, g->b, g->b_off, g->ldb, g->b_stride, g->beta, g->c,
+                                       g->c_off, g->ldc, g->c_stride, g->batch, &ctx->queue, NULL);
+    if (s == CLBlastSuccess) return CLUNET_OK;
+    /* CLBlast reuses OpenCL's codes above -1000 and numbers its own below */
+    return cn_fail(s > -1000 ? cn_cl_status(s) : CLUNET_ERR_OPENCL, "CLBlastSgemm failed with status %d (m=%d n=%d k=%d)",
+                   (int)s, g->m, g->n, g->k);
+}
+
+/* Sets the 12 arguments from `first` on: a, a_off, lda, a_stride, then b and c likewise. */
+static clunet_status set_operands(cl_kernel k, cl_uint first, const cn_gemm_args *g)
+{
+    cl_uint i = first;
+    CN_TRY(CN_ARG_MEM(k, i, g->a));
+    CN_TRY(CN_ARG_INT(k, i + 1, g->a_off));
+    CN_TRY(CN_ARG_INT(k, i + 2, g->lda));
+    CN_TRY(CN_ARG_INT(k, i + 3, g->a_stride));
+    CN_TRY(CN_ARG_MEM(k, i + 4, g->b));
+    CN_TRY(CN_ARG_INT(k, i + 5, g->b_off));
+    CN_TRY(CN_ARG_INT(k, i + 6, g->ldb));
+    CN_TRY(CN_ARG_INT(k, i + 7, g->b_stride));
+    CN_TRY(CN_ARG_MEM(k, i + 8, g->c));
+    CN_TRY(CN_ARG_INT(k, i + 9, g->c_off));
+    CN_TRY(CN_ARG_INT(k, i + 10, g->ldc));
+    return CN_ARG_INT(k, i + 11, g->c_stride);
+}
+
+static clunet_status gemm_local(clunet_context *ctx, const cn_gemm_args *g)
+{
+    /* work-groups of ts x ts, each work-item computing 4x4 outputs */
+    size_t ts = ctx->info.max_work_group_size >= 256 ? 16 : ctx->info.max_work_group_size >= 64 ? 8 : 4;
+    char options[32];
+    snprintf(options, sizeof options, "-DGEMM_TS=%zu", ts);
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_tiled", options, &k));
+    CN_TRY(CN_ARG_INT(k, 0, g->m));
+    CN_TRY(CN_ARG_INT(k, 1, g->n));
+    CN_TRY(CN_ARG_INT(k, 2, g->k));
+    CN_TRY(CN_ARG_FLOAT(k, 3, g->alpha));
+    CN_TRY(CN_ARG_FLOAT(k, 4, g->beta));
+    CN_TRY(CN_ARG_INT(k, 5, g->ta));
+    CN_TRY(CN_ARG_INT(k, 6, g->tb));
+    CN_TRY(set_operands(k, 7, g));
+    size_t tile = 4 * ts;
+    size_t global[3] = {(g->n + tile - 1) / tile * ts, (g->m + tile - 1) / tile * ts, (size_t)g->batch};
+    size_t local[3] = {ts, ts, 1};
+    return cn_launch(ctx, k, 3, global, local);
+}
+
+/* Halves a block size (keeping it a multiple of `min`) until there are enough work-groups for every core. */
+static int shrink_block(int block, int min, size_t others, int extent, unsigned cores)
+{
+    while (block > min && others * (size_t)((extent + block - 1) / block) < 8 * (size_t)cores) block /= 2;
+    return block;
+}
+
+static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
+{
+    if (g->ta && g->tb) return gemm_local(ctx, g); /* unused by the convs: the generic kernel is enough */
+    unsigned cores = ctx->info.compute_units ? ctx->info.compute_units : 1;
+    cl_kernel k;
+    size_t global[3], local[3] = {1, 1, 1};
+    if (g->tb) {
+        CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nt", NULL, &k));
+        int nb = shrink_block(64, 4, (size_t)g->batch * ((g->m + 63) / 64), g->n, cores);
+        int mb = shrink_block(64, 4, (size_t)g->batch * ((g->n + nb - 1) / nb), g->m, cores);
+        CN_TRY(CN_ARG_INT(k, 5, mb));
+        CN_TRY(CN_ARG_INT(k, 6, nb));
+        CN_TRY(set_operands(k, 7, g));
+        global[0] = (g->n + nb - 1) / nb;
+        global[1] = (g->m + mb - 1) / mb;
+    } else {
+        CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nn", g->ta ? "-DGEMM_TA=1" : NULL, &k));
+        int panels = (g->n + 31) / 32;
+        int mb = shrink_block(64, 8, (size_t)g->batch * panels, g->m, cores);
+        /* several 32-column panels per work-item when each carries under ~2 MFLOP */
+        double panel_flops = 2.0 * mb * 32 * (g->k > 0 ? g->k : 1);
+        int np = (int)(2e6 / panel_flops) + 1;
+        size_t groups_wanted = 16 * (size_t)cores;
+        size_t others = (size_t)g->batch * ((g->m + mb - 1) / mb);
+        while (np > 1 && others * (size_t)((panels + np - 1) / np) < groups_wanted) np /= 2;
+        CN_TRY(CN_ARG_INT(k, 5, mb));
+        CN_TRY(CN_ARG_INT(k, 6, np));
+        CN_TRY(set_operands(k, 7, g));
+        global[0] = (panels + np - 1) / np;
+        global[1] = (g->m + mb - 1) / mb;
+    }
+    CN_TRY(CN_ARG_INT(k, 0, g->m));
+    CN_TRY(CN_ARG_INT(k, 1, g->n));
+    CN_TRY(CN_ARG_INT(k, 2, g->k));
+    CN_TRY(CN_ARG_FLOAT(k, 3, g->alpha));
+    CN_TRY(CN_ARG_FLOAT(k, 4, g->beta));
+    global[2] = (size_t)g->batch;
+    return cn_launch(ctx, k, 3, global, local);
+}
+
+/* The kernels index with int: refuse what would overflow it. */
+static clunet_status check_args(const cn_gemm_args *g)
+{
+    if (g->m < 1 || g->n < 1 || g->k < 0 || g->batch < 1)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "gemm: bad sizes m=%d n=%d k=%d batch=%d", g->m, g->n, g->k,
+                       g->batch);
+    int ra = g->ta ? g->k : g->m, ca = g->ta ? g->m : g->k;
+    int rb = g->tb ? g->n : g->k, cb = g->tb ? g->k : g->n;
+    if (g->lda < ca || g->ldb < cb || g->ldc < g->n || g->lda < 1 || g->ldb < 1)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "gemm: leading dimension too small (lda=%d ldb=%d ldc=%d)", g->lda,
+                       g->ldb, g->ldc);
+    size_t last = (size_t)g->batch - 1;
+    size_t end_a = g->a_off + last * g->a_stride + (size_t)ra * g->lda;
+    size_t end_b = g->b_off + last * g->b_stride + (size_t)rb * g->ldb;
+    size_t end_c = g->c_off + last * g->c_stride + (size_t)g->m * g->ldc;
+    if (end_a > INT_MAX || end_b > INT_MAX || end_c > INT_MAX)
+        return cn_fail(CLUNET_ERR_UNSUPPORTED, "gemm: operands beyond 2^31 floats (m=%d n=%d k=%d batch=%d)", g->m,
+                       g->n, g->k, g->batch);
+    return CLUNET_OK;
+}
+
+static clunet_status gemm_run(clunet_context *ctx, int impl, const cn_gemm_args *g)
+{
+    switch (impl) {
+    case CN_GEMM_CLBLAST: return gemm_clblast(ctx, g);
+    case CN_GEMM_REGISTER: return gemm_register(ctx, g);
+    default: return gemm_local(ctx, g);
+    }
+}
+
+clunet_status cn_gemm(clunet_context *ctx, const cn_gemm_args *g)
+{
+    CN_TRY(check_args(g));
+    if (ctx->gemm_impl < 0) CN_TRY(cn_gemm_choose(ctx));
+    return gemm_run(ctx, ctx->gemm_impl, g);
+}
+
+static double seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Seconds for the best of three runs of `g` after a warm-up (which also builds the kernels). */
+static clunet_status time_gemm(clunet_context *ctx, int impl, const cn_gemm_args *g, double *best)
+{
+    CN_TRY(gemm_run(ctx, impl, g));
+    CN_TRY(cn_finish(ctx));
+    *best = 1e30;
+    for (int i = 0; i < 3; i++) {
+        double t0 = seconds();
+        CN_TRY(gemm_run(ctx, impl, g));
+        CN_TRY(cn_finish(ctx));
+        double t = seconds() - t0;
+        if (t < *best) *best = t;
+    }
+    return CLUNET_OK;
+}
+
+clunet_status cn_gemm_choose(clunet_context *ctx)
+{
+    const char *env = getenv("CLUNET_GEMM");
+    if (env && *env) {
+        if (!strcmp(env, "clblast")) ctx->gemm_impl = CN_GEMM_CLBLAST;
+        else if (!strcmp(env, "own")) ctx->gemm_impl = own_impl(ctx);
+        else if (!strcmp(env, "register")) ctx->gemm_impl = CN_GEMM_REGISTER;
+        else if (!strcmp(env, "local")) ctx->gemm_impl = CN_GEMM_LOCAL;
+        else
+            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_GEMM=%s: expected clblast, own, register or local",
+                           env);
+        return CLUNET_OK;
+    }
+    /* a 3x3 conv, 64 -> 128 channels at 64x64: the middle of the U-Net's range */
+    cn_gemm_args g = {.m = 128, .n = 4096, .k = 576, .alpha = 1.0f, .beta = 0.0f, .batch = 1};
+    g.lda = g.k, g.ldb = g.n, g.ldc = g.n;
+    clunet_status st = cn_buffer_alloc(ctx, (size_t)g.m * g.k * sizeof(float), &g.a);
+    if (st == CLUNET_OK) st = cn_buffer_alloc(ctx, (size_t)g.k * g.n * sizeof(float), &g.b);
+    if (st == CLUNET_OK) st = cn_buffer_alloc(ctx, (size_t)g.m * g.n * sizeof(float), &g.c);
+    if (st == CLUNET_OK) st = cn_buffer_fill_float(ctx, g.a, 0, (size_t)g.m * g.k * sizeof(float), 0.5f);
+    if (st == CLUNET_OK) st = cn_buffer_fill_float(ctx, g.b, 0, (size_t)g.k * g.n * sizeof(float), 0.25f);
+    double t_own = 0, t_blas = 0;
+    int own = own_impl(ctx);
+    if (st == CLUNET_OK) st = time_gemm(ctx, own, &g, &t_own);
+    if (st == CLUNET_OK) {
+        /* CLBlast may not run on every device: then the own kernel wins by default */
+        ctx->gemm_impl = time_gemm(ctx, CN_GEMM_CLBLAST, &g, &t_blas) == CLUNET_OK && t_blas < t_own
+                             ? CN_GEMM_CLBLAST
+                             : own;
+    }
+    if (g.a) cn_buffer_free(ctx, g.a);
+    if (g.b) cn_buffer_free(ctx, g.b);
+    if (g.c) cn_buffer_free(ctx, g.c);
+    return st;
+}

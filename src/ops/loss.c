@@ -1,0 +1,104 @@
+/*
+ * loss.c - the focal Dice loss and its gradient on logits (cl/loss.cl).
+ *
+ * Defaults follow segmentation_models' BinaryFocalLoss + DiceLoss: alpha 0.25,
+ * gamma 2, eps 1e-7 (Keras' backend epsilon; here added inside the logs
+ * rather than clipping p, so the loss stays smooth in z), Dice smoothing 1e-5.
+ */
+#include "ops/pointwise.h"
+
+#define LOSS_SUMS 5
+#define LOSS_CHUNK 4096
+#define LOSS_GROUP 256
+
+void cn_focal_dice_default(cn_focal_dice *loss)
+{
+    loss->alpha = 0.25f;
+    loss->gamma = 2.0f;
+    loss->eps = 1e-7f;
+    loss->smooth = 1e-5f;
+    loss->lambda = -1.0f;
+}
+
+static size_t groups_for(size_t pixels) { return (pixels + LOSS_CHUNK - 1) / LOSS_CHUNK; }
+
+size_t cn_focal_dice_work_floats(size_t pixels) { return LOSS_SUMS * groups_for(pixels); }
+
+/* Sets arguments `first`.. to (z, z_off, y, y_off, mask, mask_off, has_mask); without a mask z stands in, unread. */
+static clunet_status set_inputs(cl_kernel k, const cn_tensor *z, const cn_tensor *y, const cn_tensor *mask)
+{
+    CN_TRY(CN_ARG_MEM(k, 0, z->buf));
+    CN_TRY(CN_ARG_INT(k, 1, z->offset));
+    CN_TRY(CN_ARG_MEM(k, 2, y->buf));
+    CN_TRY(CN_ARG_INT(k, 3, y->offset));
+    CN_TRY(CN_ARG_MEM(k, 4, (mask ? mask : z)->buf));
+    CN_TRY(CN_ARG_INT(k, 5, mask ? mask->offset : 0));
+    return CN_ARG_INT(k, 6, mask != NULL);
+}
+
+clunet_status cn_focal_dice_loss(clunet_context *ctx, const cn_focal_dice *loss, const cn_tensor *z,
+                                 const cn_tensor *y, const cn_tensor *mask, const cn_tensor *out,
+                                 const cn_tensor *work, const cn_tensor *dz)
+{
+    // z, y, mask, dz are (N,1,H,W)
+    const char *op = "focal_dice_loss";
+    if (!loss) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: no settings", op);
+    if (!(loss->gamma == 0.0f || loss->gamma >= 1.0f))
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: gamma %g must be 0 or >= 1", op, (double)loss->gamma);
+    if (!(loss->eps > 0.0f) || !(loss->smooth > 0.0f) || !(loss->alpha >= 0.0f && loss->alpha <= 1.0f) ||
+        !(loss->lambda <= 1.0f))
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: needs eps > 0, smooth > 0, alpha and lambda <= 1", op);
+    CN_TRY(cn_pw_check_like(op, "z", z, z));
+    if (z->c != 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: z has %d channels, expected 1", op, z->c);
+    CN_TRY(cn_pw_check_like(op, "y", y, z));
+    if (mask) CN_TRY(cn_pw_check_like(op, "mask", mask, z));
+    if (dz) CN_TRY(cn_pw_check_like(op, "dz", dz, z));
+    size_t count = cn_tensor_count(z), groups = groups_for(count);
+    CN_TRY(cn_pw_check(op, "out", out, CN_LOSS_FLOATS));
+    CN_TRY(cn_pw_check(op, "work", work, cn_focal_dice_work_floats(count)));
+    float wf = loss->lambda < 0.0f ? 1.0f : loss->lambda, wd = loss->lambda < 0.0f ? 1.0f : 1.0f - loss->lambda;
+
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "loss.cl", "loss_partial", NULL, &k));
+    CN_TRY(set_inputs(k, z, y, mask));
+    CN_TRY(CN_ARG_MEM(k, 7, work->buf));
+    CN_TRY(CN_ARG_INT(k, 8, work->offset));
+    CN_TRY(CN_ARG_INT(k, 9, count));
+    CN_TRY(CN_ARG_INT(k, 10, LOSS_CHUNK));
+    CN_TRY(CN_ARG_FLOAT(k, 11, loss->alpha));
+    CN_TRY(CN_ARG_FLOAT(k, 12, loss->gamma));
+    CN_TRY(CN_ARG_FLOAT(k, 13, loss->eps));
+    size_t group = cn_pw_group_size(ctx, k, count < LOSS_GROUP ? count : LOSS_GROUP);
+    CN_TRY(cn_arg(k, 14, group * sizeof(float), NULL));
+    size_t global = group * groups;
+    CN_TRY(cn_launch(ctx, k, 1, &global, &group));
+
+    CN_TRY(cn_kernel(ctx, "loss.cl", "loss_final", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, work->buf));
+    CN_TRY(CN_ARG_INT(k, 1, work->offset));
+    CN_TRY(CN_ARG_INT(k, 2, groups));
+    CN_TRY(CN_ARG_MEM(k, 3, out->buf));
+    CN_TRY(CN_ARG_INT(k, 4, out->offset));
+    CN_TRY(CN_ARG_FLOAT(k, 5, loss->smooth));
+    CN_TRY(CN_ARG_FLOAT(k, 6, wf));
+    CN_TRY(CN_ARG_FLOAT(k, 7, wd));
+    group = cn_pw_group_size(ctx, k, groups < LOSS_GROUP ? groups : LOSS_GROUP);
+    CN_TRY(cn_arg(k, 8, group * sizeof(float), NULL));
+    CN_TRY(cn_launch(ctx, k, 1, &group, &group));
+    if (!dz) return CLUNET_OK;
+
+    CN_TRY(cn_kernel(ctx, "loss.cl", "loss_grad", NULL, &k));
+    CN_TRY(set_inputs(k, z, y, mask));
+    CN_TRY(CN_ARG_MEM(k, 7, out->buf));
+    CN_TRY(CN_ARG_INT(k, 8, out->offset));
+    CN_TRY(CN_ARG_MEM(k, 9, dz->buf));
+    CN_TRY(CN_ARG_INT(k, 10, dz->offset));
+    CN_TRY(CN_ARG_INT(k, 11, count));
+    CN_TRY(CN_ARG_FLOAT(k, 12, loss->alpha));
+    CN_TRY(CN_ARG_FLOAT(k, 13, loss->gamma));
+    CN_TRY(CN_ARG_FLOAT(k, 14, loss->eps));
+    CN_TRY(CN_ARG_FLOAT(k, 15, loss->smooth));
+    CN_TRY(CN_ARG_FLOAT(k, 16, wf));
+    CN_TRY(CN_ARG_FLOAT(k, 17, wd));
+    return cn_launch(ctx, k, 1, &count, NULL);
+}

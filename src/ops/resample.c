@@ -1,0 +1,68 @@
+/*
+ * resample.c - the decoder step: concat(nearest2x(x), skip) along channels (cl/resample.cl).
+ */
+#include "ops/pointwise.h"
+
+clunet_status cn_upcat_forward(clunet_context *ctx, const cn_tensor *x, const cn_tensor *skip, const cn_tensor *y)
+{
+    // x is (N,C1,H,W), skip is (N,C2,2H,2W) or NULL, y is (N,C1+C2,2H,2W)
+    CN_TRY(cn_pw_check_like("upcat_forward", "x", x, x));
+    int c2 = skip ? skip->c : 0;
+    if (skip) CN_TRY(cn_pw_check_shape("upcat_forward", "skip", skip, x->n, c2, 2 * x->h, 2 * x->w));
+    CN_TRY(cn_pw_check_shape("upcat_forward", "y", y, x->n, x->c + c2, 2 * x->h, 2 * x->w));
+    int planes = y->n * y->c;
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "resample.cl", "upcat_fwd", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, x->buf));
+    CN_TRY(CN_ARG_INT(k, 1, x->offset));
+    // Without a skip the kernel never reads it; x stands in as a valid buffer.
+    CN_TRY(CN_ARG_MEM(k, 2, (skip ? skip : x)->buf));
+    CN_TRY(CN_ARG_INT(k, 3, skip ? skip->offset : 0));
+    CN_TRY(CN_ARG_MEM(k, 4, y->buf));
+    CN_TRY(CN_ARG_INT(k, 5, y->offset));
+    CN_TRY(CN_ARG_INT(k, 6, x->c));
+    CN_TRY(CN_ARG_INT(k, 7, c2));
+    CN_TRY(CN_ARG_INT(k, 8, x->h));
+    CN_TRY(CN_ARG_INT(k, 9, x->w));
+    CN_TRY(CN_ARG_INT(k, 10, planes));
+    size_t global[2] = {(size_t)y->h * y->w, (size_t)planes};
+    return cn_launch(ctx, k, 2, global, NULL);
+}
+
+clunet_status cn_upcat_backward(clunet_context *ctx, const cn_tensor *dy, const cn_tensor *dx,
+                                const cn_tensor *dskip, int accumulate)
+{
+    // dy is (N,C1+C2,2H,2W), dx is (N,C1,H,W), dskip is (N,C2,2H,2W) or NULL
+    CN_TRY(cn_pw_check_like("upcat_backward", "dx", dx, dx));
+    int c1 = dx->c, c2 = dskip ? dskip->c : 0, h = dx->h, w = dx->w;
+    if (dskip) CN_TRY(cn_pw_check_shape("upcat_backward", "dskip", dskip, dx->n, c2, 2 * h, 2 * w));
+    CN_TRY(cn_pw_check_shape("upcat_backward", "dy", dy, dx->n, c1 + c2, 2 * h, 2 * w));
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "resample.cl", "upcat_bwd_x", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, dy->buf));
+    CN_TRY(CN_ARG_INT(k, 1, dy->offset));
+    CN_TRY(CN_ARG_MEM(k, 2, dx->buf));
+    CN_TRY(CN_ARG_INT(k, 3, dx->offset));
+    CN_TRY(CN_ARG_INT(k, 4, c1));
+    CN_TRY(CN_ARG_INT(k, 5, c2));
+    CN_TRY(CN_ARG_INT(k, 6, h));
+    CN_TRY(CN_ARG_INT(k, 7, w));
+    CN_TRY(CN_ARG_INT(k, 8, dx->n * c1));
+    CN_TRY(CN_ARG_INT(k, 9, accumulate != 0));
+    size_t global_x[2] = {(size_t)h * w, (size_t)dx->n * c1};
+    CN_TRY(cn_launch(ctx, k, 2, global_x, NULL));
+    if (!dskip) return CLUNET_OK;
+    CN_TRY(cn_kernel(ctx, "resample.cl", "upcat_bwd_skip", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, dy->buf));
+    CN_TRY(CN_ARG_INT(k, 1, dy->offset));
+    CN_TRY(CN_ARG_MEM(k, 2, dskip->buf));
+    CN_TRY(CN_ARG_INT(k, 3, dskip->offset));
+    CN_TRY(CN_ARG_INT(k, 4, c1));
+    CN_TRY(CN_ARG_INT(k, 5, c2));
+    CN_TRY(CN_ARG_INT(k, 6, h));
+    CN_TRY(CN_ARG_INT(k, 7, w));
+    CN_TRY(CN_ARG_INT(k, 8, dx->n * c2));
+    CN_TRY(CN_ARG_INT(k, 9, accumulate != 0));
+    size_t global_skip[2] = {(size_t)4 * h * w, (size_t)dx->n * c2};
+    return cn_launch(ctx, k, 2, global_skip, NULL);
+}

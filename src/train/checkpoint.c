@@ -1,0 +1,245 @@
+/* checkpoint.c - safetensors checkpoints of a cn_exec (see checkpoint.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "train/checkpoint.h"
+#include "train/safetensors.h"
+
+#define FORMAT "clunet-checkpoint-1"
+
+/* A number from our own flat JSON ("key": value); 0 when absent. */
+static int json_number(const char *json, const char *key, double *out)
+{
+    char pattern[80];
+    snprintf(pattern, sizeof pattern, "\"%s\"", key);
+    const char *p = strstr(json, pattern);
+    if (!p) return 0;
+    p = strchr(p + strlen(pattern), ':');
+    if (!p) return 0;
+    char *end;
+    double v = strtod(p + 1, &end);
+    if (end == p + 1) return 0;
+    *out = v;
+    return 1;
+}
+
+static int parse_triple(const char *s, float out[3])
+{
+    return s && sscanf(s, " [ %f , %f , %f ]", &out[0], &out[1], &out[2]) == 3;
+}
+
+static const char *meta(cn_st_file *f, const char *key, const char *path, clunet_status *st)
+{
+    const char *v = cn_st_meta_get(f, key);
+    if (!v && *st == CLUNET_OK)
+        *st = cn_fail(CLUNET_ERR_FORMAT, "%s: not a clunet checkpoint (metadata has no \"%s\")", path, key);
+    return v;
+}
+
+static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_info *info)
+{
+    clunet_status st = CLUNET_OK;
+    memset(info, 0, sizeof *info);
+    const char *format = meta(f, "format", path, &st);
+    if (format && strcmp(format, FORMAT))
+        return cn_fail(CLUNET_ERR_UNSUPPORTED, "%s: checkpoint format \"%s\" (this clunet reads %s)", path, format,
+                       FORMAT);
+    const char *config = meta(f, "config", path, &st);
+    const char *mean = meta(f, "input_mean", path, &st), *std = meta(f, "input_std", path, &st);
+    if (st != CLUNET_OK) return st;
+    double v;
+    info->bn_eps = json_number(config, "bn_eps", &v) ? v : 1e-5;
+    info->bn_momentum = json_number(config, "bn_momentum", &v) ? v : 0.1;
+    info->same_padding = json_number(config, "same_padding", &v) ? (int)v : 0;
+    info->size = json_number(config, "size", &v) ? (int)v : 0;
+    snprintf(info->config, sizeof info->config, "%s", config);
+    if (!parse_triple(mean, info->input_mean) || !parse_triple(std, info->input_std))
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: input_mean and input_std must be lists of three numbers", path);
+    for (int c = 0; c < 3; c++)
+        if (!(info->input_std[c] > 0) || !isfinite(info->input_mean[c]))
+            return cn_fail(CLUNET_ERR_FORMAT, "%s: input_std must be positive and input_mean finite", path);
+    const char *s;
+    info->epoch = (s = cn_st_meta_get(f, "epoch")) ? atoi(s) : 0;
+    info->adam_step = (s = cn_st_meta_get(f, "adam_step")) ? atoi(s) : 0;
+    info->epoch_step = (s = cn_st_meta_get(f, "epoch_step")) ? atoi(s) : 0;
+    info->seed = (s = cn_st_meta_get(f, "seed")) ? strtoull(s, NULL, 10) : 0;
+    info->best_f1 = (s = cn_st_meta_get(f, "best_f1")) ? atof(s) : -1;
+    if (!(info->bn_eps > 0) || info->epoch < 0 || info->adam_step < 0 || info->epoch_step < 0)
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: metadata out of range (bn_eps, epoch or adam_step)", path);
+    return CLUNET_OK;
+}
+
+clunet_status cn_checkpoint_peek(const char *path, cn_checkpoint_info *info)
+{
+    cn_st_file *f;
+    CN_TRY(cn_st_open(path, &f));
+    clunet_status st = read_info(f, path, info);
+    cn_st_close(f);
+    return st;
+}
+
+/* Host copies of the four flat buffers. */
+typedef struct host_state {
+    float *params, *state, *m, *v;
+} host_state;
+
+static void host_free(host_state *h)
+{
+    free(h->params), free(h->state), free(h->m), free(h->v);
+}
+
+static clunet_status host_alloc(const cn_graph *g, host_state *h, int with_optimizer)
+{
+    memset(h, 0, sizeof *h);
+    size_t P = g->trainable_floats ? g->trainable_floats : 1, S = g->state_floats ? g->state_floats : 1;
+    h->params = calloc(P, sizeof(float));
+    h->state = calloc(S, sizeof(float));
+    if (with_optimizer) {
+        h->m = calloc(P, sizeof(float));
+        h->v = calloc(P, sizeof(float));
+    }
+    if (!h->params || !h->state || (with_optimizer && (!h->m || !h->v))) {
+        host_free(h);
+        return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory for a checkpoint");
+    }
+    return CLUNET_OK;
+}
+
+clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoint_info *info, int with_optimizer)
+{
+    const cn_graph *g = e->g;
+    host_state h;
+    CN_TRY(host_alloc(g, &h, with_optimizer));
+    clunet_status st = cn_buffer_read(e->ctx, e->params, 0, g->trainable_floats * sizeof(float), h.params);
+    if (!st && g->state_floats) st = cn_buffer_read(e->ctx, e->state, 0, g->state_floats * sizeof(float), h.state);
+    if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_m, 0, g->trainable_floats * sizeof(float), h.m);
+    if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_v, 0, g->trainable_floats * sizeof(float), h.v);
+
+    int copies = with_optimizer ? 3 : 1, n = 0;
+    cn_st_entry *entries = calloc((size_t)g->param_count * copies, sizeof *entries);
+    int64_t *shapes = calloc((size_t)g->param_count * 4, sizeof *shapes);
+    char *names = calloc((size_t)g->param_count * 2, 112);
+    if (!st && (!entries || !shapes || !names)) st = cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+    for (int i = 0; !st && i < g->param_count; i++) {
+        const cn_param *p = &g->params[i];
+        int64_t *shape = shapes + 4 * i;
+        for (int d = 0; d < p->ndim; d++) shape[d] = p->dims[d];
+        entries[n++] = (cn_st_entry){p->name, p->ndim, shape, (p->trainable ? h.params : h.state) + p->offset};
+    }
+    for (int i = 0; !st && with_optimizer && i < g->param_count; i++) {
+        const cn_param *p = &g->params[i];
+        if (!p->trainable) continue;
+        char *mn = names + (size_t)224 * i, *vn = mn + 112;
+        snprintf(mn, 112, "adam.m.%s", p->name);
+        snprintf(vn, 112, "adam.v.%s", p->name);
+        entries[n++] = (cn_st_entry){mn, p->ndim, shapes + 4 * i, h.m + p->offset};
+        entries[n++] = (cn_st_entry){vn, p->ndim, shapes + 4 * i, h.v + p->offset};
+    }
+    if (!st) {
+        char epoch[32], epoch_step[32], step[32], seed[32], best[32], mean[96], stdv[96], config[1200];
+        snprintf(epoch, sizeof epoch, "%d", info->epoch);
+        snprintf(epoch_step, sizeof epoch_step, "%d", info->epoch_step);
+        snprintf(step, sizeof step, "%d", e->step);
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)info->seed);
+        snprintf(best, sizeof best, "%.17g", info->best_f1);
+        snprintf(mean, sizeof mean, "[%.9g, %.9g, %.9g]", info->input_mean[0], info->input_mean[1], info->input_mean[2]);
+        snprintf(stdv, sizeof stdv, "[%.9g, %.9g, %.9g]", info->input_std[0], info->input_std[1], info->input_std[2]);
+        snprintf(config, sizeof config,
+                 "{\"model\": \"unet-efficientnet-b0\", \"bn_eps\": %.17g, \"bn_momentum\": %.17g, "
+                 "\"same_padding\": %d, \"size\": %d%s%s}",
+                 g->bn_eps, g->bn_momentum, info->same_padding, info->size, info->config[0] ? ", \"train\": " : "",
+                 info->config);
+        cn_st_meta md[] = {{"format", FORMAT}, {"config", config}, {"epoch", epoch}, {"epoch_step", epoch_step}, {"adam_step", step},
+                           {"seed", seed},     {"best_f1", best},  {"input_mean", mean}, {"input_std", stdv}};
+        st = cn_st_write(path, entries, n, md, (int)(sizeof md / sizeof md[0]));
+    }
+    free(entries), free(shapes), free(names);
+    host_free(&h);
+    return st;
+}
+
+static clunet_status read_param(cn_st_file *f, const char *path, const char *name, const cn_param *p, float *dst)
+{
+    const cn_st_tensor *t = cn_st_find(f, name);
+    if (!t) return cn_fail(CLUNET_ERR_FORMAT, "%s: tensor %s is missing", path, name);
+    int same = t->ndim == p->ndim;
+    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->dims[d];
+    if (!same) {
+        char want[64] = "", got[96] = "";
+        for (int d = 0; d < p->ndim; d++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", d ? "," : "", p->dims[d]);
+        for (int d = 0; d < t->ndim && d < 8; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: tensor %s has shape (%s), the network needs (%s)", path, name, got, want);
+    }
+    return cn_st_read(f, name, dst, p->count);
+}
+
+static clunet_status upload(cn_exec *e, const host_state *h, int with_optimizer)
+{
+    const cn_graph *g = e->g;
+    size_t P = g->trainable_floats * sizeof(float);
+    CN_TRY(cn_buffer_write(e->ctx, e->params, 0, P, h->params));
+    if (g->state_floats) CN_TRY(cn_buffer_write(e->ctx, e->state, 0, g->state_floats * sizeof(float), h->state));
+    if (with_optimizer) {
+        CN_TRY(cn_buffer_write(e->ctx, e->adam_m, 0, P, h->m));
+        CN_TRY(cn_buffer_write(e->ctx, e->adam_v, 0, P, h->v));
+    }
+    return CLUNET_OK;
+}
+
+clunet_status cn_checkpoint_load(const char *path, cn_exec *e, cn_checkpoint_info *info, int with_optimizer)
+{
+    const cn_graph *g = e->g;
+    cn_st_file *f;
+    CN_TRY(cn_st_open(path, &f));
+    clunet_status st = read_info(f, path, info);
+    if (!st && fabs(info->bn_eps - g->bn_eps) > 1e-12 * g->bn_eps)
+        st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: was trained with BN eps %g, the network is built with %g", path,
+                     info->bn_eps, g->bn_eps);
+    host_state h;
+    if (!st) st = host_alloc(g, &h, with_optimizer);
+    else memset(&h, 0, sizeof h);
+    for (int i = 0; !st && i < g->param_count; i++) {
+        const cn_param *p = &g->params[i];
+        st = read_param(f, path, p->name, p, (p->trainable ? h.params : h.state) + p->offset);
+        if (!st && with_optimizer && p->trainable) {
+            char name[112];
+            snprintf(name, sizeof name, "adam.m.%s", p->name);
+            st = read_param(f, path, name, p, h.m + p->offset);
+            snprintf(name, sizeof name, "adam.v.%s", p->name);
+            if (!st) st = read_param(f, path, name, p, h.v + p->offset);
+        }
+    }
+    if (!st) st = upload(e, &h, with_optimizer);
+    if (!st && with_optimizer) e->step = info->adam_step;
+    host_free(&h);
+    cn_st_close(f);
+    return st;
+}
+
+clunet_status cn_checkpoint_load_encoder(const char *path, cn_exec *e)
+{
+    const cn_graph *g = e->g;
+    host_state h;
+    CN_TRY(host_alloc(g, &h, 0));
+    cn_st_file *f;
+    clunet_status st = cn_st_open(path, &f);
+    if (st) {
+        host_free(&h);
+        return st;
+    }
+    st = cn_buffer_read(e->ctx, e->params, 0, g->trainable_floats * sizeof(float), h.params);
+    if (!st && g->state_floats) st = cn_buffer_read(e->ctx, e->state, 0, g->state_floats * sizeof(float), h.state);
+    for (int i = 0; !st && i < g->param_count; i++) {
+        const cn_param *p = &g->params[i];
+        if (strncmp(p->name, "encoder.", 8)) continue;
+        st = read_param(f, path, p->name, p, (p->trainable ? h.params : h.state) + p->offset);
+    }
+    if (!st) st = upload(e, &h, 0);
+    cn_st_close(f);
+    host_free(&h);
+    return st;
+}

@@ -1,0 +1,41 @@
+/*
+ * checkpoint.h - the network's weights, BN statistics and Adam state in a
+ * safetensors file, with the run's configuration and preprocessing in its
+ * metadata. Names follow graph/unet.c (torchvision's for the encoder); Adam's
+ * moments are stored as "adam.m.NAME" and "adam.v.NAME".
+ */
+#ifndef CLUNET_TRAIN_CHECKPOINT_H
+#define CLUNET_TRAIN_CHECKPOINT_H
+
+#include "graph/exec.h"
+
+typedef struct cn_checkpoint_info {
+    double bn_eps, bn_momentum;
+    int same_padding;
+    int size;                /* training patch size */
+    int epoch;               /* epochs completed */
+    int epoch_step;          /* steps done in the next epoch (a run stopped mid-epoch) */
+    int adam_step;
+    uint64_t seed;
+    float input_mean[3], input_std[3]; /* 0-255 scale */
+    double best_f1;          /* best validation F1 so far (-1 if none) */
+    char config[1024];       /* the training settings as JSON, for the record */
+} cn_checkpoint_info;
+
+/* Reads the metadata only (to build a graph that matches before loading). */
+clunet_status cn_checkpoint_peek(const char *path, cn_checkpoint_info *info);
+
+/* Writes everything atomically; with_optimizer adds Adam's m and v. */
+clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoint_info *info, int with_optimizer);
+
+/*
+ * Loads weights and BN statistics into e (and Adam's state when with_optimizer;
+ * e->step is set from the file). Every tensor of the graph must be present with
+ * its shape; errors name the file and the tensor.
+ */
+clunet_status cn_checkpoint_load(const char *path, cn_exec *e, cn_checkpoint_info *info, int with_optimizer);
+
+/* Loads only the "encoder." tensors (e.g. an ImageNet EfficientNet-B0 exported from torchvision). */
+clunet_status cn_checkpoint_load_encoder(const char *path, cn_exec *e);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * evaluate.h - segmentation scores on the host: confusion counts at a
+ * threshold and a fine probability histogram per class (for the ROC AUC),
+ * accumulated over the field-of-view pixels of any number of images.
+ */
+#ifndef CLUNET_TRAIN_EVALUATE_H
+#define CLUNET_TRAIN_EVALUATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clunet.h"
+
+#define CN_AUC_BINS 10000
+
+typedef struct cn_scores {
+    double accuracy, f1, iou, iou_background, miou, mcc, precision, recall, specificity, auc, loss;
+    uint64_t tp, fp, tn, fn;
+} cn_scores;
+
+typedef struct cn_eval_acc {
+    uint64_t tp, fp, tn, fn;
+    uint32_t hist[2 * CN_AUC_BINS]; /* background bins, then vessel bins */
+    double loss_sum;
+    int loss_count;
+    float threshold;
+} cn_eval_acc;
+
+void cn_eval_reset(cn_eval_acc *acc, float threshold);
+
+/* Adds the FOV pixels (mask != 0) of one image: prob in [0,1], label in {0,1}. Returns its loss. */
+double cn_eval_add(cn_eval_acc *acc, const float *prob, const uint8_t *label, const uint8_t *mask, size_t n);
+
+/* Scores from the accumulated counts; loss is the mean of the per-image losses. */
+void cn_eval_scores(const cn_eval_acc *acc, cn_scores *s);
+
+/* Scores from plain confusion counts (no AUC, no loss): for training-set counts. */
+void cn_scores_from_counts(uint64_t tp, uint64_t fp, uint64_t tn, uint64_t fn, cn_scores *s);
+
+#endif

@@ -1,0 +1,113 @@
+/* infer.c - tiled whole-image inference (see infer.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "train/infer.h"
+
+clunet_status cn_infer_init(cn_infer *inf, cn_exec *exec, const float mean[3], const float std[3])
+{
+    memset(inf, 0, sizeof *inf);
+    inf->exec = exec;
+    memcpy(inf->mean, mean, sizeof inf->mean);
+    memcpy(inf->std, std, sizeof inf->std);
+    cn_shape in = exec->g->values[exec->g->input].shape;
+    int S = in.h;
+    inf->overlap = S / 4;
+    size_t px = (size_t)S * S;
+    inf->tiles = malloc((size_t)in.n * 3 * px * sizeof(float));
+    inf->logits = malloc((size_t)in.n * px * sizeof(float));
+    inf->weight = malloc(px * sizeof(float));
+    if (!inf->tiles || !inf->logits || !inf->weight) {
+        cn_infer_free(inf);
+        return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory for inference tiles");
+    }
+    /* A tent that never reaches zero: edge pixels of a tile still count where no other tile covers them. */
+    for (int v = 0; v < S; v++)
+        for (int u = 0; u < S; u++) {
+            float du = fminf(u + 0.5f, S - u - 0.5f), dv = fminf(v + 0.5f, S - v - 0.5f);
+            inf->weight[(size_t)v * S + u] = fminf(du, dv) + 1.0f;
+        }
+    return CLUNET_OK;
+}
+
+void cn_infer_free(cn_infer *inf)
+{
+    free(inf->tiles);
+    free(inf->logits);
+    free(inf->weight);
+    memset(inf, 0, sizeof *inf);
+}
+
+/* Tile origins along one side of length n: evenly spread, the last flush with the end. */
+static int tile_starts(int n, int S, int overlap, int *starts, int max)
+{
+    if (n <= S) {
+        starts[0] = 0;
+        return 1;
+    }
+    int step = S - overlap, count = (n - S + step - 1) / step + 1;
+    if (count > max) count = max;
+    for (int i = 0; i < count; i++) starts[i] = (int)((long)i * (n - S) / (count - 1));
+    return count;
+}
+
+static clunet_status run_batch(cn_infer *inf, int used, const int *xs, const int *ys, const cn_sample_image *s,
+                               float *acc, float *wsum)
+{
+    cn_exec *e = inf->exec;
+    cn_shape in = e->g->values[e->g->input].shape;
+    int S = in.h;
+    size_t px = (size_t)S * S;
+    /* Unused slots repeat the first tile: inference-mode BN keeps images independent. */
+    for (int b = used; b < in.n; b++) memcpy(inf->tiles + 3 * px * b, inf->tiles, 3 * px * sizeof(float));
+    CN_TRY(cn_exec_set_batch(e, inf->tiles, NULL, NULL));
+    CN_TRY(cn_exec_forward(e, 0));
+    cn_tensor z = cn_exec_value(e, e->g->output);
+    CN_TRY(cn_tensor_download(e->ctx, &z, inf->logits));
+    for (int b = 0; b < used; b++)
+        for (int v = 0; v < S; v++) {
+            int y = ys[b] + v;
+            if (y >= s->height) break;
+            for (int u = 0; u < S; u++) {
+                int x = xs[b] + u;
+                if (x >= s->width) break;
+                float w = inf->weight[(size_t)v * S + u], l = inf->logits[px * b + (size_t)v * S + u];
+                size_t o = (size_t)y * s->width + x;
+                acc[o] += w / (1.0f + expf(-l));
+                wsum[o] += w;
+            }
+        }
+    return CLUNET_OK;
+}
+
+clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *prob)
+{
+    cn_shape in = inf->exec->g->values[inf->exec->g->input].shape;
+    int S = in.h;
+    enum { MAX_TILES = 1024 };
+    int xs0[MAX_TILES], ys0[MAX_TILES];
+    int nx = tile_starts(s->width, S, inf->overlap, xs0, MAX_TILES);
+    int ny = tile_starts(s->height, S, inf->overlap, ys0, MAX_TILES);
+    size_t n = (size_t)s->width * s->height;
+    float *wsum = calloc(n, sizeof *wsum);
+    if (!wsum) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory for a %dx%d image", s->width, s->height);
+    memset(prob, 0, n * sizeof *prob);
+    int bx[64], by[64], used = 0;
+    clunet_status st = CLUNET_OK;
+    for (int j = 0; j < ny && st == CLUNET_OK; j++)
+        for (int i = 0; i < nx && st == CLUNET_OK; i++) {
+            bx[used] = xs0[i], by[used] = ys0[j];
+            cn_normalise_region(s, bx[used], by[used], S, S, inf->mean, inf->std,
+                                inf->tiles + (size_t)used * 3 * S * S);
+            if (++used == in.n || used == 64) {
+                st = run_batch(inf, used, bx, by, s, prob, wsum);
+                used = 0;
+            }
+        }
+    if (st == CLUNET_OK && used) st = run_batch(inf, used, bx, by, s, prob, wsum);
+    for (size_t i = 0; st == CLUNET_OK && i < n; i++) prob[i] = wsum[i] > 0 ? prob[i] / wsum[i] : 0;
+    free(wsum);
+    return st;
+}

@@ -1,0 +1,27 @@
+/*
+ * infer.h - probabilities for a whole image of any size with the graph's
+ * fixed input shape: overlapping tiles, batched, stitched with weights that
+ * favour each tile's centre (where the network sees the most context).
+ */
+#ifndef CLUNET_TRAIN_INFER_H
+#define CLUNET_TRAIN_INFER_H
+
+#include "data/pipeline.h"
+#include "graph/exec.h"
+
+typedef struct cn_infer {
+    cn_exec *exec;
+    float mean[3], std[3]; /* input normalisation (0-255 scale) */
+    int overlap;           /* pixels shared by neighbouring tiles */
+    float *tiles;          /* (B,3,S,S) host staging */
+    float *logits;         /* (B,1,S,S) */
+    float *weight;         /* (S,S) stitching weights */
+} cn_infer;
+
+clunet_status cn_infer_init(cn_infer *inf, cn_exec *exec, const float mean[3], const float std[3]);
+void cn_infer_free(cn_infer *inf);
+
+/* prob (H,W) = sigmoid of the network's logits over the sample's image (inference-mode BN). */
+clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *prob);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * model.h - a trained network ready for inference: the checkpoint's settings,
+ * a graph of the tile shape, its executor and the tiler. Shared by eval and
+ * predict.
+ */
+#ifndef CLUNET_TRAIN_MODEL_H
+#define CLUNET_TRAIN_MODEL_H
+
+#include "train/checkpoint.h"
+#include "train/infer.h"
+
+typedef struct cn_model {
+    clunet_context *ctx;
+    cn_graph graph;
+    cn_exec exec;
+    cn_infer infer;
+    cn_checkpoint_info info;
+} cn_model;
+
+/*
+ * Opens `weights` on the device `device` (NULL: default) for tiles of size x
+ * size (0: the checkpoint's training size) in batches of `batch`.
+ */
+clunet_status cn_model_open(const char *weights, const char *device, int size, int batch, cn_model *m);
+void cn_model_close(cn_model *m);
+
+#endif

@@ -1,0 +1,390 @@
+/* train.c - the training run (see train.h). */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "data/pipeline.h"
+#include "train/checkpoint.h"
+#include "train/infer.h"
+#include "train/train.h"
+
+void cn_train_default_config(cn_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->synthetic = 32;
+    cfg->size = 256;
+    cfg->batch = 4;
+    cfg->epochs = 20;
+    cfg->val_count = -1;
+    cfg->lr = 1e-4;
+    cfg->loss_lambda = -1;
+    cfg->bn_eps = 1e-5;
+    cfg->augment = 1;
+    cfg->threshold = 0.5f;
+    cfg->seed = 1;
+    cfg->out_dir = "runs/latest";
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct run {
+    const cn_train_config *cfg;
+    cn_train_callback cb;
+    void *user;
+    clunet_context *ctx;
+    cn_graph graph;
+    cn_exec exec;
+    cn_infer infer;
+    cn_sample_set train, val;
+    cn_batch_spec spec;
+    cn_batch_worker worker;
+    cn_batch batch;
+    cn_checkpoint_info info;
+    char last_path[1024], best_path[1024], csv_path[1024];
+    float *prob;
+} run;
+
+static void notify(run *r, cn_train_progress *p)
+{
+    if (r->cb) r->cb(p, r->user);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void say(run *r, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cn_train_progress p = {.event = CN_TRAIN_SETUP, .message = msg};
+    notify(r, &p);
+}
+
+static clunet_status make_dir(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) && errno != EEXIST)
+            return cn_fail(CLUNET_ERR_IO, "--out %s: cannot create %s: %s", path, buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) && errno != EEXIST)
+        return cn_fail(CLUNET_ERR_IO, "--out %s: cannot create it: %s", path, strerror(errno));
+    return CLUNET_OK;
+}
+
+static clunet_status load_data(run *r)
+{
+    const cn_train_config *cfg = r->cfg;
+    if (!cfg->data_dir) {
+        int nval = cfg->val_count >= 0 ? cfg->val_count : (cfg->synthetic / 4 > 2 ? cfg->synthetic / 4 : 2);
+        /* Validation retinas come from a far part of the same stream: never seen in training. */
+        CN_TRY(cn_sample_set_synthetic(&r->train, cfg->seed, 0, cfg->synthetic, cfg->size));
+        CN_TRY(cn_sample_set_synthetic(&r->val, cfg->seed, 1000000, nval, cfg->size));
+        say(r, "data: %d synthetic retinas for training, %d for validation, %dx%d (seed %llu)", r->train.count,
+            r->val.count, cfg->size, cfg->size, (unsigned long long)cfg->seed);
+        return CLUNET_OK;
+    }
+    if (!cfg->dataset) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--data needs --dataset NAME (see `clunet data list`)");
+    cn_catalog cat;
+    CN_TRY(cn_catalog_load(cfg->datasets_file, &cat));
+    const cn_dataset *set = cn_catalog_find(&cat, cfg->dataset);
+    if (!set) {
+        cn_catalog_free(&cat);
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--dataset %s: not in datasets.txt (see `clunet data list`)",
+                       cfg->dataset);
+    }
+    cn_sample_list list;
+    clunet_status st = cn_dataset_scan(set, cfg->data_dir, &list);
+    if (st == CLUNET_OK) {
+        st = cn_sample_set_load(&r->train, &list, CN_SPLIT_TRAIN, 1);
+        cn_sample_list_free(&list);
+    }
+    cn_catalog_free(&cat);
+    CN_TRY(st);
+    int nval = cfg->val_count >= 0 ? cfg->val_count : r->train.count / 5;
+    if (r->train.count - nval < 1)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %d training images are too few to hold out %d for validation",
+                       cfg->data_dir, r->train.count, nval);
+    CN_TRY(cn_sample_set_split(&r->train, nval, cfg->seed, &r->val));
+    say(r, "data: %s from %s: %d training images, %d held out for validation", cfg->dataset, cfg->data_dir,
+        r->train.count, r->val.count);
+    return CLUNET_OK;
+}
+
+static int steps_per_epoch(const run *r)
+{
+    const cn_train_config *cfg = r->cfg;
+    if (cfg->steps_per_epoch > 0) return cfg->steps_per_epoch;
+    /* About one pass over the training pixels, at least one image per slot. */
+    double pixels = 0;
+    for (int i = 0; i < r->train.count; i++) pixels += (double)r->train.items[i].width * r->train.items[i].height;
+    double patches = pixels / ((double)cfg->size * cfg->size);
+    if (patches < r->train.count) patches = r->train.count;
+    int steps = (int)ceil(patches / cfg->batch);
+    return steps > 0 ? steps : 1;
+}
+
+static clunet_status setup_model(run *r)
+{
+    const cn_train_config *cfg = r->cfg;
+    cn_unet_config ucfg;
+    cn_unet_default_config(&ucfg);
+    ucfg.batch = cfg->batch;
+    ucfg.height = ucfg.width = cfg->size;
+    ucfg.bn_eps = cfg->bn_eps;
+    if (cfg->resume) {
+        cn_checkpoint_info peek;
+        CN_TRY(cn_checkpoint_peek(cfg->resume, &peek));
+        ucfg.bn_eps = peek.bn_eps;
+        ucfg.bn_momentum = peek.bn_momentum;
+        ucfg.same_padding = peek.same_padding;
+    }
+    CN_TRY(cn_unet_build(&ucfg, &r->graph));
+    clunet_status st = cn_exec_create(r->ctx, &r->graph, 1, &r->exec);
+    if (st == CLUNET_ERR_OUT_OF_MEMORY) {
+        size_t need = cn_exec_planned_bytes(&r->graph, 1);
+        return cn_fail(st, "%s; training at batch %d and %dx%d needs about %.0f MiB: try a smaller --batch or --size",
+                       clunet_last_error(), cfg->batch, cfg->size, cfg->size, need / 1048576.0);
+    }
+    CN_TRY(st);
+    r->exec.adam.lr = (float)cfg->lr;
+    r->exec.adam.weight_decay = (float)cfg->weight_decay;
+    r->exec.loss.lambda = (float)cfg->loss_lambda;
+
+    r->info.seed = cfg->seed;
+    r->info.size = cfg->size;
+    r->info.best_f1 = -1;
+    r->info.bn_eps = ucfg.bn_eps;
+    r->info.bn_momentum = ucfg.bn_momentum;
+    snprintf(r->info.config, sizeof r->info.config,
+             "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"weight_decay\": %g, \"loss_lambda\": %g, \"augment\": %d, "
+             "\"synthetic\": %d, \"dataset\": \"%s\"}",
+             cfg->batch, cfg->epochs, cfg->lr, cfg->weight_decay, cfg->loss_lambda, cfg->augment,
+             cfg->data_dir ? 0 : cfg->synthetic, cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic");
+    if (cfg->resume) {
+        cn_checkpoint_info got;
+        CN_TRY(cn_checkpoint_load(cfg->resume, &r->exec, &got, 1));
+        if (got.size != cfg->size)
+            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: was trained at --size %d, not %d", cfg->resume,
+                           got.size, cfg->size);
+        r->info.epoch = got.epoch;
+        r->info.epoch_step = got.epoch_step;
+        r->info.best_f1 = got.best_f1;
+        memcpy(r->info.input_mean, got.input_mean, sizeof got.input_mean);
+        memcpy(r->info.input_std, got.input_std, sizeof got.input_std);
+        say(r, "resumed from %s: %d epochs and %d steps done (Adam step %d)", cfg->resume, got.epoch, got.epoch_step,
+            r->exec.step);
+        return CLUNET_OK;
+    }
+    float *params = malloc(r->graph.trainable_floats * sizeof(float));
+    float *state = malloc((r->graph.state_floats ? r->graph.state_floats : 1) * sizeof(float));
+    st = params && state ? CLUNET_OK : cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+    if (!st) {
+        cn_graph_init_params(&r->graph, cfg->seed, params, state);
+        st = cn_buffer_write(r->ctx, r->exec.params, 0, r->graph.trainable_floats * sizeof(float), params);
+    }
+    if (!st && r->graph.state_floats)
+        st = cn_buffer_write(r->ctx, r->exec.state, 0, r->graph.state_floats * sizeof(float), state);
+    free(params);
+    free(state);
+    CN_TRY(st);
+    if (cfg->encoder_weights) {
+        CN_TRY(cn_checkpoint_load_encoder(cfg->encoder_weights, &r->exec));
+        say(r, "encoder weights from %s", cfg->encoder_weights);
+    }
+    cn_sample_set_stats(&r->train, r->info.input_mean, r->info.input_std);
+    return CLUNET_OK;
+}
+
+static clunet_status validate(run *r, cn_scores *s)
+{
+    cn_eval_acc *acc = malloc(sizeof *acc);
+    if (!acc) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+    cn_eval_reset(acc, r->cfg->threshold);
+    clunet_status st = CLUNET_OK;
+    for (int i = 0; i < r->val.count && st == CLUNET_OK; i++) {
+        const cn_sample_image *im = &r->val.items[i];
+        st = cn_infer_image(&r->infer, im, r->prob);
+        if (st == CLUNET_OK) cn_eval_add(acc, r->prob, im->label, im->mask, (size_t)im->width * im->height);
+    }
+    if (st == CLUNET_OK) cn_eval_scores(acc, s);
+    free(acc);
+    return st;
+}
+
+static clunet_status append_csv(run *r, int epoch, const cn_train_progress *p, double seconds)
+{
+    FILE *f = fopen(r->csv_path, "a+");
+    if (!f) return cn_fail(CLUNET_ERR_IO, "%s: cannot open for writing: %s", r->csv_path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    if (ftell(f) == 0)
+        fprintf(f, "epoch,train_loss,train_focal,train_dice,train_f1,train_accuracy,val_loss,val_accuracy,val_f1,"
+                   "val_iou,val_mcc,val_precision,val_recall,val_specificity,val_auc,lr,seconds\n");
+    const cn_scores *t = &p->train, *v = &p->val;
+    fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%g,%.1f\n", epoch, p->loss,
+            p->focal, p->dice, t->f1, t->accuracy, v->loss, v->accuracy, v->f1, v->iou, v->mcc, v->precision,
+            v->recall, v->specificity, v->auc, r->cfg->lr, seconds);
+    int bad = ferror(f);
+    if (fclose(f) || bad) return cn_fail(CLUNET_ERR_IO, "%s: write failed", r->csv_path);
+    return CLUNET_OK;
+}
+
+static clunet_status save(run *r, const char *path, int epoch, int epoch_step)
+{
+    r->info.epoch = epoch;
+    r->info.epoch_step = epoch_step;
+    return cn_checkpoint_save(path, &r->exec, &r->info, 1);
+}
+
+static clunet_status train_epochs(run *r)
+{
+    const cn_train_config *cfg = r->cfg;
+    int steps = steps_per_epoch(r), first_epoch = r->info.epoch, first_step = r->info.epoch_step;
+    if (first_step >= steps) first_epoch++, first_step = 0;
+    say(r, "training: %d epochs x %d steps of batch %d at %dx%d, Adam lr %g; checkpoints in %s", cfg->epochs, steps,
+        cfg->batch, cfg->size, cfg->size, cfg->lr, cfg->out_dir);
+    cn_batch_worker_request(&r->worker, first_epoch, first_step);
+    double t_start = now();
+    long done = 0, total = (long)(cfg->epochs - first_epoch) * steps - first_step;
+    for (int epoch = first_epoch; epoch < cfg->epochs; epoch++) {
+        double t_epoch = now(), sum[3] = {0};
+        int counted = 0;
+        CN_TRY(cn_exec_metrics_reset(&r->exec));
+        for (int step = epoch == first_epoch ? first_step : 0; step < steps; step++) {
+            cn_batch_worker_take(&r->worker, &r->batch);
+            if (step + 1 < steps) cn_batch_worker_request(&r->worker, epoch, step + 1);
+            else if (epoch + 1 < cfg->epochs) cn_batch_worker_request(&r->worker, epoch + 1, 0);
+            float loss[3];
+            CN_TRY(cn_exec_set_batch(&r->exec, r->batch.images, r->batch.labels, r->batch.masks));
+            CN_TRY(cn_exec_forward(&r->exec, 1));
+            CN_TRY(cn_exec_loss(&r->exec, 1));
+            CN_TRY(cn_exec_read_loss(&r->exec, loss));
+            if (!isfinite(loss[0]))
+                return cn_fail(CLUNET_ERR_NUMERIC,
+                               "the loss is %g at epoch %d, step %d: training stopped; the last good checkpoint is %s",
+                               loss[0], epoch + 1, step + 1, r->last_path);
+            CN_TRY(cn_exec_backward(&r->exec));
+            CN_TRY(cn_exec_adam(&r->exec));
+            CN_TRY(cn_exec_metrics(&r->exec, cfg->threshold));
+            for (int k = 0; k < 3; k++) sum[k] += loss[k];
+            counted++, done++;
+            double elapsed = now() - t_start;
+            cn_train_progress p = {.event = CN_TRAIN_STEP, .epoch = epoch + 1, .epochs = cfg->epochs,
+                                   .step = step + 1, .steps = steps, .loss = loss[0], .focal = loss[1],
+                                   .dice = loss[2], .images_per_second = done * cfg->batch / elapsed,
+                                   .eta_seconds = elapsed / done * (total - done)};
+            notify(r, &p);
+            if (cfg->stop && *cfg->stop) {
+                CN_TRY(cn_finish(r->ctx));
+                CN_TRY(save(r, r->last_path, epoch, step + 1));
+                cn_train_progress s = {.event = CN_TRAIN_STOPPED, .epoch = epoch + 1, .step = step + 1};
+                notify(r, &s);
+                return CLUNET_OK;
+            }
+        }
+        uint32_t counts[4], *hist = malloc(2 * CN_EXEC_BINS * sizeof *hist);
+        if (!hist) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+        clunet_status st = cn_exec_metrics_read(&r->exec, counts, hist);
+        free(hist);
+        CN_TRY(st);
+        cn_train_progress p = {.event = CN_TRAIN_EPOCH, .epoch = epoch + 1, .epochs = cfg->epochs,
+                               .steps = steps, .loss = (float)(sum[0] / counted), .focal = (float)(sum[1] / counted),
+                               .dice = (float)(sum[2] / counted)};
+        cn_scores_from_counts(counts[0], counts[1], counts[2], counts[3], &p.train);
+        CN_TRY(validate(r, &p.val));
+        p.best = p.val.f1 > r->info.best_f1;
+        if (p.best) r->info.best_f1 = p.val.f1;
+        CN_TRY(append_csv(r, epoch + 1, &p, now() - t_epoch));
+        CN_TRY(save(r, r->last_path, epoch + 1, 0));
+        if (p.best) CN_TRY(save(r, r->best_path, epoch + 1, 0));
+        p.eta_seconds = (now() - t_start) / (done ? done : 1) * (total - done);
+        notify(r, &p);
+    }
+    return CLUNET_OK;
+}
+
+static clunet_status check_config(const cn_train_config *cfg)
+{
+    if (cfg->size < 32 || cfg->size % 32)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--size %d: must be a positive multiple of 32", cfg->size);
+    if (cfg->batch < 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--batch %d: must be at least 1", cfg->batch);
+    if (cfg->epochs < 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--epochs %d: must be at least 1", cfg->epochs);
+    if (!(cfg->lr > 0) || !isfinite(cfg->lr))
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--lr %g: must be positive", cfg->lr);
+    if (cfg->loss_lambda > 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--loss-lambda %g: must be in [0, 1]", cfg->loss_lambda);
+    if (!cfg->data_dir && cfg->synthetic < 1)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--synthetic %d: must be at least 1", cfg->synthetic);
+    return CLUNET_OK;
+}
+
+clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *user)
+{
+    CN_TRY(check_config(cfg));
+    run *r = calloc(1, sizeof *r);
+    if (!r) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+    r->cfg = cfg;
+    r->cb = cb;
+    r->user = user;
+    snprintf(r->last_path, sizeof r->last_path, "%s/last.safetensors", cfg->out_dir);
+    snprintf(r->best_path, sizeof r->best_path, "%s/best.safetensors", cfg->out_dir);
+    snprintf(r->csv_path, sizeof r->csv_path, "%s/metrics.csv", cfg->out_dir);
+
+    clunet_settings s;
+    clunet_default_settings(&s);
+    s.device = cfg->device;
+    s.memory_cap_bytes = cfg->memory_cap;
+    clunet_status st = make_dir(cfg->out_dir);
+    if (!st) st = clunet_context_create(&s, &r->ctx);
+    if (!st) say(r, "device: %s (%s)", r->ctx->info.name, r->ctx->info.platform);
+    if (!st) st = load_data(r);
+    if (!st) st = setup_model(r);
+    if (!st) {
+        r->spec.batch = cfg->batch;
+        r->spec.size = cfg->size;
+        r->spec.seed = cfg->seed;
+        memcpy(r->spec.mean, r->info.input_mean, sizeof r->spec.mean);
+        memcpy(r->spec.std, r->info.input_std, sizeof r->spec.std);
+        cn_augment_default(&r->spec.aug);
+        r->spec.aug.enabled = cfg->augment;
+        size_t most = 1;
+        for (int i = 0; i < r->val.count; i++)
+            if ((size_t)r->val.items[i].width * r->val.items[i].height > most)
+                most = (size_t)r->val.items[i].width * r->val.items[i].height;
+        r->prob = malloc(most * sizeof *r->prob);
+        if (!r->prob) st = cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
+    if (!st) st = cn_infer_init(&r->infer, &r->exec, r->info.input_mean, r->info.input_std);
+    if (!st) st = cn_batch_alloc(&r->batch, cfg->batch, cfg->size);
+    if (!st) st = cn_batch_worker_start(&r->worker, &r->train, &r->spec);
+    if (!st) st = train_epochs(r);
+
+    cn_batch_worker_stop(&r->worker);
+    cn_batch_free(&r->batch);
+    cn_infer_free(&r->infer);
+    free(r->prob);
+    cn_exec_destroy(&r->exec);
+    cn_graph_free(&r->graph);
+    cn_sample_set_free(&r->train);
+    cn_sample_set_free(&r->val);
+    if (r->ctx) clunet_context_destroy(r->ctx);
+    free(r);
+    return st;
+}

@@ -1,0 +1,56 @@
+/*
+ * train.h - the training run: data, the static graph, Adam, validation every
+ * epoch, metrics.csv and checkpoints (last.safetensors after every epoch,
+ * best.safetensors at the best validation F1). Progress reaches the caller
+ * through a callback; the library prints nothing.
+ */
+#ifndef CLUNET_TRAIN_TRAIN_H
+#define CLUNET_TRAIN_TRAIN_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "train/evaluate.h"
+
+typedef struct cn_train_config {
+    const char *device;          /* device spec (NULL: default) */
+    uint64_t memory_cap;         /* device memory cap in bytes (0: the device's) */
+    const char *data_dir;        /* NULL: built-in synthetic retinas */
+    const char *dataset;         /* name in datasets.txt */
+    const char *datasets_file;   /* NULL: the built-in datasets.txt */
+    int synthetic;               /* synthetic training images (default 32) */
+    int size, batch, epochs;     /* patch size (multiple of 32), batch, epochs */
+    int steps_per_epoch;         /* 0: about one pass over the training pixels */
+    int val_count;               /* training images held out for validation (-1: a fifth) */
+    double lr, weight_decay, loss_lambda; /* loss_lambda < 0: focal + dice */
+    double bn_eps;
+    int augment;
+    float threshold;             /* for F1 and the other counts */
+    uint64_t seed;
+    const char *out_dir;         /* created if missing */
+    const char *resume;          /* checkpoint to continue from */
+    const char *encoder_weights; /* safetensors with encoder.* tensors */
+    volatile sig_atomic_t *stop; /* set asynchronously (Ctrl-C): finish the step, checkpoint, return */
+} cn_train_config;
+
+void cn_train_default_config(cn_train_config *cfg);
+
+typedef enum cn_train_event { CN_TRAIN_SETUP, CN_TRAIN_STEP, CN_TRAIN_EPOCH, CN_TRAIN_STOPPED } cn_train_event;
+
+typedef struct cn_train_progress {
+    cn_train_event event;
+    const char *message;         /* SETUP: what was set up */
+    int epoch, epochs;           /* 1-based epoch */
+    int step, steps;             /* 1-based step within the epoch */
+    float loss, focal, dice;     /* this step's (STEP) or the epoch's mean (EPOCH) */
+    double images_per_second, eta_seconds;
+    cn_scores train, val;        /* EPOCH */
+    int best;                    /* EPOCH: this epoch set a new best validation F1 */
+} cn_train_progress;
+
+typedef void (*cn_train_callback)(const cn_train_progress *p, void *user);
+
+/* Runs the whole training; a NaN or Inf loss stops it with an error naming the step. */
+clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *user);
+
+#endif

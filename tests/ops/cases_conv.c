@@ -1,0 +1,385 @@
+/*
+ * cases_conv.c - test-ops cases for the convolution family: gemm, dense conv2d
+ * (forward, backward data/weight/bias) and depthwise conv, each against
+ * src/ref in double.
+ *
+ * GEMM-backed cases run once per GEMM implementation (CLBlast, the register-
+ * tiled and the local-memory kernels), or only under $CLUNET_GEMM when set.
+ * Backward ops accumulate, so their outputs start random and the reference
+ * adds onto the same start; each backward also runs twice to check the bits
+ * do not change from run to run.
+ *
+ * Error bound: a float sum of K products of values in [-1, 1] carries rounding
+ * errors that grow like sqrt(K) * 6e-8 relative to the terms, while the sum
+ * itself grows like sqrt(K) * 0.3. to_compare scales the bound by max|ref|, so
+ * TOL(K) = 4e-6 * sqrt(K) leaves a margin of ~20x for blocked summation orders
+ * (and 1e-5 at least), yet one wrong or missing tap (an error ~0.3, i.e. ~1/sqrt(K)
+ * relative to max|ref|) still fails.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/conv.h"
+#include "ops/harness.h"
+#include "ref/conv.h"
+
+static double tol_for(double k) { return fmax(1e-5, 4e-6 * sqrt(k)); }
+
+/* ---- which GEMM implementations to run under -------------------------------- */
+
+static int gemm_impls(to_run *r, int *impls)
+{
+    if (r->list) {
+        impls[0] = CN_GEMM_REGISTER; /* --list only collects names: one pass suffices */
+        return 1;
+    }
+    const char *env = getenv("CLUNET_GEMM");
+    if (env && *env) {
+        r->ctx->gemm_impl = -1;
+        if (cn_gemm_choose(r->ctx) != CLUNET_OK) {
+            if (to_begin(r, "gemm", "CLUNET_GEMM")) {
+                to_failf(r, "%s", clunet_last_error());
+                to_end(r);
+            }
+            return 0;
+        }
+        impls[0] = r->ctx->gemm_impl;
+        return 1;
+    }
+    int own = r->ctx->info.type == CLUNET_DEVICE_CPU ? CN_GEMM_REGISTER : CN_GEMM_LOCAL;
+    if (r->perf) { /* timings: CLBlast against the kernel this device would use */
+        impls[0] = CN_GEMM_CLBLAST, impls[1] = own;
+        return 2;
+    }
+    impls[0] = CN_GEMM_CLBLAST, impls[1] = CN_GEMM_REGISTER, impls[2] = CN_GEMM_LOCAL;
+    return 3;
+}
+
+static void use_impl(to_run *r, int impl)
+{
+    if (r->ctx) r->ctx->gemm_impl = impl;
+}
+
+/* ---- gemm --------------------------------------------------------------------- */
+
+typedef struct gemm_shape {
+    int m, n, k, ta, tb;
+    float alpha, beta;
+    int batch, share_a; /* share_a: every product of the batch uses the same A (a_stride 0) */
+    int pad;            /* extra floats at the end of each row of A, B and C (leading dims > cols) */
+    int small;
+} gemm_shape;
+
+static clunet_status run_gemm(clunet_context *ctx, void *state) { return cn_gemm(ctx, state); }
+
+static void gemm_case(to_run *r, const gemm_shape *s, int impl)
+{
+    char shape[128];
+    snprintf(shape, sizeof shape, "m=%d n=%d k=%d %c%c alpha=%g beta=%g batch=%d%s%s [%s]", s->m, s->n, s->k,
+             s->ta ? 'T' : 'N', s->tb ? 'T' : 'N', s->alpha, s->beta, s->batch, s->share_a ? " shared A" : "",
+             s->pad ? " padded" : "", cn_gemm_impl_name(impl));
+    if (!to_begin(r, "gemm", shape)) return;
+    use_impl(r, impl);
+    int ra = s->ta ? s->k : s->m, ca = s->ta ? s->m : s->k;
+    int rb = s->tb ? s->n : s->k, cb = s->tb ? s->k : s->n;
+    cn_gemm_args g = {.ta = s->ta, .tb = s->tb, .m = s->m, .n = s->n, .k = s->k, .alpha = s->alpha,
+                      .beta = s->beta, .batch = s->batch};
+    g.lda = ca + s->pad, g.ldb = cb + s->pad, g.ldc = s->n + s->pad;
+    g.a_stride = s->share_a ? 0 : (size_t)ra * g.lda;
+    g.b_stride = (size_t)rb * g.ldb, g.c_stride = (size_t)s->m * g.ldc;
+    size_t na = s->share_a ? g.a_stride + (size_t)ra * g.lda : g.a_stride * s->batch;
+    size_t nb = g.b_stride * s->batch, nc = g.c_stride * s->batch;
+    float *a = to_random(r, na, -1, 1), *b = to_random(r, nb, -1, 1), *c0 = to_random(r, nc, -1, 1);
+    to_buf da = to_upload(r, a, na), db = to_upload(r, b, nb);
+    /* beta == 0 must not read C: poison it with NaN then (but the row padding must survive) */
+    if (s->beta == 0.0f)
+        for (size_t i = 0; i < nc; i++)
+            if ((int)(i % g.ldc) < s->n) c0[i] = NAN;
+    to_buf dc = to_inout(r, c0, nc);
+    g.a = da.t.buf, g.a_off = da.t.offset;
+    g.b = db.t.buf, g.b_off = db.t.offset;
+    g.c = dc.t.buf, g.c_off = dc.t.offset;
+    double flops = 2.0 * s->m * s->n * s->k * s->batch;
+    if (to_exec(r, run_gemm, &g, flops, 4.0 * (na + nb + 2 * nc)) && !r->perf) {
+        double *ref = to_widen(r, c0, nc), *ad = to_widen(r, a, na), *bd = to_widen(r, b, nb);
+        for (int i = 0; i < s->batch; i++)
+            cn_ref_gemm(s->ta, s->tb, s->m, s->n, s->k, s->alpha, ad + i * g.a_stride, g.lda, bd + i * g.b_stride,
+                        g.ldb, s->beta, ref + i * g.c_stride, g.ldc);
+        to_compare(r, "c", dc, ref, nc, tol_for(s->k));
+    }
+    to_end(r);
+}
+
+static void gemm_cases(to_run *r, const int *impls, int count)
+{
+    static const gemm_shape shapes[] = {
+        {1, 1, 1, 0, 0, 1.0f, 0.0f, 1, 0, 0, 1},
+        {7, 5, 3, 0, 0, 1.0f, 0.0f, 1, 0, 0, 1},
+        {7, 5, 3, 1, 0, 1.0f, 0.0f, 1, 0, 0, 1},
+        {7, 5, 3, 0, 1, 1.0f, 0.0f, 1, 0, 0, 1},
+        {7, 5, 3, 1, 1, 1.0f, 0.0f, 1, 0, 0, 1},
+        {9, 35, 21, 0, 0, 0.5f, 0.75f, 1, 0, 1, 1},
+        {9, 35, 21, 1, 0, -1.5f, 1.0f, 1, 0, 1, 1},
+        {10, 11, 40, 0, 1, 1.0f, 1.0f, 1, 0, 1, 1},
+        {6, 17, 9, 0, 0, 1.0f, 0.0f, 3, 1, 0, 1},
+        {6, 17, 9, 0, 1, 1.0f, 1.0f, 2, 0, 0, 1},
+        {64, 64, 64, 0, 0, 1.0f, 0.0f, 1, 0, 0, 0},
+        {129, 257, 300, 0, 0, 1.0f, 0.0f, 1, 0, 0, 0},
+        {129, 257, 300, 1, 0, 1.0f, 0.5f, 1, 0, 0, 0},
+        {67, 45, 1200, 0, 1, 2.0f, 1.0f, 1, 0, 3, 0},
+        {33, 70, 50, 1, 1, 1.0f, 0.0f, 1, 0, 0, 0},
+        {40, 300, 77, 0, 0, 1.0f, 0.0f, 4, 1, 0, 0},
+        {256, 16, 17568, 0, 0, 1.0f, 0.0f, 1, 0, 0, 0}, /* the first decoder conv at 64x64 */
+    };
+    if (r->perf) return; /* the conv cases time the shapes that matter */
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (shapes[i].small || !r->small)
+            for (int j = 0; j < count; j++) gemm_case(r, &shapes[i], impls[j]);
+}
+
+/* ---- conv2d ------------------------------------------------------------------ */
+
+typedef struct conv_shape {
+    const char *what; /* where the shape comes from */
+    int n, c, h, w, cout, k, stride, pad_t, pad_l, pad_b, pad_r, depthwise, bias;
+} conv_shape;
+
+enum { FORWARD, BACKWARD_DATA, BACKWARD_WEIGHT, BACKWARD_BIAS };
+
+typedef struct conv_state {
+    cn_conv2d_params p;
+    cn_tensor x, w, b, y, work; /* y is dy for the backward ops */
+    int has_work;
+    int which;
+    cn_tensor out; /* the gradient a backward case computes */
+    /* the reference side, for finite differences: loss = sum(conv(x, w, b) * dy) */
+    cn_ref_conv2d s;
+    double *xd, *wd, *bd, *dyd, *yd;
+} conv_state;
+
+static clunet_status run_conv(clunet_context *ctx, void *state)
+{
+    conv_state *st = state;
+    const cn_tensor *work = st->has_work ? &st->work : NULL;
+    if (st->which == FORWARD)
+        return cn_conv2d_forward(ctx, &st->p, &st->x, &st->w, st->p.has_bias ? &st->b : NULL, &st->y, work);
+    return cn_conv2d_backward(ctx, &st->p, &st->x, &st->w, &st->y, st->which == BACKWARD_DATA ? &st->out : NULL,
+                              st->which == BACKWARD_WEIGHT ? &st->out : NULL,
+                              st->which == BACKWARD_BIAS ? &st->out : NULL, work);
+}
+
+static double conv_loss(void *state)
+{
+    conv_state *st = state;
+    cn_ref_conv2d_forward(&st->s, st->xd, st->wd, st->bd, st->yd);
+    size_t n = (size_t)st->s.n * st->s.cout * cn_ref_conv2d_out_h(&st->s) * cn_ref_conv2d_out_w(&st->s);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += st->yd[i] * st->dyd[i];
+    return sum;
+}
+
+static cn_tensor shaped(to_buf b, int n, int c, int h, int w)
+{
+    cn_tensor t = b.t;
+    t.n = n, t.c = c, t.h = h, t.w = w;
+    return t;
+}
+
+static void conv_case(to_run *r, const conv_shape *cs, int which, int impl)
+{
+    static const char *const ops[2][4] = {
+        {"conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "conv2d_backward_bias"},
+        {"depthwise_forward", "depthwise_backward_data", "depthwise_backward_weight", "depthwise_backward_bias"},
+    };
+    char shape[192];
+    int len = snprintf(shape, sizeof shape, "%s N%d %d->%d %dx%d k%d s%d pad %d,%d,%d,%d%s", cs->what, cs->n, cs->c,
+                       cs->cout, cs->h, cs->w, cs->k, cs->stride, cs->pad_t, cs->pad_l, cs->pad_b, cs->pad_r,
+                       cs->bias ? " bias" : "");
+    if (impl >= 0) snprintf(shape + len, sizeof shape - len, " [%s]", cn_gemm_impl_name(impl));
+    if (!to_begin(r, ops[cs->depthwise][which], shape)) return;
+    if (impl >= 0) use_impl(r, impl);
+
+    conv_state st = {{cs->cout, cs->k, cs->stride, cs->pad_t, cs->pad_l, cs->pad_b, cs->pad_r,
+                      cs->depthwise ? cs->c : 1, cs->bias || which == BACKWARD_BIAS}};
+    st.which = which;
+    st.s = (cn_ref_conv2d){cs->n, cs->c, cs->h, cs->w, cs->cout, cs->k, cs->stride,
+                           cs->pad_t, cs->pad_l, cs->pad_b, cs->pad_r, st.p.groups};
+    int ho = cn_conv2d_out_h(&st.p, cs->h), wo = cn_conv2d_out_w(&st.p, cs->w), cin_g = cs->c / st.p.groups;
+    size_t nx = (size_t)cs->n * cs->c * cs->h * cs->w, nw = (size_t)cs->cout * cin_g * cs->k * cs->k;
+    size_t ny = (size_t)cs->n * cs->cout * ho * wo, nb = st.p.has_bias ? (size_t)cs->cout : 0;
+    size_t nwork = cn_conv2d_workspace_floats(&st.p, cs->n, cs->c, cs->h, cs->w);
+
+    float *x = to_random(r, nx, -1, 1), *w = to_random(r, nw, -1, 1), *dy = to_random(r, ny, -1, 1);
+    float *b = nb ? to_random(r, nb, -1, 1) : NULL;
+    st.x = shaped(to_upload(r, x, nx), cs->n, cs->c, cs->h, cs->w);
+    st.w = shaped(to_upload(r, w, nw), cs->cout, cin_g, cs->k, cs->k);
+    if (nb) st.b = shaped(to_upload(r, b, nb), 1, cs->cout, 1, 1);
+    if (nwork) st.work = to_output(r, nwork).t, st.has_work = 1; /* NaN: the op must write before it reads */
+    size_t n_out = which == FORWARD ? ny : which == BACKWARD_DATA ? nx : which == BACKWARD_WEIGHT ? nw : nb;
+    float *start = which == FORWARD ? NULL : to_random(r, n_out, -1, 1);
+    to_buf out = which == FORWARD ? to_output(r, ny) : to_inout(r, start, n_out);
+    st.y = which == FORWARD ? shaped(out, cs->n, cs->cout, ho, wo) : shaped(to_upload(r, dy, ny), cs->n, cs->cout, ho, wo);
+    st.out = which == BACKWARD_DATA ? shaped(out, cs->n, cs->c, cs->h, cs->w)
+             : which == BACKWARD_WEIGHT ? shaped(out, cs->cout, cin_g, cs->k, cs->k)
+                                        : shaped(out, 1, cs->cout, 1, 1);
+
+    double macs = (double)ny * cin_g * cs->k * cs->k;
+    double flops = which == BACKWARD_BIAS ? (double)ny : 2 * macs;
+    double bytes = 4.0 * (which == BACKWARD_BIAS ? ny + nb : nx + nw + ny);
+    if (!to_exec(r, run_conv, &st, flops, bytes) || r->perf) {
+        to_end(r);
+        return;
+    }
+
+    /* the reference adds onto the same start as the device */
+    st.xd = to_widen(r, x, nx), st.wd = to_widen(r, w, nw), st.dyd = to_widen(r, dy, ny);
+    st.bd = nb ? to_widen(r, b, nb) : NULL;
+    double *ref = which == FORWARD ? to_alloc_double(r, ny) : to_widen(r, start, n_out);
+    double sum_len; /* terms in each output's sum, for the error bound */
+    if (which == FORWARD) {
+        cn_ref_conv2d_forward(&st.s, st.xd, st.wd, st.bd, ref);
+        sum_len = (double)cin_g * cs->k * cs->k;
+    } else {
+        cn_ref_conv2d_backward(&st.s, st.xd, st.wd, st.dyd, which == BACKWARD_DATA ? ref : NULL,
+                               which == BACKWARD_WEIGHT ? ref : NULL, which == BACKWARD_BIAS ? ref : NULL);
+        sum_len = which == BACKWARD_DATA ? (double)(cs->cout / st.p.groups) * cs->k * cs->k : (double)cs->n * ho * wo;
+    }
+    if (!to_compare(r, which == FORWARD ? "y" : which == BACKWARD_DATA ? "dx" : which == BACKWARD_WEIGHT ? "dw" : "db",
+                    out, ref, n_out, tol_for(sum_len)) ||
+        which == FORWARD) {
+        to_end(r);
+        return;
+    }
+
+    /* the same backward again from the same start must give the same bits */
+    float *first = to_download(r, out);
+    to_buf again = to_inout(r, start, n_out);
+    st.out.buf = again.t.buf, st.out.offset = again.t.offset;
+    float *second = NULL;
+    if (run_conv(r->ctx, &st) != CLUNET_OK || cn_finish(r->ctx) != CLUNET_OK)
+        to_failf(r, "second run failed: %s", clunet_last_error());
+    else if ((second = to_download(r, again)) && first && memcmp(first, second, n_out * sizeof(float)))
+        to_failf(r, "two runs from the same start gave different bits");
+
+    /* finite differences of the reference backward, where the forward is cheap enough to repeat */
+    if (r->grad && macs < 2e6) {
+        double *analytic = to_alloc_double(r, n_out);
+        st.yd = to_alloc_double(r, ny);
+        cn_ref_conv2d_backward(&st.s, st.xd, st.wd, st.dyd, which == BACKWARD_DATA ? analytic : NULL,
+                               which == BACKWARD_WEIGHT ? analytic : NULL, which == BACKWARD_BIAS ? analytic : NULL);
+        double *probe = which == BACKWARD_DATA ? st.xd : which == BACKWARD_WEIGHT ? st.wd : st.bd;
+        to_grad_check(r, "reference backward", probe, n_out, analytic, conv_loss, &st);
+    }
+    to_end(r);
+}
+
+/* ---- the shapes ---------------------------------------------------------------- */
+
+#define DENSE(what, n, c, h, w, co, k, s, pt, pl, pb, pr, bias) {what, n, c, h, w, co, k, s, pt, pl, pb, pr, 0, bias}
+#define DW(what, n, c, h, w, k, s, pt, pl, pb, pr, bias) {what, n, c, h, w, c, k, s, pt, pl, pb, pr, 1, bias}
+
+/* Small enough for Oclgrind: every kernel size, stride and padding style. */
+static const conv_shape small_shapes[] = {
+    DENSE("3x3 same", 2, 3, 9, 7, 5, 3, 1, 1, 1, 1, 1, 1),
+    DENSE("3x3 tf-same s2", 1, 4, 8, 8, 6, 3, 2, 0, 0, 1, 1, 0),
+    DENSE("3x3 valid", 2, 3, 6, 5, 2, 3, 1, 0, 0, 0, 0, 0),
+    DENSE("3x3 odd pads", 1, 2, 5, 6, 3, 3, 2, 0, 2, 1, 0, 1),
+    DENSE("1x1 direct", 2, 5, 5, 6, 3, 1, 1, 0, 0, 0, 0, 1),
+    DENSE("1x1 s2", 2, 6, 6, 5, 4, 1, 2, 0, 0, 0, 0, 0),
+    DENSE("5x5 same s2", 1, 3, 7, 7, 4, 5, 2, 2, 2, 2, 2, 0),
+    DENSE("5x5 tf-same", 2, 2, 6, 7, 3, 5, 1, 2, 2, 2, 2, 1),
+    DW("dw3 same", 2, 5, 7, 9, 3, 1, 1, 1, 1, 1, 1),
+    DW("dw3 tf-same s2", 1, 3, 8, 8, 3, 2, 0, 0, 1, 1, 0),
+    DW("dw5 same", 2, 4, 9, 9, 5, 1, 2, 2, 2, 2, 0),
+    DW("dw5 tf-same s2", 1, 3, 9, 10, 5, 2, 2, 1, 2, 2, 1),
+};
+
+/* The EfficientNet-B0 U-Net at a 64x64 input (TF 'same' pads: the odd pixel goes bottom/right). */
+static const conv_shape unet64_shapes[] = {
+    DENSE("stem", 2, 3, 64, 64, 32, 3, 2, 0, 0, 1, 1, 0),
+    DW("b1 dw", 2, 32, 32, 32, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("b1 project", 2, 32, 32, 32, 16, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b2 expand", 2, 16, 32, 32, 96, 1, 1, 0, 0, 0, 0, 0),
+    DW("b2 dw s2", 2, 96, 32, 32, 3, 2, 0, 0, 1, 1, 0),
+    DENSE("b2 project", 2, 96, 16, 16, 24, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b2 expand", 1, 24, 16, 16, 144, 1, 1, 0, 0, 0, 0, 0),
+    DW("b2 dw", 1, 144, 16, 16, 3, 1, 1, 1, 1, 1, 0),
+    DW("b3 dw s2", 1, 144, 16, 16, 5, 2, 1, 1, 2, 2, 0),
+    DENSE("b3 project", 1, 144, 8, 8, 40, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b3 expand", 1, 40, 8, 8, 240, 1, 1, 0, 0, 0, 0, 0),
+    DW("b3 dw", 1, 240, 8, 8, 5, 1, 2, 2, 2, 2, 0),
+    DW("b4 dw s2", 1, 240, 8, 8, 3, 2, 0, 0, 1, 1, 0),
+    DENSE("b4 expand", 1, 80, 4, 4, 480, 1, 1, 0, 0, 0, 0, 0),
+    DW("b4 dw", 1, 480, 4, 4, 3, 1, 1, 1, 1, 1, 0),
+    DW("b5 dw", 1, 480, 4, 4, 5, 1, 2, 2, 2, 2, 0),
+    DENSE("b5 expand", 1, 112, 4, 4, 672, 1, 1, 0, 0, 0, 0, 0),
+    DW("b6 dw s2", 1, 672, 4, 4, 5, 2, 1, 1, 2, 2, 0),
+    DENSE("b6 expand", 1, 192, 2, 2, 1152, 1, 1, 0, 0, 0, 0, 0),
+    DW("b7 dw", 1, 1152, 2, 2, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("b7 project", 1, 1152, 2, 2, 320, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("top", 1, 320, 2, 2, 1280, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("dec1", 1, 1280 + 672, 4, 4, 256, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec2", 1, 256 + 240, 8, 8, 128, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec3", 1, 128 + 144, 16, 16, 64, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec4", 2, 64 + 96, 32, 32, 32, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec5", 1, 32, 64, 64, 16, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec6", 2, 16, 64, 64, 16, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("head", 2, 16, 64, 64, 1, 1, 1, 0, 0, 0, 0, 1),
+};
+
+/* Timing only (--perf): the same network at a 512x512 input, batch 1. */
+static const conv_shape unet512_shapes[] = {
+    DENSE("stem", 1, 3, 512, 512, 32, 3, 2, 0, 0, 1, 1, 0),
+    DENSE("b2 expand", 1, 16, 256, 256, 96, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b2 project", 1, 96, 128, 128, 24, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b3 expand", 1, 24, 128, 128, 144, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b4 expand", 1, 40, 64, 64, 240, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b5 expand", 1, 80, 32, 32, 480, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b6 expand", 1, 112, 32, 32, 672, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b7 expand", 1, 192, 16, 16, 1152, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("top", 1, 320, 16, 16, 1280, 1, 1, 0, 0, 0, 0, 0),
+    DW("b1 dw", 1, 32, 256, 256, 3, 1, 1, 1, 1, 1, 0),
+    DW("b2 dw s2", 1, 96, 256, 256, 3, 2, 0, 0, 1, 1, 0),
+    DW("b3 dw s2", 1, 144, 128, 128, 5, 2, 1, 1, 2, 2, 0),
+    DW("b4 dw s2", 1, 240, 64, 64, 3, 2, 0, 0, 1, 1, 0),
+    DW("b5 dw", 1, 480, 32, 32, 5, 1, 2, 2, 2, 2, 0),
+    DW("b6 dw s2", 1, 672, 32, 32, 5, 2, 1, 1, 2, 2, 0),
+    DW("b7 dw", 1, 1152, 16, 16, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec1", 1, 1280 + 672, 32, 32, 256, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec2", 1, 256 + 240, 64, 64, 128, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec3", 1, 128 + 144, 128, 128, 64, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec4", 1, 64 + 96, 256, 256, 32, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec5", 1, 32, 512, 512, 16, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec6", 1, 16, 512, 512, 16, 3, 1, 1, 1, 1, 1, 0),
+};
+
+static void conv_shapes(to_run *r, const conv_shape *shapes, size_t count, const int *impls, int impl_count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const conv_shape *cs = &shapes[i];
+        for (int which = FORWARD; which <= BACKWARD_BIAS; which++) {
+            if (which == BACKWARD_BIAS && !cs->bias) continue;
+            if (cs->depthwise || which == BACKWARD_BIAS) conv_case(r, cs, which, -1);
+            else
+                for (int j = 0; j < impl_count; j++) conv_case(r, cs, which, impls[j]);
+        }
+    }
+}
+
+void cases_conv(to_run *r)
+{
+    int impls[3];
+    int count = gemm_impls(r, impls);
+    if (count == 0) return;
+    int keep = r->ctx ? r->ctx->gemm_impl : -1;
+    gemm_cases(r, impls, count);
+    if (!r->perf) {
+        conv_shapes(r, small_shapes, sizeof small_shapes / sizeof small_shapes[0], impls, count);
+        if (!r->small) conv_shapes(r, unet64_shapes, sizeof unet64_shapes / sizeof unet64_shapes[0], impls, count);
+    } else {
+        conv_shapes(r, unet512_shapes, sizeof unet512_shapes / sizeof unet512_shapes[0], impls, count);
+    }
+    use_impl(r, keep);
+}

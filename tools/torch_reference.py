@@ -426,9 +426,12 @@ def cmd_check(args):
     torch.set_num_threads(args.threads)
     model = load_twin(args.weights, args.bn_eps)
     batch, _ = st_read(args.batch)
+    if args.double:
+        model = model.double()
+        batch = {k: v.double() for k, v in batch.items()}
     print(f"loss eps {args.eps:g}, dice smooth {args.smooth:g}, lambda "
           f"{'none (focal + dice)' if args.lam is None else args.lam}, bn_eps {model.bn_eps:g}, "
-          f"mode {args.mode}")
+          f"mode {args.mode}, {'float64' if args.double else 'float32'}")
     ref = run_step(model, batch, args)
     print(f"loss {ref['loss'].item():.7g} (focal {ref['loss_focal'].item():.7g}, "
           f"dice {ref['loss_dice'].item():.7g})")
@@ -633,6 +636,8 @@ def build_parser():
     s.add_argument("--lambda", dest="lam", type=float,
                    help="total = lambda*focal + (1-lambda)*dice (default: focal + dice)")
     s.add_argument("--adam-lr", type=float, help="also take one Adam step, write param.<name>")
+    s.add_argument("--double", action="store_true",
+                   help="run the twin in float64 (to check clunet's double-precision reference step)")
     s.add_argument("--threads", type=int, default=2)
 
     s = sub.add_parser("compare", help="compare two result files")

@@ -16,6 +16,7 @@ static const command commands[] = {
     {"train", cmd_train, "train the U-Net on a dataset or on synthetic retinas"},
     {"eval", cmd_eval, "score a checkpoint on a dataset split"},
     {"predict", cmd_predict, "segment vessels in images"},
+    {"report", cmd_report, "draw learning curves and a prediction grid for a training run"},
     {"data", cmd_data, "check a dataset directory or an image file"},
     {"synth", cmd_synth, "write synthetic retinas (the built-in default data)"},
     {"version", cmd_version, "print the version"},

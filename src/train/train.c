@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "data/pipeline.h"
+#include "report/report.h"
 #include "train/checkpoint.h"
 #include "train/infer.h"
 #include "train/train.h"
@@ -313,6 +314,9 @@ static clunet_status train_epochs(run *r)
         p.best = p.val.f1 > r->info.best_f1;
         if (p.best) r->info.best_f1 = p.val.f1;
         CN_TRY(append_csv(r, epoch + 1, &p, now() - t_epoch));
+        /* Curves are a convenience: failing to draw them must not stop a long run. */
+        if (cn_report_curves(r->csv_path, cfg->out_dir) != CLUNET_OK)
+            say(r, "learning curves not drawn: %s", clunet_last_error());
         CN_TRY(save(r, r->last_path, epoch + 1, 0));
         if (p.best) CN_TRY(save(r, r->best_path, epoch + 1, 0));
         p.eta_seconds = (now() - t_start) / (done ? done : 1) * (total - done);

@@ -1,0 +1,268 @@
+#!/usr/bin/python3
+"""test_bad_input.py CLUNET - bad input through the command line.
+
+Broken checkpoints, datasets, images, datasets.txt files and option values must each
+give exactly one line on stderr, starting with `clunet` and naming the file or setting,
+and a non-zero exit below 128 (no crash), with no core file, within a time limit.
+"""
+import json
+import os
+import shutil
+import struct
+import zlib
+
+import rel
+
+TIME_LIMIT = 60
+
+
+def write_safetensors(path, tensors, meta):
+    """tensors: list of (name, shape, raw bytes); F32; written in the given order."""
+    header, pos = {}, 0
+    for name, shape, raw in tensors:
+        header[name] = {'dtype': 'F32', 'shape': shape, 'data_offsets': [pos, pos + len(raw)]}
+        pos += len(raw)
+    if meta is not None:
+        header['__metadata__'] = meta
+    text = json.dumps(header).encode()
+    text += b' ' * (-len(text) % 8)
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<Q', len(text)) + text)
+        for _, _, raw in tensors:
+            f.write(raw)
+
+
+def rewrite(src, dst, edit, meta_edit=None):
+    """Copies checkpoint src to dst with edit(name, shape) -> new shape, or None to drop the tensor,
+    and the metadata updated with meta_edit."""
+    tensors, meta, start = rel.st_header(src)
+    meta.update(meta_edit or {})
+    kept = []
+    for name, (shape, b, e) in sorted(tensors.items(), key=lambda kv: kv[1][1]):
+        new = edit(name, shape)
+        if new is not None:
+            kept.append((name, new, b, e))
+    header, pos = {'__metadata__': meta}, 0
+    for name, shape, b, e in kept:
+        header[name] = {'dtype': 'F32', 'shape': shape, 'data_offsets': [pos, pos + e - b]}
+        pos += e - b
+    text = json.dumps(header).encode()
+    with open(src, 'rb') as f, open(dst, 'wb') as o:
+        o.write(struct.pack('<Q', len(text)) + text)
+        for _, _, b, e in kept:
+            f.seek(start + b)
+            o.write(f.read(e - b))
+
+
+def png(width, height, rgb, bytes_per_row=None):
+    """An 8-bit PNG of the given size; rows of mid-grey noise (bytes_per_row lets it lie)."""
+    chunk = lambda kind, data: (struct.pack('>I', len(data)) + kind + data +
+                                struct.pack('>I', zlib.crc32(kind + data)))
+    ch = 3 if rgb else 1
+    row, rows = (width * ch, height) if bytes_per_row is None else (bytes_per_row, 64)
+    raw = b''.join(b'\0' + bytes((x * 31 + y * 17) % 200 + 20 for x in range(row)) for y in range(rows))
+    ihdr = struct.pack('>IIBBBBB', width, height, 8, 2 if rgb else 0, 0, 0, 0)
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b'')
+
+
+def png_size(path):
+    with open(path, 'rb') as f:
+        head = f.read(24)
+    return struct.unpack('>II', head[16:24]) if head[:8] == b'\x89PNG\r\n\x1a\n' else None
+
+
+def truncate_copy(src, dst, n):
+    with open(src, 'rb') as f, open(dst, 'wb') as o:
+        o.write(f.read(n))
+
+
+def expect_error(t, what, cmd, cwd, mentions):
+    r = rel.run(cmd, TIME_LIMIT, cwd=cwd)
+    lines = r.err_lines()
+    cores = [n for n in os.listdir(cwd) if n == 'core' or n.startswith('core.')]
+    problems = []
+    if r.timed_out:
+        problems.append('no exit within %d s' % TIME_LIMIT)
+    elif r.rc < 0 or r.rc >= 128:
+        problems.append('crashed (exit %d)' % r.rc)
+    elif r.rc == 0:
+        problems.append('exit 0')
+    if len(lines) != 1:
+        problems.append('%d lines on stderr' % len(lines))
+    if lines and not lines[0].startswith('clunet'):
+        problems.append('stderr does not start with "clunet"')
+    if lines and mentions and mentions not in lines[0]:
+        problems.append('the error does not name %r' % mentions)
+    if cores:
+        problems.append('core file left: ' + ', '.join(cores))
+    for c in cores:
+        os.remove(os.path.join(cwd, c))
+    t.check(not problems, '%s -> %s' % (what, lines[0] if len(lines) == 1 else 'exit %s' % r.rc),
+            '; '.join(problems) + ' | stderr: ' + ' / '.join(lines[:4]))
+
+
+def main():
+    clunet, = rel.args_or_usage(1, 'test_bad_input.py CLUNET')
+    t = rel.Tally('bad-input', budget_s=200)
+    work = rel.workdir('bad-input')
+    J = lambda *p: os.path.join(work, *p)
+    image = rel.synth_image(clunet, J('img'))
+    pred = J('pred')
+
+    # A real checkpoint to break, and a tiny dataset laid out by our own datasets.txt.
+    r = rel.run([clunet, 'train'] + rel.TINY + ['--steps', '1', '--epochs', '1', '--out', J('good')], 180)
+    if not t.check(r.rc == 0, 'a good checkpoint to break', rel.describe(r)):
+        t.finish()
+    good = J('good', 'last.safetensors')
+    with open(J('datasets.txt'), 'w') as f:
+        f.write('dataset TINY\n  size 64x64\n  count 3\n  group train\n'
+                '    image images/{id}.png\n    label labels/{id}.png\n    mask masks/{id}.png\n')
+    r = rel.run([clunet, 'synth', '--out', J('raw'), '--n', '3', '--size', '64'], 60)
+    r2 = rel.run([clunet, 'synth', '--out', J('raw96'), '--n', '1', '--size', '96'], 60)
+    if not t.check(r.rc == 0 and r2.rc == 0, 'synthetic images for a dataset', rel.describe(r)):
+        t.finish()
+
+    def dataset(name):
+        d = J(name)
+        for sub in ('images', 'labels', 'masks'):
+            os.makedirs(os.path.join(d, sub))
+        for i in range(3):
+            s = '%04d' % i
+            shutil.copy(J('raw', s + '.png'), os.path.join(d, 'images', s + '.png'))
+            shutil.copy(J('raw', s + '_label.png'), os.path.join(d, 'labels', s + '.png'))
+            shutil.copy(J('raw', s + '_mask.png'), os.path.join(d, 'masks', s + '.png'))
+        return d
+
+    ok_ds = dataset('ds')
+    r = rel.run([clunet, 'data', 'check', ok_ds, '--dataset', 'TINY', '--datasets', J('datasets.txt')], 60)
+    t.check(r.rc == 0, 'the intact dataset checks out', rel.describe(r))
+
+    train = [clunet, 'train'] + rel.TINY + ['--steps', '1', '--epochs', '1', '--out', J('out')]
+    tds = lambda d: [clunet, 'train', '--data', d, '--dataset', 'TINY', '--datasets', J('datasets.txt'),
+                     '--size', '64', '--batch', '2', '--steps', '1', '--epochs', '1', '--out', J('out')]
+    predict = lambda w, img=image: [clunet, 'predict', '--weights', w, '--out', pred, img]
+
+    # --- checkpoints -----------------------------------------------------
+    size = os.path.getsize(good)
+    tensors, meta, start = rel.st_header(good)
+    some = sorted(n for n in tensors if n.startswith('decoder.') and len(tensors[n][0]) == 4)[0]
+    broken = [
+        ('truncated to half', lambda p: truncate_copy(good, p, size // 2)),
+        ('truncated by one byte', lambda p: truncate_copy(good, p, size - 1)),
+        ('truncated inside the header', lambda p: truncate_copy(good, p, start // 2)),
+        ('truncated to 5 bytes', lambda p: truncate_copy(good, p, 5)),
+        ('tensor %s missing' % some, lambda p: rewrite(good, p, lambda n, s: None if n == some else s)),
+        ('tensor %s with a wrong shape' % some,
+         lambda p: rewrite(good, p, lambda n, s: [s[1], s[0]] + s[2:] if n == some else s)),
+        ('tensor %s reshaped to one dimension' % some,
+         lambda p: rewrite(good, p, lambda n, s: [s[0] * s[1] * s[2] * s[3]] if n == some else s)),
+        ('input_std [0, 1, 1]', lambda p: rewrite(good, p, lambda n, s: s, {'input_std': '[0, 1, 1]'})),
+        ('input_mean [nan, 0, 0]', lambda p: rewrite(good, p, lambda n, s: s, {'input_mean': '[nan, 0, 0]'})),
+        ('format clunet-checkpoint-9', lambda p: rewrite(good, p, lambda n, s: s, {'format': 'clunet-checkpoint-9'})),
+        ('no clunet metadata', lambda p: write_safetensors(p, [('x', [2], b'\0' * 8)], None)),
+        ('header length past the end',
+         lambda p: open(p, 'wb').write(struct.pack('<Q', 1 << 40) + b'{}')),
+        ('header not JSON', lambda p: open(p, 'wb').write(struct.pack('<Q', 8) + b'{"a": [1')),
+        ('empty file', lambda p: open(p, 'wb').close()),
+        ('a PNG image', lambda p: shutil.copy(image, p)),
+        ('a text file', lambda p: open(p, 'w').write('not a checkpoint\n' * 50)),
+    ]
+    for i, (what, make) in enumerate(broken):
+        path = J('broken%d.safetensors' % i)
+        make(path)
+        expect_error(t, 'predict --weights (%s)' % what, predict(path), work, 'broken%d.safetensors' % i)
+        if i in (0, 4, 5):  # the same files through --resume, which also reads Adam's state
+            expect_error(t, 'train --resume (%s)' % what, train + ['--resume', path], work,
+                         'broken%d.safetensors' % i)
+        os.remove(path)
+    expect_error(t, 'predict --weights (no such file)', predict(J('nonexistent.safetensors')), work,
+                 'nonexistent.safetensors')
+    expect_error(t, 'predict --weights (a directory)', predict(J('good')), work, 'good')
+    expect_error(t, 'train --resume (no such file)', train + ['--resume', J('nonexistent.safetensors')], work,
+                 'nonexistent.safetensors')
+
+    # --- datasets --------------------------------------------------------
+    expect_error(t, 'train --data (missing directory)', tds(J('no-such-dir')), work, 'no-such-dir')
+    d = dataset('ds-nolabel')
+    os.remove(os.path.join(d, 'labels', '0001.png'))
+    expect_error(t, 'train --data (a label file missing)', tds(d), work, '0001')
+    d = dataset('ds-size')
+    shutil.copy(J('raw96', '0000.png'), os.path.join(d, 'images', '0001.png'))
+    expect_error(t, 'train --data (image 96x96, label 64x64)', tds(d), work, '0001')
+    d = dataset('ds-corrupt')
+    truncate_copy(J('raw', '0002.png'), os.path.join(d, 'images', '0002.png'), 300)
+    expect_error(t, 'train --data (a truncated image)', tds(d), work, '0002')
+    expect_error(t, 'train --dataset (not in datasets.txt)',
+                 [clunet, 'train', '--data', ok_ds, '--dataset', 'NOPE', '--datasets', J('datasets.txt')], work, 'NOPE')
+    bad_lines = [('an unknown key', 'frobnicate yes'), ('a bad size', 'size 64y64'),
+                 ('a key before any dataset', None)]
+    for what, line in bad_lines:
+        path = J('bad-datasets.txt')
+        with open(path, 'w') as f:
+            if line is None:
+                f.write('size 64x64\ndataset TINY\n  group train\n    image images/{id}.png\n')
+            else:
+                f.write('dataset TINY\n  %s\n  group train\n    image images/{id}.png\n' % line)
+        expect_error(t, 'train --datasets (%s)' % what,
+                     [clunet, 'train', '--data', ok_ds, '--dataset', 'TINY', '--datasets', path, '--out', J('out')],
+                     work, 'bad-datasets.txt')
+        expect_error(t, 'data list --datasets (%s)' % what, [clunet, 'data', 'list', '--datasets', path], work,
+                     'bad-datasets.txt')
+    expect_error(t, 'train --datasets (no such file)',
+                 [clunet, 'train', '--data', ok_ds, '--dataset', 'TINY', '--datasets', J('none.txt')], work, 'none.txt')
+
+    # --- images given to predict -----------------------------------------
+    with open(image, 'rb') as f:
+        good_png = f.read()
+    images = [
+        ('truncated PNG', 'trunc.png', good_png[:len(good_png) // 2]),
+        ('PNG header only', 'head.png', good_png[:33]),
+        ('random bytes as .png', 'noise.png', bytes((i * 7919 + 13) % 251 for i in range(4096))),
+        ('empty .jpg', 'empty.jpg', b''),
+        ('text as .tif', 'text.tif', b'II*\0' + b'hello' * 20),
+        ('PNG bytes with a flipped bit', 'flip.png', good_png[:40] + bytes([good_png[40] ^ 0x10]) + good_png[41:]),
+        ('GIF header only', 'head.gif', b'GIF89a\x40\x00\x40\x00'),
+        ('PNG claiming 1000000x1000000', 'huge.png', png(1000000, 1000000, True, bytes_per_row=64)),
+        ('PNG claiming 0x64', 'zero.png', png(0, 64, True)),
+        ('PPM claiming 200000x200000', 'huge.ppm', b'P6\n200000 200000\n255\n' + b'\x80' * 300),
+        ('PGM with maxval 0', 'max0.pgm', b'P5\n4 4\n0\n' + b'\0' * 16),
+    ]
+    for what, name, data in images:
+        path = J(name)
+        with open(path, 'wb') as f:
+            f.write(data)
+        expect_error(t, 'predict (%s)' % what, predict(good, path), work, name)
+    # Odd but valid sizes must work: tiling pads and crops.
+    for w, h, rgb in ((1, 1, True), (7, 5, False), (33, 200, True), (100, 3, True)):
+        path = J('odd-%dx%d.png' % (w, h))
+        with open(path, 'wb') as f:
+            f.write(png(w, h, rgb))
+        r = rel.run(predict(good, path), TIME_LIMIT, cwd=work)
+        got = png_size(os.path.join(pred, 'odd-%dx%d_prob.png' % (w, h))) if r.rc == 0 else None
+        t.check(r.rc == 0 and got == (w, h), 'predict on a %dx%d %s image gives a %dx%d map' %
+                (w, h, 'RGB' if rgb else 'grey', w, h), rel.describe(r) if r.rc else 'map is %s' % (got,))
+    expect_error(t, 'predict (no such image)', predict(good, J('missing.png')), work, 'missing.png')
+
+    # --- option values ---------------------------------------------------
+    options = [
+        (['--size', '33'], '--size'), (['--size', '0'], '--size'), (['--batch', '0'], '--batch'),
+        (['--batch', 'two'], '--batch'), (['--lr', '-1'], '--lr'), (['--lr', 'nan'], '--lr'),
+        (['--lr', 'inf'], '--lr'), (['--epochs', '0'], '--epochs'), (['--steps', '-3'], '--steps'),
+        (['--memory-cap', '0'], '--memory-cap'), (['--threshold', '1'], '--threshold'),
+        (['--seed', '99999999999'], '--seed'), (['--loss-lambda', '2'], '--loss-lambda'),
+        (['--frobnicate', '1'], '--frobnicate'), (['--size'], '--size'),
+        (['--device', '99'], '99'), (['--device', 'nosuchdevice'], 'nosuchdevice'),
+        (['--data', ok_ds], '--dataset'),
+    ]
+    for extra, mentions in options:
+        expect_error(t, 'train ' + ' '.join(extra), train + extra, work, mentions)
+    expect_error(t, 'predict --device nosuchdevice', predict(good) + ['--device', 'nosuchdevice'], work,
+                 'nosuchdevice')
+    expect_error(t, 'predict --size 33', predict(good) + ['--size', '33'], work, '--size')
+    expect_error(t, 'eval without --data', [clunet, 'eval', '--weights', good], work, '--data')
+    expect_error(t, 'unknown command', [clunet, 'frobnicate'], work, 'frobnicate')
+    t.finish()
+
+
+if __name__ == '__main__':
+    main()

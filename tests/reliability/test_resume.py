@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""test_resume.py CLUNET - `clunet train --resume` is bit-exact.
+
+N epochs in one run must equal k epochs then --resume to N, and runs stopped by SIGINT
+(mid-epoch, in the last step of an epoch, during a checkpoint write) must exit 0 after
+writing last.safetensors and, resumed, equal the uninterrupted run: metrics.csv rows
+(all columns but the wall-clock seconds), checkpoint tensors byte for byte, metadata.
+"""
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import rel
+
+EPOCHS, STEPS = 2, 3
+
+
+def train_cmd(clunet, out, epochs=EPOCHS, resume=False, steps=STEPS):
+    cmd = [clunet, 'train'] + rel.TINY + ['--steps', str(steps), '--epochs', str(epochs), '--seed', '5', '--out', out]
+    return cmd + (['--resume', os.path.join(out, 'last.safetensors')] if resume else [])
+
+
+def interrupted(clunet, out, trigger, steps, timeout=120):
+    """Runs training and sends SIGINT once `trigger(line)` holds for a line of its output (or,
+    with trigger 'write', once a checkpoint write is under way). Returns (rc, output)."""
+    p = subprocess.Popen(train_cmd(clunet, out, steps=steps), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, errors='replace')
+    sent = threading.Event()
+    if trigger == 'write':
+        def watch():
+            while p.poll() is None and not sent.is_set():
+                if os.path.isdir(out) and rel.temp_files(out):
+                    p.send_signal(signal.SIGINT)
+                    sent.set()
+                time.sleep(0.002)
+        threading.Thread(target=watch, daemon=True).start()
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if trigger != 'write' and not sent.is_set() and trigger(line):
+            p.send_signal(signal.SIGINT)
+            sent.set()
+    rc = p.wait()
+    timer.cancel()
+    return rc, ''.join(lines), sent.is_set()
+
+
+def main():
+    clunet, = rel.args_or_usage(1, 'test_resume.py CLUNET')
+    t = rel.Tally('resume', budget_s=240)
+    work = rel.workdir('resume')
+    full = os.path.join(work, 'full')
+
+    r = rel.run(train_cmd(clunet, full), 180)
+    if not t.check(r.rc == 0, 'uninterrupted run: %d epochs x %d steps (%.1f s)' % (EPOCHS, STEPS, r.seconds),
+                   rel.describe(r)):
+        t.finish()
+
+    # k epochs, then resume to N.
+    split = os.path.join(work, 'split')
+    r = rel.run(train_cmd(clunet, split, epochs=1), 180)
+    t.check(r.rc == 0, 'first 1 epoch of %d' % EPOCHS, rel.describe(r))
+    r = rel.run(train_cmd(clunet, split, resume=True), 180)
+    t.check(r.rc == 0 and 'resumed from' in r.out, '--resume to epoch %d' % EPOCHS, rel.describe(r))
+    rel.compare_runs(t, '1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full, split)
+
+    # With one step per epoch, a signal during epoch 2 stops it in its last step.
+    full1 = os.path.join(work, 'full1')
+    r = rel.run(train_cmd(clunet, full1, steps=1), 180)
+    t.check(r.rc == 0, 'uninterrupted run: %d epochs x 1 step (%.1f s)' % (EPOCHS, r.seconds), rel.describe(r))
+    cases = [
+        ('SIGINT mid-epoch', STEPS, lambda l: l.startswith('epoch 2/%d  step 1/%d ' % (EPOCHS, STEPS))),
+        ('SIGINT in the last step of an epoch', 1, lambda l: l.startswith('epoch 1/%d done' % EPOCHS)),
+        ('SIGINT during a checkpoint write', STEPS, 'write'),
+    ]
+    for i, (what, steps, trigger) in enumerate(cases):
+        out = os.path.join(work, 'int%d' % i)
+        rc, text, sent = interrupted(clunet, out, trigger, steps)
+        t.check(sent, what + ': signal sent')
+        t.check(rc == 0, what + ': exits 0', 'exit %d: %s' % (rc, text.strip().splitlines()[-1:]))
+        m = re.search(r'stopped at epoch (\d+) step (\d+)', text)
+        last = os.path.join(out, 'last.safetensors')
+        if m:
+            e, s = int(m.group(1)), int(m.group(2))
+            print('%s: stopped at epoch %d step %d' % (what, e, s))
+            why = rel.st_check(last)
+            if t.check(why is None, what + ': last.safetensors written', str(why)):
+                meta, _, _ = rel.st_scan(last)
+                at = (meta.get('epoch'), meta.get('epoch_step'))
+                t.check(at == (str(e - 1), str(s)), what + ': checkpoint says %d epochs + %d steps done' % (e - 1, s),
+                        'epoch %s, epoch_step %s' % at)
+        else:
+            t.check(trigger == 'write', what + ': prints "stopped at epoch E step S"', text.strip()[-200:])
+            print('%s: the run ended before it could stop' % what)
+        t.check(not rel.temp_files(out), what + ': no temporary files left', ', '.join(rel.temp_files(out)))
+        r = rel.run(train_cmd(clunet, out, resume=True, steps=steps), 180)
+        t.check(r.rc == 0, what + ': resumed run completes', rel.describe(r))
+        rel.compare_runs(t, what + ', resumed, vs uninterrupted', full if steps == STEPS else full1, out)
+    t.finish()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+"""test_cache.py CLUNET - the kernel binary cache under concurrent writers.
+
+Four `clunet train` runs start at once on an empty cache (XDG_CACHE_HOME set to a fresh
+directory), so that each compiles and stores every program. Afterwards every entry must
+be valid (src/runtime/cache.c: magic CLUNETK1, a native-endian u64 length, the SHA-256
+of the payload, the payload, nothing after it), no .tmp-* file may remain, the four runs
+must agree byte for byte, and a further run must hit for every program: it adds and
+replaces no entry. Last, damaged entries (a flipped payload byte, a truncated file, a
+wrong magic) must be rebuilt by the next run, which must still succeed.
+"""
+import hashlib
+import os
+import struct
+import subprocess
+import time
+
+import rel
+
+RUNS = 4
+
+
+def entry_problem(path):
+    """None if the cache entry at path is valid, else what is wrong with it."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    if len(data) < 48:
+        return '%d bytes, shorter than the header' % len(data)
+    if data[:8] != b'CLUNETK1':
+        return 'magic %r' % data[:8]
+    n = struct.unpack('=Q', data[8:16])[0]
+    if n == 0 or 48 + n != len(data):
+        return 'length %d but %d payload bytes' % (n, len(data) - 48)
+    if hashlib.sha256(data[48:]).digest() != data[16:48]:
+        return 'SHA-256 does not match the payload'
+    return None
+
+
+def snapshot(d):
+    """{name: (inode, size, mtime)} of the cache entries; a store replaces the inode."""
+    out = {}
+    for n in os.listdir(d):
+        st = os.stat(os.path.join(d, n))
+        out[n] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return out
+
+
+def main():
+    clunet, = rel.args_or_usage(1, 'test_cache.py CLUNET')
+    t = rel.Tally('cache', budget_s=420)
+    work = rel.workdir('cache')
+    env = dict(os.environ, XDG_CACHE_HOME=os.path.join(work, 'xdg'))
+    env.pop('CLUNET_NO_CACHE', None)
+    cache = os.path.join(work, 'xdg', 'clunet')
+
+    def train(name):
+        return [clunet, 'train'] + rel.TINY + ['--steps', '1', '--epochs', '1', '--out', os.path.join(work, name)]
+
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(train('run%d' % i), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, errors='replace') for i in range(RUNS)]
+    for i, p in enumerate(procs):
+        try:
+            _, err = p.communicate(timeout=max(1, 360 - (time.monotonic() - t0)))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+        t.check(p.returncode == 0, 'concurrent run %d on an empty cache succeeds' % i,
+                'exit %d: %s' % (p.returncode, err.strip()[-300:]))
+    cold = time.monotonic() - t0
+    print('%d concurrent cold runs: %.1f s' % (RUNS, cold))
+
+    entries = sorted(n for n in os.listdir(cache)) if os.path.isdir(cache) else []
+    bins = [n for n in entries if n.endswith('.bin')]
+    t.check(len(bins) > 0, 'the cache holds entries (%d)' % len(bins))
+    temps = [n for n in entries if n.startswith('.tmp-')]
+    t.check(not temps, 'no .tmp-* files remain', ', '.join(temps))
+    t.check(set(entries) == set(bins), 'nothing but *.bin entries', ', '.join(sorted(set(entries) - set(bins))))
+    bad = [(n, entry_problem(os.path.join(cache, n))) for n in bins]
+    bad = [(n, why) for n, why in bad if why]
+    t.check(not bad, 'every entry is valid (magic, length, SHA-256 of the payload)',
+            '; '.join('%s: %s' % b for b in bad[:3]))
+    digests = set()
+    for i in range(RUNS):
+        last = os.path.join(work, 'run%d' % i, 'last.safetensors')
+        if os.path.exists(last):
+            _, d, _ = rel.st_scan(last)
+            digests.add(tuple(sorted(d.items())))
+    t.check(len(digests) == 1, 'the %d runs trained identical weights' % RUNS, '%d distinct results' % len(digests))
+
+    # A further run hits for everything: no entry is added or replaced.
+    before = snapshot(cache)
+    r = rel.run(train('warm'), 180, env=env)
+    t.check(r.rc == 0, 'a warm run succeeds (%.1f s, cold ones took %.1f s together)' % (r.seconds, cold),
+            rel.describe(r))
+    after = snapshot(cache)
+    changed = sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
+    t.check(not changed, 'the warm run hit the cache for every program (no entry added or replaced)',
+            ', '.join(changed[:3]))
+
+    # Damaged entries fall back to compiling and are replaced by valid ones.
+    victims = sorted(bins, key=lambda n: before[n][1])[:3]
+    damage = [('flipped payload byte', lambda b: b[:60] + bytes([b[60] ^ 1]) + b[61:]),
+              ('truncated', lambda b: b[:len(b) // 2]),
+              ('wrong magic', lambda b: b'CLUNETK0' + b[8:])]
+    for name, (what, hurt) in zip(victims, damage):
+        path = os.path.join(cache, name)
+        with open(path, 'rb') as f:
+            data = f.read()
+        with open(path, 'wb') as f:
+            f.write(hurt(data))
+        print('damaged %s: %s' % (name, what))
+    before = snapshot(cache)
+    r = rel.run(train('repair'), 180, env=env)
+    t.check(r.rc == 0, 'a run over damaged entries succeeds (%.1f s)' % r.seconds, rel.describe(r))
+    after = snapshot(cache)
+    for name, (what, _) in zip(victims, damage):
+        path = os.path.join(cache, name)
+        why = entry_problem(path) if os.path.exists(path) else 'gone'
+        t.check(why is None and before[name] != after.get(name), 'the %s entry was rebuilt' % what, str(why))
+    t.check(not [n for n in os.listdir(cache) if n.startswith('.tmp-')], 'no .tmp-* files remain after the repair')
+    _, d, _ = rel.st_scan(os.path.join(work, 'repair', 'last.safetensors'))
+    t.check(digests == {tuple(sorted(d.items()))}, 'rebuilt programs train the same weights')
+    t.finish()
+
+
+if __name__ == '__main__':
+    main()

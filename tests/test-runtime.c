@@ -2,9 +2,11 @@
  * test-runtime - the OpenCL layer on every device present: enumeration,
  * selection, errors, memory accounting, kernel launches with offsets, build
  * failures, and the on-disk binary cache (hit on the second build; corrupt
- * entries ignored safely). XDG_CACHE_HOME must point to a scratch directory.
+ * entries ignored safely) in a scratch XDG_CACHE_HOME of its own.
  */
+#define _XOPEN_SOURCE 700
 #include <dirent.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,8 +289,21 @@ static void test_build_failure(const char *spec)
     rmdir(dir);
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
 int main(void)
 {
+    /* The cache tests empty and damage the cache: never the user's own. */
+    char scratch[] = "/tmp/clunet-cache-test-XXXXXX";
+    if (!mkdtemp(scratch)) {
+        printf("FAIL: mkdtemp: cannot make a scratch cache directory\n0 passed, 1 failed\n");
+        return 1;
+    }
+    setenv("XDG_CACHE_HOME", scratch, 1);
     test_sha256();
     test_status_strings();
     const clunet_device_info *devs;
@@ -312,6 +327,8 @@ int main(void)
         test_build_failure(spec);
         test_cache(spec);
     }
+    /* PoCL keeps its own cache under XDG_CACHE_HOME too: remove the whole tree. */
+    nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

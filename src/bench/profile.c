@@ -1,0 +1,142 @@
+/*
+ * profile.c - where a training step spends its time: every node's forward and
+ * backward timed on its own (cn_finish around each), then grouped by block
+ * and op, or by op kind.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench.h"
+
+/*
+ * A view of e that holds node i alone, so cn_exec_forward/backward run just
+ * that node. exec.c finds per-node state (e->bn) by the node's position in
+ * g->nodes, so the view shifts both. Its backward zeroes only one float of the
+ * parameter gradients: the real step's zeroing is timed once, separately.
+ */
+static void node_view(const cn_exec *e, int i, cn_graph *gv, cn_exec *ev)
+{
+    *gv = *e->g;
+    gv->nodes = e->g->nodes + i;
+    gv->node_count = 1;
+    gv->trainable_floats = 1;
+    *ev = *e;
+    ev->g = gv;
+    ev->bn = e->bn + i;
+}
+
+static clunet_status timed_finish(clunet_context *ctx, double t0, double *ms)
+{
+    CN_TRY(cn_finish(ctx));
+    *ms = (cn_bench_seconds() - t0) * 1e3;
+    return CLUNET_OK;
+}
+
+clunet_status cn_profile_step(cn_exec *e, cn_step_profile *p)
+{
+    const cn_graph *g = e->g;
+    memset(p, 0, sizeof *p);
+    p->forward_ms = calloc((size_t)g->node_count, sizeof(double));
+    p->backward_ms = calloc((size_t)g->node_count, sizeof(double));
+    if (!p->forward_ms || !p->backward_ms) {
+        cn_step_profile_free(p);
+        return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory for the profile");
+    }
+    cn_graph gv;
+    cn_exec ev;
+    double t0;
+    clunet_status st = cn_finish(e->ctx);
+    for (int i = 0; i < g->node_count && st == CLUNET_OK; i++) {
+        node_view(e, i, &gv, &ev);
+        t0 = cn_bench_seconds();
+        if ((st = cn_exec_forward(&ev, 1)) == CLUNET_OK) st = timed_finish(e->ctx, t0, &p->forward_ms[i]);
+    }
+    t0 = cn_bench_seconds();
+    if (st == CLUNET_OK && (st = cn_exec_loss(e, 1)) == CLUNET_OK) st = timed_finish(e->ctx, t0, &p->loss_ms);
+    t0 = cn_bench_seconds();
+    if (st == CLUNET_OK &&
+        (st = cn_buffer_fill_float(e->ctx, e->grads, 0, g->trainable_floats * sizeof(float), 0.0f)) == CLUNET_OK)
+        st = timed_finish(e->ctx, t0, &p->zero_ms);
+    for (int i = g->node_count - 1; i >= 0 && st == CLUNET_OK; i--) {
+        node_view(e, i, &gv, &ev);
+        t0 = cn_bench_seconds();
+        if ((st = cn_exec_backward(&ev)) == CLUNET_OK) st = timed_finish(e->ctx, t0, &p->backward_ms[i]);
+    }
+    t0 = cn_bench_seconds();
+    if (st == CLUNET_OK && (st = cn_exec_adam(e)) == CLUNET_OK) st = timed_finish(e->ctx, t0, &p->adam_ms);
+    if (st != CLUNET_OK) {
+        cn_step_profile_free(p);
+        return st;
+    }
+    p->total_ms = p->loss_ms + p->zero_ms + p->adam_ms;
+    for (int i = 0; i < g->node_count; i++) p->total_ms += p->forward_ms[i] + p->backward_ms[i];
+    return CLUNET_OK;
+}
+
+void cn_step_profile_free(cn_step_profile *p)
+{
+    free(p->forward_ms);
+    free(p->backward_ms);
+    p->forward_ms = p->backward_ms = NULL;
+}
+
+/* "conv 3x3 s1", "conv 5x5 dw s2", "batchnorm", ... */
+static void kind_name(const cn_node *n, char *out, size_t size)
+{
+    static const char *names[] = {"input", "conv",    "batchnorm", "swish", "relu",
+                                  "sigmoid", "avgpool", "chscale", "add",   "upsample-concat"};
+    const cn_conv_attr *a = &n->conv;
+    const char *name = (size_t)n->op < sizeof names / sizeof names[0] ? names[n->op] : "?";
+    if (n->op == CN_OP_CONV)
+        snprintf(out, size, "conv %dx%d%s s%d", a->k, a->k, a->groups > 1 ? " dw" : "", a->stride);
+    else
+        snprintf(out, size, "%s", name);
+}
+
+/* Adds ms to the entry called `name`, creating it (the table holds every node at most). */
+static void add_time(cn_op_time *t, int *count, const char *name, double ms)
+{
+    int i = 0;
+    while (i < *count && strcmp(t[i].name, name)) i++;
+    if (i == *count) {
+        snprintf(t[i].name, sizeof t[i].name, "%s", name);
+        t[i].ms = 0;
+        t[i].nodes = 0;
+        (*count)++;
+    }
+    t[i].ms += ms;
+    t[i].nodes++;
+}
+
+static int by_time(const void *a, const void *b)
+{
+    double x = ((const cn_op_time *)a)->ms, y = ((const cn_op_time *)b)->ms;
+    return (x < y) - (x > y);
+}
+
+int cn_profile_group(const cn_graph *g, const cn_step_profile *p, int by_kind, cn_op_time *out, int cap)
+{
+    cn_op_time *t = calloc((size_t)g->node_count + 3, sizeof *t);
+    if (!t || cap <= 0) {
+        free(t);
+        return 0;
+    }
+    int count = 0;
+    for (int i = 0; i < g->node_count; i++) {
+        const cn_node *n = &g->nodes[i];
+        if (n->op == CN_OP_INPUT) continue;
+        char kind[48], name[96];
+        kind_name(n, kind, sizeof kind);
+        snprintf(name, sizeof name, "%s%s%s", by_kind ? "" : n->label, by_kind ? "" : " ", kind);
+        add_time(t, &count, name, p->forward_ms[i] + p->backward_ms[i]);
+    }
+    add_time(t, &count, "loss", p->loss_ms);
+    add_time(t, &count, "zero gradients", p->zero_ms);
+    add_time(t, &count, "adam", p->adam_ms);
+    qsort(t, (size_t)count, sizeof *t, by_time);
+    if (count > cap) count = cap;
+    memcpy(out, t, (size_t)count * sizeof *t);
+    free(t);
+    return count;
+}

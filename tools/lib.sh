@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential meson ninja-build pkg-config python3
   ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1 pocl-opencl-icd clinfo oclgrind
   libclblast-dev libtiff-dev libpng-dev libgif-dev libjpeg-dev zlib1g-dev libcairo2-dev
-  python3-torch python3-torchvision
+  python3-torch python3-torchvision python3-pil python3-numpy
 )
 
 as_root() {

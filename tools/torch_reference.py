@@ -22,6 +22,9 @@ Subcommands (each has --help):
   check --weights W --batch B     forward (--mode train|eval), loss, backward; --write R stores the
         [--write R] [--compare C]   results; --compare C checks a file the C engine wrote (table,
                                     exit 1 when any tensor differs by relative error >= --rtol)
+  predict --weights CKPT --image I  probabilities for an image by clunet's preprocessing (normalise
+        [--compare NPY]             with the metadata's input_mean/std, pad bottom/right to a multiple of
+                                    32 with black, eval-mode BN); --compare checks clunet predict --npy
   compare A B                     compares two result files (A is checked against reference B)
   recode IN OUT                   reads IN and writes it again (interop test of reader + writer)
   bench                           times a training step and inference, CPU, JSON output
@@ -52,8 +55,9 @@ DECODER_CHANNELS = (256, 128, 64, 32, 16)
 SKIP_CHANNELS = (672, 240, 144, 96)  # deepest first
 # Encoder stages whose FIRST block's expand activation is a skip (features index), shallow first.
 SKIP_STAGES = (2, 3, 4, 6)
-INPUT_MEAN = (0.485, 0.456, 0.406)
-INPUT_STD = (0.229, 0.224, 0.225)
+# ImageNet's normalisation on the 0-255 scale, as clunet's metadata states it.
+INPUT_MEAN = (123.675, 116.28, 103.53)
+INPUT_STD = (58.395, 57.12, 57.375)
 FORMAT_VERSION = 1
 MAX_HEADER = 100 * 1024 * 1024
 
@@ -272,6 +276,8 @@ def twin_metadata(model):
 
 def load_twin(path, bn_eps=None):
     tensors, meta = st_read(path)
+    # A clunet training checkpoint also holds Adam's moments: not part of the network.
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("adam.")}
     if bn_eps is None:
         try:
             bn_eps = float(json.loads(meta["config"])["bn_eps"])
@@ -444,6 +450,37 @@ def cmd_check(args):
     if args.compare:
         got, _ = st_read(args.compare)
         if not compare(got, ref, args.rtol, args.compare, "the reference", args.partial):
+            return 1
+    return 0
+
+
+def cmd_predict(args):
+    """Probabilities for one image by clunet's preprocessing contract, compared with clunet's .npy."""
+    import numpy as np
+    from PIL import Image
+    torch.set_num_threads(args.threads)
+    model = load_twin(args.weights)
+    _, meta = st_read(args.weights)
+    mean = torch.tensor(json.loads(meta["input_mean"]), dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(json.loads(meta["input_std"]), dtype=torch.float32).view(1, 3, 1, 1)
+    rgb = np.asarray(Image.open(args.image).convert("RGB"), dtype=np.float32)
+    h, w = rgb.shape[:2]
+    ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
+    # Padding is black pixels (what surrounds a fundus photograph), normalised like the rest.
+    x = torch.zeros(1, 3, ph, pw)
+    x[0, :, :h, :w] = torch.from_numpy(rgb).permute(2, 0, 1)
+    x = (x - mean) / std
+    model.eval()
+    with torch.no_grad():
+        prob = torch.sigmoid(model(x))[0, 0, :h, :w]
+    print(f"{args.image}: {w}x{h}, probabilities {prob.min().item():.4f}..{prob.max().item():.4f}")
+    if args.compare:
+        got = torch.from_numpy(np.load(args.compare))
+        if tuple(got.shape) != (h, w):
+            raise Fail(f"{args.compare}: shape {list(got.shape)}, expected {[h, w]}")
+        diff = (got.double() - prob.double()).abs().max().item()
+        print(f"max |clunet - twin| = {diff:.3g} (limit {args.atol:g})")
+        if not diff < args.atol:
             return 1
     return 0
 
@@ -640,6 +677,13 @@ def build_parser():
                    help="run the twin in float64 (to check clunet's double-precision reference step)")
     s.add_argument("--threads", type=int, default=2)
 
+    s = sub.add_parser("predict", help="probabilities for an image; compare with clunet predict --npy")
+    s.add_argument("--weights", required=True, help="clunet checkpoint")
+    s.add_argument("--image", required=True)
+    s.add_argument("--compare", help="clunet's NAME_prob.npy for the same image")
+    s.add_argument("--atol", type=float, default=1e-3, help="largest probability difference (default 1e-3)")
+    s.add_argument("--threads", type=int, default=2)
+
     s = sub.add_parser("compare", help="compare two result files")
     s.add_argument("got")
     s.add_argument("ref")
@@ -671,7 +715,7 @@ def main(argv=None):
         return 77 if args.command == "selftest" else 1
     torch.set_num_threads(getattr(args, "threads", 2))
     handlers = {"count": cmd_count, "export": cmd_export, "make-batch": cmd_make_batch,
-                "check": cmd_check, "compare": cmd_compare, "recode": cmd_recode,
+                "check": cmd_check, "compare": cmd_compare, "predict": cmd_predict, "recode": cmd_recode,
                 "bench": cmd_bench, "selftest": cmd_selftest}
     try:
         return handlers[args.command](args)

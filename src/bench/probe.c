@@ -3,6 +3,7 @@
  * (cl/probe.cl), GEMM rate (cn_gemm) and copy bandwidth, each the best of a
  * few runs calibrated to last long enough for a wall clock to be fair.
  */
+#include <math.h>
 #include <time.h>
 
 #include "bench/bench.h"
@@ -52,6 +53,12 @@ static clunet_status fma_width(clunet_context *ctx, const char *name, int width,
         CN_TRY(time_launch(ctx, k, global, &t));
         if (t < best) best = t;
     }
+    /* Every chain converges to c / (1 - b) = 0.5: eight chains of `width` lanes sum to 4 * width. */
+    float first;
+    CN_TRY(cn_buffer_read(ctx, out, 0, sizeof first, &first));
+    if (!(fabsf(first - 4.0f * (float)width) <= 1e-3f * (float)width))
+        return cn_fail(CLUNET_ERR_NUMERIC, "probe %s computed %g instead of %d: the device's arithmetic is off",
+                       name, (double)first, 4 * width);
     /* 64 multiply-adds (2 FLOP each) of `width` floats per loop pass. */
     *gflops = 128.0 * width * loops * (double)global / best * 1e-9;
     return CLUNET_OK;
@@ -99,6 +106,11 @@ clunet_status cn_probe_gemm(clunet_context *ctx, int n, double *gflops)
         double t = cn_bench_seconds() - t0;
         if (r > 0 && (best == 0 || t < best)) best = t; /* run 0 warms up (and may choose the GEMM) */
     }
+    /* A is all 0.5 and B all 0.75, so every element of C is 0.375 * n (exact in float). */
+    float c0 = 0;
+    if (st == CLUNET_OK) st = cn_buffer_read(ctx, m[2], bytes - sizeof(float), sizeof(float), &c0);
+    if (st == CLUNET_OK && c0 != 0.375f * (float)n)
+        st = cn_fail(CLUNET_ERR_INTERNAL, "GEMM probe computed %g instead of %g", (double)c0, 0.375 * n);
     for (int i = 0; i < 3; i++) cn_buffer_free(ctx, m[i]);
     *gflops = best > 0 ? 2.0 * n * n * (double)n / best * 1e-9 : 0;
     return st;
@@ -126,6 +138,13 @@ clunet_status cn_probe_bandwidth(clunet_context *ctx, double *gbs)
         st = time_launch(ctx, k, (size_t)n4, &t);
         if (r > 0 && (best == 0 || t < best)) best = t; /* run 0 touches the pages first */
     }
+    /* The copy must have happened for the rate to mean anything. */
+    float ends[2] = {0, 0};
+    if (st == CLUNET_OK) st = cn_buffer_read(ctx, y, 0, sizeof(float), &ends[0]);
+    if (st == CLUNET_OK) st = cn_buffer_read(ctx, y, bytes - sizeof(float), sizeof(float), &ends[1]);
+    if (st == CLUNET_OK && (ends[0] != 1.0f || ends[1] != 1.0f))
+        st = cn_fail(CLUNET_ERR_INTERNAL, "probe_copy left %g and %g at the ends instead of 1", (double)ends[0],
+                     (double)ends[1]);
     cn_buffer_free(ctx, x);
     cn_buffer_free(ctx, y);
     *gbs = best > 0 ? 2.0 * (double)bytes / best * 1e-9 : 0;

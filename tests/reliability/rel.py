@@ -4,6 +4,7 @@ A pass/fail tally that ends every test with `N passed, M failed`, a runner for t
 clunet program with a time limit, a strict safetensors reader (layout, digests,
 finiteness), and the tiny training configuration the tests share.
 """
+import atexit
 import hashlib
 import json
 import math
@@ -92,7 +93,6 @@ def workdir(name):
     """A fresh temporary directory, removed at exit unless RELIABILITY_KEEP=1."""
     d = tempfile.mkdtemp(prefix='clunet-%s-' % name)
     if os.environ.get('RELIABILITY_KEEP') != '1':
-        import atexit
         atexit.register(shutil.rmtree, d, True)
     print('work directory: ' + d)
     return d

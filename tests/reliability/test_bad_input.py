@@ -9,9 +9,11 @@ import json
 import os
 import shutil
 import struct
+import sys
 import zlib
 
-import rel
+sys.dont_write_bytecode = True  # keep the source tree clean
+import rel  # noqa: E402
 
 TIME_LIMIT = 60
 

@@ -15,9 +15,11 @@ import hashlib
 import os
 import struct
 import subprocess
+import sys
 import time
 
-import rel
+sys.dont_write_bytecode = True  # keep the source tree clean
+import rel  # noqa: E402
 
 RUNS = 4
 

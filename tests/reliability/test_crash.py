@@ -13,9 +13,11 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 
-import rel
+sys.dont_write_bytecode = True  # keep the source tree clean
+import rel  # noqa: E402
 
 EPOCHS = 6
 

@@ -8,8 +8,10 @@ must let the same training run.
 import math
 import os
 import re
+import sys
 
-import rel
+sys.dont_write_bytecode = True  # keep the source tree clean
+import rel  # noqa: E402
 
 
 def main():

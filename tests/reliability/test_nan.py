@@ -12,8 +12,10 @@ so it multiplies the weights by about -1e26 per step) overflows them within two 
 import hashlib
 import os
 import re
+import sys
 
-import rel
+sys.dont_write_bytecode = True  # keep the source tree clean
+import rel  # noqa: E402
 
 
 def digest(path):

@@ -10,10 +10,12 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 
-import rel
+sys.dont_write_bytecode = True  # keep the source tree clean
+import rel  # noqa: E402
 
 EPOCHS, STEPS = 2, 3
 

@@ -13,20 +13,6 @@
  * Element-wise kernels are launched 2D: (pixel, plane) with plane = n*C + c.
  */
 
-float bn_group_sum(__local float *s, float v)
-{
-    int l = get_local_id(0);
-    s[l] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k = get_local_size(0) / 2; k > 0; k >>= 1) {
-        if (l < k) s[l] += s[l + k];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float total = s[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return total;
-}
-
 /*
  * Launch: global (chunks * L, N * C), local (L, 1). Sums x - shift and its
  * square, shift being the channel's first value: shifting keeps the one-pass
@@ -47,8 +33,8 @@ __kernel void bn_stats_partial(__global const float *x, const int x_off, __globa
         s1 += d;
         s2 += d * d;
     }
-    s1 = bn_group_sum(scratch, s1);
-    s2 = bn_group_sum(scratch, s2);
+    s1 = cn_group_sum(scratch, s1);
+    s2 = cn_group_sum(scratch, s2);
     if (l == 0) {
         int k = ch * parts + (p / c) * chunks + g;
         work[work_off + k] = s1;
@@ -124,8 +110,8 @@ __kernel void bn_bwd_partial(__global const float *x, const int x_off, __global 
         s1 += d;
         s2 += d * (x[x_off + base + i] - mean);
     }
-    s1 = bn_group_sum(scratch, s1);
-    s2 = bn_group_sum(scratch, s2);
+    s1 = cn_group_sum(scratch, s1);
+    s2 = cn_group_sum(scratch, s2);
     if (l == 0) {
         int k = ch * parts + (p / c) * chunks + g;
         work[work_off + k] = s1;

@@ -13,9 +13,27 @@
 #endif
 
 /* Numerically stable logistic function: never overflows exp(). */
-inline float cn_sigmoid(float z)
+float cn_sigmoid(float z)
 {
     if (z >= 0.0f) return 1.0f / (1.0f + exp(-z));
     float e = exp(z);
     return e / (1.0f + e);
+}
+
+/*
+ * Sum of v over the work-group, whose size must be a power of two; every item
+ * gets the total. A fixed tree, so the result is bitwise reproducible.
+ */
+float cn_group_sum(__local float *s, float v)
+{
+    int l = get_local_id(0);
+    s[l] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = get_local_size(0) / 2; k > 0; k >>= 1) {
+        if (l < k) s[l] += s[l + k];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float total = s[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
 }

@@ -13,20 +13,6 @@
 
 #define LOSS_SUMS 5
 
-float loss_group_sum(__local float *s, float v)
-{
-    int l = get_local_id(0);
-    s[l] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k = get_local_size(0) / 2; k > 0; k >>= 1) {
-        if (l < k) s[l] += s[l + k];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float total = s[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return total;
-}
-
 /* (p, q): p = sigmoid(z) and q = 1 - p, each without cancellation. */
 float2 loss_probs(float z)
 {
@@ -74,7 +60,7 @@ __kernel void loss_partial(__global const float *z, const int z_off, __global co
         s[4] += m * f;
     }
     for (int k = 0; k < LOSS_SUMS; k++) {
-        float total = loss_group_sum(scratch, s[k]);
+        float total = cn_group_sum(scratch, s[k]);
         if (l == 0) work[work_off + k * groups + g] = total;
     }
 }
@@ -89,7 +75,7 @@ __kernel void loss_final(__global const float *work, const int work_off, const i
     for (int k = 0; k < LOSS_SUMS; k++) {
         float v = 0.0f;
         for (int j = l; j < groups; j += L) v += work[work_off + k * groups + j];
-        s[k] = loss_group_sum(scratch, v);
+        s[k] = cn_group_sum(scratch, v);
     }
     if (l != 0) return;
     float focal = s[0] > 0.0f ? s[4] / s[0] : 0.0f;

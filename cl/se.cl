@@ -6,21 +6,6 @@
  * order, so results are bitwise reproducible on a device.
  */
 
-/* Sum of v over the work-group (size a power of two); every item gets the total. */
-float se_group_sum(__local float *s, float v)
-{
-    int l = get_local_id(0);
-    s[l] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k = get_local_size(0) / 2; k > 0; k >>= 1) {
-        if (l < k) s[l] += s[l + k];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float total = s[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return total;
-}
-
 /* One work-group per plane: y[p] = mean of x over the plane. */
 __kernel void avgpool_fwd(__global const float *x, const int x_off, __global float *y, const int y_off,
                           const int hw, __local float *scratch)
@@ -29,7 +14,7 @@ __kernel void avgpool_fwd(__global const float *x, const int x_off, __global flo
     __global const float *xp = x + x_off + (size_t)p * hw;
     float sum = 0.0f;
     for (int i = l; i < hw; i += L) sum += xp[i];
-    sum = se_group_sum(scratch, sum);
+    sum = cn_group_sum(scratch, sum);
     if (l == 0) y[y_off + p] = sum / (float)hw;
 }
 
@@ -69,6 +54,6 @@ __kernel void chscale_bwd(__global const float *x, const int x_off, __global con
         size_t k = dx_off + base + i;
         dx[k] = acc ? dx[k] + g * sp : g * sp;
     }
-    sum = se_group_sum(scratch, sum);
+    sum = cn_group_sum(scratch, sum);
     if (l == 0) ds[ds_off + p] = acc ? ds[ds_off + p] + sum : sum;
 }

@@ -17,18 +17,7 @@
 #include "runtime/runtime.h"
 #include "runtime/sha256.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                                  \
-    do {                                                                                                  \
-        if (cond) passed++;                                                                               \
-        else {                                                                                            \
-            failed++;                                                                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                   \
-            printf(__VA_ARGS__);                                                                          \
-            printf(" [last error: %s]\n", clunet_last_error());                                           \
-        }                                                                                                 \
-    } while (0)
+#include "check.h"
 
 static void test_sha256(void)
 {
@@ -329,6 +318,5 @@ int main(void)
     }
     /* PoCL keeps its own cache under XDG_CACHE_HOME too: remove the whole tree. */
     nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary();
 }

@@ -14,18 +14,7 @@
 
 #include "data/datasets.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                                  \
-    do {                                                                                                  \
-        if (cond) passed++;                                                                               \
-        else {                                                                                            \
-            failed++;                                                                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                   \
-            printf(__VA_ARGS__);                                                                          \
-            printf(" [last error: %s]\n", clunet_last_error());                                           \
-        }                                                                                                 \
-    } while (0)
+#include "check.h"
 
 /* ---------------------------------------------------------------------------
  * The catalogue
@@ -324,6 +313,5 @@ int main(int argc, char **argv)
     test_stare(&cat);
     test_hrf(&cat);
     cn_catalog_free(&cat);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary();
 }

@@ -13,18 +13,7 @@
 #include "data/datasets.h"
 #include "data/fov.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                                  \
-    do {                                                                                                  \
-        if (cond) passed++;                                                                               \
-        else {                                                                                            \
-            failed++;                                                                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                   \
-            printf(__VA_ARGS__);                                                                          \
-            printf(" [last error: %s]\n", clunet_last_error());                                           \
-        }                                                                                                 \
-    } while (0)
+#include "check.h"
 
 static void check_sample(const cn_sample *s)
 {

@@ -14,18 +14,7 @@
 #include "data/fov.h"
 #include "data/synth.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                                  \
-    do {                                                                                                  \
-        if (cond) passed++;                                                                               \
-        else {                                                                                            \
-            failed++;                                                                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                   \
-            printf(__VA_ARGS__);                                                                          \
-            printf(" [last error: %s]\n", clunet_last_error());                                           \
-        }                                                                                                 \
-    } while (0)
+#include "check.h"
 
 static size_t pixels(const cn_image *a) { return (size_t)a->width * a->height * a->channels; }
 
@@ -179,6 +168,5 @@ int main(void)
     test_determinism();
     test_content();
     test_speed_and_sizes();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary();
 }

@@ -12,18 +12,7 @@
 #include "graph/exec.h"
 #include "ref/graph.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                                  \
-    do {                                                                                                  \
-        if (cond) passed++;                                                                               \
-        else {                                                                                            \
-            failed++;                                                                                     \
-            printf("FAIL: ");                                                                             \
-            printf(__VA_ARGS__);                                                                          \
-            printf("\n");                                                                                 \
-        }                                                                                                 \
-    } while (0)
+#include "check.h"
 
 static uint64_t rng = 12345;
 static double uniform(void)
@@ -200,6 +189,5 @@ int main(void)
         run_device(spec, &g);
     }
     cn_graph_free(&g);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed || !passed ? 1 : 0;
+    return check_summary();
 }

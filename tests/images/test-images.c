@@ -16,17 +16,7 @@
 #include "data/image.h"
 #include "gen.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            failures++;                                                                        \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                             \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fprintf(stderr, "\n");                                                             \
-        }                                                                                      \
-    } while (0)
+#include "check.h"
 
 /* Lossless samples are k*255/maxval: 1e-3 tells every neighbour (>= 1/257 apart) apart. */
 static void compare(const gen_case *k, const cn_image *img, const char *how)
@@ -220,10 +210,5 @@ int main(int argc, char **argv)
     png_round_trip(dir);
     bad_inputs(dir);
     rmdir(dir);
-    if (failures) {
-        fprintf(stderr, "test-images: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test-images: all checks passed\n");
-    return 0;
+    return check_summary();
 }

@@ -15,17 +15,7 @@
 #include "data/image.h"
 #include "report/report.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            failures++;                                                                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                             \
-            fprintf(stderr, __VA_ARGS__);                                                                    \
-            fprintf(stderr, "\n");                                                                           \
-        }                                                                                                    \
-    } while (0)
+#include "check.h"
 
 static char dir[256];
 
@@ -377,9 +367,8 @@ int main(int argc, char **argv)
     if (argc <= 1) {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (!failures && system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+        if (!failed && system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
     }
-    if (failures) fprintf(stderr, "%d check(s) failed; files in %s\n", failures, dir);
-    else printf("report: all checks passed\n");
-    return failures ? 1 : 0;
+    if (failed) printf("files kept in %s\n", dir);
+    return check_summary();
 }

@@ -17,20 +17,9 @@
 #include "clunet.h"
 #include "train/safetensors.h"
 
-static int passed, failed;
 static char dir[256];
 
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (cond) {                                                                        \
-            passed++;                                                                      \
-        } else {                                                                           \
-            failed++;                                                                      \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                    \
-            printf(__VA_ARGS__);                                                           \
-            printf(" [%s]\n", clunet_last_error());                                        \
-        }                                                                                  \
-    } while (0)
+#include "check.h"
 
 /* ------------------------------------------------------------------------
  * Helpers
@@ -545,6 +534,5 @@ int main(int argc, char **argv)
     test_handcrafted();
     test_python(argc > 2 ? argv[1] : NULL, argc > 2 ? argv[2] : NULL);
     remove_dir();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary();
 }

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "graph/graph.h"
+#include "graph/exec.h"
 
 static const char *op_name(cn_op op)
 {
@@ -74,14 +74,14 @@ int cmd_info(int argc, char **argv)
     size_t acts = cn_graph_activation_floats(&g), grads = cn_graph_gradient_peak_floats(&g);
     /* parameters, their gradients, Adam's m and v; BN running statistics */
     size_t params = 4 * g.trainable_floats + g.state_floats;
-    double mib = 4.0 / (1024 * 1024);
+    double mib = 4.0 / (1024 * 1024), total = cn_exec_planned_bytes(&g, 1) / 1048576.0;
 
     if (json) {
         printf("{\"input\": [%d, %d, %d, %d], \"parameters\": %zu, \"forward_gflop\": %.4f, "
                "\"training_memory_mib\": {\"parameters_and_optimizer\": %.1f, \"activations\": %.1f, "
                "\"gradients_peak\": %.1f, \"total\": %.1f}, \"layers\": [",
                cfg.batch, cfg.in_channels, cfg.height, cfg.width, g.trainable_count, gflop, params * mib,
-               acts * mib, grads * mib, (params + acts + grads) * mib);
+               acts * mib, grads * mib, total);
         for (int i = 0; i < g.node_count; i++) {
             const cn_node *n = &g.nodes[i];
             cn_shape s = g.values[n->out].shape;
@@ -109,8 +109,8 @@ int cmd_info(int argc, char **argv)
         printf("forward: %.2f GFLOP at %dx%d per batch of %d (a training step is about 3x)\n", gflop, cfg.height,
                cfg.width, cfg.batch);
         printf("training memory plan at batch %d: parameters+gradients+Adam %.1f MiB, activations %.1f MiB, "
-               "gradient buffers (peak) %.1f MiB; total %.1f MiB\n",
-               cfg.batch, params * mib, acts * mib, grads * mib, (params + acts + grads) * mib);
+               "gradient buffers (peak) %.1f MiB; with scratch and batch buffers %.1f MiB\n",
+               cfg.batch, params * mib, acts * mib, grads * mib, total);
     }
     cn_graph_free(&g);
     return 0;

@@ -81,7 +81,9 @@ static void progress(const cn_train_progress *p, void *user)
                p->val.mcc, p->best ? "  (best)" : "", eta);
         break;
     case CN_TRAIN_STOPPED:
-        printf("stopped at epoch %d step %d; resume with --resume on last.safetensors\n", p->epoch, p->step);
+        if (p->step) printf("stopped at epoch %d step %d", p->epoch, p->step);
+        else printf("stopped after epoch %d", p->epoch - 1);
+        printf("; continue with --resume on last.safetensors\n");
         break;
     }
     fflush(stdout);

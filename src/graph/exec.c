@@ -190,6 +190,12 @@ clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, int trainin
         cn_exec_destroy(e);
         return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory planning the graph");
     }
+    /* Choosing the GEMM measures with temporary buffers: before the big allocations, not in the first step. */
+    clunet_status st;
+    if (ctx->gemm_impl < 0 && (st = cn_gemm_choose(ctx)) != CLUNET_OK) {
+        cn_exec_destroy(e);
+        return st;
+    }
     size_t values = 0;
     for (int v = 0; v < g->value_count; v++) {
         e->value_off[v] = values;
@@ -201,7 +207,6 @@ clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, int trainin
 
     /* Inference gets 1-float placeholders for what only training uses. */
     size_t tf = training ? g->trainable_floats : 1;
-    clunet_status st;
     if ((st = alloc_floats(e, g->trainable_floats, &e->params)) || (st = alloc_floats(e, tf, &e->grads)) ||
         (st = alloc_floats(e, tf, &e->adam_m)) || (st = alloc_floats(e, tf, &e->adam_v)) ||
         (st = alloc_floats(e, g->state_floats, &e->state)) || (st = alloc_floats(e, values, &e->values)) ||
@@ -214,11 +219,6 @@ clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, int trainin
         return st;
     }
     setup_batchnorms(e);
-    /* Choosing the GEMM measures with temporary buffers: do it now, not inside the first step. */
-    if (e->ctx->gemm_impl < 0 && (st = cn_gemm_choose(ctx)) != CLUNET_OK) {
-        cn_exec_destroy(e);
-        return st;
-    }
     cn_focal_dice_default(&e->loss);
     cn_adam_default(&e->adam);
     size_t bytes = tf * sizeof(float);

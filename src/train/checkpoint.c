@@ -1,4 +1,5 @@
 /* checkpoint.c - safetensors checkpoints of a cn_exec (see checkpoint.h). */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,11 @@ static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_in
     info->epoch = (s = cn_st_meta_get(f, "epoch")) ? atoi(s) : 0;
     info->adam_step = (s = cn_st_meta_get(f, "adam_step")) ? atoi(s) : 0;
     info->epoch_step = (s = cn_st_meta_get(f, "epoch_step")) ? atoi(s) : 0;
+    if ((s = cn_st_meta_get(f, "partial")) &&
+        sscanf(s, "%lg %lg %lg %" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu32, &info->partial_loss[0],
+               &info->partial_loss[1], &info->partial_loss[2], &info->partial_counts[0], &info->partial_counts[1],
+               &info->partial_counts[2], &info->partial_counts[3]) != 7)
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: metadata \"partial\" is malformed", path);
     info->seed = (s = cn_st_meta_get(f, "seed")) ? strtoull(s, NULL, 10) : 0;
     info->best_f1 = (s = cn_st_meta_get(f, "best_f1")) ? atof(s) : -1;
     if (!(info->bn_eps > 0) || info->epoch < 0 || info->adam_step < 0 || info->epoch_step < 0)
@@ -118,6 +124,15 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
     if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_m, 0, g->trainable_floats * sizeof(float), h.m);
     if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_v, 0, g->trainable_floats * sizeof(float), h.v);
 
+    for (int i = 0; !st && i < g->param_count; i++) {
+        const cn_param *p = &g->params[i];
+        const float *v = (p->trainable ? h.params : h.state) + p->offset;
+        for (size_t k = 0; k < p->count; k++)
+            if (!isfinite(v[k])) {
+                st = cn_fail(CLUNET_ERR_NUMERIC, "%s not written: %s[%zu] is %g", path, p->name, k, v[k]);
+                break;
+            }
+    }
     int copies = with_optimizer ? 3 : 1, n = 0;
     cn_st_entry *entries = calloc((size_t)g->param_count * copies, sizeof *entries);
     int64_t *shapes = calloc((size_t)g->param_count * 4, sizeof *shapes);
@@ -139,10 +154,13 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
         entries[n++] = (cn_st_entry){vn, p->ndim, shapes + 4 * i, h.v + p->offset};
     }
     if (!st) {
-        char epoch[32], epoch_step[32], step[32], seed[32], best[32], mean[96], stdv[96], config[1200];
+        char epoch[32], epoch_step[32], step[32], seed[32], best[32], mean[96], stdv[96], config[1200], partial[200];
         snprintf(epoch, sizeof epoch, "%d", info->epoch);
         snprintf(epoch_step, sizeof epoch_step, "%d", info->epoch_step);
         snprintf(step, sizeof step, "%d", e->step);
+        snprintf(partial, sizeof partial, "%.17g %.17g %.17g %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32,
+                 info->partial_loss[0], info->partial_loss[1], info->partial_loss[2], info->partial_counts[0],
+                 info->partial_counts[1], info->partial_counts[2], info->partial_counts[3]);
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)info->seed);
         snprintf(best, sizeof best, "%.17g", info->best_f1);
         snprintf(mean, sizeof mean, "[%.9g, %.9g, %.9g]", info->input_mean[0], info->input_mean[1], info->input_mean[2]);
@@ -153,7 +171,7 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
                  g->bn_eps, g->bn_momentum, info->same_padding, info->size, info->config[0] ? ", \"train\": " : "",
                  info->config);
         cn_st_meta md[] = {{"format", FORMAT}, {"config", config}, {"epoch", epoch}, {"epoch_step", epoch_step}, {"adam_step", step},
-                           {"seed", seed},     {"best_f1", best},  {"input_mean", mean}, {"input_std", stdv}};
+                           {"seed", seed},     {"best_f1", best},  {"input_mean", mean}, {"input_std", stdv}, {"partial", partial}};
         st = cn_st_write(path, entries, n, md, (int)(sizeof md / sizeof md[0]));
     }
     free(entries), free(shapes), free(names);

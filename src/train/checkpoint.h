@@ -15,6 +15,8 @@ typedef struct cn_checkpoint_info {
     int size;                /* training patch size */
     int epoch;               /* epochs completed */
     int epoch_step;          /* steps done in the next epoch (a run stopped mid-epoch) */
+    double partial_loss[3];  /* ... their summed loss, focal and dice */
+    uint32_t partial_counts[4]; /* ... their TP, FP, TN, FN on the training batches */
     int adam_step;
     uint64_t seed;
     float input_mean[3], input_std[3]; /* 0-255 scale */
@@ -25,7 +27,11 @@ typedef struct cn_checkpoint_info {
 /* Reads the metadata only (to build a graph that matches before loading). */
 clunet_status cn_checkpoint_peek(const char *path, cn_checkpoint_info *info);
 
-/* Writes everything atomically; with_optimizer adds Adam's m and v. */
+/*
+ * Writes everything atomically; with_optimizer adds Adam's m and v. Refuses
+ * (CLUNET_ERR_NUMERIC, naming the tensor) to write NaN or Inf: a checkpoint on
+ * disk is always one to go back to.
+ */
 clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoint_info *info, int with_optimizer);
 
 /*

@@ -1,4 +1,5 @@
 /* train.c - the training run (see train.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "data/pipeline.h"
@@ -53,6 +55,7 @@ typedef struct run {
     cn_batch batch;
     cn_checkpoint_info info;
     char last_path[1024], best_path[1024], csv_path[1024];
+    int steps; /* per epoch */
     float *prob;
 } run;
 
@@ -91,6 +94,43 @@ static clunet_status make_dir(const char *path)
     return CLUNET_OK;
 }
 
+/* A crash while a checkpoint was being written leaves its temporary file: remove those. */
+static void remove_stale_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char path[2048];
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strstr(e->d_name, ".safetensors.tmp-")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+/* On resume, metrics.csv keeps only the epochs the checkpoint has (a crash may have written one more row). */
+static clunet_status trim_csv(const char *path, int epochs)
+{
+    FILE *in = fopen(path, "r");
+    if (!in) return CLUNET_OK;
+    char tmp[1100], line[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return cn_fail(CLUNET_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    for (int row = 0; fgets(line, sizeof line, in); row++)
+        if (row == 0 || atoi(line) <= epochs) fputs(line, out);
+    fclose(in);
+    int bad = ferror(out);
+    if (fclose(out) || bad || rename(tmp, path)) {
+        unlink(tmp);
+        return cn_fail(CLUNET_ERR_IO, "%s: cannot rewrite it", path);
+    }
+    return CLUNET_OK;
+}
+
 static clunet_status load_data(run *r)
 {
     const cn_train_config *cfg = r->cfg;
@@ -120,13 +160,13 @@ static clunet_status load_data(run *r)
     }
     cn_catalog_free(&cat);
     CN_TRY(st);
-    int nval = cfg->val_count >= 0 ? cfg->val_count : r->train.count / 5;
+    int nval = cfg->val_count >= 0 ? cfg->val_count : r->train.count / 5 > 1 ? r->train.count / 5 : 1;
     if (r->train.count - nval < 1)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %d training images are too few to hold out %d for validation",
                        cfg->data_dir, r->train.count, nval);
     CN_TRY(cn_sample_set_split(&r->train, nval, cfg->seed, &r->val));
-    say(r, "data: %s from %s: %d training images, %d held out for validation", cfg->dataset, cfg->data_dir,
-        r->train.count, r->val.count);
+    say(r, "data: %s from %s: %d training images, %d held out for validation%s", cfg->dataset, cfg->data_dir,
+        r->train.count, r->val.count, r->val.count ? "" : " (so no best.safetensors)");
     return CLUNET_OK;
 }
 
@@ -188,6 +228,8 @@ static clunet_status setup_model(run *r)
                            got.size, cfg->size);
         r->info.epoch = got.epoch;
         r->info.epoch_step = got.epoch_step;
+        memcpy(r->info.partial_loss, got.partial_loss, sizeof got.partial_loss);
+        memcpy(r->info.partial_counts, got.partial_counts, sizeof got.partial_counts);
         r->info.best_f1 = got.best_f1;
         memcpy(r->info.input_mean, got.input_mean, sizeof got.input_mean);
         memcpy(r->info.input_std, got.input_std, sizeof got.input_std);
@@ -215,8 +257,13 @@ static clunet_status setup_model(run *r)
     return CLUNET_OK;
 }
 
-static clunet_status validate(run *r, cn_scores *s)
+static clunet_status validate(run *r, int epoch, cn_scores *s)
 {
+    if (r->val.count == 0) {
+        cn_scores_from_counts(0, 0, 0, 0, s);
+        s->f1 = NAN;
+        return CLUNET_OK;
+    }
     cn_eval_acc *acc = malloc(sizeof *acc);
     if (!acc) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
     cn_eval_reset(acc, r->cfg->threshold);
@@ -228,6 +275,10 @@ static clunet_status validate(run *r, cn_scores *s)
     }
     if (st == CLUNET_OK) cn_eval_scores(acc, s);
     free(acc);
+    if (st == CLUNET_OK && !isfinite(s->loss))
+        st = cn_fail(CLUNET_ERR_NUMERIC,
+                     "the validation loss is %g after epoch %d, step %d: training stopped; the last good checkpoint "
+                     "is %s", s->loss, epoch, r->steps, r->last_path);
     return st;
 }
 
@@ -248,18 +299,36 @@ static clunet_status append_csv(run *r, int epoch, const cn_train_progress *p, d
     return CLUNET_OK;
 }
 
-static clunet_status save(run *r, const char *path, int epoch, int epoch_step)
+/* Saves with `epoch` epochs and `epoch_step` steps of the next done; `sum` holds those steps' losses. */
+static clunet_status save(run *r, const char *path, int epoch, int epoch_step, const double sum[3])
 {
     r->info.epoch = epoch;
     r->info.epoch_step = epoch_step;
-    return cn_checkpoint_save(path, &r->exec, &r->info, 1);
+    memset(r->info.partial_loss, 0, sizeof r->info.partial_loss);
+    memset(r->info.partial_counts, 0, sizeof r->info.partial_counts);
+    if (epoch_step > 0) {
+        uint32_t *hist = malloc(2 * CN_EXEC_BINS * sizeof *hist);
+        if (!hist) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+        clunet_status st = cn_exec_metrics_read(&r->exec, r->info.partial_counts, hist);
+        free(hist);
+        CN_TRY(st);
+        memcpy(r->info.partial_loss, sum, sizeof r->info.partial_loss);
+    }
+    clunet_status st = cn_checkpoint_save(path, &r->exec, &r->info, 1);
+    if (st == CLUNET_ERR_NUMERIC)
+        return cn_fail(st, "%s: training stopped at epoch %d, step %d; the last good checkpoint is %s",
+                       clunet_last_error(), epoch + (epoch_step > 0), epoch_step > 0 ? epoch_step : r->steps,
+                       r->last_path);
+    return st;
 }
 
 static clunet_status train_epochs(run *r)
 {
     const cn_train_config *cfg = r->cfg;
-    int steps = steps_per_epoch(r), first_epoch = r->info.epoch, first_step = r->info.epoch_step;
-    if (first_step >= steps) first_epoch++, first_step = 0;
+    int steps = r->steps = steps_per_epoch(r), first_epoch = r->info.epoch, first_step = r->info.epoch_step;
+    if (first_step >= steps)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume: the checkpoint stopped at step %d of an epoch of %d steps: "
+                       "resume with the same --steps, --batch and data", first_step, steps);
     say(r, "training: %d epochs x %d steps of batch %d at %dx%d, Adam lr %g; checkpoints in %s", cfg->epochs, steps,
         cfg->batch, cfg->size, cfg->size, cfg->lr, cfg->out_dir);
     cn_batch_worker_request(&r->worker, first_epoch, first_step);
@@ -267,9 +336,15 @@ static clunet_status train_epochs(run *r)
     long done = 0, total = (long)(cfg->epochs - first_epoch) * steps - first_step;
     for (int epoch = first_epoch; epoch < cfg->epochs; epoch++) {
         double t_epoch = now(), sum[3] = {0};
-        int counted = 0;
+        int first = epoch == first_epoch ? first_step : 0;
         CN_TRY(cn_exec_metrics_reset(&r->exec));
-        for (int step = epoch == first_epoch ? first_step : 0; step < steps; step++) {
+        if (first > 0) {
+            /* A run stopped mid-epoch: carry on with that epoch's sums and training counts. */
+            memcpy(sum, r->info.partial_loss, sizeof sum);
+            CN_TRY(cn_buffer_write(r->ctx, r->exec.metric_counts, 0, sizeof r->info.partial_counts,
+                                   r->info.partial_counts));
+        }
+        for (int step = first; step < steps; step++) {
             cn_batch_worker_take(&r->worker, &r->batch);
             if (step + 1 < steps) cn_batch_worker_request(&r->worker, epoch, step + 1);
             else if (epoch + 1 < cfg->epochs) cn_batch_worker_request(&r->worker, epoch + 1, 0);
@@ -286,16 +361,16 @@ static clunet_status train_epochs(run *r)
             CN_TRY(cn_exec_adam(&r->exec));
             CN_TRY(cn_exec_metrics(&r->exec, cfg->threshold));
             for (int k = 0; k < 3; k++) sum[k] += loss[k];
-            counted++, done++;
+            done++;
             double elapsed = now() - t_start;
             cn_train_progress p = {.event = CN_TRAIN_STEP, .epoch = epoch + 1, .epochs = cfg->epochs,
                                    .step = step + 1, .steps = steps, .loss = loss[0], .focal = loss[1],
                                    .dice = loss[2], .images_per_second = done * cfg->batch / elapsed,
                                    .eta_seconds = elapsed / done * (total - done)};
             notify(r, &p);
-            if (cfg->stop && *cfg->stop) {
-                CN_TRY(cn_finish(r->ctx));
-                CN_TRY(save(r, r->last_path, epoch, step + 1));
+            /* Ctrl-C: stop here, unless this is the epoch's last step (then after its validation and save). */
+            if (cfg->stop && *cfg->stop && step + 1 < steps) {
+                CN_TRY(save(r, r->last_path, epoch, step + 1, sum));
                 cn_train_progress s = {.event = CN_TRAIN_STOPPED, .epoch = epoch + 1, .step = step + 1};
                 notify(r, &s);
                 return CLUNET_OK;
@@ -307,20 +382,25 @@ static clunet_status train_epochs(run *r)
         free(hist);
         CN_TRY(st);
         cn_train_progress p = {.event = CN_TRAIN_EPOCH, .epoch = epoch + 1, .epochs = cfg->epochs,
-                               .steps = steps, .loss = (float)(sum[0] / counted), .focal = (float)(sum[1] / counted),
-                               .dice = (float)(sum[2] / counted)};
+                               .steps = steps, .loss = (float)(sum[0] / steps), .focal = (float)(sum[1] / steps),
+                               .dice = (float)(sum[2] / steps)};
         cn_scores_from_counts(counts[0], counts[1], counts[2], counts[3], &p.train);
-        CN_TRY(validate(r, &p.val));
-        p.best = p.val.f1 > r->info.best_f1;
+        CN_TRY(validate(r, epoch + 1, &p.val));
+        p.best = r->val.count > 0 && p.val.f1 > r->info.best_f1;
         if (p.best) r->info.best_f1 = p.val.f1;
         CN_TRY(append_csv(r, epoch + 1, &p, now() - t_epoch));
         /* Curves are a convenience: failing to draw them must not stop a long run. */
         if (cn_report_curves(r->csv_path, cfg->out_dir) != CLUNET_OK)
             say(r, "learning curves not drawn: %s", clunet_last_error());
-        CN_TRY(save(r, r->last_path, epoch + 1, 0));
-        if (p.best) CN_TRY(save(r, r->best_path, epoch + 1, 0));
+        CN_TRY(save(r, r->last_path, epoch + 1, 0, sum));
+        if (p.best) CN_TRY(save(r, r->best_path, epoch + 1, 0, sum));
         p.eta_seconds = (now() - t_start) / (done ? done : 1) * (total - done);
         notify(r, &p);
+        if (cfg->stop && *cfg->stop && epoch + 1 < cfg->epochs) {
+            cn_train_progress s = {.event = CN_TRAIN_STOPPED, .epoch = epoch + 2, .step = 0};
+            notify(r, &s);
+            return CLUNET_OK;
+        }
     }
     return CLUNET_OK;
 }
@@ -356,6 +436,13 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
     s.device = cfg->device;
     s.memory_cap_bytes = cfg->memory_cap;
     clunet_status st = make_dir(cfg->out_dir);
+    if (!st) remove_stale_temporaries(cfg->out_dir);
+    if (!st) {
+        /* metrics.csv holds this run's epochs: those of the checkpoint when resuming, else none yet. */
+        cn_checkpoint_info peek = {0};
+        if (cfg->resume) st = cn_checkpoint_peek(cfg->resume, &peek);
+        if (!st) st = trim_csv(r->csv_path, peek.epoch);
+    }
     if (!st) st = clunet_context_create(&s, &r->ctx);
     if (!st) say(r, "device: %s (%s)", r->ctx->info.name, r->ctx->info.platform);
     if (!st) st = load_data(r);

@@ -102,7 +102,7 @@ def args_or_usage(n, usage):
     if len(sys.argv) < 1 + n:
         print('usage: ' + usage, file=sys.stderr)
         sys.exit(2)
-    return sys.argv[1:1 + n]
+    return [os.path.abspath(a) for a in sys.argv[1:1 + n]]
 
 
 # ------------------------------------------------------------------------

@@ -176,6 +176,10 @@ def main():
         if i in (0, 4, 5):  # the same files through --resume, which also reads Adam's state
             expect_error(t, 'train --resume (%s)' % what, train + ['--resume', path], work,
                          'broken%d.safetensors' % i)
+        if i in (0, 4):
+            expect_error(t, 'eval --weights (%s)' % what,
+                         [clunet, 'eval', '--weights', path, '--data', ok_ds, '--dataset', 'TINY', '--datasets',
+                          J('datasets.txt'), '--split', 'train'], work, 'broken%d.safetensors' % i)
         os.remove(path)
     expect_error(t, 'predict --weights (no such file)', predict(J('nonexistent.safetensors')), work,
                  'nonexistent.safetensors')

@@ -52,6 +52,19 @@ def kill_at(p, out, mode, when, writes):
     return None
 
 
+def completed(t, label, ref, out):
+    """Checks a run that has completed all epochs after kills and resumes."""
+    last = os.path.join(out, 'last.safetensors')
+    if t.check(rel.st_check(last) is None, label + ': last.safetensors is complete'):
+        meta, _, bad = rel.st_scan(last)
+        t.check(meta.get('epoch') == str(EPOCHS), label + ': last.safetensors is at epoch %d' % EPOCHS,
+                'epoch %s' % meta.get('epoch'))
+        t.check(not bad, label + ': last.safetensors holds finite values', ', '.join(bad[:3]))
+    temps = rel.temp_files(out)
+    t.check(not temps, label + ': no temporary files left in OUT', ', '.join(temps))
+    rel.compare_runs(t, label + ' vs uninterrupted', ref, out)
+
+
 def main():
     clunet, = rel.args_or_usage(1, 'test_crash.py CLUNET')
     seed = int(os.environ.get('RELIABILITY_SEED', '1'))
@@ -69,7 +82,7 @@ def main():
 
     rng = random.Random(seed)
     print('seed %d, %d kills wanted' % (seed, want_kills))
-    kills = runs = corrupt = 0
+    kills = runs = corrupt = cycles = 0
     checked = {}  # checkpoint -> (inode, size, mtime) last loaded by predict
     os.makedirs(out)
     with open(os.path.join(work, 'train.log'), 'ab') as log:
@@ -77,7 +90,7 @@ def main():
             runs += 1
             mode = 'mid-write' if runs % 3 == 0 else 'random'
             done = max(rel.epochs_in_csv(os.path.join(out, 'metrics.csv')) or [0])
-            when = rng.uniform(0.05, 0.3 + span * (EPOCHS - done) / EPOCHS)
+            when = rng.uniform(0.05, 0.5 + span * (EPOCHS - done + 1) / EPOCHS)
             writes = rng.randint(1, 3)
             p, resumed = start(clunet, out, log)
             how = kill_at(p, out, mode, when, writes)
@@ -85,7 +98,9 @@ def main():
             if how is None:
                 t.check(rc == 0, 'run %d (%s) ended by itself' % (runs, 'resumed' if resumed else 'fresh'),
                         'exit %d, see %s/train.log' % (rc, work))
-                if rc == 0:  # complete: start over to keep killing
+                if rc == 0:  # complete: check it, then start over to keep killing
+                    cycles += 1
+                    completed(t, 'cycle %d (killed and resumed)' % cycles, ref, out)
                     for n in os.listdir(out):
                         os.remove(os.path.join(out, n))
                 continue
@@ -118,16 +133,9 @@ def main():
             p.kill()
             rc = p.wait()
     t.check(rc == 0, 'the final %s run completes' % ('resumed' if resumed else 'fresh'), 'exit %d' % rc)
-    last = os.path.join(out, 'last.safetensors')
-    if t.check(rel.st_check(last) is None, 'final last.safetensors is complete'):
-        meta, _, bad = rel.st_scan(last)
-        t.check(meta.get('epoch') == str(EPOCHS), 'final last.safetensors is at epoch %d' % EPOCHS,
-                'epoch %s' % meta.get('epoch'))
-        t.check(not bad, 'final last.safetensors holds finite values', ', '.join(bad[:3]))
-    temps = rel.temp_files(out)
-    t.check(not temps, 'no temporary files left in OUT at the end', ', '.join(temps))
-    rel.compare_runs(t, 'killed and resumed vs uninterrupted', ref, out)
-    print('kills: %d, runs: %d, checkpoints that failed to load: %d' % (kills, runs, corrupt))
+    completed(t, 'final (killed and resumed)', ref, out)
+    print('kills: %d, runs: %d, completed cycles: %d, checkpoints that failed to load: %d'
+          % (kills, runs, cycles + 1, corrupt))
     t.finish()
 
 

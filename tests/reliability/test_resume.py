@@ -71,13 +71,13 @@ def main():
     t.check(r.rc == 0 and 'resumed from' in r.out, '--resume to epoch %d' % EPOCHS, rel.describe(r))
     rel.compare_runs(t, '1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full, split)
 
-    # With one step per epoch, a signal during epoch 2 stops it in its last step.
+    # With one step per epoch, a signal during epoch 1 comes in its last step: the run stops after it.
     full1 = os.path.join(work, 'full1')
     r = rel.run(train_cmd(clunet, full1, steps=1), 180)
     t.check(r.rc == 0, 'uninterrupted run: %d epochs x 1 step (%.1f s)' % (EPOCHS, r.seconds), rel.describe(r))
     cases = [
         ('SIGINT mid-epoch', STEPS, lambda l: l.startswith('epoch 2/%d  step 1/%d ' % (EPOCHS, STEPS))),
-        ('SIGINT in the last step of an epoch', 1, lambda l: l.startswith('epoch 1/%d done' % EPOCHS)),
+        ('SIGINT in the last step of an epoch', 1, lambda l: l.startswith('epoch 1/%d  step 1/1 ' % EPOCHS)),
         ('SIGINT during a checkpoint write', STEPS, 'write'),
     ]
     for i, (what, steps, trigger) in enumerate(cases):
@@ -86,8 +86,19 @@ def main():
         t.check(sent, what + ': signal sent')
         t.check(rc == 0, what + ': exits 0', 'exit %d: %s' % (rc, text.strip().splitlines()[-1:]))
         m = re.search(r'stopped at epoch (\d+) step (\d+)', text)
+        after = re.search(r'stopped after epoch (\d+)', text)
         last = os.path.join(out, 'last.safetensors')
-        if m:
+        if after:
+            # Stopped in an epoch's last step: that epoch is finished (validated, saved) first.
+            e = int(after.group(1))
+            print('%s: stopped after epoch %d' % (what, e))
+            why = rel.st_check(last)
+            if t.check(why is None, what + ': last.safetensors written', str(why)):
+                meta, _, _ = rel.st_scan(last)
+                at = (meta.get('epoch'), meta.get('epoch_step'))
+                t.check(at == (str(e), '0'), what + ': checkpoint says %d epochs done' % e,
+                        'epoch %s, epoch_step %s' % at)
+        elif m:
             e, s = int(m.group(1)), int(m.group(2))
             print('%s: stopped at epoch %d step %d' % (what, e, s))
             why = rel.st_check(last)
@@ -97,7 +108,8 @@ def main():
                 t.check(at == (str(e - 1), str(s)), what + ': checkpoint says %d epochs + %d steps done' % (e - 1, s),
                         'epoch %s, epoch_step %s' % at)
         else:
-            t.check(trigger == 'write', what + ': prints "stopped at epoch E step S"', text.strip()[-200:])
+            t.check(trigger == 'write', what + ': prints "stopped at epoch E step S" or "stopped after epoch E"',
+                    text.strip()[-200:])
             print('%s: the run ended before it could stop' % what)
         t.check(not rel.temp_files(out), what + ': no temporary files left', ', '.join(rel.temp_files(out)))
         r = rel.run(train_cmd(clunet, out, resume=True, steps=steps), 180)

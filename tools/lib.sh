@@ -3,13 +3,14 @@
 
 say() { printf '==> %s\n' "$*"; }
 
-# Debian packages the build, the tests and the tools need.
+# Debian packages the build and the program need.
 PACKAGES=(
   build-essential meson ninja-build pkg-config python3
-  ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1 pocl-opencl-icd clinfo oclgrind
+  ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1 pocl-opencl-icd clinfo
   libclblast-dev libtiff-dev libpng-dev libgif-dev libjpeg-dev zlib1g-dev libcairo2-dev
-  python3-torch python3-torchvision python3-pil python3-numpy
 )
+# ... and what only the tests need: a second OpenCL implementation, the PyTorch twin.
+TEST_PACKAGES=(oclgrind python3-torch python3-torchvision python3-pil python3-numpy)
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"

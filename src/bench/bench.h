@@ -15,8 +15,6 @@
 #include "graph/graph.h"
 #include "runtime/runtime.h"
 
-/* Seconds on a monotonic clock. */
-double cn_bench_seconds(void);
 
 /* ---- peak probes -------------------------------------------------------- */
 

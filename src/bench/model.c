@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "common/clock.h"
 
 #define GEMM_PROBE_SIDE 1024
 #define MIB (1024.0 * 1024.0)
@@ -101,9 +102,9 @@ static clunet_status time_runs(cn_exec *e, const host_data *h, const cn_bench_co
         int timed = i >= cfg->warmup;
         snprintf(fmt, sizeof fmt, "%s %s %%d/%%d", what, timed ? "run" : "warm-up");
         progress(cfg, fmt, timed ? i - cfg->warmup + 1 : i + 1, timed ? cfg->steps : cfg->warmup);
-        double t0 = cn_bench_seconds();
+        double t0 = cn_seconds();
         st = step(e, h);
-        if (timed) ms[i - cfg->warmup] = (cn_bench_seconds() - t0) * 1e3;
+        if (timed) ms[i - cfg->warmup] = (cn_seconds() - t0) * 1e3;
     }
     if (st == CLUNET_OK) {
         qsort(ms, (size_t)cfg->steps, sizeof *ms, by_value);

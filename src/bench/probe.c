@@ -4,28 +4,21 @@
  * few runs calibrated to last long enough for a wall clock to be fair.
  */
 #include <math.h>
-#include <time.h>
 
 #include "bench/bench.h"
+#include "common/clock.h"
 #include "ops/conv.h"
 
 /* A probe run should last at least this long so launch overhead is noise. */
 #define PROBE_MIN_SECONDS 0.05
 #define PROBE_REPEATS 3
 
-double cn_bench_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static clunet_status time_launch(clunet_context *ctx, cl_kernel k, size_t global, double *seconds)
 {
-    double t0 = cn_bench_seconds();
+    double t0 = cn_seconds();
     CN_TRY(cn_launch(ctx, k, 1, &global, NULL));
     CN_TRY(cn_finish(ctx));
-    *seconds = cn_bench_seconds() - t0;
+    *seconds = cn_seconds() - t0;
     return CLUNET_OK;
 }
 
@@ -100,10 +93,10 @@ clunet_status cn_probe_gemm(clunet_context *ctx, int n, double *gflops)
                       .c = m[2], .ldc = n, .batch = 1};
     double best = 0;
     for (int r = 0; r <= PROBE_REPEATS && st == CLUNET_OK; r++) {
-        double t0 = cn_bench_seconds();
+        double t0 = cn_seconds();
         st = cn_gemm(ctx, &g);
         if (st == CLUNET_OK) st = cn_finish(ctx);
-        double t = cn_bench_seconds() - t0;
+        double t = cn_seconds() - t0;
         if (r > 0 && (best == 0 || t < best)) best = t; /* run 0 warms up (and may choose the GEMM) */
     }
     /* A is all 0.5 and B all 0.75, so every element of C is 0.375 * n (exact in float). */

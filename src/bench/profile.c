@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "common/clock.h"
 
 /*
  * A view of e that holds node i alone, so cn_exec_forward/backward run just
@@ -29,7 +30,7 @@ static void node_view(const cn_exec *e, int i, cn_graph *gv, cn_exec *ev)
 static clunet_status timed_finish(clunet_context *ctx, double t0, double *ms)
 {
     CN_TRY(cn_finish(ctx));
-    *ms = (cn_bench_seconds() - t0) * 1e3;
+    *ms = (cn_seconds() - t0) * 1e3;
     return CLUNET_OK;
 }
 
@@ -49,21 +50,21 @@ clunet_status cn_profile_step(cn_exec *e, cn_step_profile *p)
     clunet_status st = cn_finish(e->ctx);
     for (int i = 0; i < g->node_count && st == CLUNET_OK; i++) {
         node_view(e, i, &gv, &ev);
-        t0 = cn_bench_seconds();
+        t0 = cn_seconds();
         if ((st = cn_exec_forward(&ev, 1)) == CLUNET_OK) st = timed_finish(e->ctx, t0, &p->forward_ms[i]);
     }
-    t0 = cn_bench_seconds();
+    t0 = cn_seconds();
     if (st == CLUNET_OK && (st = cn_exec_loss(e, 1)) == CLUNET_OK) st = timed_finish(e->ctx, t0, &p->loss_ms);
-    t0 = cn_bench_seconds();
+    t0 = cn_seconds();
     if (st == CLUNET_OK &&
         (st = cn_buffer_fill_float(e->ctx, e->grads, 0, g->trainable_floats * sizeof(float), 0.0f)) == CLUNET_OK)
         st = timed_finish(e->ctx, t0, &p->zero_ms);
     for (int i = g->node_count - 1; i >= 0 && st == CLUNET_OK; i--) {
         node_view(e, i, &gv, &ev);
-        t0 = cn_bench_seconds();
+        t0 = cn_seconds();
         if ((st = cn_exec_backward(&ev)) == CLUNET_OK) st = timed_finish(e->ctx, t0, &p->backward_ms[i]);
     }
-    t0 = cn_bench_seconds();
+    t0 = cn_seconds();
     if (st == CLUNET_OK && (st = cn_exec_adam(e)) == CLUNET_OK) st = timed_finish(e->ctx, t0, &p->adam_ms);
     if (st != CLUNET_OK) {
         cn_step_profile_free(p);
@@ -84,14 +85,11 @@ void cn_step_profile_free(cn_step_profile *p)
 /* "conv 3x3 s1", "conv 5x5 dw s2", "batchnorm", ... */
 static void kind_name(const cn_node *n, char *out, size_t size)
 {
-    static const char *names[] = {"input", "conv",    "batchnorm", "swish", "relu",
-                                  "sigmoid", "avgpool", "chscale", "add",   "upsample-concat"};
     const cn_conv_attr *a = &n->conv;
-    const char *name = (size_t)n->op < sizeof names / sizeof names[0] ? names[n->op] : "?";
     if (n->op == CN_OP_CONV)
         snprintf(out, size, "conv %dx%d%s s%d", a->k, a->k, a->groups > 1 ? " dw" : "", a->stride);
     else
-        snprintf(out, size, "%s", name);
+        snprintf(out, size, "%s", cn_op_name(n->op));
 }
 
 /* Adds ms to the entry called `name`, creating it (the table holds every node at most). */

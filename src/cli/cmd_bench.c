@@ -41,7 +41,7 @@ static int usage(FILE *f, int status)
                "  --batch B     batch size (default 1)\n"
                "  --size S      image height and width, a multiple of 32 (default 512)\n"
                "  --steps N     timed training steps and timed inferences (default 5)\n"
-               "  --warmup W    untimed runs before each (default 2)\n"
+               "  --warmup W    untimed runs before each (default 2; the first run also builds kernels)\n"
                "  --no-profile  skip the per-node profile pass\n"
                "  --json        machine-readable output on stdout (progress stays on stderr)\n");
     return status;

@@ -6,23 +6,6 @@
 #include "cli/cli.h"
 #include "graph/exec.h"
 
-static const char *op_name(cn_op op)
-{
-    switch (op) {
-    case CN_OP_INPUT: return "input";
-    case CN_OP_CONV: return "conv";
-    case CN_OP_BN: return "batchnorm";
-    case CN_OP_SWISH: return "swish";
-    case CN_OP_RELU: return "relu";
-    case CN_OP_SIGMOID: return "sigmoid";
-    case CN_OP_AVGPOOL: return "avgpool";
-    case CN_OP_CHSCALE: return "chscale";
-    case CN_OP_ADD: return "add";
-    case CN_OP_UPCAT: return "upsample-concat";
-    }
-    return "?";
-}
-
 static size_t node_params(const cn_graph *g, const cn_node *n)
 {
     size_t count = 0;
@@ -87,7 +70,7 @@ int cmd_info(int argc, char **argv)
             cn_shape s = g.values[n->out].shape;
             printf("%s\n  {\"index\": %d, \"block\": ", i ? "," : "", i);
             cli_json_string(stdout, n->label);
-            printf(", \"op\": \"%s\", \"output\": [%d, %d, %d, %d], \"parameters\": %zu}", op_name(n->op), s.n,
+            printf(", \"op\": \"%s\", \"output\": [%d, %d, %d, %d], \"parameters\": %zu}", cn_op_name(n->op), s.n,
                    s.c, s.h, s.w, node_params(&g, n));
         }
         printf("\n]}\n");
@@ -101,7 +84,7 @@ int cmd_info(int argc, char **argv)
             char shape[48], details[48] = "";
             snprintf(shape, sizeof shape, "(%d,%d,%d,%d)", s.n, s.c, s.h, s.w);
             if (n->op == CN_OP_CONV) describe_conv(n, details, sizeof details);
-            printf("%4d  %-22s %-16s %-18s %-24s %10zu\n", i, n->label, op_name(n->op), details, shape,
+            printf("%4d  %-22s %-16s %-18s %-24s %10zu\n", i, n->label, cn_op_name(n->op), details, shape,
                    node_params(&g, n));
         }
         printf("\ntrainable parameters: %zu (BN running statistics: %zu floats)\n", g.trainable_count,

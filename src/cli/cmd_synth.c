@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "cli/cli.h"
+#include "common/clock.h"
 #include "data/synth.h"
 
 static void usage(FILE *f)
@@ -88,8 +88,7 @@ int cmd_synth(int argc, char **argv)
         return 1;
     }
     double vessel_sum = 0;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = cn_seconds();
     for (int i = 0; i < (int)n; i++) {
         cn_image img, label, mask;
         if (cn_synth_sample(seed, i, (int)size, &img, &label, want_mask ? &mask : NULL) != CLUNET_OK)
@@ -103,8 +102,7 @@ int cmd_synth(int argc, char **argv)
         if (want_mask) cn_image_free(&mask);
         if (rc) return rc;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    double secs = cn_seconds() - t0;
     printf("wrote %llu samples of %llux%llu to %s (seed %llu): mean vessel fraction %.3f, %.3f s per sample\n", n,
            size, size, out, seed, n ? vessel_sum / (double)n : 0.0, n ? secs / (double)n : 0.0);
     return 0;

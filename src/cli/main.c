@@ -17,6 +17,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "score a checkpoint on a dataset split"},
     {"predict", cmd_predict, "segment vessels in images"},
     {"report", cmd_report, "draw learning curves and a prediction grid for a training run"},
+    {"bench", cmd_bench, "time training and inference per device against its measured peaks"},
     {"data", cmd_data, "check a dataset directory or an image file"},
     {"synth", cmd_synth, "write synthetic retinas (the built-in default data)"},
     {"version", cmd_version, "print the version"},

@@ -141,3 +141,20 @@ size_t cn_graph_gradient_peak_floats(const cn_graph *g)
     free(live);
     return peak;
 }
+
+const char *cn_op_name(cn_op op)
+{
+    switch (op) {
+    case CN_OP_INPUT: return "input";
+    case CN_OP_CONV: return "conv";
+    case CN_OP_BN: return "batchnorm";
+    case CN_OP_SWISH: return "swish";
+    case CN_OP_RELU: return "relu";
+    case CN_OP_SIGMOID: return "sigmoid";
+    case CN_OP_AVGPOOL: return "avgpool";
+    case CN_OP_CHSCALE: return "chscale";
+    case CN_OP_ADD: return "add";
+    case CN_OP_UPCAT: return "upsample-concat";
+    }
+    return "?";
+}

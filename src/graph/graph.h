@@ -107,6 +107,9 @@ size_t cn_graph_gradient_peak_floats(const cn_graph *g);
 /* The parameter named `name`, or -1. */
 int cn_graph_find_param(const cn_graph *g, const char *name);
 
+/* "conv", "batchnorm", ... */
+const char *cn_op_name(cn_op op);
+
 /* Fills the flat trainable buffer and the BN state buffer with initial values from `seed`. */
 void cn_graph_init_params(const cn_graph *g, uint64_t seed, float *params, float *state);
 

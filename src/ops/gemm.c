@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ops/conv.h" /* first: it sets CL_TARGET_OPENCL_VERSION for the CL headers clblast_c.h includes */
+#include "common/clock.h"
 
 #include <clblast_c.h>
 
@@ -170,13 +170,6 @@ clunet_status cn_gemm(clunet_context *ctx, const cn_gemm_args *g)
     return gemm_run(ctx, ctx->gemm_impl, g);
 }
 
-static double seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 /* Seconds for the best of three runs of `g` after a warm-up (which also builds the kernels). */
 static clunet_status time_gemm(clunet_context *ctx, int impl, const cn_gemm_args *g, double *best)
 {
@@ -184,26 +177,39 @@ static clunet_status time_gemm(clunet_context *ctx, int impl, const cn_gemm_args
     CN_TRY(cn_finish(ctx));
     *best = 1e30;
     for (int i = 0; i < 3; i++) {
-        double t0 = seconds();
+        double t0 = cn_seconds();
         CN_TRY(gemm_run(ctx, impl, g));
         CN_TRY(cn_finish(ctx));
-        double t = seconds() - t0;
+        double t = cn_seconds() - t0;
         if (t < *best) *best = t;
     }
     return CLUNET_OK;
+}
+
+/* CN_GEMM_* for a name, or -1. */
+static int impl_from_name(const clunet_context *ctx, const char *name)
+{
+    if (!strcmp(name, "clblast")) return CN_GEMM_CLBLAST;
+    if (!strcmp(name, "own")) return own_impl(ctx);
+    if (!strcmp(name, "register")) return CN_GEMM_REGISTER;
+    if (!strcmp(name, "local")) return CN_GEMM_LOCAL;
+    return -1;
 }
 
 clunet_status cn_gemm_choose(clunet_context *ctx)
 {
     const char *env = getenv("CLUNET_GEMM");
     if (env && *env) {
-        if (!strcmp(env, "clblast")) ctx->gemm_impl = CN_GEMM_CLBLAST;
-        else if (!strcmp(env, "own")) ctx->gemm_impl = own_impl(ctx);
-        else if (!strcmp(env, "register")) ctx->gemm_impl = CN_GEMM_REGISTER;
-        else if (!strcmp(env, "local")) ctx->gemm_impl = CN_GEMM_LOCAL;
-        else
+        ctx->gemm_impl = impl_from_name(ctx, env);
+        if (ctx->gemm_impl < 0)
             return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_GEMM=%s: expected clblast, own, register or local",
                            env);
+        return CLUNET_OK;
+    }
+    /* Measured before on this device and driver: CLBlast's kernels take seconds to build, so don't again. */
+    char known[32];
+    if (cn_tuning_get(ctx, "gemm", known, sizeof known) && impl_from_name(ctx, known) >= 0) {
+        ctx->gemm_impl = impl_from_name(ctx, known);
         return CLUNET_OK;
     }
     /* a 3x3 conv, 64 -> 128 channels at 64x64: the middle of the U-Net's range */
@@ -226,5 +232,6 @@ clunet_status cn_gemm_choose(clunet_context *ctx)
     if (g.a) cn_buffer_free(ctx, g.a);
     if (g.b) cn_buffer_free(ctx, g.b);
     if (g.c) cn_buffer_free(ctx, g.c);
+    if (st == CLUNET_OK) cn_tuning_put(ctx, "gemm", cn_gemm_impl_name(ctx->gemm_impl));
     return st;
 }

@@ -124,3 +124,55 @@ void cn_cache_store(const char *key, const unsigned char *binary, size_t size)
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) unlink(tmp);
 }
+
+/* tuning-<SHA-256 of the device's identity>.txt: "key value" lines */
+static int tuning_path(const clunet_context *ctx, char *out, size_t size)
+{
+    char dir[1024], key[65];
+    if (!ctx->use_cache || !cn_cache_dir(dir, sizeof dir)) return 0;
+    cn_cache_key(&ctx->info, "tuning", "", key);
+    int n = snprintf(out, size, "%s/tuning-%s.txt", dir, key);
+    return n > 0 && (size_t)n < size;
+}
+
+int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_t size)
+{
+    char path[1200], line[256];
+    if (!tuning_path(ctx, path, sizeof path)) return 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = strlen(key);
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, n) || line[n] != ' ') continue;
+        line[strcspn(line, "\r\n")] = 0;
+        found = snprintf(value, size, "%s", line + n + 1) < (int)size;
+    }
+    fclose(f);
+    return found;
+}
+
+void cn_tuning_put(const clunet_context *ctx, const char *key, const char *value)
+{
+    char dir[1024], path[1200], tmp[1216], line[256];
+    if (!tuning_path(ctx, path, sizeof path) || !cn_cache_dir(dir, sizeof dir) || !make_dirs(dir)) return;
+    snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) return;
+    FILE *out = fdopen(fd, "w");
+    if (!out) {
+        close(fd);
+        unlink(tmp);
+        return;
+    }
+    /* keep the other keys, replace this one */
+    FILE *in = fopen(path, "r");
+    size_t n = strlen(key);
+    while (in && fgets(line, sizeof line, in))
+        if (strncmp(line, key, n) || line[n] != ' ') fputs(line, out);
+    if (in) fclose(in);
+    fprintf(out, "%s %s\n", key, value);
+    int ok = fflush(out) == 0 && fsync(fileno(out)) == 0;
+    ok = (fclose(out) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) unlink(tmp);
+}

@@ -98,6 +98,15 @@ clunet_status cn_program_get(clunet_context *ctx, const char *file, const char *
 /* Directory of the on-disk binary cache ($XDG_CACHE_HOME/clunet or ~/.cache/clunet); 0 if none. */
 int cn_cache_dir(char *out, size_t size);
 
+/*
+ * Choices made by measuring on this device (e.g. "gemm" -> "register"), kept
+ * next to the kernel binaries in one small file per device and driver, so a
+ * measurement runs once per machine. Off with the cache (CLUNET_NO_CACHE=1).
+ * cn_tuning_get returns 1 and fills value when the key is known.
+ */
+int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_t size);
+void cn_tuning_put(const clunet_context *ctx, const char *key, const char *value);
+
 /* ---- buffers ------------------------------------------------------------ */
 
 /* Allocates a device buffer of `bytes`, counted against the context's cap. */

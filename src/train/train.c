@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "data/pipeline.h"
 #include "report/report.h"
@@ -32,13 +32,6 @@ void cn_train_default_config(cn_train_config *cfg)
     cfg->threshold = 0.5f;
     cfg->seed = 1;
     cfg->out_dir = "runs/latest";
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 typedef struct run {
@@ -332,10 +325,10 @@ static clunet_status train_epochs(run *r)
     say(r, "training: %d epochs x %d steps of batch %d at %dx%d, Adam lr %g; checkpoints in %s", cfg->epochs, steps,
         cfg->batch, cfg->size, cfg->size, cfg->lr, cfg->out_dir);
     cn_batch_worker_request(&r->worker, first_epoch, first_step);
-    double t_start = now();
+    double t_start = cn_seconds();
     long done = 0, total = (long)(cfg->epochs - first_epoch) * steps - first_step;
     for (int epoch = first_epoch; epoch < cfg->epochs; epoch++) {
-        double t_epoch = now(), sum[3] = {0};
+        double t_epoch = cn_seconds(), sum[3] = {0};
         int first = epoch == first_epoch ? first_step : 0;
         CN_TRY(cn_exec_metrics_reset(&r->exec));
         if (first > 0) {
@@ -362,7 +355,7 @@ static clunet_status train_epochs(run *r)
             CN_TRY(cn_exec_metrics(&r->exec, cfg->threshold));
             for (int k = 0; k < 3; k++) sum[k] += loss[k];
             done++;
-            double elapsed = now() - t_start;
+            double elapsed = cn_seconds() - t_start;
             cn_train_progress p = {.event = CN_TRAIN_STEP, .epoch = epoch + 1, .epochs = cfg->epochs,
                                    .step = step + 1, .steps = steps, .loss = loss[0], .focal = loss[1],
                                    .dice = loss[2], .images_per_second = done * cfg->batch / elapsed,
@@ -388,13 +381,13 @@ static clunet_status train_epochs(run *r)
         CN_TRY(validate(r, epoch + 1, &p.val));
         p.best = r->val.count > 0 && p.val.f1 > r->info.best_f1;
         if (p.best) r->info.best_f1 = p.val.f1;
-        CN_TRY(append_csv(r, epoch + 1, &p, now() - t_epoch));
+        CN_TRY(append_csv(r, epoch + 1, &p, cn_seconds() - t_epoch));
         /* Curves are a convenience: failing to draw them must not stop a long run. */
         if (cn_report_curves(r->csv_path, cfg->out_dir) != CLUNET_OK)
             say(r, "learning curves not drawn: %s", clunet_last_error());
         CN_TRY(save(r, r->last_path, epoch + 1, 0, sum));
         if (p.best) CN_TRY(save(r, r->best_path, epoch + 1, 0, sum));
-        p.eta_seconds = (now() - t_start) / (done ? done : 1) * (total - done);
+        p.eta_seconds = (cn_seconds() - t_start) / (done ? done : 1) * (total - done);
         notify(r, &p);
         if (cfg->stop && *cfg->stop && epoch + 1 < cfg->epochs) {
             cn_train_progress s = {.event = CN_TRAIN_STOPPED, .epoch = epoch + 2, .step = 0};

@@ -461,6 +461,8 @@ def cmd_predict(args):
     torch.set_num_threads(args.threads)
     model = load_twin(args.weights)
     _, meta = st_read(args.weights)
+    if meta.get("preprocess", "rgb") != "rgb":
+        raise Fail(f"{args.weights}: preprocessing {meta['preprocess']!r} is not implemented in the twin")
     mean = torch.tensor(json.loads(meta["input_mean"]), dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(json.loads(meta["input_std"]), dtype=torch.float32).view(1, 3, 1, 1)
     rgb = np.asarray(Image.open(args.image).convert("RGB"), dtype=np.float32)

@@ -34,6 +34,8 @@ static int usage(FILE *f, int status)
             "  --val N                    training images held out for validation (default: a fifth;\n"
             "                             synthetic: N/4, at least 2)\n"
             "  --no-augment               no flips, rotations, zoom or colour jitter\n"
+            "  --preprocess P             rgb (default) or clahe-green: CLAHE of the green channel,\n"
+            "                             where vessels contrast best (kept in the checkpoint)\n"
             "model and optimisation:\n"
             "  --size S          patch size, a multiple of 32 (default %d)\n"
             "  --batch B         batch size (default %d)\n"
@@ -123,6 +125,9 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--device")) cfg.device = v;
         else if (!strcmp(a, "--resume")) cfg.resume = v;
         else if (!strcmp(a, "--encoder-weights")) cfg.encoder_weights = v;
+        else if (!strcmp(a, "--preprocess")) {
+            if (!cn_preprocess_from_name(v, &cfg.preprocess)) return cli_bad_value(a, v);
+        }
         else if (!strcmp(a, "--synthetic")) {
             if (!cli_parse_int(v, 1, 100000, &cfg.synthetic)) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--val")) {

@@ -48,6 +48,24 @@ void cn_sample_set_free(cn_sample_set *set);
 /* Per-channel mean and standard deviation (0-255 scale) over the FOV pixels of every sample. */
 void cn_sample_set_stats(const cn_sample_set *set, float mean[3], float std[3]);
 
+/* What the network sees of an image, applied once when samples are loaded (and recorded in checkpoints). */
+typedef enum cn_preprocess {
+    CN_PREPROCESS_NONE = 0,        /* "rgb": the photograph as it is */
+    CN_PREPROCESS_CLAHE_GREEN = 1, /* "clahe-green": CLAHE of the green channel, copied to all three */
+} cn_preprocess;
+
+const char *cn_preprocess_name(cn_preprocess mode);
+/* 1 and *mode set when name is "rgb" or "clahe-green". */
+int cn_preprocess_from_name(const char *name, cn_preprocess *mode);
+
+/* Applies mode to every sample (before normalisation statistics are taken). */
+clunet_status cn_sample_set_preprocess(cn_sample_set *set, cn_preprocess mode);
+
+/* CLAHE of s's green channel on a grid x grid tiling with the given clip limit, into all of rgb. */
+#define CN_CLAHE_GRID 8
+#define CN_CLAHE_CLIP 2.0
+clunet_status cn_clahe_green(cn_sample_image *s, int grid, double clip);
+
 /* How a training batch is cut and perturbed. */
 typedef struct cn_augment {
     int enabled;

@@ -73,6 +73,8 @@ static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_in
         return cn_fail(CLUNET_ERR_FORMAT, "%s: metadata \"partial\" is malformed", path);
     info->seed = (s = cn_st_meta_get(f, "seed")) ? strtoull(s, NULL, 10) : 0;
     info->best_f1 = (s = cn_st_meta_get(f, "best_f1")) ? atof(s) : -1;
+    if ((s = cn_st_meta_get(f, "preprocess")) && !cn_preprocess_from_name(s, &info->preprocess))
+        return cn_fail(CLUNET_ERR_UNSUPPORTED, "%s: unknown preprocessing \"%s\"", path, s);
     if (!(info->bn_eps > 0) || info->epoch < 0 || info->adam_step < 0 || info->epoch_step < 0)
         return cn_fail(CLUNET_ERR_FORMAT, "%s: metadata out of range (bn_eps, epoch or adam_step)", path);
     return CLUNET_OK;
@@ -171,7 +173,8 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
                  g->bn_eps, g->bn_momentum, info->same_padding, info->size, info->config[0] ? ", \"train\": " : "",
                  info->config);
         cn_st_meta md[] = {{"format", FORMAT}, {"config", config}, {"epoch", epoch}, {"epoch_step", epoch_step}, {"adam_step", step},
-                           {"seed", seed},     {"best_f1", best},  {"input_mean", mean}, {"input_std", stdv}, {"partial", partial}};
+                           {"seed", seed},     {"best_f1", best},  {"input_mean", mean}, {"input_std", stdv}, {"partial", partial},
+                           {"preprocess", cn_preprocess_name(info->preprocess)}};
         st = cn_st_write(path, entries, n, md, (int)(sizeof md / sizeof md[0]));
     }
     free(entries), free(shapes), free(names);

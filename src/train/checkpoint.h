@@ -7,6 +7,7 @@
 #ifndef CLUNET_TRAIN_CHECKPOINT_H
 #define CLUNET_TRAIN_CHECKPOINT_H
 
+#include "data/pipeline.h"
 #include "graph/exec.h"
 
 typedef struct cn_checkpoint_info {
@@ -20,6 +21,7 @@ typedef struct cn_checkpoint_info {
     int adam_step;
     uint64_t seed;
     float input_mean[3], input_std[3]; /* 0-255 scale */
+    cn_preprocess preprocess;          /* applied before the normalisation */
     double best_f1;          /* best validation F1 so far (-1 if none) */
     char config[1024];       /* the training settings as JSON, for the record */
 } cn_checkpoint_info;

@@ -82,7 +82,22 @@ static clunet_status run_batch(cn_infer *inf, int used, const int *xs, const int
     return CLUNET_OK;
 }
 
+static clunet_status infer_tiles(cn_infer *inf, const cn_sample_image *s, float *prob);
+
 clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *prob)
+{
+    if (inf->preprocess == CN_PREPROCESS_NONE) return infer_tiles(inf, s, prob);
+    cn_sample_image copy = *s;
+    copy.rgb = malloc(3 * (size_t)s->width * s->height);
+    if (!copy.rgb) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
+    memcpy(copy.rgb, s->rgb, 3 * (size_t)s->width * s->height);
+    clunet_status st = cn_clahe_green(&copy, CN_CLAHE_GRID, CN_CLAHE_CLIP);
+    if (st == CLUNET_OK) st = infer_tiles(inf, &copy, prob);
+    free(copy.rgb);
+    return st;
+}
+
+static clunet_status infer_tiles(cn_infer *inf, const cn_sample_image *s, float *prob)
 {
     cn_shape in = inf->exec->g->values[inf->exec->g->input].shape;
     int S = in.h;

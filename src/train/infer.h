@@ -12,6 +12,7 @@
 typedef struct cn_infer {
     cn_exec *exec;
     float mean[3], std[3]; /* input normalisation (0-255 scale) */
+    cn_preprocess preprocess; /* applied to each image first (the checkpoint's) */
     int overlap;           /* pixels shared by neighbouring tiles */
     float *tiles;          /* (B,3,S,S) host staging */
     float *logits;         /* (B,1,S,S) */

@@ -204,6 +204,7 @@ static clunet_status setup_model(run *r)
     r->exec.loss.lambda = (float)cfg->loss_lambda;
 
     r->info.seed = cfg->seed;
+    r->info.preprocess = cfg->preprocess;
     r->info.size = cfg->size;
     r->info.best_f1 = -1;
     r->info.bn_eps = ucfg.bn_eps;
@@ -224,11 +225,12 @@ static clunet_status setup_model(run *r)
         memcpy(r->info.partial_loss, got.partial_loss, sizeof got.partial_loss);
         memcpy(r->info.partial_counts, got.partial_counts, sizeof got.partial_counts);
         r->info.best_f1 = got.best_f1;
+        r->info.preprocess = got.preprocess;
         memcpy(r->info.input_mean, got.input_mean, sizeof got.input_mean);
         memcpy(r->info.input_std, got.input_std, sizeof got.input_std);
         say(r, "resumed from %s: %d epochs and %d steps done (Adam step %d)", cfg->resume, got.epoch, got.epoch_step,
             r->exec.step);
-        return CLUNET_OK;
+        return cn_sample_set_preprocess(&r->train, r->info.preprocess);
     }
     float *params = malloc(r->graph.trainable_floats * sizeof(float));
     float *state = malloc((r->graph.state_floats ? r->graph.state_floats : 1) * sizeof(float));
@@ -246,6 +248,7 @@ static clunet_status setup_model(run *r)
         CN_TRY(cn_checkpoint_load_encoder(cfg->encoder_weights, &r->exec));
         say(r, "encoder weights from %s", cfg->encoder_weights);
     }
+    CN_TRY(cn_sample_set_preprocess(&r->train, r->info.preprocess));
     cn_sample_set_stats(&r->train, r->info.input_mean, r->info.input_std);
     return CLUNET_OK;
 }
@@ -456,6 +459,7 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
         if (!r->prob) st = cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
     }
     if (!st) st = cn_infer_init(&r->infer, &r->exec, r->info.input_mean, r->info.input_std);
+    if (!st) r->infer.preprocess = r->info.preprocess;
     if (!st) st = cn_batch_alloc(&r->batch, cfg->batch, cfg->size);
     if (!st) st = cn_batch_worker_start(&r->worker, &r->train, &r->spec);
     if (!st) st = train_epochs(r);

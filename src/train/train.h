@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "data/pipeline.h"
 #include "train/evaluate.h"
 
 typedef struct cn_train_config {
@@ -25,6 +26,7 @@ typedef struct cn_train_config {
     double lr, weight_decay, loss_lambda; /* loss_lambda < 0: focal + dice */
     double bn_eps;
     int augment;
+    cn_preprocess preprocess;    /* what the network sees (a resumed run keeps its checkpoint's) */
     float threshold;             /* for F1 and the other counts */
     uint64_t seed;
     const char *out_dir;         /* created if missing */

@@ -1,0 +1,123 @@
+/*
+ * test-pipeline - the input pipeline: batches are a pure function of (seed,
+ * epoch, step) (the worker thread gives the same bytes as a direct call),
+ * labels and masks stay binary and labels stay inside the mask, patches of a
+ * large image centre on the field of view, normalisation statistics, and
+ * CLAHE (contrast up, range kept, a flat image stays flat, deterministic).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "data/pipeline.h"
+
+static void test_batches(void)
+{
+    cn_sample_set set;
+    CHECK(cn_sample_set_synthetic(&set, 3, 0, 5, 96) == CLUNET_OK, "synthetic samples");
+    cn_batch_spec spec = {.batch = 3, .size = 64, .seed = 11};
+    cn_sample_set_stats(&set, spec.mean, spec.std);
+    for (int c = 0; c < 3; c++)
+        CHECK(spec.mean[c] > 5 && spec.mean[c] < 250 && spec.std[c] > 1, "channel %d mean %g std %g", c, spec.mean[c],
+              spec.std[c]);
+    cn_augment_default(&spec.aug);
+    cn_batch a, b, c;
+    CHECK(cn_batch_alloc(&a, 3, 64) == CLUNET_OK && cn_batch_alloc(&b, 3, 64) == CLUNET_OK &&
+              cn_batch_alloc(&c, 3, 64) == CLUNET_OK,
+          "batch buffers");
+    size_t px = 3 * 64 * 64;
+    cn_batch_make(&set, &spec, 2, 5, &a);
+    cn_batch_make(&set, &spec, 2, 5, &b);
+    CHECK(!memcmp(a.images, b.images, 3 * px * sizeof(float)) && !memcmp(a.labels, b.labels, px * sizeof(float)),
+          "the same (seed, epoch, step) gives the same batch");
+    cn_batch_make(&set, &spec, 2, 6, &c);
+    CHECK(memcmp(a.images, c.images, 3 * px * sizeof(float)), "another step gives another batch");
+
+    cn_batch_worker w;
+    CHECK(cn_batch_worker_start(&w, &set, &spec) == CLUNET_OK, "worker thread");
+    cn_batch_worker_request(&w, 2, 5);
+    cn_batch_worker_take(&w, &c);
+    CHECK(!memcmp(a.images, c.images, 3 * px * sizeof(float)) && !memcmp(a.masks, c.masks, px * sizeof(float)),
+          "the worker thread makes the same batch");
+    cn_batch_worker_stop(&w);
+
+    int binary = 1, inside = 1, finite = 1;
+    double vessel = 0;
+    for (size_t i = 0; i < px; i++) {
+        binary &= (a.labels[i] == 0 || a.labels[i] == 1) && (a.masks[i] == 0 || a.masks[i] == 1);
+        inside &= a.labels[i] <= a.masks[i];
+        vessel += a.labels[i];
+    }
+    for (size_t i = 0; i < 3 * px; i++) finite &= isfinite(a.images[i]);
+    CHECK(binary && inside && finite, "labels and masks binary (%d), labels inside the mask (%d), images finite (%d)",
+          binary, inside, finite);
+    CHECK(vessel / px > 0.02 && vessel / px < 0.3, "vessel fraction %.3f of a batch", vessel / px);
+    cn_batch_free(&a), cn_batch_free(&b), cn_batch_free(&c);
+
+    /* Patches of an image larger than the patch centre on the field of view. */
+    cn_sample_set big;
+    CHECK(cn_sample_set_synthetic(&big, 4, 0, 1, 512) == CLUNET_OK, "a 512 px sample");
+    cn_batch_spec s2 = spec;
+    s2.batch = 8;
+    s2.aug.enabled = 0;
+    cn_batch p;
+    CHECK(cn_batch_alloc(&p, 8, 64) == CLUNET_OK, "patch buffers");
+    cn_batch_make(&big, &s2, 0, 0, &p);
+    double in_view = 0;
+    for (size_t i = 0; i < 8 * 64 * 64; i++) in_view += p.masks[i];
+    CHECK(in_view / (8 * 64 * 64) > 0.6, "patches lie mostly in the field of view (%.2f)", in_view / (8 * 64 * 64));
+    cn_batch_free(&p);
+    cn_sample_set_free(&big);
+    cn_sample_set_free(&set);
+}
+
+static double green_std(const cn_sample_image *s)
+{
+    double sum = 0, sq = 0, n = 0;
+    for (size_t i = 0; i < (size_t)s->width * s->height; i++) {
+        if (!s->mask[i]) continue;
+        double v = s->rgb[3 * i + 1];
+        sum += v, sq += v * v, n++;
+    }
+    return sqrt(sq / n - (sum / n) * (sum / n));
+}
+
+static void test_clahe(void)
+{
+    cn_sample_set set, again;
+    CHECK(cn_sample_set_synthetic(&set, 5, 0, 1, 256) == CLUNET_OK, "a sample");
+    CHECK(cn_sample_set_synthetic(&again, 5, 0, 1, 256) == CLUNET_OK, "the same sample");
+    cn_sample_image *s = &set.items[0];
+    double before = green_std(s);
+    CHECK(cn_sample_set_preprocess(&set, CN_PREPROCESS_CLAHE_GREEN) == CLUNET_OK, "CLAHE");
+    double after = green_std(s);
+    CHECK(after > 1.5 * before, "CLAHE raises the green channel's contrast in view (std %.1f -> %.1f)", before, after);
+    int grey = 1;
+    for (size_t i = 0; i < (size_t)s->width * s->height; i++)
+        grey &= s->rgb[3 * i] == s->rgb[3 * i + 1] && s->rgb[3 * i + 2] == s->rgb[3 * i + 1];
+    CHECK(grey, "the result is copied to all three channels");
+    CHECK(cn_sample_set_preprocess(&again, CN_PREPROCESS_CLAHE_GREEN) == CLUNET_OK &&
+              !memcmp(again.items[0].rgb, s->rgb, 3 * 256 * 256),
+          "CLAHE is deterministic");
+    /* A flat image has nothing to equalise: every pixel maps alike. */
+    memset(s->rgb, 90, 3 * 256 * 256);
+    CHECK(cn_clahe_green(s, 8, 2.0) == CLUNET_OK, "CLAHE of a flat image");
+    int flat = 1;
+    for (size_t i = 1; i < (size_t)256 * 256; i++) flat &= s->rgb[3 * i + 1] == s->rgb[1];
+    CHECK(flat, "a flat image stays flat");
+    CHECK(cn_clahe_green(s, 0, 2.0) == CLUNET_ERR_INVALID_ARGUMENT, "a bad grid is refused");
+    cn_preprocess mode;
+    CHECK(cn_preprocess_from_name("clahe-green", &mode) && mode == CN_PREPROCESS_CLAHE_GREEN &&
+              !strcmp(cn_preprocess_name(mode), "clahe-green") && !cn_preprocess_from_name("sepia", &mode),
+          "preprocessing names");
+    cn_sample_set_free(&set);
+    cn_sample_set_free(&again);
+}
+
+int main(void)
+{
+    test_batches();
+    test_clahe();
+    return check_summary();
+}

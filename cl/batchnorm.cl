@@ -3,29 +3,45 @@
  *
  * Training statistics and the backward's per-channel sums are two-stage
  * reductions with no float atomics: stage one gives one partial per
- * (channel, n, chunk of the plane) from a power-of-two work-group in a fixed
- * order; stage two sums a channel's partials in index order in one work item.
- * `work` holds the partials: first array at 0, second at C*parts (parts =
- * N * chunks per channel), then 2*C floats of per-channel results.
+ * (channel, n, chunk of the plane) in a fixed order; stage two sums a
+ * channel's partials in index order in one work item. `work` holds the
+ * partials: first array at 0, second at C*parts (parts = N * chunks per
+ * channel), then 2*C floats of per-channel results.
+ *
+ * Stage one comes in two forms: `*_group` (a work-group per chunk, a local
+ * memory tree: GPUs) and `*_serial` (one work-item per chunk with float16
+ * vector loops: CPUs, where barriers and loops over the items are slow).
  *
  * saved[0..C) is the batch mean and saved[C..2C) the inverse standard
  * deviation, written by the training forward for the backward.
- * Element-wise kernels are launched 2D: (pixel, plane) with plane = n*C + c.
+ * Element-wise kernels are launched 2D: (span, plane) with plane = n*C + c;
+ * an item covers `span` pixels of its plane (1 on GPUs, a chunk on CPUs).
  */
+
+/* The lanes of v summed in a fixed order. */
+float bn_lanes(float16 v)
+{
+    float8 a = v.lo + v.hi;
+    float4 b = a.lo + a.hi;
+    float2 d = b.lo + b.hi;
+    return d.x + d.y;
+}
+
+/* Where partial g of plane p goes in work (channel-major, then n, then chunk). */
+int bn_part(int p, int g, int c, int chunks, int parts) { return (p % c) * parts + (p / c) * chunks + g; }
 
 /*
  * Launch: global (chunks * L, N * C), local (L, 1). Sums x - shift and its
  * square, shift being the channel's first value: shifting keeps the one-pass
  * variance from cancelling when the mean is large against the spread.
  */
-__kernel void bn_stats_partial(__global const float *x, const int x_off, __global float *work, const int work_off,
-                               const int c, const int hw, const int chunk, const int parts,
-                               __local float *scratch)
+__kernel void bn_stats_group(__global const float *x, const int x_off, __global float *work, const int work_off,
+                             const int c, const int hw, const int chunk, const int parts, __local float *scratch)
 {
     int g = get_group_id(0), p = get_group_id(1), l = get_local_id(0), L = get_local_size(0);
-    int chunks = get_num_groups(0), ch = p % c;
+    int chunks = get_num_groups(0);
     __global const float *xp = x + x_off + (size_t)p * hw;
-    float shift = x[x_off + (size_t)ch * hw];
+    float shift = x[x_off + (size_t)(p % c) * hw];
     int end = min(hw, (g + 1) * chunk);
     float s1 = 0.0f, s2 = 0.0f;
     for (int i = g * chunk + l; i < end; i += L) {
@@ -36,10 +52,36 @@ __kernel void bn_stats_partial(__global const float *x, const int x_off, __globa
     s1 = cn_group_sum(scratch, s1);
     s2 = cn_group_sum(scratch, s2);
     if (l == 0) {
-        int k = ch * parts + (p / c) * chunks + g;
+        int k = bn_part(p, g, c, chunks, parts);
         work[work_off + k] = s1;
         work[work_off + c * parts + k] = s2;
     }
+}
+
+/* The same sums, launch: global (chunks, N * C), one item per chunk. */
+__kernel void bn_stats_serial(__global const float *x, const int x_off, __global float *work, const int work_off,
+                              const int c, const int hw, const int chunk, const int parts)
+{
+    int g = get_global_id(0), p = get_global_id(1), chunks = (hw + chunk - 1) / chunk;
+    if (g >= chunks) return;
+    __global const float *xp = x + x_off + (size_t)p * hw;
+    float shift = x[x_off + (size_t)(p % c) * hw];
+    int i = g * chunk, end = min(hw, i + chunk);
+    float16 v1 = (float16)(0.0f), v2 = (float16)(0.0f);
+    for (; i + 16 <= end; i += 16) {
+        float16 d = vload16(0, xp + i) - shift;
+        v1 += d;
+        v2 += d * d;
+    }
+    float s1 = bn_lanes(v1), s2 = bn_lanes(v2);
+    for (; i < end; i++) {
+        float d = xp[i] - shift;
+        s1 += d;
+        s2 += d * d;
+    }
+    int k = bn_part(p, g, c, chunks, parts);
+    work[work_off + k] = s1;
+    work[work_off + c * parts + k] = s2;
 }
 
 /* One item per channel: batch mean, inverse std, and the running averages (unbiased variance). */
@@ -65,18 +107,25 @@ __kernel void bn_stats_final(__global const float *x, const int x_off, __global 
     rvar[rvar_off + ch] = (1.0f - momentum) * rvar[rvar_off + ch] + momentum * var * (m / (m - 1.0f));
 }
 
-/* y = (x - mean) * invstd * gamma + beta with the saved batch statistics. */
+/* y = (x - mean) * scale + beta over [i, end) of a plane. */
+void bn_normalise(__global const float *x, __global float *y, int i, int end, float mean, float scale, float beta)
+{
+    for (; i + 16 <= end; i += 16) vstore16((vload16(0, x + i) - mean) * scale + beta, 0, y + i);
+    for (; i < end; i++) y[i] = (x[i] - mean) * scale + beta;
+}
+
+/* Training: normalise with the saved batch statistics. */
 __kernel void bn_apply(__global const float *x, const int x_off, __global float *y, const int y_off,
                        __global const float *gamma, const int gamma_off, __global const float *beta,
                        const int beta_off, __global const float *saved, const int saved_off, const int c,
-                       const int hw, const int planes)
+                       const int hw, const int planes, const int span)
 {
-    int i = get_global_id(0), p = get_global_id(1);
+    int i = get_global_id(0) * span, p = get_global_id(1);
     if (i >= hw || p >= planes) return;
     int ch = p % c;
-    float scale = saved[saved_off + c + ch] * gamma[gamma_off + ch];
-    size_t k = (size_t)p * hw + i;
-    y[y_off + k] = (x[x_off + k] - saved[saved_off + ch]) * scale + beta[beta_off + ch];
+    size_t base = (size_t)p * hw;
+    bn_normalise(x + x_off + base, y + y_off + base, i, i + min(span, hw - i), saved[saved_off + ch],
+                 saved[saved_off + c + ch] * gamma[gamma_off + ch], beta[beta_off + ch]);
 }
 
 /* Inference: the same with the running statistics. */
@@ -84,25 +133,25 @@ __kernel void bn_apply_eval(__global const float *x, const int x_off, __global f
                             __global const float *gamma, const int gamma_off, __global const float *beta,
                             const int beta_off, __global const float *rmean, const int rmean_off,
                             __global const float *rvar, const int rvar_off, const float eps, const int c,
-                            const int hw, const int planes)
+                            const int hw, const int planes, const int span)
 {
-    int i = get_global_id(0), p = get_global_id(1);
+    int i = get_global_id(0) * span, p = get_global_id(1);
     if (i >= hw || p >= planes) return;
     int ch = p % c;
-    float scale = rsqrt(rvar[rvar_off + ch] + eps) * gamma[gamma_off + ch];
-    size_t k = (size_t)p * hw + i;
-    y[y_off + k] = (x[x_off + k] - rmean[rmean_off + ch]) * scale + beta[beta_off + ch];
+    size_t base = (size_t)p * hw;
+    bn_normalise(x + x_off + base, y + y_off + base, i, i + min(span, hw - i), rmean[rmean_off + ch],
+                 rsqrt(rvar[rvar_off + ch] + eps) * gamma[gamma_off + ch], beta[beta_off + ch]);
 }
 
-/* Launch as bn_stats_partial: per-chunk sums of dy and dy * (x - mean). */
-__kernel void bn_bwd_partial(__global const float *x, const int x_off, __global const float *dy, const int dy_off,
-                             __global const float *saved, const int saved_off, __global float *work, const int work_off,
-                             const int c, const int hw, const int chunk, const int parts, __local float *scratch)
+/* Launch as bn_stats_group: per-chunk sums of dy and dy * (x - mean). */
+__kernel void bn_bwd_group(__global const float *x, const int x_off, __global const float *dy, const int dy_off,
+                           __global const float *saved, const int saved_off, __global float *work, const int work_off,
+                           const int c, const int hw, const int chunk, const int parts, __local float *scratch)
 {
     int g = get_group_id(0), p = get_group_id(1), l = get_local_id(0), L = get_local_size(0);
-    int chunks = get_num_groups(0), ch = p % c;
+    int chunks = get_num_groups(0);
     size_t base = (size_t)p * hw;
-    float mean = saved[saved_off + ch];
+    float mean = saved[saved_off + p % c];
     int end = min(hw, (g + 1) * chunk);
     float s1 = 0.0f, s2 = 0.0f;
     for (int i = g * chunk + l; i < end; i += L) {
@@ -113,10 +162,37 @@ __kernel void bn_bwd_partial(__global const float *x, const int x_off, __global 
     s1 = cn_group_sum(scratch, s1);
     s2 = cn_group_sum(scratch, s2);
     if (l == 0) {
-        int k = ch * parts + (p / c) * chunks + g;
+        int k = bn_part(p, g, c, chunks, parts);
         work[work_off + k] = s1;
         work[work_off + c * parts + k] = s2;
     }
+}
+
+/* Launch as bn_stats_serial: the same sums, one item per chunk. */
+__kernel void bn_bwd_serial(__global const float *x, const int x_off, __global const float *dy, const int dy_off,
+                            __global const float *saved, const int saved_off, __global float *work,
+                            const int work_off, const int c, const int hw, const int chunk, const int parts)
+{
+    int g = get_global_id(0), p = get_global_id(1), chunks = (hw + chunk - 1) / chunk;
+    if (g >= chunks) return;
+    size_t base = (size_t)p * hw;
+    __global const float *xp = x + x_off + base, *dyp = dy + dy_off + base;
+    float mean = saved[saved_off + p % c];
+    int i = g * chunk, end = min(hw, i + chunk);
+    float16 v1 = (float16)(0.0f), v2 = (float16)(0.0f);
+    for (; i + 16 <= end; i += 16) {
+        float16 d = vload16(0, dyp + i);
+        v1 += d;
+        v2 += d * (vload16(0, xp + i) - mean);
+    }
+    float s1 = bn_lanes(v1), s2 = bn_lanes(v2);
+    for (; i < end; i++) {
+        s1 += dyp[i];
+        s2 += dyp[i] * (xp[i] - mean);
+    }
+    int k = bn_part(p, g, c, chunks, parts);
+    work[work_off + k] = s1;
+    work[work_off + c * parts + k] = s2;
 }
 
 /*
@@ -141,20 +217,29 @@ __kernel void bn_bwd_final(__global float *work, const int work_off, __global co
     work[work_off + 2 * c * parts + c + ch] = dyxhat / m;
 }
 
-/* dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)). */
+/* dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), added to dx when `acc`. */
 __kernel void bn_bwd_dx(__global const float *x, const int x_off, __global const float *dy, const int dy_off,
                         __global float *dx, const int dx_off, __global const float *gamma, const int gamma_off,
                         __global const float *saved, const int saved_off, __global const float *work,
-                        const int work_off,
-                        const int c, const int hw, const int parts, const int planes, const int acc)
+                        const int work_off, const int c, const int hw, const int parts, const int planes,
+                        const int span, const int acc)
 {
-    int i = get_global_id(0), p = get_global_id(1);
+    int i = get_global_id(0) * span, p = get_global_id(1);
     if (i >= hw || p >= planes) return;
-    int ch = p % c;
-    float inv = saved[saved_off + c + ch];
-    size_t k = (size_t)p * hw + i;
-    float xhat = (x[x_off + k] - saved[saved_off + ch]) * inv;
-    float v = gamma[gamma_off + ch] * inv *
-              (dy[dy_off + k] - work[work_off + 2 * c * parts + ch] - xhat * work[work_off + 2 * c * parts + c + ch]);
-    dx[dx_off + k] = acc ? dx[dx_off + k] + v : v;
+    int ch = p % c, end = i + min(span, hw - i);
+    float inv = saved[saved_off + c + ch], mean = saved[saved_off + ch];
+    float scale = gamma[gamma_off + ch] * inv, mdy = work[work_off + 2 * c * parts + ch];
+    // xhat * mean(dy * xhat) = (x - mean) * k
+    float k = inv * work[work_off + 2 * c * parts + c + ch];
+    size_t base = (size_t)p * hw;
+    __global const float *xp = x + x_off + base, *dyp = dy + dy_off + base;
+    __global float *dxp = dx + dx_off + base;
+    for (; i + 16 <= end; i += 16) {
+        float16 v = scale * (vload16(0, dyp + i) - mdy - (vload16(0, xp + i) - mean) * k);
+        vstore16(acc ? vload16(0, dxp + i) + v : v, 0, dxp + i);
+    }
+    for (; i < end; i++) {
+        float v = scale * (dyp[i] - mdy - (xp[i] - mean) * k);
+        dxp[i] = acc ? dxp[i] + v : v;
+    }
 }

@@ -1,9 +1,14 @@
 /*
  * activation.c - swish (SiLU), sigmoid and ReLU: enqueues the `*_fwd` / `*_bwd` kernels of cl/activation.cl.
+ *
+ * On CPUs each work-item streams ACT_SPAN floats with float16 vectors (PoCL
+ * does not vectorise the sigmoid's branch across items); on GPUs it takes one.
  */
 #include <stdio.h>
 
 #include "ops/pointwise.h"
+
+#define ACT_SPAN 4096
 
 const char *cn_activation_name(cn_activation act)
 {
@@ -24,6 +29,16 @@ static clunet_status kernel_for(clunet_context *ctx, cn_activation act, const ch
     return cn_kernel(ctx, "activation.cl", name, NULL, k);
 }
 
+/* Sets the trailing (count, span) arguments from `first` on and enqueues one item per span. */
+static clunet_status launch(clunet_context *ctx, cl_kernel k, cl_uint first, size_t count)
+{
+    int span = ctx->info.type == CLUNET_DEVICE_CPU ? ACT_SPAN : 1;
+    CN_TRY(CN_ARG_INT(k, first, count));
+    CN_TRY(CN_ARG_INT(k, first + 1, span));
+    size_t items = (count + span - 1) / span;
+    return cn_launch(ctx, k, 1, &items, NULL);
+}
+
 clunet_status cn_activation_forward(clunet_context *ctx, cn_activation act, const cn_tensor *x, const cn_tensor *y)
 {
     // x, y are (N,C,H,W)
@@ -36,8 +51,7 @@ clunet_status cn_activation_forward(clunet_context *ctx, cn_activation act, cons
     CN_TRY(CN_ARG_INT(k, 1, x->offset));
     CN_TRY(CN_ARG_MEM(k, 2, y->buf));
     CN_TRY(CN_ARG_INT(k, 3, y->offset));
-    CN_TRY(CN_ARG_INT(k, 4, count));
-    return cn_launch(ctx, k, 1, &count, NULL);
+    return launch(ctx, k, 4, count);
 }
 
 clunet_status cn_activation_backward(clunet_context *ctx, cn_activation act, const cn_tensor *x, const cn_tensor *y,
@@ -57,7 +71,6 @@ clunet_status cn_activation_backward(clunet_context *ctx, cn_activation act, con
     CN_TRY(CN_ARG_INT(k, 3, dy->offset));
     CN_TRY(CN_ARG_MEM(k, 4, dx->buf));
     CN_TRY(CN_ARG_INT(k, 5, dx->offset));
-    CN_TRY(CN_ARG_INT(k, 6, count));
-    CN_TRY(CN_ARG_INT(k, 7, accumulate != 0));
-    return cn_launch(ctx, k, 1, &count, NULL);
+    CN_TRY(CN_ARG_INT(k, 8, accumulate != 0));
+    return launch(ctx, k, 6, count);
 }

@@ -4,13 +4,25 @@
  * Per-channel sums are two-stage reductions: one partial per (channel, n,
  * chunk of BN_CHUNK pixels), then a fixed-order sum per channel. The chunking
  * depends only on the shape, so work sizes do not depend on the device.
+ *
+ * CPUs (PoCL) run one work-item per chunk, each streaming it with float16
+ * vectors: a work-group barrier there costs a loop over every item, and a
+ * loop over items does not vectorise around a reduction. GPUs sum a chunk per
+ * work-group and give each element its own item.
  */
+#include <stdio.h>
+
 #include "ops/pointwise.h"
 
 #define BN_CHUNK 4096
 #define BN_GROUP 256
 
 static int chunks_for(int hw) { return (hw + BN_CHUNK - 1) / BN_CHUNK; }
+
+static int serial(const clunet_context *ctx) { return ctx->info.type == CLUNET_DEVICE_CPU; }
+
+/* Pixels per item of the element-wise kernels. */
+static int span_for(const clunet_context *ctx) { return serial(ctx) ? BN_CHUNK : 1; }
 
 size_t cn_batchnorm_work_floats(int n, int c, int h, int w)
 {
@@ -33,17 +45,30 @@ static clunet_status check_layer(const char *op, const cn_batchnorm *bn, const c
     return cn_pw_check(op, "work", &bn->work, cn_batchnorm_work_floats(x->n, x->c, x->h, x->w));
 }
 
-/* Sets the trailing (c, hw, chunk, parts, scratch) arguments of a stage-one kernel and enqueues it. */
+/* Stage one of a reduction: `stem`_serial on CPUs, `stem`_group elsewhere. */
+static clunet_status partial_kernel(clunet_context *ctx, const char *stem, cl_kernel *k)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%s_%s", stem, serial(ctx) ? "serial" : "group");
+    return cn_kernel(ctx, "batchnorm.cl", name, NULL, k);
+}
+
+/* Sets the trailing (c, hw, chunk, parts[, scratch]) arguments of a stage-one kernel and enqueues it. */
 static clunet_status launch_partial(clunet_context *ctx, cl_kernel k, cl_uint first, const cn_tensor *x)
 {
     int hw = x->h * x->w, chunks = chunks_for(hw);
-    size_t group = cn_pw_group_size(ctx, k, hw < BN_GROUP ? (size_t)hw : BN_GROUP);
     CN_TRY(CN_ARG_INT(k, first, x->c));
     CN_TRY(CN_ARG_INT(k, first + 1, hw));
     CN_TRY(CN_ARG_INT(k, first + 2, BN_CHUNK));
     CN_TRY(CN_ARG_INT(k, first + 3, x->n * chunks));
+    size_t planes = (size_t)x->n * x->c;
+    if (serial(ctx)) {
+        size_t global[2] = {(size_t)chunks, planes};
+        return cn_launch(ctx, k, 2, global, NULL);
+    }
+    size_t group = cn_pw_group_size(ctx, k, hw < BN_GROUP ? (size_t)hw : BN_GROUP);
     CN_TRY(cn_arg(k, first + 4, group * sizeof(float), NULL));
-    size_t global[2] = {group * chunks, (size_t)x->n * x->c}, local[2] = {group, 1};
+    size_t global[2] = {group * chunks, planes}, local[2] = {group, 1};
     return cn_launch(ctx, k, 2, global, local);
 }
 
@@ -51,7 +76,7 @@ static clunet_status launch_partial(clunet_context *ctx, cl_kernel k, cl_uint fi
 static clunet_status batch_statistics(clunet_context *ctx, const cn_batchnorm *bn, const cn_tensor *x)
 {
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_stats_partial", NULL, &k));
+    CN_TRY(partial_kernel(ctx, "bn_stats", &k));
     CN_TRY(CN_ARG_MEM(k, 0, x->buf));
     CN_TRY(CN_ARG_INT(k, 1, x->offset));
     CN_TRY(CN_ARG_MEM(k, 2, bn->work.buf));
@@ -92,7 +117,7 @@ clunet_status cn_batchnorm_forward(clunet_context *ctx, const cn_batchnorm *bn, 
     CN_TRY(cn_pw_check(op, "running_var", &bn->running_var, c));
     if (training) CN_TRY(batch_statistics(ctx, bn, x));
 
-    int hw = x->h * x->w, planes = x->n * x->c;
+    int hw = x->h * x->w, planes = x->n * x->c, span = span_for(ctx);
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "batchnorm.cl", training ? "bn_apply" : "bn_apply_eval", NULL, &k));
     CN_TRY(CN_ARG_MEM(k, 0, x->buf));
@@ -117,7 +142,8 @@ clunet_status cn_batchnorm_forward(clunet_context *ctx, const cn_batchnorm *bn, 
     CN_TRY(CN_ARG_INT(k, a++, x->c));
     CN_TRY(CN_ARG_INT(k, a++, hw));
     CN_TRY(CN_ARG_INT(k, a++, planes));
-    size_t global[2] = {(size_t)hw, (size_t)planes};
+    CN_TRY(CN_ARG_INT(k, a++, span));
+    size_t global[2] = {(size_t)((hw + span - 1) / span), (size_t)planes};
     return cn_launch(ctx, k, 2, global, NULL);
 }
 
@@ -132,10 +158,10 @@ clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn,
     size_t c = (size_t)x->c;
     CN_TRY(cn_pw_check(op, "dgamma", &bn->dgamma, c));
     CN_TRY(cn_pw_check(op, "dbeta", &bn->dbeta, c));
-    int hw = x->h * x->w, planes = x->n * x->c, parts = x->n * chunks_for(hw);
+    int hw = x->h * x->w, planes = x->n * x->c, parts = x->n * chunks_for(hw), span = span_for(ctx);
 
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_bwd_partial", NULL, &k));
+    CN_TRY(partial_kernel(ctx, "bn_bwd", &k));
     CN_TRY(CN_ARG_MEM(k, 0, x->buf));
     CN_TRY(CN_ARG_INT(k, 1, x->offset));
     CN_TRY(CN_ARG_MEM(k, 2, dy->buf));
@@ -177,7 +203,8 @@ clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn,
     CN_TRY(CN_ARG_INT(k, 13, hw));
     CN_TRY(CN_ARG_INT(k, 14, parts));
     CN_TRY(CN_ARG_INT(k, 15, planes));
-    CN_TRY(CN_ARG_INT(k, 16, accumulate != 0));
-    size_t global[2] = {(size_t)hw, (size_t)planes};
+    CN_TRY(CN_ARG_INT(k, 16, span));
+    CN_TRY(CN_ARG_INT(k, 17, accumulate != 0));
+    size_t global[2] = {(size_t)((hw + span - 1) / span), (size_t)planes};
     return cn_launch(ctx, k, 2, global, NULL);
 }

@@ -33,8 +33,8 @@ static const shape4 small_shapes[] = {{2, 3, 5, 7}, {1, 5, 3, 3}, {3, 7, 4, 6}};
 static const shape4 full_shapes[] = {{2, 32, 32, 32}, {2, 96, 32, 32},  {2, 144, 16, 16}, {2, 240, 8, 8},
                                      {2, 672, 4, 4},  {2, 1280, 2, 2}, {1, 3, 67, 65}};
 
-/* Encoder activations at 512x512 input (perf only). */
-static const shape4 perf_shapes[] = {{1, 32, 256, 256}, {1, 96, 256, 256}};
+/* Encoder activations at 512x512 input, and a batch of two at 256x256 (several BN chunks per plane; perf only). */
+static const shape4 perf_shapes[] = {{1, 32, 256, 256}, {1, 96, 256, 256}, {2, 32, 128, 128}};
 
 /* Walks the shape sets the run asks for: call with i = 0, 1, ... until it returns 0. */
 static int next_shape(to_run *r, int i, shape4 *s)

@@ -84,9 +84,18 @@ def main():
     entries = sorted(n for n in os.listdir(cache)) if os.path.isdir(cache) else []
     bins = [n for n in entries if n.endswith('.bin')]
     t.check(len(bins) > 0, 'the cache holds entries (%d)' % len(bins))
-    temps = [n for n in entries if n.startswith('.tmp-')]
-    t.check(not temps, 'no .tmp-* files remain', ', '.join(temps))
-    t.check(set(entries) == set(bins), 'nothing but *.bin entries', ', '.join(sorted(set(entries) - set(bins))))
+    temps = [n for n in entries if '.tmp-' in n]
+    t.check(not temps, 'no temporary files remain', ', '.join(temps))
+    # Besides binaries, one file per device keeps the choices measured there (e.g. the GEMM).
+    tuning = [n for n in entries if n.startswith('tuning-') and n.endswith('.txt')]
+    t.check(len(tuning) == 1, 'one tuning file for the device', ', '.join(tuning))
+    for n in tuning:
+        with open(os.path.join(cache, n)) as f:
+            lines = f.read().splitlines()
+        t.check(len(lines) == len(set(l.split()[0] for l in lines if l)) and any(l.startswith('gemm ') for l in lines),
+                'the tuning file holds each key once, the GEMM choice among them', ' | '.join(lines))
+    t.check(set(entries) == set(bins) | set(tuning), 'nothing but *.bin entries and the tuning file',
+            ', '.join(sorted(set(entries) - set(bins) - set(tuning))))
     bad = [(n, entry_problem(os.path.join(cache, n))) for n in bins]
     bad = [(n, why) for n, why in bad if why]
     t.check(not bad, 'every entry is valid (magic, length, SHA-256 of the payload)',

@@ -388,8 +388,9 @@ static clunet_status train_epochs(run *r)
         /* Curves are a convenience: failing to draw them must not stop a long run. */
         if (cn_report_curves(r->csv_path, cfg->out_dir) != CLUNET_OK)
             say(r, "learning curves not drawn: %s", clunet_last_error());
-        CN_TRY(save(r, r->last_path, epoch + 1, 0, sum));
+        /* best before last: a crash between the two must not leave last claiming a best that isn't on disk */
         if (p.best) CN_TRY(save(r, r->best_path, epoch + 1, 0, sum));
+        CN_TRY(save(r, r->last_path, epoch + 1, 0, sum));
         p.eta_seconds = (cn_seconds() - t_start) / (done ? done : 1) * (total - done);
         notify(r, &p);
         if (cfg->stop && *cfg->stop && epoch + 1 < cfg->epochs) {

@@ -206,7 +206,7 @@ static clunet_status list_ids(const cn_dataset *set, const char *root, const cha
         free_ids(out);
         return st;
     }
-    qsort(out->ids, (size_t)out->count, sizeof *out->ids, cmp_ids);
+    if (out->count > 1) qsort(out->ids, (size_t)out->count, sizeof *out->ids, cmp_ids);
     /* NAME and NAME.gz side by side give the same id twice. */
     int k = 0;
     for (int i = 0; i < out->count; i++) {

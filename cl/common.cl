@@ -37,3 +37,12 @@ float cn_group_sum(__local float *s, float v)
     barrier(CLK_LOCAL_MEM_FENCE);
     return total;
 }
+
+/* row[i0 .. i0+15] as a vector, zero outside [0, w): one whole load inside, lane by lane at the edges. */
+float16 cn_row16(__global const float *row, const int i0, const int w)
+{
+    if (i0 >= 0 && i0 + 16 <= w) return vload16(0, row + i0);
+    float v[16];
+    for (int j = 0; j < 16; j++) v[j] = i0 + j >= 0 && i0 + j < w ? row[i0 + j] : 0.0f;
+    return vload16(0, v);
+}

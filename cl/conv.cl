@@ -1,6 +1,7 @@
 /*
  * conv.cl - the non-GEMM parts of dense conv2d (src/ops/conv.c): im2col for
- * forward and weight gradients, col2im as a gather for data gradients, bias.
+ * forward and weight gradients, col2im as a gather for data gradients, bias,
+ * and the direct (column-free) stride-1 conv CPUs use for few input channels.
  *
  * Columns of one image are (C*K*K, Ho*Wo): row (c*K + ky)*K + kx holds input
  * channel c shifted by tap (ky, kx), zero where the tap falls in the padding.
@@ -119,4 +120,68 @@ __kernel void conv2d_bias_backward(__global const float *dy, const int dy_off, _
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (lid == 0) db[db_off + c] += part[0];
+}
+
+#define DIRECT_CB 16 /* conv2d_direct: output channels per work-item (16 float16 accumulators) */
+
+/*
+ * The weights as conv2d_direct reads them: wt[(i*K*K + t)*cop + o] for output
+ * channel o (cop = Co rounded up to 16, zeros past Co), input channel i, tap t,
+ * taken from w_off + o*w_o + i*w_i + t0 + t*w_t (see conv2d_direct). Global (cop, K*K, Ci).
+ */
+__kernel void conv2d_direct_weights(__global const float *w, const int w_off, __global float *wt, const int wt_off,
+                                    const int co, const int cop, const int w_o, const int w_i, const int t0,
+                                    const int w_t)
+{
+    const int o = get_global_id(0), t = get_global_id(1), i = get_global_id(2);
+    if (o >= cop || t >= CONV_K * CONV_K) return;
+    wt[wt_off + (i * CONV_K * CONV_K + t) * cop + o] = o < co ? w[w_off + o * w_o + i * w_i + t0 + t * w_t] : 0.0f;
+}
+
+/*
+ * Stride-1 conv without columns, for CPUs: out (N,Co,Ho,Wo) (+)= in (N,Ci,H,W)
+ * (*) weights laid out by conv2d_direct_weights. Global (ceil(Wo/16), Ho,
+ * ceil(Co/16)*N), local (1,1,1): each work-item keeps 16 output channels x 16
+ * pixels of a row in float16 accumulators; every input row slice it loads
+ * feeds 16 multiply-adds with weights read from consecutive floats. The data
+ * gradient is the same conv of dy with the kernel flipped.
+ */
+__kernel void conv2d_direct(__global const float *in, const int in_off, __global const float *wt, const int wt_off,
+                            __global float *out, const int out_off, const int ci, const int h, const int w,
+                            const int co, const int ho, const int wo, const int pad_t, const int pad_l,
+                            const int accumulate)
+{
+    const int ox0 = get_global_id(0) * 16, oy = get_global_id(1);
+    const int blocks = (co + DIRECT_CB - 1) / DIRECT_CB, img = get_global_id(2) / blocks;
+    const int o0 = get_global_id(2) % blocks * DIRECT_CB, cop = blocks * DIRECT_CB;
+    if (ox0 >= wo || oy >= ho) return;
+    float16 acc[DIRECT_CB];
+    for (int o = 0; o < DIRECT_CB; o++) acc[o] = (float16)0.0f;
+    for (int i = 0; i < ci; i++) {
+        __global const float *xp = in + in_off + (img * ci + i) * h * w;
+        __global const float *wp = wt + wt_off + i * CONV_K * CONV_K * cop + o0;
+#pragma unroll
+        for (int ky = 0; ky < CONV_K; ky++) {
+            const int iy = oy - pad_t + ky;
+            if (iy < 0 || iy >= h) continue;
+#pragma unroll
+            for (int kx = 0; kx < CONV_K; kx++) {
+                const float16 xv = cn_row16(xp + iy * w, ox0 - pad_l + kx, w);
+                __global const float *wk = wp + (ky * CONV_K + kx) * cop;
+#pragma unroll
+                for (int o = 0; o < DIRECT_CB; o++) acc[o] = fma((float16)wk[o], xv, acc[o]);
+            }
+        }
+    }
+    const int n = min(16, wo - ox0);
+    for (int o = 0; o < DIRECT_CB && o0 + o < co; o++) {
+        __global float *yp = out + out_off + ((img * co + o0 + o) * ho + oy) * wo + ox0;
+        if (n == 16) {
+            vstore16(accumulate ? vload16(0, yp) + acc[o] : acc[o], 0, yp);
+            continue;
+        }
+        float v[16];
+        vstore16(acc[o], 0, v);
+        for (int j = 0; j < n; j++) yp[j] = accumulate ? yp[j] + v[j] : v[j];
+    }
 }

@@ -77,7 +77,8 @@ int cn_conv2d_out_w(const cn_conv2d_params *p, int w);
 /*
  * Floats of scratch that forward and backward need for an input (n,c,h,w): the
  * im2col columns of one image (C*K*K x Ho*Wo), or 0 for 1x1 stride-1 unpadded
- * and depthwise convs. `work` may be NULL when this is 0.
+ * and depthwise convs (on CPUs it also holds the direct conv's weight copy).
+ * `work` may be NULL when this is 0.
  */
 size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h, int w);
 

@@ -40,7 +40,7 @@ clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *
     CN_TRY(CN_ARG_MEM(k, 7, y->buf));
     CN_TRY(CN_ARG_INT(k, 8, y->offset));
     CN_TRY(geometry(k, 9, p, x, y));
-    size_t global[3] = {(size_t)y->w, (size_t)y->h, (size_t)y->n * y->c};
+    size_t global[3] = {(size_t)(y->w + 15) / 16, (size_t)y->h, (size_t)y->n * y->c};
     return cn_launch(ctx, k, 3, global, NULL);
 }
 
@@ -60,7 +60,8 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
         CN_TRY(CN_ARG_INT(k, 5, dw->offset));
         CN_TRY(CN_ARG_INT(k, 6, x->n));
         CN_TRY(geometry(k, 7, p, x, dy));
-        size_t wg = cn_conv_reduce_wg(ctx);
+        /* a CPU core runs a channel's rows best alone: no local memory traffic, no barrier */
+        size_t wg = ctx->info.type == CLUNET_DEVICE_CPU ? 1 : cn_conv_reduce_wg(ctx);
         size_t global[1] = {wg * x->c}, local[1] = {wg};
         CN_TRY(cn_launch(ctx, k, 1, global, local));
     }
@@ -73,7 +74,8 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
         CN_TRY(CN_ARG_MEM(k, 4, dx->buf));
         CN_TRY(CN_ARG_INT(k, 5, dx->offset));
         CN_TRY(geometry(k, 6, p, x, dy));
-        size_t global[3] = {(size_t)x->w, (size_t)x->h, (size_t)x->n * x->c};
+        size_t px = 16 * (size_t)p->stride; /* input pixels per work-item */
+        size_t global[3] = {(x->w + px - 1) / px, (size_t)x->h, (size_t)x->n * x->c};
         CN_TRY(cn_launch(ctx, k, 3, global, NULL));
     }
     return CLUNET_OK;

@@ -290,10 +290,14 @@ static const conv_shape small_shapes[] = {
     DENSE("1x1 s2", 2, 6, 6, 5, 4, 1, 2, 0, 0, 0, 0, 0),
     DENSE("5x5 same s2", 1, 3, 7, 7, 4, 5, 2, 2, 2, 2, 2, 0),
     DENSE("5x5 tf-same", 2, 2, 6, 7, 3, 5, 1, 2, 2, 2, 2, 1),
+    DENSE("3x3 same wide", 2, 4, 5, 37, 20, 3, 1, 1, 1, 1, 1, 0), /* row tiles of 16 and a rest; 2 channel blocks */
     DW("dw3 same", 2, 5, 7, 9, 3, 1, 1, 1, 1, 1, 1),
     DW("dw3 tf-same s2", 1, 3, 8, 8, 3, 2, 0, 0, 1, 1, 0),
     DW("dw5 same", 2, 4, 9, 9, 5, 1, 2, 2, 2, 2, 0),
     DW("dw5 tf-same s2", 1, 3, 9, 10, 5, 2, 2, 1, 2, 2, 1),
+    DW("dw3 wide", 1, 2, 4, 37, 3, 1, 1, 1, 1, 1, 0), /* whole float16 rows and a rest */
+    DW("dw3 tf-same s2 wide", 1, 2, 5, 75, 3, 2, 0, 0, 1, 1, 0),
+    DW("dw5 same s2 wide", 1, 2, 6, 70, 5, 2, 2, 2, 2, 2, 1),
 };
 
 /* The EfficientNet-B0 U-Net at a 64x64 input (TF 'same' pads: the odd pixel goes bottom/right). */

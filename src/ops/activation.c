@@ -47,10 +47,8 @@ clunet_status cn_activation_forward(clunet_context *ctx, cn_activation act, cons
     size_t count = cn_tensor_count(x);
     cl_kernel k;
     CN_TRY(kernel_for(ctx, act, "fwd", &k));
-    CN_TRY(CN_ARG_MEM(k, 0, x->buf));
-    CN_TRY(CN_ARG_INT(k, 1, x->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, y->buf));
-    CN_TRY(CN_ARG_INT(k, 3, y->offset));
+    CN_TRY(cn_arg_view(k, 0, x));
+    CN_TRY(cn_arg_view(k, 2, y));
     return launch(ctx, k, 4, count);
 }
 
@@ -65,12 +63,9 @@ clunet_status cn_activation_backward(clunet_context *ctx, cn_activation act, con
     size_t count = cn_tensor_count(dy);
     cl_kernel k;
     CN_TRY(kernel_for(ctx, act, "bwd", &k));
-    CN_TRY(CN_ARG_MEM(k, 0, in->buf));
-    CN_TRY(CN_ARG_INT(k, 1, in->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, dy->buf));
-    CN_TRY(CN_ARG_INT(k, 3, dy->offset));
-    CN_TRY(CN_ARG_MEM(k, 4, dx->buf));
-    CN_TRY(CN_ARG_INT(k, 5, dx->offset));
+    CN_TRY(cn_arg_view(k, 0, in));
+    CN_TRY(cn_arg_view(k, 2, dy));
+    CN_TRY(cn_arg_view(k, 4, dx));
     CN_TRY(CN_ARG_INT(k, 8, accumulate != 0));
     return launch(ctx, k, 6, count);
 }

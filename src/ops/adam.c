@@ -38,10 +38,7 @@ clunet_status cn_adam_step(clunet_context *ctx, const cn_adam *adam, int t, cons
     }
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "adam.cl", "adam_step", NULL, &k));
-    for (int i = 0; i < 4; i++) {
-        CN_TRY(CN_ARG_MEM(k, 2 * i, views[i]->buf));
-        CN_TRY(CN_ARG_INT(k, 2 * i + 1, views[i]->offset));
-    }
+    for (int i = 0; i < 4; i++) CN_TRY(cn_arg_view(k, 2 * i, views[i]));
     CN_TRY(CN_ARG_INT(k, 8, count));
     CN_TRY(CN_ARG_FLOAT(k, 9, adam->lr));
     CN_TRY(CN_ARG_FLOAT(k, 10, adam->beta1));

@@ -127,10 +127,8 @@ static clunet_status bias_add(clunet_context *ctx, const cn_tensor *y, const cn_
 {
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_bias_add", NULL, &k));
-    CN_TRY(CN_ARG_MEM(k, 0, y->buf));
-    CN_TRY(CN_ARG_INT(k, 1, y->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, b->buf));
-    CN_TRY(CN_ARG_INT(k, 3, b->offset));
+    CN_TRY(cn_arg_view(k, 0, y));
+    CN_TRY(cn_arg_view(k, 2, b));
     CN_TRY(CN_ARG_INT(k, 4, y->c));
     CN_TRY(CN_ARG_INT(k, 5, y->h * y->w));
     size_t global[3] = {(size_t)y->h * y->w, (size_t)y->c, (size_t)y->n};
@@ -142,10 +140,8 @@ static clunet_status bias_backward(clunet_context *ctx, const cn_tensor *dy, con
     // dy is (N,Co,Ho,Wo), db is (Co)
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_bias_backward", NULL, &k));
-    CN_TRY(CN_ARG_MEM(k, 0, dy->buf));
-    CN_TRY(CN_ARG_INT(k, 1, dy->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, db->buf));
-    CN_TRY(CN_ARG_INT(k, 3, db->offset));
+    CN_TRY(cn_arg_view(k, 0, dy));
+    CN_TRY(cn_arg_view(k, 2, db));
     CN_TRY(CN_ARG_INT(k, 4, dy->n));
     CN_TRY(CN_ARG_INT(k, 5, dy->c));
     CN_TRY(CN_ARG_INT(k, 6, dy->h * dy->w));
@@ -167,22 +163,17 @@ static clunet_status direct_conv(clunet_context *ctx, const cn_conv2d_params *p,
     int kk = p->k * p->k, cin = w->c, cop = (out->c + 15) / 16 * 16;
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct_weights", options, &k));
-    CN_TRY(CN_ARG_MEM(k, 0, w->buf));
-    CN_TRY(CN_ARG_INT(k, 1, w->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, work->buf));
-    CN_TRY(CN_ARG_INT(k, 3, work->offset));
+    CN_TRY(cn_arg_view(k, 0, w));
+    CN_TRY(cn_arg_view(k, 2, work));
     int wargs[6] = {out->c, cop, flip ? kk : cin * kk, flip ? cin * kk : kk, flip ? kk - 1 : 0, flip ? -1 : 1};
     for (int i = 0; i < 6; i++) CN_TRY(CN_ARG_INT(k, 4 + i, wargs[i]));
     size_t wglobal[3] = {(size_t)cop, (size_t)kk, (size_t)in->c};
     CN_TRY(cn_launch(ctx, k, 3, wglobal, NULL));
 
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct", options, &k));
-    CN_TRY(CN_ARG_MEM(k, 0, in->buf));
-    CN_TRY(CN_ARG_INT(k, 1, in->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, work->buf));
-    CN_TRY(CN_ARG_INT(k, 3, work->offset));
-    CN_TRY(CN_ARG_MEM(k, 4, out->buf));
-    CN_TRY(CN_ARG_INT(k, 5, out->offset));
+    CN_TRY(cn_arg_view(k, 0, in));
+    CN_TRY(cn_arg_view(k, 2, work));
+    CN_TRY(cn_arg_view(k, 4, out));
     int args[9] = {in->c, in->h, in->w, out->c, out->h, out->w,
                    flip ? p->k - 1 - p->pad_t : p->pad_t, flip ? p->k - 1 - p->pad_l : p->pad_l, flip};
     for (int i = 0; i < 9; i++) CN_TRY(CN_ARG_INT(k, 6 + i, args[i]));

@@ -29,16 +29,13 @@ clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *
     // x is (N,C,H,W), w is (C,1,K,K), y is (N,C,Ho,Wo)
     cl_kernel k;
     CN_TRY(dw_kernel(ctx, p, "depthwise_fwd", &k));
-    CN_TRY(CN_ARG_MEM(k, 0, x->buf));
-    CN_TRY(CN_ARG_INT(k, 1, x->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, w->buf));
-    CN_TRY(CN_ARG_INT(k, 3, w->offset));
+    CN_TRY(cn_arg_view(k, 0, x));
+    CN_TRY(cn_arg_view(k, 2, w));
     cl_mem bias = b ? b->buf : w->buf; /* without a bias the kernel never reads it: any buffer will do */
     CN_TRY(CN_ARG_MEM(k, 4, bias));
     CN_TRY(CN_ARG_INT(k, 5, b ? b->offset : 0));
     CN_TRY(CN_ARG_INT(k, 6, b != NULL));
-    CN_TRY(CN_ARG_MEM(k, 7, y->buf));
-    CN_TRY(CN_ARG_INT(k, 8, y->offset));
+    CN_TRY(cn_arg_view(k, 7, y));
     CN_TRY(geometry(k, 9, p, x, y));
     size_t global[3] = {(size_t)(y->w + 15) / 16, (size_t)y->h, (size_t)y->n * y->c};
     return cn_launch(ctx, k, 3, global, NULL);
@@ -52,12 +49,9 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
     cl_kernel k;
     if (dw) {
         CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_weight", &k));
-        CN_TRY(CN_ARG_MEM(k, 0, x->buf));
-        CN_TRY(CN_ARG_INT(k, 1, x->offset));
-        CN_TRY(CN_ARG_MEM(k, 2, dy->buf));
-        CN_TRY(CN_ARG_INT(k, 3, dy->offset));
-        CN_TRY(CN_ARG_MEM(k, 4, dw->buf));
-        CN_TRY(CN_ARG_INT(k, 5, dw->offset));
+        CN_TRY(cn_arg_view(k, 0, x));
+        CN_TRY(cn_arg_view(k, 2, dy));
+        CN_TRY(cn_arg_view(k, 4, dw));
         CN_TRY(CN_ARG_INT(k, 6, x->n));
         CN_TRY(geometry(k, 7, p, x, dy));
         /* a CPU core runs a channel's rows best alone: no local memory traffic, no barrier */
@@ -67,12 +61,9 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
     }
     if (dx) {
         CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_data", &k));
-        CN_TRY(CN_ARG_MEM(k, 0, dy->buf));
-        CN_TRY(CN_ARG_INT(k, 1, dy->offset));
-        CN_TRY(CN_ARG_MEM(k, 2, w->buf));
-        CN_TRY(CN_ARG_INT(k, 3, w->offset));
-        CN_TRY(CN_ARG_MEM(k, 4, dx->buf));
-        CN_TRY(CN_ARG_INT(k, 5, dx->offset));
+        CN_TRY(cn_arg_view(k, 0, dy));
+        CN_TRY(cn_arg_view(k, 2, w));
+        CN_TRY(cn_arg_view(k, 4, dx));
         CN_TRY(geometry(k, 6, p, x, dy));
         size_t px = 16 * (size_t)p->stride; /* input pixels per work-item */
         size_t global[3] = {(x->w + px - 1) / px, (size_t)x->h, (size_t)x->n * x->c};

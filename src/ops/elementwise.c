@@ -56,12 +56,9 @@ clunet_status cn_add_forward(clunet_context *ctx, const cn_tensor *a, const cn_t
     size_t count = cn_tensor_count(a);
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "elementwise.cl", "add_fwd", NULL, &k));
-    CN_TRY(CN_ARG_MEM(k, 0, a->buf));
-    CN_TRY(CN_ARG_INT(k, 1, a->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, b->buf));
-    CN_TRY(CN_ARG_INT(k, 3, b->offset));
-    CN_TRY(CN_ARG_MEM(k, 4, y->buf));
-    CN_TRY(CN_ARG_INT(k, 5, y->offset));
+    CN_TRY(cn_arg_view(k, 0, a));
+    CN_TRY(cn_arg_view(k, 2, b));
+    CN_TRY(cn_arg_view(k, 4, y));
     CN_TRY(CN_ARG_INT(k, 6, count));
     return cn_launch(ctx, k, 1, &count, NULL);
 }
@@ -76,12 +73,9 @@ clunet_status cn_add_backward(clunet_context *ctx, const cn_tensor *dy, const cn
     size_t count = cn_tensor_count(dy);
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "elementwise.cl", "add_bwd", NULL, &k));
-    CN_TRY(CN_ARG_MEM(k, 0, dy->buf));
-    CN_TRY(CN_ARG_INT(k, 1, dy->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, da->buf));
-    CN_TRY(CN_ARG_INT(k, 3, da->offset));
-    CN_TRY(CN_ARG_MEM(k, 4, db->buf));
-    CN_TRY(CN_ARG_INT(k, 5, db->offset));
+    CN_TRY(cn_arg_view(k, 0, dy));
+    CN_TRY(cn_arg_view(k, 2, da));
+    CN_TRY(cn_arg_view(k, 4, db));
     CN_TRY(CN_ARG_INT(k, 6, count));
     CN_TRY(CN_ARG_INT(k, 7, accumulate != 0));
     return cn_launch(ctx, k, 1, &count, NULL);

@@ -27,10 +27,8 @@ size_t cn_focal_dice_work_floats(size_t pixels) { return LOSS_SUMS * groups_for(
 /* Sets arguments `first`.. to (z, z_off, y, y_off, mask, mask_off, has_mask); without a mask z stands in, unread. */
 static clunet_status set_inputs(cl_kernel k, const cn_tensor *z, const cn_tensor *y, const cn_tensor *mask)
 {
-    CN_TRY(CN_ARG_MEM(k, 0, z->buf));
-    CN_TRY(CN_ARG_INT(k, 1, z->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, y->buf));
-    CN_TRY(CN_ARG_INT(k, 3, y->offset));
+    CN_TRY(cn_arg_view(k, 0, z));
+    CN_TRY(cn_arg_view(k, 2, y));
     CN_TRY(CN_ARG_MEM(k, 4, (mask ? mask : z)->buf));
     CN_TRY(CN_ARG_INT(k, 5, mask ? mask->offset : 0));
     return CN_ARG_INT(k, 6, mask != NULL);
@@ -61,8 +59,7 @@ clunet_status cn_focal_dice_loss(clunet_context *ctx, const cn_focal_dice *loss,
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "loss.cl", "loss_partial", NULL, &k));
     CN_TRY(set_inputs(k, z, y, mask));
-    CN_TRY(CN_ARG_MEM(k, 7, work->buf));
-    CN_TRY(CN_ARG_INT(k, 8, work->offset));
+    CN_TRY(cn_arg_view(k, 7, work));
     CN_TRY(CN_ARG_INT(k, 9, count));
     CN_TRY(CN_ARG_INT(k, 10, LOSS_CHUNK));
     CN_TRY(CN_ARG_FLOAT(k, 11, loss->alpha));
@@ -74,11 +71,9 @@ clunet_status cn_focal_dice_loss(clunet_context *ctx, const cn_focal_dice *loss,
     CN_TRY(cn_launch(ctx, k, 1, &global, &group));
 
     CN_TRY(cn_kernel(ctx, "loss.cl", "loss_final", NULL, &k));
-    CN_TRY(CN_ARG_MEM(k, 0, work->buf));
-    CN_TRY(CN_ARG_INT(k, 1, work->offset));
+    CN_TRY(cn_arg_view(k, 0, work));
     CN_TRY(CN_ARG_INT(k, 2, groups));
-    CN_TRY(CN_ARG_MEM(k, 3, out->buf));
-    CN_TRY(CN_ARG_INT(k, 4, out->offset));
+    CN_TRY(cn_arg_view(k, 3, out));
     CN_TRY(CN_ARG_FLOAT(k, 5, loss->smooth));
     CN_TRY(CN_ARG_FLOAT(k, 6, wf));
     CN_TRY(CN_ARG_FLOAT(k, 7, wd));
@@ -89,10 +84,8 @@ clunet_status cn_focal_dice_loss(clunet_context *ctx, const cn_focal_dice *loss,
 
     CN_TRY(cn_kernel(ctx, "loss.cl", "loss_grad", NULL, &k));
     CN_TRY(set_inputs(k, z, y, mask));
-    CN_TRY(CN_ARG_MEM(k, 7, out->buf));
-    CN_TRY(CN_ARG_INT(k, 8, out->offset));
-    CN_TRY(CN_ARG_MEM(k, 9, dz->buf));
-    CN_TRY(CN_ARG_INT(k, 10, dz->offset));
+    CN_TRY(cn_arg_view(k, 7, out));
+    CN_TRY(cn_arg_view(k, 9, dz));
     CN_TRY(CN_ARG_INT(k, 11, count));
     CN_TRY(CN_ARG_FLOAT(k, 12, loss->alpha));
     CN_TRY(CN_ARG_FLOAT(k, 13, loss->gamma));

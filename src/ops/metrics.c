@@ -21,10 +21,8 @@ static clunet_status check_inputs(const char *op, const cn_tensor *z, const cn_t
 static clunet_status set_inputs(cl_kernel k, const cn_tensor *z, int logits, const cn_tensor *y,
                                 const cn_tensor *mask)
 {
-    CN_TRY(CN_ARG_MEM(k, 0, z->buf));
-    CN_TRY(CN_ARG_INT(k, 1, z->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, y->buf));
-    CN_TRY(CN_ARG_INT(k, 3, y->offset));
+    CN_TRY(cn_arg_view(k, 0, z));
+    CN_TRY(cn_arg_view(k, 2, y));
     CN_TRY(CN_ARG_MEM(k, 4, (mask ? mask : z)->buf));
     CN_TRY(CN_ARG_INT(k, 5, mask ? mask->offset : 0));
     CN_TRY(CN_ARG_INT(k, 6, mask != NULL));
@@ -52,8 +50,7 @@ clunet_status cn_metrics_counts(clunet_context *ctx, const cn_tensor *z, int log
     CN_TRY(cn_kernel(ctx, "metrics.cl", "metrics_counts", NULL, &k));
     CN_TRY(set_inputs(k, z, logits, y, mask));
     CN_TRY(CN_ARG_FLOAT(k, 8, threshold));
-    CN_TRY(CN_ARG_MEM(k, 9, counts->buf));
-    CN_TRY(CN_ARG_INT(k, 10, counts->offset));
+    CN_TRY(cn_arg_view(k, 9, counts));
     CN_TRY(CN_ARG_INT(k, 11, cn_tensor_count(z)));
     return launch_strided(ctx, k, cn_tensor_count(z));
 }
@@ -72,8 +69,7 @@ clunet_status cn_metrics_histogram(clunet_context *ctx, const cn_tensor *z, int 
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "metrics.cl", "metrics_hist", NULL, &k));
     CN_TRY(set_inputs(k, z, logits, y, mask));
-    CN_TRY(CN_ARG_MEM(k, 8, hist->buf));
-    CN_TRY(CN_ARG_INT(k, 9, hist->offset));
+    CN_TRY(cn_arg_view(k, 8, hist));
     CN_TRY(CN_ARG_INT(k, 10, cn_tensor_count(z)));
     CN_TRY(CN_ARG_INT(k, 11, bins));
     CN_TRY(cn_arg(k, 12, local_bytes, NULL));

@@ -13,13 +13,11 @@ clunet_status cn_upcat_forward(clunet_context *ctx, const cn_tensor *x, const cn
     int planes = y->n * y->c;
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "resample.cl", "upcat_fwd", NULL, &k));
-    CN_TRY(CN_ARG_MEM(k, 0, x->buf));
-    CN_TRY(CN_ARG_INT(k, 1, x->offset));
+    CN_TRY(cn_arg_view(k, 0, x));
     // Without a skip the kernel never reads it; x stands in as a valid buffer.
     CN_TRY(CN_ARG_MEM(k, 2, (skip ? skip : x)->buf));
     CN_TRY(CN_ARG_INT(k, 3, skip ? skip->offset : 0));
-    CN_TRY(CN_ARG_MEM(k, 4, y->buf));
-    CN_TRY(CN_ARG_INT(k, 5, y->offset));
+    CN_TRY(cn_arg_view(k, 4, y));
     CN_TRY(CN_ARG_INT(k, 6, x->c));
     CN_TRY(CN_ARG_INT(k, 7, c2));
     CN_TRY(CN_ARG_INT(k, 8, x->h));
@@ -39,10 +37,8 @@ clunet_status cn_upcat_backward(clunet_context *ctx, const cn_tensor *dy, const 
     CN_TRY(cn_pw_check_shape("upcat_backward", "dy", dy, dx->n, c1 + c2, 2 * h, 2 * w));
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "resample.cl", "upcat_bwd_x", NULL, &k));
-    CN_TRY(CN_ARG_MEM(k, 0, dy->buf));
-    CN_TRY(CN_ARG_INT(k, 1, dy->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, dx->buf));
-    CN_TRY(CN_ARG_INT(k, 3, dx->offset));
+    CN_TRY(cn_arg_view(k, 0, dy));
+    CN_TRY(cn_arg_view(k, 2, dx));
     CN_TRY(CN_ARG_INT(k, 4, c1));
     CN_TRY(CN_ARG_INT(k, 5, c2));
     CN_TRY(CN_ARG_INT(k, 6, h));
@@ -53,10 +49,8 @@ clunet_status cn_upcat_backward(clunet_context *ctx, const cn_tensor *dy, const 
     CN_TRY(cn_launch(ctx, k, 2, global_x, NULL));
     if (!dskip) return CLUNET_OK;
     CN_TRY(cn_kernel(ctx, "resample.cl", "upcat_bwd_skip", NULL, &k));
-    CN_TRY(CN_ARG_MEM(k, 0, dy->buf));
-    CN_TRY(CN_ARG_INT(k, 1, dy->offset));
-    CN_TRY(CN_ARG_MEM(k, 2, dskip->buf));
-    CN_TRY(CN_ARG_INT(k, 3, dskip->offset));
+    CN_TRY(cn_arg_view(k, 0, dy));
+    CN_TRY(cn_arg_view(k, 2, dskip));
     CN_TRY(CN_ARG_INT(k, 4, c1));
     CN_TRY(CN_ARG_INT(k, 5, c2));
     CN_TRY(CN_ARG_INT(k, 6, h));

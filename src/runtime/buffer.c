@@ -99,6 +99,12 @@ clunet_status cn_arg(cl_kernel k, cl_uint i, size_t size, const void *value)
     return CLUNET_OK;
 }
 
+clunet_status cn_arg_view(cl_kernel k, cl_uint i, const cn_tensor *t)
+{
+    CN_TRY(CN_ARG_MEM(k, i, t->buf));
+    return CN_ARG_INT(k, i + 1, t->offset);
+}
+
 clunet_status cn_launch(clunet_context *ctx, cl_kernel k, cl_uint dims, const size_t *global, const size_t *local)
 {
     size_t g[3];

@@ -142,6 +142,9 @@ clunet_status cn_arg(cl_kernel k, cl_uint i, size_t size, const void *value);
 #define CN_ARG_INT(k, i, v) cn_arg((k), (i), sizeof(cl_int), &(cl_int){(cl_int)(v)})
 #define CN_ARG_FLOAT(k, i, v) cn_arg((k), (i), sizeof(cl_float), &(cl_float){(cl_float)(v)})
 
+/* A view as the two arguments kernels take for it: the buffer at i, the offset in floats at i + 1. */
+clunet_status cn_arg_view(cl_kernel k, cl_uint i, const cn_tensor *t);
+
 /*
  * Enqueues `k` over `dims` dimensions: `global` is rounded up to a multiple of
  * `local` (kernels check bounds); `local` may be NULL for the driver's choice.

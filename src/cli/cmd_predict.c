@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "data/fov.h"
 #include "data/image.h"
 #include "data/pipeline.h"
 #include "train/model.h"
@@ -14,8 +15,9 @@ static int usage(FILE *f, int status)
 {
     fprintf(f, "usage: clunet predict --weights CKPT --out DIR [options] IMAGE...\n\n"
                "Segments the vessels of each image (any size; large images are tiled with overlap) and\n"
-               "writes DIR/NAME_prob.png (16-bit probability), DIR/NAME_mask.png (vessel = 255) and, with\n"
-               "--npy, DIR/NAME_prob.npy (float32, (H, W)).\n\n"
+               "writes DIR/NAME_prob.png (16-bit probability), DIR/NAME_mask.png (vessel = 255: probability\n"
+               "above the threshold inside the field of view, which is derived from the image) and, with\n"
+               "--npy, DIR/NAME_prob.npy (float32, (H, W)). The probabilities cover every pixel.\n\n"
                "  --threshold T  probability threshold for the mask (default 0.5)\n"
                "  --npy          also write the probabilities as .npy\n"
                "  --size S       inference tile size (default: the training patch size)\n"
@@ -55,11 +57,12 @@ static void stem_of(const char *path, char *out, size_t size)
 
 static int predict_one(cn_model *m, const char *path, const char *out, float threshold, int npy)
 {
-    cn_image img = {0}, prob_img = {0}, mask_img = {0};
+    cn_image img = {0}, prob_img = {0}, mask_img = {0}, fov = {0};
     cn_sample_set one = {0};
     float *prob = NULL;
     int rc = 1;
-    if (cn_image_load(path, &img) != CLUNET_OK || cn_sample_set_add(&one, path, &img, NULL, NULL) != CLUNET_OK) {
+    if (cn_image_load(path, &img) != CLUNET_OK || cn_fov_derive(&img, &fov) != CLUNET_OK ||
+        cn_sample_set_add(&one, path, &img, NULL, &fov) != CLUNET_OK) {
         cli_fail("predict");
         goto done;
     }
@@ -76,7 +79,7 @@ static int predict_one(cn_model *m, const char *path, const char *out, float thr
     size_t n = (size_t)img.width * img.height;
     for (size_t i = 0; i < n; i++) {
         prob_img.data[i] = prob[i] * 255.0f;
-        mask_img.data[i] = prob[i] > threshold ? 255.0f : 0.0f;
+        mask_img.data[i] = prob[i] > threshold && one.items[0].mask[i] ? 255.0f : 0.0f;
     }
     char stem[512], file[2048];
     stem_of(path, stem, sizeof stem);
@@ -101,7 +104,7 @@ static int predict_one(cn_model *m, const char *path, const char *out, float thr
     rc = 0;
 done:
     free(prob);
-    cn_image_free(&img), cn_image_free(&prob_img), cn_image_free(&mask_img);
+    cn_image_free(&img), cn_image_free(&prob_img), cn_image_free(&mask_img), cn_image_free(&fov);
     cn_sample_set_free(&one);
     return rc;
 }

@@ -84,6 +84,17 @@ __kernel void bn_stats_serial(__global const float *x, const int x_off, __global
     work[work_off + c * parts + k] = s2;
 }
 
+/* Channel ch's two sums from the partials in work (first array, then second), added in index order. */
+float2 bn_channel_sums(__global const float *work, const int work_off, const int c, const int parts, const int ch)
+{
+    float2 s = (float2)(0.0f, 0.0f);
+    for (int k = 0; k < parts; k++) {
+        s.x += work[work_off + ch * parts + k];
+        s.y += work[work_off + c * parts + ch * parts + k];
+    }
+    return s;
+}
+
 /* One item per channel: batch mean, inverse std, and the running averages (unbiased variance). */
 __kernel void bn_stats_final(__global const float *x, const int x_off, __global const float *work,
                              const int work_off, __global float *saved, const int saved_off,
@@ -93,11 +104,8 @@ __kernel void bn_stats_final(__global const float *x, const int x_off, __global 
 {
     int ch = get_global_id(0);
     if (ch >= c) return;
-    float s1 = 0.0f, s2 = 0.0f;
-    for (int k = 0; k < parts; k++) {
-        s1 += work[work_off + ch * parts + k];
-        s2 += work[work_off + c * parts + ch * parts + k];
-    }
+    float2 sums = bn_channel_sums(work, work_off, c, parts, ch);
+    float s1 = sums.x, s2 = sums.y;
     float dmean = s1 / m;
     float var = fmax(s2 / m - dmean * dmean, 0.0f);
     float mean = x[x_off + (size_t)ch * hw] + dmean;
@@ -205,11 +213,8 @@ __kernel void bn_bwd_final(__global float *work, const int work_off, __global co
 {
     int ch = get_global_id(0);
     if (ch >= c) return;
-    float s1 = 0.0f, s2 = 0.0f;
-    for (int k = 0; k < parts; k++) {
-        s1 += work[work_off + ch * parts + k];
-        s2 += work[work_off + c * parts + ch * parts + k];
-    }
+    float2 sums = bn_channel_sums(work, work_off, c, parts, ch);
+    float s1 = sums.x, s2 = sums.y;
     float dyxhat = s2 * saved[saved_off + c + ch];
     dbeta[dbeta_off + ch] += s1;
     dgamma[dgamma_off + ch] += dyxhat;

@@ -474,8 +474,14 @@ def cmd_predict(args):
     x = (x - mean) / std
     model.eval()
     with torch.no_grad():
-        prob = torch.sigmoid(model(x))[0, 0, :h, :w]
-    print(f"{args.image}: {w}x{h}, probabilities {prob.min().item():.4f}..{prob.max().item():.4f}")
+        if args.flips:  # clunet's test-time flips: the mean over the image and its three mirrors
+            views = [(), (3,), (2, 3), (2,)]
+            prob = sum(torch.sigmoid(model(x.flip(d) if d else x)).flip(d) if d else torch.sigmoid(model(x))
+                       for d in views) / 4
+            prob = prob[0, 0, :h, :w]
+        else:
+            prob = torch.sigmoid(model(x))[0, 0, :h, :w]
+    print(f"{args.image}: {w}x{h}, {'4 flipped views, ' if args.flips else ''}probabilities {prob.min().item():.4f}..{prob.max().item():.4f}")
     if args.compare:
         got = torch.from_numpy(np.load(args.compare))
         if tuple(got.shape) != (h, w):
@@ -500,13 +506,15 @@ def cmd_recode(args):
     return 0
 
 
-def _median_ms(fn, warmup, repeats):
+def _median_ms(fn, warmup, repeats, sync=lambda: None):
     for _ in range(warmup):
         fn()
+    sync()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        sync()  # GPU work is asynchronous: time it to its end
         times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
     return times[len(times) // 2]
@@ -514,16 +522,23 @@ def _median_ms(fn, warmup, repeats):
 
 def cmd_bench(args):
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    if dev.type == "cuda":
+        # clunet computes in plain float32: compare with the same unless --tf32 is asked for
+        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.benchmark = True
     g = torch.Generator().manual_seed(0)
     n, s = args.batch, args.size
-    x0 = torch.randn(n, 3, s, s, generator=g)
-    y = (torch.rand(n, 1, s, s, generator=g) < 0.15).float()
+    x0 = torch.randn(n, 3, s, s, generator=g).to(dev)
+    y = (torch.rand(n, 1, s, s, generator=g) < 0.15).float().to(dev)
     results = []
     for layout in args.layouts.split(","):
         fmt = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}.get(layout)
         if fmt is None:
             raise Fail(f"--layouts: unknown layout {layout!r}")
-        model = new_twin().to(memory_format=fmt)
+        model = new_twin().to(dev).to(memory_format=fmt)
         x = x0.contiguous(memory_format=fmt)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -539,13 +554,14 @@ def cmd_bench(args):
             with torch.no_grad():
                 torch.sigmoid(model(x))
 
-        train_ms = _median_ms(train_step, args.warmup, args.repeats)
-        infer_ms = _median_ms(infer, args.warmup, args.repeats)
+        train_ms = _median_ms(train_step, args.warmup, args.repeats, sync)
+        infer_ms = _median_ms(infer, args.warmup, args.repeats, sync)
         results.append({"layout": layout, "train_step_ms": round(train_ms, 2),
                         "infer_ms": round(infer_ms, 2),
                         "train_images_per_s": round(n * 1e3 / train_ms, 3),
                         "infer_images_per_s": round(n * 1e3 / infer_ms, 3)})
-    print(json.dumps({"torch": torch.__version__, "threads": args.threads, "batch": n, "size": s,
+    print(json.dumps({"torch": torch.__version__, "device": str(dev), "tf32": bool(args.tf32 and dev.type == "cuda"),
+                      "threads": args.threads, "batch": n, "size": s,
                       "warmup": args.warmup, "repeats": args.repeats, "results": results},
                      indent=1))
     return 0
@@ -684,6 +700,7 @@ def build_parser():
     s.add_argument("--image", required=True)
     s.add_argument("--compare", help="clunet's NAME_prob.npy for the same image")
     s.add_argument("--atol", type=float, default=1e-3, help="largest probability difference (default 1e-3)")
+    s.add_argument("--flips", action="store_true", help="average over the image and its three flips")
     s.add_argument("--threads", type=int, default=2)
 
     s = sub.add_parser("compare", help="compare two result files")
@@ -704,6 +721,8 @@ def build_parser():
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--layouts", default="contiguous,channels_last",
                    help="comma list of contiguous, channels_last")
+    s.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    s.add_argument("--tf32", action="store_true", help="on CUDA, allow TF32 convolutions and products")
 
     sub.add_parser("selftest", help="count, file round trip, loss gradcheck (exit 77: no torch)")
     return p

@@ -17,7 +17,10 @@ static int usage(FILE *f, int status)
                "MCC, precision, recall (sensitivity), specificity, ROC AUC and the loss, counted at the\n"
                "field-of-view pixels, pooled over the split and per image.\n\n"
                "  --split test|train  which split (default test)\n"
-               "  --threshold T       probability threshold (default 0.5)\n"
+               "  --threshold T       probability threshold (default: the one chosen on the validation\n"
+               "                      images during training, stored in the checkpoint; else 0.5)\n"
+               "  --no-flips          no test-time flips (default: the mean of the image and its three\n"
+               "                      flips)\n"
                "  --datasets FILE     another datasets.txt than the built-in one\n"
                "  --size S            inference tile size (default: the training patch size)\n"
                "  --batch B           tiles per batch (default 1)\n"
@@ -46,13 +49,17 @@ int cmd_eval(int argc, char **argv)
 {
     const char *weights = NULL, *data = NULL, *dataset = NULL, *datasets = NULL, *device = NULL;
     const char *split_name = "test";
-    int json = 0, size = 0, batch = 1;
-    float threshold = 0.5f;
+    int json = 0, size = 0, batch = 1, flips = 1;
+    float threshold = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout, 0);
         if (!strcmp(a, "--json")) {
             json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-flips")) {
+            flips = 0;
             continue;
         }
         if (!v) {
@@ -114,6 +121,8 @@ int cmd_eval(int argc, char **argv)
         cn_sample_set_free(&samples);
         return cli_fail("eval");
     }
+    model.infer.flips = flips;
+    threshold = cn_model_threshold(&model, threshold);
     size_t most = 0;
     for (int i = 0; i < samples.count; i++)
         if ((size_t)samples.items[i].width * samples.items[i].height > most)
@@ -148,8 +157,8 @@ int cmd_eval(int argc, char **argv)
             cli_json_string(stdout, weights);
             printf(", \"dataset\": ");
             cli_json_string(stdout, dataset);
-            printf(", \"split\": \"%s\", \"threshold\": %g, \"pixels\": \"field of view\", \"pooled\": ", split_name,
-                   threshold);
+            printf(", \"split\": \"%s\", \"threshold\": %g, \"flips\": %s, \"pixels\": \"field of view\", "
+                   "\"pooled\": ", split_name, threshold, flips ? "true" : "false");
             print_scores_json(&all);
             printf(", \"images\": [");
             for (int i = 0; i < samples.count; i++) {
@@ -161,8 +170,8 @@ int cmd_eval(int argc, char **argv)
             }
             printf("\n]}\n");
         } else {
-            printf("%s, %s split (%d images), threshold %g; counted at field-of-view pixels\n\n", dataset, split_name,
-                   samples.count, threshold);
+            printf("%s, %s split (%d images), threshold %g, %s; counted at field-of-view pixels\n\n", dataset,
+                   split_name, samples.count, threshold, flips ? "mean of 4 flipped views" : "no test-time flips");
             printf("%-24s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s\n", "image", "acc", "F1", "IoU", "mIoU", "MCC",
                    "prec", "recall", "spec", "AUC", "loss");
             for (int i = 0; i < samples.count; i++) print_scores_row(samples.items[i].name, &scores[i]);

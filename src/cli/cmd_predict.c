@@ -18,7 +18,9 @@ static int usage(FILE *f, int status)
                "writes DIR/NAME_prob.png (16-bit probability), DIR/NAME_mask.png (vessel = 255: probability\n"
                "above the threshold inside the field of view, which is derived from the image) and, with\n"
                "--npy, DIR/NAME_prob.npy (float32, (H, W)). The probabilities cover every pixel.\n\n"
-               "  --threshold T  probability threshold for the mask (default 0.5)\n"
+               "  --threshold T  probability threshold for the mask (default: the checkpoint's, chosen on\n"
+               "                 the validation images during training; else 0.5)\n"
+               "  --no-flips     no test-time flips (default: the mean of the image and its three flips)\n"
                "  --npy          also write the probabilities as .npy\n"
                "  --size S       inference tile size (default: the training patch size)\n"
                "  --batch B      tiles per batch (default 1)\n"
@@ -112,8 +114,8 @@ done:
 int cmd_predict(int argc, char **argv)
 {
     const char *weights = NULL, *out = NULL, *device = NULL;
-    int npy = 0, size = 0, batch = 1, first_image = 0, n_images = 0;
-    float threshold = 0.5f;
+    int npy = 0, size = 0, batch = 1, first_image = 0, n_images = 0, flips = 1;
+    float threshold = 0;
     char **images = calloc((size_t)argc, sizeof *images);
     if (!images) return 1;
     for (int i = 1; i < argc; i++) {
@@ -123,6 +125,7 @@ int cmd_predict(int argc, char **argv)
             return usage(stdout, 0);
         }
         if (!strcmp(a, "--npy")) npy = 1;
+        else if (!strcmp(a, "--no-flips")) flips = 0;
         else if (a[0] != '-' || first_image) images[n_images++] = argv[i];
         else if (!strcmp(a, "--")) first_image = 1;
         else if (!v) {
@@ -167,6 +170,8 @@ int cmd_predict(int argc, char **argv)
         free(images);
         return cli_fail("predict");
     }
+    model.infer.flips = flips;
+    threshold = cn_model_threshold(&model, threshold);
     int failed = 0;
     for (int i = 0; i < n_images; i++) failed += predict_one(&model, images[i], out, threshold, npy);
     cn_model_close(&model);

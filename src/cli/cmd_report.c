@@ -16,7 +16,7 @@
 typedef struct options {
     const char *run_dir, *weights, *data, *dataset, *datasets, *device, *split_name;
     cn_split split;
-    int count, size, curves_only;
+    int count, size, curves_only, no_flips;
     float threshold;
 } options;
 
@@ -35,7 +35,9 @@ static int usage(FILE *f, int status)
                "  --datasets FILE    another datasets.txt than the built-in one\n"
                "  --split test|train which split of --data (default test)\n"
                "  --count N          images in the grid, the first N of the split (default 4, at most 16)\n"
-               "  --threshold T      probability threshold of the error panel (default 0.5)\n"
+               "  --threshold T      probability threshold of the error panel (default: the checkpoint's,\n"
+               "                     chosen on the validation images during training; else 0.5)\n"
+               "  --no-flips         no test-time flips (default: the mean of the image and its three flips)\n"
                "  --size S           inference tile size (default: the training patch size)\n"
                "  --device D         OpenCL device\n"
                "  --curves-only      only the learning curves (no device needed)\n");
@@ -97,6 +99,8 @@ static int draw_grid(const options *o, const char *weights, const cn_sample_set 
 {
     cn_model model;
     if (cn_model_open(weights, o->device, o->size, 1, &model) != CLUNET_OK) return cli_fail("report");
+    model.infer.flips = !o->no_flips;
+    float threshold = cn_model_threshold(&model, o->threshold);
     float **probs = calloc((size_t)set->count, sizeof *probs);
     int rc = 0;
     for (int i = 0; !rc && i < set->count; i++) {
@@ -108,9 +112,9 @@ static int draw_grid(const options *o, const char *weights, const cn_sample_set 
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/predictions.png", o->run_dir);
-    if (!rc && cn_report_grid(path, set->items, (const float *const *)probs, set->count, o->threshold) != CLUNET_OK)
+    if (!rc && cn_report_grid(path, set->items, (const float *const *)probs, set->count, threshold) != CLUNET_OK)
         rc = cli_fail("report");
-    if (!rc) printf("predictions: %s (%d images, threshold %g)\n", path, set->count, o->threshold);
+    if (!rc) printf("predictions: %s (%d images, threshold %g)\n", path, set->count, threshold);
     for (int i = 0; probs && i < set->count; i++) free(probs[i]);
     free(probs);
     cn_model_close(&model);
@@ -123,6 +127,10 @@ static int parse_options(int argc, char **argv, options *o)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--curves-only")) {
             o->curves_only = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-flips")) {
+            o->no_flips = 1;
             continue;
         }
         if (a[0] != '-') {
@@ -176,7 +184,7 @@ static int parse_options(int argc, char **argv, options *o)
 int cmd_report(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) return usage(stdout, 0);
-    options o = {.split_name = "test", .split = CN_SPLIT_TEST, .count = 4, .threshold = 0.5f};
+    options o = {.split_name = "test", .split = CN_SPLIT_TEST, .count = 4};
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc;
 

@@ -34,14 +34,17 @@ static int usage(FILE *f, int status)
             "  --val N                    training images held out for validation (default: a fifth;\n"
             "                             synthetic: N/4, at least 2)\n"
             "  --no-augment               no flips, rotations, zoom or colour jitter\n"
-            "  --preprocess P             rgb (default) or clahe-green: CLAHE of the green channel,\n"
-            "                             where vessels contrast best (kept in the checkpoint)\n"
+            "  --preprocess P             clahe-green (default): CLAHE of the green channel, where\n"
+            "                             vessels contrast best; or rgb (kept in the checkpoint)\n"
             "model and optimisation:\n"
             "  --size S          patch size, a multiple of 32 (default %d)\n"
             "  --batch B         batch size (default %d)\n"
             "  --epochs E        epochs (default %d)\n"
             "  --steps N         steps per epoch (default: about one pass over the training pixels)\n"
             "  --lr LR           Adam learning rate (default %g)\n"
+            "  --schedule S      cosine (default: linear warm-up from lr/100, then a cosine decay to lr/100)\n"
+            "                    or constant\n"
+            "  --warmup E        epochs of warm-up of the cosine schedule (default %g)\n"
             "  --weight-decay W  decoupled weight decay (default 0)\n"
             "  --loss-lambda L   loss = L*focal + (1-L)*dice (default: focal + dice)\n"
             "  --bn-eps E        batch-norm epsilon (default %g)\n"
@@ -53,7 +56,7 @@ static int usage(FILE *f, int status)
             "  --out DIR         where checkpoints and metrics go (default %s)\n"
             "  --device D        OpenCL device: index, gpu, cpu, or part of its name\n"
             "  --memory-cap MIB  refuse to use more device memory than this\n",
-            d.synthetic, d.size, d.batch, d.epochs, d.lr, d.bn_eps, d.threshold, (unsigned long long)d.seed,
+            d.synthetic, d.size, d.batch, d.epochs, d.lr, d.warmup_epochs, d.bn_eps, d.threshold, (unsigned long long)d.seed,
             d.out_dir);
     return status;
 }
@@ -72,15 +75,15 @@ static void progress(const cn_train_progress *p, void *user)
     case CN_TRAIN_SETUP: printf("%s\n", p->message); break;
     case CN_TRAIN_STEP:
         format_eta(p->eta_seconds, eta, sizeof eta);
-        printf("epoch %d/%d  step %d/%d  loss %.4f (focal %.4f, dice %.4f)  %.2f img/s  ETA %s\n", p->epoch,
-               p->epochs, p->step, p->steps, p->loss, p->focal, p->dice, p->images_per_second, eta);
+        printf("epoch %d/%d  step %d/%d  loss %.4f (focal %.4f, dice %.4f)  lr %.3g  %.2f img/s  ETA %s\n", p->epoch,
+               p->epochs, p->step, p->steps, p->loss, p->focal, p->dice, p->lr, p->images_per_second, eta);
         break;
     case CN_TRAIN_EPOCH:
         format_eta(p->eta_seconds, eta, sizeof eta);
         printf("epoch %d/%d done: train loss %.4f F1 %.4f | validation (FOV pixels) loss %.4f F1 %.4f AUC %.4f "
-               "acc %.4f MCC %.4f%s  ETA %s\n",
+               "acc %.4f MCC %.4f; best F1 %.4f at threshold %.3f%s  ETA %s\n",
                p->epoch, p->epochs, p->loss, p->train.f1, p->val.loss, p->val.f1, p->val.auc, p->val.accuracy,
-               p->val.mcc, p->best ? "  (best)" : "", eta);
+               p->val.mcc, p->val_best_f1, p->val_threshold, p->best ? "  (best)" : "", eta);
         break;
     case CN_TRAIN_STOPPED:
         if (p->step) printf("stopped at epoch %d step %d", p->epoch, p->step);
@@ -148,6 +151,12 @@ int cmd_train(int argc, char **argv)
             cfg.seed = (uint64_t)n;
         } else if (!strcmp(a, "--lr")) {
             if (!parse_double(v, &cfg.lr) || !(cfg.lr > 0)) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--schedule")) {
+            if (!strcmp(v, "cosine")) cfg.schedule = CN_LR_COSINE;
+            else if (!strcmp(v, "constant")) cfg.schedule = CN_LR_CONSTANT;
+            else return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--warmup")) {
+            if (!parse_double(v, &cfg.warmup_epochs) || cfg.warmup_epochs < 0) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--weight-decay")) {
             if (!parse_double(v, &cfg.weight_decay) || cfg.weight_decay < 0) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--loss-lambda")) {

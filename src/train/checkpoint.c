@@ -73,6 +73,9 @@ static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_in
         return cn_fail(CLUNET_ERR_FORMAT, "%s: metadata \"partial\" is malformed", path);
     info->seed = (s = cn_st_meta_get(f, "seed")) ? strtoull(s, NULL, 10) : 0;
     info->best_f1 = (s = cn_st_meta_get(f, "best_f1")) ? atof(s) : -1;
+    info->threshold = (s = cn_st_meta_get(f, "threshold")) ? strtof(s, NULL) : 0;
+    if (!(info->threshold >= 0 && info->threshold < 1))
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: metadata \"threshold\" must be in [0, 1)", path);
     if ((s = cn_st_meta_get(f, "preprocess")) && !cn_preprocess_from_name(s, &info->preprocess))
         return cn_fail(CLUNET_ERR_UNSUPPORTED, "%s: unknown preprocessing \"%s\"", path, s);
     if (!(info->bn_eps > 0) || info->epoch < 0 || info->adam_step < 0 || info->epoch_step < 0)
@@ -156,7 +159,7 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
         entries[n++] = (cn_st_entry){vn, p->ndim, shapes + 4 * i, h.v + p->offset};
     }
     if (!st) {
-        char epoch[32], epoch_step[32], step[32], seed[32], best[32], mean[96], stdv[96], config[1200], partial[200];
+        char epoch[32], epoch_step[32], step[32], seed[32], best[32], threshold[32], mean[96], stdv[96], config[1200], partial[200];
         snprintf(epoch, sizeof epoch, "%d", info->epoch);
         snprintf(epoch_step, sizeof epoch_step, "%d", info->epoch_step);
         snprintf(step, sizeof step, "%d", e->step);
@@ -165,6 +168,7 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
                  info->partial_counts[1], info->partial_counts[2], info->partial_counts[3]);
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)info->seed);
         snprintf(best, sizeof best, "%.17g", info->best_f1);
+        snprintf(threshold, sizeof threshold, "%.9g", info->threshold);
         snprintf(mean, sizeof mean, "[%.9g, %.9g, %.9g]", info->input_mean[0], info->input_mean[1], info->input_mean[2]);
         snprintf(stdv, sizeof stdv, "[%.9g, %.9g, %.9g]", info->input_std[0], info->input_std[1], info->input_std[2]);
         snprintf(config, sizeof config,
@@ -174,7 +178,7 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
                  info->config);
         cn_st_meta md[] = {{"format", FORMAT}, {"config", config}, {"epoch", epoch}, {"epoch_step", epoch_step}, {"adam_step", step},
                            {"seed", seed},     {"best_f1", best},  {"input_mean", mean}, {"input_std", stdv}, {"partial", partial},
-                           {"preprocess", cn_preprocess_name(info->preprocess)}};
+                           {"threshold", threshold}, {"preprocess", cn_preprocess_name(info->preprocess)}};
         st = cn_st_write(path, entries, n, md, (int)(sizeof md / sizeof md[0]));
     }
     free(entries), free(shapes), free(names);

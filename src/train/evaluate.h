@@ -34,6 +34,12 @@ double cn_eval_add(cn_eval_acc *acc, const float *prob, const uint8_t *label, co
 /* Scores from the accumulated counts; loss is the mean of the per-image losses. */
 void cn_eval_scores(const cn_eval_acc *acc, cn_scores *s);
 
+/*
+ * The threshold (a histogram bin edge) at which the accumulated pixels' F1 is
+ * highest, and that F1: for choosing the threshold on validation images.
+ */
+float cn_eval_best_threshold(const cn_eval_acc *acc, double *f1);
+
 /* Scores from plain confusion counts (no AUC, no loss): for training-set counts. */
 void cn_scores_from_counts(uint64_t tp, uint64_t fp, uint64_t tn, uint64_t fn, cn_scores *s);
 

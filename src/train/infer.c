@@ -84,16 +84,50 @@ static clunet_status run_batch(cn_infer *inf, int used, const int *xs, const int
 
 static clunet_status infer_tiles(cn_infer *inf, const cn_sample_image *s, float *prob);
 
+/* Mirrors an interleaved (H,W,C) image in place: horizontally (bit 0 of how) and/or vertically (bit 1). */
+static void flip_image(void *data, int w, int h, size_t pixel_bytes, int how)
+{
+    unsigned char *p = data, tmp[16];
+    if (how & 1)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w / 2; x++) {
+                unsigned char *a = p + ((size_t)y * w + x) * pixel_bytes, *b = p + ((size_t)y * w + w - 1 - x) * pixel_bytes;
+                memcpy(tmp, a, pixel_bytes), memcpy(a, b, pixel_bytes), memcpy(b, tmp, pixel_bytes);
+            }
+    if (how & 2)
+        for (int y = 0; y < h / 2; y++)
+            for (size_t i = 0; i < (size_t)w * pixel_bytes; i++) {
+                unsigned char *a = p + (size_t)y * w * pixel_bytes + i, *b = p + (size_t)(h - 1 - y) * w * pixel_bytes + i;
+                unsigned char t = *a;
+                *a = *b, *b = t;
+            }
+}
+
 clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *prob)
 {
-    if (inf->preprocess == CN_PREPROCESS_NONE) return infer_tiles(inf, s, prob);
+    if (inf->preprocess == CN_PREPROCESS_NONE && !inf->flips) return infer_tiles(inf, s, prob);
+    size_t n = (size_t)s->width * s->height;
     cn_sample_image copy = *s;
-    copy.rgb = malloc(3 * (size_t)s->width * s->height);
-    if (!copy.rgb) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
-    memcpy(copy.rgb, s->rgb, 3 * (size_t)s->width * s->height);
-    clunet_status st = cn_clahe_green(&copy, CN_CLAHE_GRID, CN_CLAHE_CLIP);
-    if (st == CLUNET_OK) st = infer_tiles(inf, &copy, prob);
-    free(copy.rgb);
+    copy.rgb = malloc(3 * n);
+    float *view = inf->flips ? malloc(n * sizeof *view) : NULL;
+    if (!copy.rgb || (inf->flips && !view)) {
+        free(copy.rgb), free(view);
+        return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
+    }
+    memcpy(copy.rgb, s->rgb, 3 * n);
+    clunet_status st = CLUNET_OK;
+    if (inf->preprocess == CN_PREPROCESS_CLAHE_GREEN) st = cn_clahe_green(&copy, CN_CLAHE_GRID, CN_CLAHE_CLIP);
+    if (st == CLUNET_OK && !inf->flips) st = infer_tiles(inf, &copy, prob);
+    for (int how = 0; st == CLUNET_OK && inf->flips && how < 4; how++) {
+        /* Flip the image by the difference from the previous view: 0 -> h -> hv -> v. */
+        static const int order[4] = {0, 1, 3, 2};
+        flip_image(copy.rgb, s->width, s->height, 3, order[how] ^ (how ? order[how - 1] : 0));
+        st = infer_tiles(inf, &copy, view);
+        if (st != CLUNET_OK) break;
+        flip_image(view, s->width, s->height, sizeof *view, order[how]);
+        for (size_t i = 0; i < n; i++) prob[i] = (how ? prob[i] : 0) + view[i] * 0.25f;
+    }
+    free(copy.rgb), free(view);
     return st;
 }
 

@@ -44,3 +44,9 @@ void cn_model_close(cn_model *m)
     if (m->ctx) clunet_context_destroy(m->ctx);
     memset(m, 0, sizeof *m);
 }
+
+float cn_model_threshold(const cn_model *m, float requested)
+{
+    if (requested > 0) return requested;
+    return m->info.threshold > 0 ? m->info.threshold : 0.5f;
+}

@@ -24,4 +24,7 @@ typedef struct cn_model {
 clunet_status cn_model_open(const char *weights, const char *device, int size, int batch, cn_model *m);
 void cn_model_close(cn_model *m);
 
+/* The threshold to use: `requested` when positive, else the checkpoint's validation choice, else 0.5. */
+float cn_model_threshold(const cn_model *m, float requested);
+
 #endif

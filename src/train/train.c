@@ -23,12 +23,15 @@ void cn_train_default_config(cn_train_config *cfg)
     cfg->synthetic = 32;
     cfg->size = 256;
     cfg->batch = 4;
-    cfg->epochs = 20;
+    cfg->epochs = 70;
     cfg->val_count = -1;
-    cfg->lr = 1e-4;
+    cfg->lr = 1e-3;
+    cfg->schedule = CN_LR_COSINE;
+    cfg->warmup_epochs = 1;
     cfg->loss_lambda = -1;
     cfg->bn_eps = 1e-5;
     cfg->augment = 1;
+    cfg->preprocess = CN_PREPROCESS_CLAHE_GREEN;
     cfg->threshold = 0.5f;
     cfg->seed = 1;
     cfg->out_dir = "runs/latest";
@@ -210,9 +213,11 @@ static clunet_status setup_model(run *r)
     r->info.bn_eps = ucfg.bn_eps;
     r->info.bn_momentum = ucfg.bn_momentum;
     snprintf(r->info.config, sizeof r->info.config,
-             "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"weight_decay\": %g, \"loss_lambda\": %g, \"augment\": %d, "
+             "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
+             "\"weight_decay\": %g, \"loss_lambda\": %g, \"augment\": %d, "
              "\"synthetic\": %d, \"dataset\": \"%s\"}",
-             cfg->batch, cfg->epochs, cfg->lr, cfg->weight_decay, cfg->loss_lambda, cfg->augment,
+             cfg->batch, cfg->epochs, cfg->lr, cfg->schedule == CN_LR_COSINE ? "cosine" : "constant",
+             cfg->warmup_epochs, cfg->weight_decay, cfg->loss_lambda, cfg->augment,
              cfg->data_dir ? 0 : cfg->synthetic, cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic");
     if (cfg->resume) {
         cn_checkpoint_info got;
@@ -225,6 +230,7 @@ static clunet_status setup_model(run *r)
         memcpy(r->info.partial_loss, got.partial_loss, sizeof got.partial_loss);
         memcpy(r->info.partial_counts, got.partial_counts, sizeof got.partial_counts);
         r->info.best_f1 = got.best_f1;
+        r->info.threshold = got.threshold;
         r->info.preprocess = got.preprocess;
         memcpy(r->info.input_mean, got.input_mean, sizeof got.input_mean);
         memcpy(r->info.input_std, got.input_std, sizeof got.input_std);
@@ -253,8 +259,19 @@ static clunet_status setup_model(run *r)
     return CLUNET_OK;
 }
 
-static clunet_status validate(run *r, int epoch, cn_scores *s)
+double cn_train_lr(const cn_train_config *cfg, long step, long total, long warmup_steps)
 {
+    if (cfg->schedule == CN_LR_CONSTANT) return cfg->lr;
+    const double floor = 0.01; /* of lr, at both ends */
+    if (step < warmup_steps) return cfg->lr * (floor + (1 - floor) * (double)(step + 1) / warmup_steps);
+    double span = (double)(total - warmup_steps), t = span > 1 ? (step - warmup_steps) / (span - 1) : 0;
+    return cfg->lr * (floor + (1 - floor) * 0.5 * (1 + cos(3.14159265358979323846 * t)));
+}
+
+/* s: scores at the configured threshold; *threshold and *best_f1: the best-F1 threshold and its F1. */
+static clunet_status validate(run *r, int epoch, cn_scores *s, float *threshold, double *best_f1)
+{
+    *threshold = 0, *best_f1 = NAN;
     if (r->val.count == 0) {
         cn_scores_from_counts(0, 0, 0, 0, s);
         s->f1 = NAN;
@@ -269,7 +286,10 @@ static clunet_status validate(run *r, int epoch, cn_scores *s)
         st = cn_infer_image(&r->infer, im, r->prob);
         if (st == CLUNET_OK) cn_eval_add(acc, r->prob, im->label, im->mask, (size_t)im->width * im->height);
     }
-    if (st == CLUNET_OK) cn_eval_scores(acc, s);
+    if (st == CLUNET_OK) {
+        cn_eval_scores(acc, s);
+        *threshold = cn_eval_best_threshold(acc, best_f1);
+    }
     free(acc);
     if (st == CLUNET_OK && !isfinite(s->loss))
         st = cn_fail(CLUNET_ERR_NUMERIC,
@@ -285,11 +305,12 @@ static clunet_status append_csv(run *r, int epoch, const cn_train_progress *p, d
     fseek(f, 0, SEEK_END);
     if (ftell(f) == 0)
         fprintf(f, "epoch,train_loss,train_focal,train_dice,train_f1,train_accuracy,val_loss,val_accuracy,val_f1,"
-                   "val_iou,val_mcc,val_precision,val_recall,val_specificity,val_auc,lr,seconds\n");
+                   "val_iou,val_mcc,val_precision,val_recall,val_specificity,val_auc,val_threshold,val_best_f1,lr,"
+                   "seconds\n");
     const cn_scores *t = &p->train, *v = &p->val;
-    fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%g,%.1f\n", epoch, p->loss,
-            p->focal, p->dice, t->f1, t->accuracy, v->loss, v->accuracy, v->f1, v->iou, v->mcc, v->precision,
-            v->recall, v->specificity, v->auc, r->cfg->lr, seconds);
+    fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.6f,%.6g,%.1f\n", epoch,
+            p->loss, p->focal, p->dice, t->f1, t->accuracy, v->loss, v->accuracy, v->f1, v->iou, v->mcc, v->precision,
+            v->recall, v->specificity, v->auc, p->val_threshold, p->val_best_f1, p->lr, seconds);
     int bad = ferror(f);
     if (fclose(f) || bad) return cn_fail(CLUNET_ERR_IO, "%s: write failed", r->csv_path);
     return CLUNET_OK;
@@ -325,8 +346,11 @@ static clunet_status train_epochs(run *r)
     if (first_step >= steps)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume: the checkpoint stopped at step %d of an epoch of %d steps: "
                        "resume with the same --steps, --batch and data", first_step, steps);
-    say(r, "training: %d epochs x %d steps of batch %d at %dx%d, Adam lr %g; checkpoints in %s", cfg->epochs, steps,
-        cfg->batch, cfg->size, cfg->size, cfg->lr, cfg->out_dir);
+    long run_steps = (long)cfg->epochs * steps, warmup = (long)ceil(cfg->warmup_epochs * steps);
+    if (warmup >= run_steps) warmup = run_steps / 2;
+    say(r, "training: %d epochs x %d steps of batch %d at %dx%d, Adam lr %g%s; checkpoints in %s", cfg->epochs, steps,
+        cfg->batch, cfg->size, cfg->size, cfg->lr,
+        cfg->schedule == CN_LR_COSINE ? " (warm-up, then cosine decay)" : "", cfg->out_dir);
     cn_batch_worker_request(&r->worker, first_epoch, first_step);
     double t_start = cn_seconds();
     long done = 0, total = (long)(cfg->epochs - first_epoch) * steps - first_step;
@@ -345,6 +369,8 @@ static clunet_status train_epochs(run *r)
             if (step + 1 < steps) cn_batch_worker_request(&r->worker, epoch, step + 1);
             else if (epoch + 1 < cfg->epochs) cn_batch_worker_request(&r->worker, epoch + 1, 0);
             float loss[3];
+            double lr = cn_train_lr(cfg, (long)epoch * steps + step, run_steps, warmup);
+            r->exec.adam.lr = (float)lr;
             CN_TRY(cn_exec_set_batch(&r->exec, r->batch.images, r->batch.labels, r->batch.masks));
             CN_TRY(cn_exec_forward(&r->exec, 1));
             CN_TRY(cn_exec_loss(&r->exec, 1));
@@ -361,7 +387,7 @@ static clunet_status train_epochs(run *r)
             double elapsed = cn_seconds() - t_start;
             cn_train_progress p = {.event = CN_TRAIN_STEP, .epoch = epoch + 1, .epochs = cfg->epochs,
                                    .step = step + 1, .steps = steps, .loss = loss[0], .focal = loss[1],
-                                   .dice = loss[2], .images_per_second = done * cfg->batch / elapsed,
+                                   .dice = loss[2], .lr = lr, .images_per_second = done * cfg->batch / elapsed,
                                    .eta_seconds = elapsed / done * (total - done)};
             notify(r, &p);
             /* Ctrl-C: stop here, unless this is the epoch's last step (then after its validation and save). */
@@ -379,11 +405,12 @@ static clunet_status train_epochs(run *r)
         CN_TRY(st);
         cn_train_progress p = {.event = CN_TRAIN_EPOCH, .epoch = epoch + 1, .epochs = cfg->epochs,
                                .steps = steps, .loss = (float)(sum[0] / steps), .focal = (float)(sum[1] / steps),
-                               .dice = (float)(sum[2] / steps)};
+                               .dice = (float)(sum[2] / steps),
+                               .lr = cn_train_lr(cfg, (long)(epoch + 1) * steps - 1, run_steps, warmup)};
         cn_scores_from_counts(counts[0], counts[1], counts[2], counts[3], &p.train);
-        CN_TRY(validate(r, epoch + 1, &p.val));
-        p.best = r->val.count > 0 && p.val.f1 > r->info.best_f1;
-        if (p.best) r->info.best_f1 = p.val.f1;
+        CN_TRY(validate(r, epoch + 1, &p.val, &p.val_threshold, &p.val_best_f1));
+        p.best = r->val.count > 0 && p.val_best_f1 > r->info.best_f1;
+        if (p.best) r->info.best_f1 = p.val_best_f1, r->info.threshold = p.val_threshold;
         CN_TRY(append_csv(r, epoch + 1, &p, cn_seconds() - t_epoch));
         /* Curves are a convenience: failing to draw them must not stop a long run. */
         if (cn_report_curves(r->csv_path, cfg->out_dir) != CLUNET_OK)
@@ -410,6 +437,8 @@ static clunet_status check_config(const cn_train_config *cfg)
     if (cfg->epochs < 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--epochs %d: must be at least 1", cfg->epochs);
     if (!(cfg->lr > 0) || !isfinite(cfg->lr))
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--lr %g: must be positive", cfg->lr);
+    if (!(cfg->warmup_epochs >= 0) || cfg->warmup_epochs > cfg->epochs)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--warmup %g: must be between 0 and --epochs", cfg->warmup_epochs);
     if (cfg->loss_lambda > 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--loss-lambda %g: must be in [0, 1]", cfg->loss_lambda);
     if (!cfg->data_dir && cfg->synthetic < 1)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--synthetic %d: must be at least 1", cfg->synthetic);

@@ -13,6 +13,9 @@
 #include "data/pipeline.h"
 #include "train/evaluate.h"
 
+/* The learning rate over a run: lr throughout, or a linear warm-up then a cosine decay to lr / 100. */
+typedef enum cn_lr_schedule { CN_LR_COSINE, CN_LR_CONSTANT } cn_lr_schedule;
+
 typedef struct cn_train_config {
     const char *device;          /* device spec (NULL: default) */
     uint64_t memory_cap;         /* device memory cap in bytes (0: the device's) */
@@ -24,6 +27,8 @@ typedef struct cn_train_config {
     int steps_per_epoch;         /* 0: about one pass over the training pixels */
     int val_count;               /* training images held out for validation (-1: a fifth) */
     double lr, weight_decay, loss_lambda; /* loss_lambda < 0: focal + dice */
+    cn_lr_schedule schedule;
+    double warmup_epochs;        /* cosine schedule: epochs of linear warm-up from lr / 100 */
     double bn_eps;
     int augment;
     cn_preprocess preprocess;    /* what the network sees (a resumed run keeps its checkpoint's) */
@@ -46,11 +51,17 @@ typedef struct cn_train_progress {
     int step, steps;             /* 1-based step within the epoch */
     float loss, focal, dice;     /* this step's (STEP) or the epoch's mean (EPOCH) */
     double images_per_second, eta_seconds;
-    cn_scores train, val;        /* EPOCH */
+    cn_scores train, val;        /* EPOCH (val at the configured threshold) */
+    float val_threshold;         /* EPOCH: the validation images' best-F1 threshold ... */
+    double val_best_f1;          /* ... and their F1 there (the best checkpoint is chosen by it) */
+    double lr;                   /* the learning rate of this (or the epoch's last) step */
     int best;                    /* EPOCH: this epoch set a new best validation F1 */
 } cn_train_progress;
 
 typedef void (*cn_train_callback)(const cn_train_progress *p, void *user);
+
+/* The learning rate of step `step` (0-based, counted over the whole run) of `total`. */
+double cn_train_lr(const cn_train_config *cfg, long step, long total, long warmup_steps);
 
 /* Runs the whole training; a NaN or Inf loss stops it with an error naming the step. */
 clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *user);

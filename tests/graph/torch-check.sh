@@ -12,7 +12,8 @@
 #     output rounded to float reproduces the device's gradients to 1e-7 and
 #     differs from float64 by up to 1%; the twin in float32 differs too).
 #  3. a clunet checkpoint loads into the twin by name (no tensor missing), and
-#     `clunet predict --npy` gives the twin's probabilities on the same image.
+#     `clunet predict --npy` gives the twin's probabilities on the same image;
+#  4. the same with test-time flips on both sides (mean of four mirrored views).
 # Skips (77) where Debian's python3-torch is not installed.
 #   usage: torch-check.sh PYTHON TORCH_REFERENCE TORCH_STEP CLUNET
 python=$1 twin=$2 step=$3 clunet=$4
@@ -38,8 +39,12 @@ grep -E "$rows" "$dir/table.txt" | awk '{ if ($NF == "FAIL") bad = 1; n++ } END 
 echo "forward and loss agree within 1e-3"
 
 echo "== 3. a clunet checkpoint in the twin: clunet predict --npy vs the twin's probabilities"
-"$clunet" train --synthetic 4 --size 64 --batch 2 --epochs 1 --steps 2 --lr 1e-3 --out "$dir/run" > /dev/null
+"$clunet" train --synthetic 4 --size 64 --batch 2 --epochs 1 --steps 2 --lr 1e-3 --preprocess rgb --out "$dir/run" > /dev/null
 "$clunet" synth --out "$dir/img" --n 1 --size 64 --seed 5 > /dev/null
-"$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred" --npy "$dir/img/0000.png"
+"$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred" --npy --no-flips "$dir/img/0000.png"
 "$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/0000.png" \
     --compare "$dir/pred/0000_prob.npy" --atol 1e-3
+echo "== 4. the same with test-time flips (clunet's default) on both sides"
+"$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred-flips" --npy "$dir/img/0000.png"
+"$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/0000.png" --flips \
+    --compare "$dir/pred-flips/0000_prob.npy" --atol 1e-3

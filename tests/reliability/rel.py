@@ -207,8 +207,9 @@ def csv_rows(path):
     return rows
 
 
-def compare_runs(tally, what, dir_a, dir_b, files=('last.safetensors', 'best.safetensors')):
-    """Checks that two output directories hold the same training result."""
+def compare_runs(tally, what, dir_a, dir_b, files=('last.safetensors', 'best.safetensors'), ignore_meta=()):
+    """Checks that two output directories hold the same training result (metadata keys in
+    ignore_meta may differ)."""
     ra, rb = csv_rows(os.path.join(dir_a, 'metrics.csv')), csv_rows(os.path.join(dir_b, 'metrics.csv'))
     diff = ''
     if len(ra) != len(rb):
@@ -231,7 +232,7 @@ def compare_runs(tally, what, dir_a, dir_b, files=('last.safetensors', 'best.saf
         bad = sorted(k for k in set(da) | set(db) if da.get(k) != db.get(k))
         tally.check(not bad, what + ': %s tensors byte-identical (%d tensors)' % (name, len(da)),
                     '%d differ, e.g. %s' % (len(bad), bad[:3]))
-        mbad = sorted(k for k in set(ma) | set(mb) if ma.get(k) != mb.get(k))
+        mbad = sorted(k for k in set(ma) | set(mb) if ma.get(k) != mb.get(k) and k not in ignore_meta)
         tally.check(not mbad, what + ': %s metadata identical' % name,
                     '; '.join('%s: %r vs %r' % (k, ma.get(k), mb.get(k)) for k in mbad))
 

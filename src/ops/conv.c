@@ -1,11 +1,17 @@
 /*
  * conv.c - dense conv2d as im2col + GEMM (a 1x1 stride-1 unpadded conv is a
  * GEMM on the input itself); depthwise convs go to depthwise.c. One image's
- * columns at a time, so the workspace stays one image's worth. On CPUs, stride-1
- * convs with few input channels skip the columns for y and dx (conv2d_direct).
+ * columns at a time, so the workspace stays one image's worth. Stride-1 convs
+ * with few input channels skip the columns for y and dx: on CPUs with
+ * conv2d_direct (cl/conv.cl), elsewhere with conv2d_direct_wg (cl/conv_gpu.cl).
+ * Elsewhere too, a weight gradient with few outputs but a long sum over pixels
+ * is split along the pixels (split-K) so that the GPU has enough to do.
+ * $CLUNET_CONV forces a path on any device (see conv_mode).
  */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ops/conv.h"
 
@@ -18,33 +24,105 @@ static int columns_are_input(const cn_conv2d_params *p)
     return p->k == 1 && p->stride == 1 && !p->pad_t && !p->pad_l && !p->pad_b && !p->pad_r;
 }
 
+/* Floats of one image's im2col columns (C*K*K, Ho*Wo), or 0 where the input is its own columns. */
+static size_t columns_floats(const cn_conv2d_params *p, int c, int h, int w)
+{
+    if (columns_are_input(p)) return 0;
+    return (size_t)c * p->k * p->k * cn_conv2d_out_h(p, h) * cn_conv2d_out_w(p, w);
+}
+
+/*
+ * Chunks the weight gradient's sum over one image's `pixels` is split into
+ * for `outputs` = Co*C*K*K weights: enough products, counting every chunk's,
+ * to fill a large GPU (~2^20 outputs), chunks of at least 32 pixels, at most
+ * 256 chunks. 1 means no split. A function of the shape alone, so that the
+ * workspace size needs no device.
+ */
+static int dw_splits(size_t outputs, int pixels)
+{
+    size_t s = outputs >= (1u << 20) ? 1 : (1u << 20) / outputs;
+    if (s > (size_t)pixels / 32) s = (size_t)pixels / 32;
+    if (s > 256) s = 256;
+    return s < 1 ? 1 : (int)s;
+}
+
+static size_t dw_outputs(const cn_conv2d_params *p, int c) { return (size_t)p->cout * c * p->k * p->k; }
+
+size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h, int w)
+{
+    if (p->groups != 1) return 0;
+    /* the columns, then the split weight gradient's partial products (on GPUs, or forced) */
+    int splits = dw_splits(dw_outputs(p, c), cn_conv2d_out_h(p, h) * cn_conv2d_out_w(p, w));
+    return columns_floats(p, c, h, w) + (splits > 1 ? (size_t)splits * dw_outputs(p, c) : 0);
+}
+
+/* ---- which path ----------------------------------------------------------- */
+
+enum { MODE_AUTO, MODE_DIRECT, MODE_GEMM };
+
+/*
+ * $CLUNET_CONV: "direct" runs the GPU kernels (conv2d_direct_wg for y and dx,
+ * split-K weight gradients) on any device wherever the shape allows, whatever
+ * the channel count, so tests can reach them on CPUs; "gemm" runs im2col +
+ * GEMM only. Unset or empty: by device type and shape (dense_path).
+ */
+static clunet_status conv_mode(int *mode)
+{
+    const char *env = getenv("CLUNET_CONV");
+    *mode = MODE_AUTO;
+    if (!env || !*env) return CLUNET_OK;
+    if (!strcmp(env, "direct")) *mode = MODE_DIRECT;
+    else if (!strcmp(env, "gemm")) *mode = MODE_GEMM;
+    else return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_CONV=%s: expected direct or gemm", env);
+    return CLUNET_OK;
+}
+
+/* Whether the GPU kernels run here: the device is not a CPU, or CLUNET_CONV=direct. */
+static int gpu_kernels(const clunet_context *ctx, int mode)
+{
+    return mode == MODE_DIRECT || (mode == MODE_AUTO && ctx->info.type != CLUNET_DEVICE_CPU);
+}
+
+#define DIRECT_WG_SLAB 8 /* conv2d_direct_wg: input channels' weights in local memory at a time */
+
+/* conv2d_direct_wg's output channels per work-item: the next power of two >= out_c, at most 16. */
+static int direct_wg_block(int out_c)
+{
+    int ob = 1;
+    while (ob < out_c && ob < 16) ob *= 2;
+    return ob;
+}
+
 /* Floats of conv2d_direct's weight copy: out_c rounded up to 16, times in_c * K * K. */
 static size_t direct_weight_floats(const cn_conv2d_params *p, int out_c, int in_c)
 {
     return (size_t)(out_c + 15) / 16 * 16 * in_c * p->k * p->k;
 }
 
+enum { PATH_GEMM, PATH_TILES, PATH_GROUPS };
+
 /*
- * Whether y and dx go through conv2d_direct: on CPUs (one work-item per tile
- * suits them, not GPUs), stride 1, K > 1, pads the flipped kernel can use, and
- * at most 32 channels into the direct conv (x's for y, dy's for dx): each tile
- * reads K rows of every input plane, which outruns the caches beyond that
- * (measured on PoCL: 2x faster than im2col + GEMM at 16, 2x slower at 160).
- * The weights' copy lives in the workspace the columns would use.
+ * How y (in_c = x's channels) or dx (in_c = dy's channels) is computed.
+ * im2col + GEMM unless stride 1, K > 1 and pads the flipped kernel can use;
+ * then, with at most 32 channels into the direct conv:
+ *  - on CPUs, PATH_TILES (conv2d_direct, one work-item per tile suits them, not
+ *    GPUs): each tile reads K rows of every input plane, which outruns the
+ *    caches beyond 32 (measured on PoCL: 2x faster than im2col + GEMM at 16, 2x
+ *    slower at 160). The weights' copy lives in the workspace the columns would use.
+ *  - elsewhere, PATH_GROUPS (conv2d_direct_wg), where its weight slab fits local memory.
+ * CLUNET_CONV=direct takes PATH_GROUPS whatever the channels; =gemm never leaves the GEMM.
  */
-static int use_direct_conv(const clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x, int in_c,
-                           int out_c)
+static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x, int in_c,
+                      int out_c)
 {
     int pads_ok = p->pad_t < p->k && p->pad_l < p->k && p->pad_b < p->k && p->pad_r < p->k;
+    if (mode == MODE_GEMM || p->groups != 1 || p->stride != 1 || p->k == 1 || !pads_ok) return PATH_GEMM;
+    if (gpu_kernels(ctx, mode)) {
+        size_t slab = (size_t)DIRECT_WG_SLAB * p->k * p->k * direct_wg_block(out_c) * sizeof(float);
+        return (in_c <= 32 || mode == MODE_DIRECT) && slab <= ctx->info.local_mem_bytes ? PATH_GROUPS : PATH_GEMM;
+    }
     size_t wf = direct_weight_floats(p, out_c, in_c);
-    return ctx->info.type == CLUNET_DEVICE_CPU && p->groups == 1 && p->stride == 1 && p->k > 1 && pads_ok &&
-           in_c <= 32 && wf <= cn_conv2d_workspace_floats(p, x->n, x->c, x->h, x->w);
-}
-
-size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h, int w)
-{
-    if (p->groups != 1 || columns_are_input(p)) return 0;
-    return (size_t)c * p->k * p->k * cn_conv2d_out_h(p, h) * cn_conv2d_out_w(p, w);
+    return in_c <= 32 && wf <= columns_floats(p, x->c, x->h, x->w) ? PATH_TILES : PATH_GEMM;
 }
 
 size_t cn_conv_reduce_wg(const clunet_context *ctx)
@@ -151,21 +229,47 @@ static clunet_status bias_backward(clunet_context *ctx, const cn_tensor *dy, con
 }
 
 /*
- * out (+)= in (*) weights, stride 1, via conv2d_direct, with the weights
- * copied to `work` first. Forward: in = x, out = y. Data gradient (flip): in =
- * dy, out = dx: the kernel flipped, its channel axes swapped, pads K-1-pad.
+ * Where weight (o, i, tap t) of the conv from `in` to `out` lies in w:
+ * o*s[0] + i*s[1] + s[2] + t*s[3]. Forward (in = x, out = y) that is w as
+ * stored; for the data gradient (flip: in = dy, out = dx) the kernel flipped,
+ * its channel axes swapped.
+ */
+static void weight_strides(const cn_conv2d_params *p, const cn_tensor *w, int flip, int s[4])
+{
+    int kk = p->k * p->k, cin = w->c;
+    s[0] = flip ? kk : cin * kk;
+    s[1] = flip ? cin * kk : kk;
+    s[2] = flip ? kk - 1 : 0;
+    s[3] = flip ? -1 : 1;
+}
+
+/* Arguments from `first` on: in's shape, out's shape, and the pads, which the flipped kernel takes as K-1-pad. */
+static clunet_status direct_shape_args(cl_kernel k, cl_uint first, const cn_conv2d_params *p, const cn_tensor *in,
+                                       const cn_tensor *out, int flip)
+{
+    int args[8] = {in->c, in->h, in->w, out->c, out->h, out->w,
+                   flip ? p->k - 1 - p->pad_t : p->pad_t, flip ? p->k - 1 - p->pad_l : p->pad_l};
+    for (cl_uint i = 0; i < 8; i++) CN_TRY(CN_ARG_INT(k, first + i, args[i]));
+    return CLUNET_OK;
+}
+
+/*
+ * out (+)= in (*) weights, stride 1, via conv2d_direct (CPUs), with the
+ * weights copied to `work` first. Forward: in = x, out = y. Data gradient
+ * (flip): in = dy, out = dx, accumulated.
  */
 static clunet_status direct_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in, const cn_tensor *w,
                                  const cn_tensor *out, const cn_tensor *work, int flip)
 {
     char options[48];
     snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1", p->k);
-    int kk = p->k * p->k, cin = w->c, cop = (out->c + 15) / 16 * 16;
+    int kk = p->k * p->k, cop = (out->c + 15) / 16 * 16, s[4];
+    weight_strides(p, w, flip, s);
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct_weights", options, &k));
     CN_TRY(cn_arg_view(k, 0, w));
     CN_TRY(cn_arg_view(k, 2, work));
-    int wargs[6] = {out->c, cop, flip ? kk : cin * kk, flip ? cin * kk : kk, flip ? kk - 1 : 0, flip ? -1 : 1};
+    int wargs[6] = {out->c, cop, s[0], s[1], s[2], s[3]};
     for (int i = 0; i < 6; i++) CN_TRY(CN_ARG_INT(k, 4 + i, wargs[i]));
     size_t wglobal[3] = {(size_t)cop, (size_t)kk, (size_t)in->c};
     CN_TRY(cn_launch(ctx, k, 3, wglobal, NULL));
@@ -174,12 +278,85 @@ static clunet_status direct_conv(clunet_context *ctx, const cn_conv2d_params *p,
     CN_TRY(cn_arg_view(k, 0, in));
     CN_TRY(cn_arg_view(k, 2, work));
     CN_TRY(cn_arg_view(k, 4, out));
-    int args[9] = {in->c, in->h, in->w, out->c, out->h, out->w,
-                   flip ? p->k - 1 - p->pad_t : p->pad_t, flip ? p->k - 1 - p->pad_l : p->pad_l, flip};
-    for (int i = 0; i < 9; i++) CN_TRY(CN_ARG_INT(k, 6 + i, args[i]));
+    CN_TRY(direct_shape_args(k, 6, p, in, out, flip));
+    CN_TRY(CN_ARG_INT(k, 14, flip));
     size_t global[3] = {(size_t)(out->w + 15) / 16, (size_t)out->h, (size_t)cop / 16 * out->n};
     size_t local[3] = {1, 1, 1};
     return cn_launch(ctx, k, 3, global, local);
+}
+
+/*
+ * The same through conv2d_direct_wg (GPUs), which reads w in place. Work-groups
+ * of up to 256 items, 64 along x (fewer for narrow outputs, so that rows fill
+ * them), within the device's limit.
+ */
+static clunet_status direct_wg_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in,
+                                    const cn_tensor *w, const cn_tensor *out, int flip)
+{
+    int ob = direct_wg_block(out->c), s[4];
+    char options[64];
+    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_OB=%d -DCONV_CS=%d", p->k, ob, DIRECT_WG_SLAB);
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "conv_gpu.cl", "conv2d_direct_wg", options, &k));
+    CN_TRY(cn_arg_view(k, 0, in));
+    CN_TRY(cn_arg_view(k, 2, w));
+    CN_TRY(cn_arg_view(k, 4, out));
+    CN_TRY(direct_shape_args(k, 6, p, in, out, flip));
+    weight_strides(p, w, flip, s);
+    for (int i = 0; i < 4; i++) CN_TRY(CN_ARG_INT(k, 14 + i, s[i]));
+    CN_TRY(CN_ARG_INT(k, 18, flip));
+    size_t lx = 64, ly;
+    while (lx > 8 && lx / 2 >= (size_t)out->w) lx /= 2;
+    ly = 256 / lx;
+    while (lx * ly > ctx->info.max_work_group_size) {
+        if (ly > 1) ly /= 2;
+        else lx /= 2;
+    }
+    size_t blocks = (size_t)(out->c + ob - 1) / ob;
+    size_t global[3] = {(size_t)out->w, (size_t)out->h, blocks * out->n}, local[3] = {lx, ly, 1};
+    return cn_launch(ctx, k, 3, global, local);
+}
+
+/* y or dx by `path` (PATH_TILES or PATH_GROUPS); see direct_conv. */
+static clunet_status direct_path_conv(clunet_context *ctx, int path, const cn_conv2d_params *p, const cn_tensor *in,
+                                      const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip)
+{
+    if (path == PATH_TILES) return direct_conv(ctx, p, in, w, out, work, flip);
+    return direct_wg_conv(ctx, p, in, w, out, flip);
+}
+
+/*
+ * g (batch 1, beta 1, C contiguous: ldc == n) with its k terms split into
+ * `splits` chunks: one batched GEMM writes each chunk's product to `part`
+ * (splits x m x n floats from part_off; a shorter last chunk runs on its own),
+ * then conv2d_sum_splits adds them to C in order. Deterministic, no atomics.
+ */
+static clunet_status gemm_split_k(clunet_context *ctx, const cn_gemm_args *g, int splits, cl_mem part,
+                                  size_t part_off)
+{
+    int kc = (g->k + splits - 1) / splits, full = g->k / kc, rest = g->k - full * kc;
+    size_t mn = (size_t)g->m * g->n;
+    cn_gemm_args c = *g;
+    c.k = kc, c.beta = 0.0f, c.batch = full;
+    c.a_stride = g->ta ? (size_t)kc * g->lda : (size_t)kc; /* chunk j starts kc terms further along k */
+    c.b_stride = g->tb ? (size_t)kc : (size_t)kc * g->ldb;
+    c.c = part, c.c_off = part_off, c.ldc = g->n, c.c_stride = mn;
+    CN_TRY(cn_gemm(ctx, &c));
+    if (rest) {
+        c.k = rest, c.batch = 1;
+        c.a_off += full * c.a_stride, c.b_off += full * c.b_stride, c.c_off += full * mn;
+        CN_TRY(cn_gemm(ctx, &c));
+    }
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "conv_gpu.cl", "conv2d_sum_splits", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, part));
+    CN_TRY(CN_ARG_INT(k, 1, part_off));
+    CN_TRY(CN_ARG_MEM(k, 2, g->c));
+    CN_TRY(CN_ARG_INT(k, 3, g->c_off));
+    CN_TRY(CN_ARG_INT(k, 4, mn));
+    CN_TRY(CN_ARG_INT(k, 5, full + (rest > 0)));
+    size_t global[1] = {mn};
+    return cn_launch(ctx, k, 1, global, NULL);
 }
 
 /* A GEMM over plain tensors, batch 1, rows of each operand contiguous. */
@@ -201,10 +378,12 @@ clunet_status cn_conv2d_forward(clunet_context *ctx, const cn_conv2d_params *p, 
     // x is (N,C,H,W), w is (Co,C/groups,K,K), y is (N,Co,Ho,Wo)
     CN_TRY(check_conv(p, x, w, b, "y", y, work));
     if (p->groups > 1) return cn_depthwise_forward(ctx, p, x, w, b, y);
-    int hw = y->h * y->w, ckk = x->c * p->k * p->k;
+    int mode, hw = y->h * y->w, ckk = x->c * p->k * p->k;
+    CN_TRY(conv_mode(&mode));
     size_t x_img = (size_t)x->c * x->h * x->w, y_img = (size_t)y->c * hw;
-    if (use_direct_conv(ctx, p, x, x->c, p->cout)) {
-        CN_TRY(direct_conv(ctx, p, x, w, y, work, 0));
+    int path = dense_path(ctx, mode, p, x, x->c, p->cout);
+    if (path != PATH_GEMM) {
+        CN_TRY(direct_path_conv(ctx, path, p, x, w, y, work, 0));
     } else if (columns_are_input(p)) {
         cn_gemm_args g = gemm_args(0, 0, p->cout, hw, x->c, 0.0f, w->buf, w->offset, x->buf, x->offset, y->buf,
                                    y->offset);
@@ -234,20 +413,26 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
     if (db) CN_TRY(bias_backward(ctx, dy, db));
     if (p->groups > 1) return cn_depthwise_backward(ctx, p, x, w, dy, dx, dw);
 
-    int hw = dy->h * dy->w, ckk = x->c * p->k * p->k;
+    int mode, hw = dy->h * dy->w, ckk = x->c * p->k * p->k;
+    CN_TRY(conv_mode(&mode));
     size_t x_img = (size_t)x->c * x->h * x->w, y_img = (size_t)dy->c * hw;
     int direct = columns_are_input(p);
-    /* dw += dy * columns^T, one image at a time (every image adds into the same dw) */
+    /* dw += dy * columns^T, one image at a time (every image adds into the same dw); split-K where it pays */
+    int splits = gpu_kernels(ctx, mode) ? dw_splits(dw_outputs(p, x->c), hw) : 1;
     for (int i = 0; dw && i < x->n; i++) {
         if (!direct) CN_TRY(columns(ctx, p, x, i, work, 1));
         cl_mem cols = direct ? x->buf : work->buf;
         size_t cols_off = direct ? x->offset + i * x_img : work->offset;
         cn_gemm_args g = gemm_args(0, 1, p->cout, ckk, hw, 1.0f, dy->buf, dy->offset + i * y_img, cols, cols_off,
                                    dw->buf, dw->offset);
-        CN_TRY(cn_gemm(ctx, &g));
+        if (splits > 1)
+            CN_TRY(gemm_split_k(ctx, &g, splits, work->buf, work->offset + columns_floats(p, x->c, x->h, x->w)));
+        else
+            CN_TRY(cn_gemm(ctx, &g));
     }
     if (!dx) return CLUNET_OK;
-    if (use_direct_conv(ctx, p, x, p->cout, x->c)) return direct_conv(ctx, p, dy, w, dx, work, 1);
+    int path = dense_path(ctx, mode, p, x, p->cout, x->c);
+    if (path != PATH_GEMM) return direct_path_conv(ctx, path, p, dy, w, dx, work, 1);
     /* columns' gradient = w^T * dy; a 1x1 conv adds it straight into dx */
     if (direct) {
         cn_gemm_args g = gemm_args(1, 0, x->c, hw, p->cout, 1.0f, w->buf, w->offset, dy->buf, dy->offset, dx->buf,

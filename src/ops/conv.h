@@ -1,7 +1,8 @@
 /*
  * conv.h - the convolution family on the device: GEMM (CLBlast or clunet's own
- * kernels, chosen per device), dense conv2d (im2col + GEMM) and depthwise conv
- * (direct kernels). Shape letters: N batch, C channels in, H/W height/width in,
+ * kernels, chosen per device), dense conv2d (im2col + GEMM, or direct kernels
+ * for stride-1 convs with few channels; $CLUNET_CONV forces one) and depthwise
+ * conv (direct kernels). Shape letters: N batch, C channels in, H/W height/width in,
  * Co channels out, Ho/Wo height/width out, K kernel size.
  *
  * Backward passes ACCUMULATE into dx, dw and db (+=), llm.c style: the caller
@@ -76,9 +77,11 @@ int cn_conv2d_out_w(const cn_conv2d_params *p, int w);
 
 /*
  * Floats of scratch that forward and backward need for an input (n,c,h,w): the
- * im2col columns of one image (C*K*K x Ho*Wo), or 0 for 1x1 stride-1 unpadded
- * and depthwise convs (on CPUs it also holds the direct conv's weight copy).
- * `work` may be NULL when this is 0.
+ * im2col columns of one image (C*K*K x Ho*Wo; none for 1x1 stride-1 unpadded
+ * convs), then, where the weight gradient's sum over pixels is long enough to
+ * be split (split-K, on GPUs or with CLUNET_CONV=direct), one partial weight
+ * gradient per chunk; 0 for depthwise convs. On CPUs the columns' space also
+ * holds the direct conv's weight copy. `work` may be NULL when this is 0.
  */
 size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h, int w);
 

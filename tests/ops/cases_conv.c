@@ -291,6 +291,18 @@ static const conv_shape small_shapes[] = {
     DENSE("5x5 same s2", 1, 3, 7, 7, 4, 5, 2, 2, 2, 2, 2, 0),
     DENSE("5x5 tf-same", 2, 2, 6, 7, 3, 5, 1, 2, 2, 2, 2, 1),
     DENSE("3x3 same wide", 2, 4, 5, 37, 20, 3, 1, 1, 1, 1, 1, 0), /* row tiles of 16 and a rest; 2 channel blocks */
+    /*
+     * Few channels, stride 1: the GPU kernels (conv2d_direct_wg, split-K dw;
+     * CLUNET_CONV=direct elsewhere). Widths past 64 and heights that leave
+     * work-groups partly outside, channel counts that leave output blocks and
+     * weight slabs partly empty, pixel counts that leave a short last chunk.
+     */
+    DENSE("1->17 wide", 2, 1, 5, 67, 17, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("16->1 head", 2, 16, 9, 15, 1, 3, 1, 1, 1, 1, 1, 1),
+    DENSE("17->32", 2, 17, 7, 11, 32, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("48->3", 1, 48, 6, 9, 3, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("3->16 5x5", 1, 3, 8, 9, 16, 5, 1, 2, 2, 2, 2, 0),
+    DENSE("3x3 odd pads s1", 2, 3, 6, 7, 5, 3, 1, 0, 2, 1, 0, 0),
     DW("dw3 same", 2, 5, 7, 9, 3, 1, 1, 1, 1, 1, 1),
     DW("dw3 tf-same s2", 1, 3, 8, 8, 3, 2, 0, 0, 1, 1, 0),
     DW("dw5 same", 2, 4, 9, 9, 5, 1, 2, 2, 2, 2, 0),
@@ -331,6 +343,13 @@ static const conv_shape unet64_shapes[] = {
     DENSE("dec5", 1, 32, 64, 64, 16, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec6", 2, 16, 64, 64, 16, 3, 1, 1, 1, 1, 1, 0),
     DENSE("head", 2, 16, 64, 64, 1, 1, 1, 0, 0, 0, 0, 1),
+};
+
+/* Not from the network: the last decoder convs' channels at sizes that cross many edges (see small_shapes). */
+static const conv_shape few_channel_shapes[] = {
+    DENSE("dec6-like", 2, 16, 70, 100, 16, 3, 1, 1, 1, 1, 1, 0), /* 7000 pixels: 212 chunks of 33 and one of 4 */
+    DENSE("dec5-like", 1, 32, 45, 130, 16, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("head-like", 2, 16, 33, 129, 1, 3, 1, 1, 1, 1, 1, 1),
 };
 
 /* Timing only (--perf): the same network at a 512x512 input, batch 1. */
@@ -381,7 +400,10 @@ void cases_conv(to_run *r)
     gemm_cases(r, impls, count);
     if (!r->perf) {
         conv_shapes(r, small_shapes, sizeof small_shapes / sizeof small_shapes[0], impls, count);
-        if (!r->small) conv_shapes(r, unet64_shapes, sizeof unet64_shapes / sizeof unet64_shapes[0], impls, count);
+        if (!r->small) {
+            conv_shapes(r, unet64_shapes, sizeof unet64_shapes / sizeof unet64_shapes[0], impls, count);
+            conv_shapes(r, few_channel_shapes, sizeof few_channel_shapes / sizeof few_channel_shapes[0], impls, count);
+        }
     } else {
         conv_shapes(r, unet512_shapes, sizeof unet512_shapes / sizeof unet512_shapes[0], impls, count);
     }

@@ -58,13 +58,14 @@ int cmd_info(int argc, char **argv)
     /* parameters, their gradients, Adam's m and v; BN running statistics */
     size_t params = 4 * g.trainable_floats + g.state_floats;
     double mib = 4.0 / (1024 * 1024), total = cn_exec_planned_bytes(&g, 1) / 1048576.0;
+    double inference = cn_exec_planned_bytes(&g, 0) / 1048576.0;
 
     if (json) {
         printf("{\"input\": [%d, %d, %d, %d], \"parameters\": %zu, \"forward_gflop\": %.4f, "
                "\"training_memory_mib\": {\"parameters_and_optimizer\": %.1f, \"activations\": %.1f, "
-               "\"gradients_peak\": %.1f, \"total\": %.1f}, \"layers\": [",
+               "\"gradients_peak\": %.1f, \"total\": %.1f}, \"inference_memory_mib\": %.1f, \"layers\": [",
                cfg.batch, cfg.in_channels, cfg.height, cfg.width, g.trainable_count, gflop, params * mib,
-               acts * mib, grads * mib, total);
+               acts * mib, grads * mib, total, inference);
         for (int i = 0; i < g.node_count; i++) {
             const cn_node *n = &g.nodes[i];
             cn_shape s = g.values[n->out].shape;
@@ -94,6 +95,8 @@ int cmd_info(int argc, char **argv)
         printf("training memory plan at batch %d: parameters+gradients+Adam %.1f MiB, activations %.1f MiB, "
                "gradient buffers (peak) %.1f MiB; with scratch and batch buffers %.1f MiB\n",
                cfg.batch, params * mib, acts * mib, grads * mib, total);
+        printf("inference memory plan at batch %d: %.1f MiB (activations reuse memory once read)\n", cfg.batch,
+               inference);
     }
     cn_graph_free(&g);
     return 0;

@@ -6,7 +6,7 @@
 #include "common/error.h"
 #include "graph/exec.h"
 
-#define NO_GRAD SIZE_MAX
+#define UNPLACED SIZE_MAX
 /* Arena slots start on 64-byte boundaries. */
 #define ALIGN_FLOATS 16
 
@@ -65,18 +65,58 @@ static size_t plan_gradients(const cn_graph *g, size_t *grad_off)
 {
     arena_plan a = {calloc((size_t)g->value_count + 1, sizeof(slot)), 0, 0};
     if (!a.live) return 0;
-    for (int v = 0; v < g->value_count; v++) grad_off[v] = NO_GRAD;
+    for (int v = 0; v < g->value_count; v++) grad_off[v] = UNPLACED;
     grad_off[g->output] = arena_take(&a, align_up(cn_shape_count(g->values[g->output].shape)), g->output);
     for (int i = g->node_count - 1; i >= 0; i--) {
         const cn_node *n = &g->nodes[i];
         for (int k = 0; k < 2; k++) {
             int v = n->in[k];
-            if (needs_grad(g, v) && grad_off[v] == NO_GRAD)
+            if (needs_grad(g, v) && grad_off[v] == UNPLACED)
                 grad_off[v] = arena_take(&a, align_up(cn_shape_count(g->values[v].shape)), v);
         }
         arena_drop(&a, n->out);
     }
     free(a.live);
+    return a.end;
+}
+
+/*
+ * Forward value offsets; returns their arena size in floats, or 0 on allocation
+ * failure. Training keeps every value for the backward pass; inference reuses
+ * a value's slot once the last node that reads it has run (first-fit, in node
+ * order), keeping only the input and the output throughout.
+ */
+static size_t plan_values(const cn_graph *g, int training, size_t *value_off)
+{
+    size_t total = 0;
+    if (training) {
+        for (int v = 0; v < g->value_count; v++) {
+            value_off[v] = total;
+            total += align_up(cn_shape_count(g->values[v].shape));
+        }
+        return total;
+    }
+    int *last = malloc((size_t)g->value_count * sizeof *last);
+    arena_plan a = {calloc((size_t)g->value_count + 1, sizeof(slot)), 0, 0};
+    if (!last || !a.live) {
+        free(last), free(a.live);
+        return 0;
+    }
+    for (int v = 0; v < g->value_count; v++) last[v] = -1, value_off[v] = UNPLACED;
+    for (int i = 0; i < g->node_count; i++)
+        for (int k = 0; k < 2; k++)
+            if (g->nodes[i].in[k] >= 0) last[g->nodes[i].in[k]] = i;
+    last[g->input] = last[g->output] = g->node_count; /* written before and read after the forward */
+    value_off[g->input] = arena_take(&a, align_up(cn_shape_count(g->values[g->input].shape)), g->input);
+    for (int i = 0; i < g->node_count; i++) {
+        const cn_node *n = &g->nodes[i];
+        if (value_off[n->out] == UNPLACED)
+            value_off[n->out] = arena_take(&a, align_up(cn_shape_count(g->values[n->out].shape)), n->out);
+        for (int k = 0; k < 2; k++)
+            if (n->in[k] >= 0 && last[n->in[k]] == i) arena_drop(&a, n->in[k]);
+        if (last[n->out] < 0) arena_drop(&a, n->out); /* read by no node and not the output */
+    }
+    free(last), free(a.live);
     return a.end;
 }
 
@@ -112,8 +152,9 @@ size_t cn_exec_planned_bytes(const cn_graph *g, int training)
     size_t *grad_off = training ? malloc((size_t)g->value_count * sizeof *grad_off) : NULL;
     size_t grads = grad_off ? plan_gradients(g, grad_off) : 0;
     free(grad_off);
-    size_t values = 0;
-    for (int v = 0; v < g->value_count; v++) values += align_up(cn_shape_count(g->values[v].shape));
+    size_t *value_off = malloc((size_t)g->value_count * sizeof *value_off);
+    size_t values = value_off ? plan_values(g, training, value_off) : 0;
+    free(value_off);
     size_t pixels = cn_shape_count(g->values[g->output].shape);
     return 4 * ((training ? 4 : 1) * g->trainable_floats + g->state_floats + values + grads + plan_work(g) + bn_saved_floats(g) +
                 2 * pixels + CN_LOSS_FLOATS + 4 + 2 * CN_EXEC_BINS);
@@ -196,10 +237,10 @@ clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, int trainin
         cn_exec_destroy(e);
         return st;
     }
-    size_t values = 0;
-    for (int v = 0; v < g->value_count; v++) {
-        e->value_off[v] = values;
-        values += align_up(cn_shape_count(g->values[v].shape));
+    size_t values = plan_values(g, training, e->value_off);
+    if (!values) {
+        cn_exec_destroy(e);
+        return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory planning the graph");
     }
     e->grad_floats = training ? plan_gradients(g, e->grad_off) : 0;
     e->work_floats = plan_work(g);

@@ -16,7 +16,8 @@ static int usage(FILE *f, int status)
                "Scores a checkpoint on a dataset split: accuracy, F1 (= Dice), IoU of vessels and mean IoU,\n"
                "MCC, precision, recall (sensitivity), specificity, ROC AUC and the loss, counted at the\n"
                "field-of-view pixels, pooled over the split and per image.\n\n"
-               "  --split test|train  which split (default test)\n"
+               "  --split S           test (default), train, or val: the training images the checkpoint's run\n"
+               "                      held out for validation (from its seed and count)\n"
                "  --threshold T       probability threshold (default: the one chosen on the validation\n"
                "                      images during training, stored in the checkpoint; else 0.5)\n"
                "  --no-flips          no test-time flips (default: the mean of the image and its three\n"
@@ -43,6 +44,26 @@ static void print_scores_row(const char *name, const cn_scores *s)
 {
     printf("%-24s %6.4f %6.4f %6.4f %6.4f %6.4f %6.4f %6.4f %6.4f %6.4f %6.4f\n", name, s->accuracy, s->f1, s->iou,
            s->miou, s->mcc, s->precision, s->recall, s->specificity, s->auc, s->loss);
+}
+
+/* Replaces the training split by the images the checkpoint's run held out for validation. */
+static clunet_status hold_out_val(const char *weights, cn_sample_set *samples)
+{
+    cn_checkpoint_info info;
+    clunet_status st = cn_checkpoint_peek(weights, &info);
+    /* The count is in the checkpoint's settings; older ones used training's default, a fifth. */
+    const char *v = st ? NULL : cn_checkpoint_config_value(&info, "val");
+    int n = v ? atoi(v) : samples->count / 5 > 1 ? samples->count / 5 : 1;
+    cn_sample_set val;
+    if (!st && n < 1) st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: its run held out no validation images", weights);
+    if (!st) st = cn_sample_set_split(samples, n, info.seed, &val);
+    if (st) {
+        cn_sample_set_free(samples);
+        return st;
+    }
+    cn_sample_set_free(samples);
+    *samples = val;
+    return CLUNET_OK;
 }
 
 int cmd_eval(int argc, char **argv)
@@ -92,7 +113,7 @@ int cmd_eval(int argc, char **argv)
     }
     cn_split split;
     if (!strcmp(split_name, "test")) split = CN_SPLIT_TEST;
-    else if (!strcmp(split_name, "train")) split = CN_SPLIT_TRAIN;
+    else if (!strcmp(split_name, "train") || !strcmp(split_name, "val")) split = CN_SPLIT_TRAIN;
     else return cli_bad_value("--split", split_name);
 
     cn_catalog cat;
@@ -111,6 +132,7 @@ int cmd_eval(int argc, char **argv)
     st = cn_sample_set_load(&samples, &list, split, 1);
     cn_sample_list_free(&list);
     if (st) return cli_fail("eval");
+    if (!strcmp(split_name, "val") && hold_out_val(weights, &samples)) return cli_fail("eval");
     if (samples.count == 0) {
         cn_sample_set_free(&samples);
         fprintf(stderr, "clunet: eval: %s has no %s images\n", data, split_name);

@@ -45,13 +45,10 @@ static int usage(FILE *f, int status)
 }
 
 /* The value of "key": "value" in the checkpoint's flat JSON config; NULL when absent. */
-static const char *config_string(const char *json, const char *key, char *out, size_t n)
+static const char *config_string(const cn_checkpoint_info *info, const char *key, char *out, size_t n)
 {
-    char pattern[64];
-    snprintf(pattern, sizeof pattern, "\"%s\": \"", key);
-    const char *p = strstr(json, pattern);
-    if (!p) return NULL;
-    p += strlen(pattern);
+    const char *p = cn_checkpoint_config_value(info, key);
+    if (!p || *p++ != '"') return NULL;
     const char *end = strchr(p, '"');
     if (!end || (size_t)(end - p) >= n) return NULL;
     memcpy(out, p, (size_t)(end - p));
@@ -205,7 +202,7 @@ int cmd_report(int argc, char **argv)
     cn_checkpoint_info info;
     if (cn_checkpoint_peek(weights, &info) != CLUNET_OK) return cli_fail("report");
     char trained_on[128];
-    const char *dataset = config_string(info.config, "dataset", trained_on, sizeof trained_on);
+    const char *dataset = config_string(&info, "dataset", trained_on, sizeof trained_on);
     cn_sample_set set = {0};
     if (o.data) {
         if (!o.dataset && (!dataset || !strcmp(dataset, "synthetic"))) {

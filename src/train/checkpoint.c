@@ -268,3 +268,11 @@ clunet_status cn_checkpoint_load_encoder(const char *path, cn_exec *e)
     host_free(&h);
     return st;
 }
+
+const char *cn_checkpoint_config_value(const cn_checkpoint_info *info, const char *key)
+{
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\": ", key);
+    const char *p = strstr(info->config, pattern);
+    return p ? p + strlen(pattern) : NULL;
+}

@@ -27,6 +27,12 @@ typedef struct cn_checkpoint_info {
     char config[1024];       /* the training settings as JSON, for the record */
 } cn_checkpoint_info;
 
+/*
+ * The text of "key"'s value in info->config (the training settings, one flat
+ * JSON object): just past `"key": `, or NULL when absent.
+ */
+const char *cn_checkpoint_config_value(const cn_checkpoint_info *info, const char *key);
+
 /* Reads the metadata only (to build a graph that matches before loading). */
 clunet_status cn_checkpoint_peek(const char *path, cn_checkpoint_info *info);
 

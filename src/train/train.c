@@ -215,10 +215,11 @@ static clunet_status setup_model(run *r)
     snprintf(r->info.config, sizeof r->info.config,
              "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
              "\"weight_decay\": %g, \"loss_lambda\": %g, \"augment\": %d, "
-             "\"synthetic\": %d, \"dataset\": \"%s\"}",
+             "\"synthetic\": %d, \"val\": %d, \"dataset\": \"%s\"}",
              cfg->batch, cfg->epochs, cfg->lr, cfg->schedule == CN_LR_COSINE ? "cosine" : "constant",
              cfg->warmup_epochs, cfg->weight_decay, cfg->loss_lambda, cfg->augment,
-             cfg->data_dir ? 0 : cfg->synthetic, cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic");
+             cfg->data_dir ? 0 : cfg->synthetic, r->val.count,
+             cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic");
     if (cfg->resume) {
         cn_checkpoint_info got;
         CN_TRY(cn_checkpoint_load(cfg->resume, &r->exec, &got, 1));

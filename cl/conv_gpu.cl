@@ -15,7 +15,9 @@
 #define CONV_OB 16 /* output channels per work-item (1, 2, 4, 8 or 16: the next power of two >= Co, at most 16) */
 #endif
 #define CONV_KK (CONV_K * CONV_K)
-#define CONV_CS 8 /* input channels whose weights sit in local memory at a time */
+#ifndef CONV_CS
+#define CONV_CS 8 /* input channels whose weights sit in local memory at a time (DIRECT_WG_SLAB in conv.c) */
+#endif
 
 /*
  * out (N,Co,Ho,Wo) (+)= in (N,Ci,H,W) (*) weights, stride 1. Global

@@ -468,20 +468,26 @@ def cmd_predict(args):
     rgb = np.asarray(Image.open(args.image).convert("RGB"), dtype=np.float32)
     h, w = rgb.shape[:2]
     ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
-    # Padding is black pixels (what surrounds a fundus photograph), normalised like the rest.
-    x = torch.zeros(1, 3, ph, pw)
-    x[0, :, :h, :w] = torch.from_numpy(rgb).permute(2, 0, 1)
-    x = (x - mean) / std
+    image = torch.from_numpy(rgb).permute(2, 0, 1)
+
+    def probabilities(img):
+        # Padding is black pixels (what surrounds a fundus photograph), normalised like the rest.
+        x = torch.zeros(1, 3, ph, pw)
+        x[0, :, :h, :w] = img
+        return torch.sigmoid(model((x - mean) / std))[0, 0, :h, :w]
+
+    def flip(t, dims):
+        return t.flip(dims) if dims else t
+
     model.eval()
     with torch.no_grad():
-        if args.flips:  # clunet's test-time flips: the mean over the image and its three mirrors
-            views = [(), (3,), (2, 3), (2,)]
-            prob = sum(torch.sigmoid(model(x.flip(d) if d else x)).flip(d) if d else torch.sigmoid(model(x))
-                       for d in views) / 4
-            prob = prob[0, 0, :h, :w]
+        if args.flips:  # clunet's test-time flips: each mirror padded after flipping, then flipped back
+            views = [(), (-1,), (-2, -1), (-2,)]
+            prob = sum(flip(probabilities(flip(image, d)), d) for d in views) / 4
         else:
-            prob = torch.sigmoid(model(x))[0, 0, :h, :w]
-    print(f"{args.image}: {w}x{h}, {'4 flipped views, ' if args.flips else ''}probabilities {prob.min().item():.4f}..{prob.max().item():.4f}")
+            prob = probabilities(image)
+    views = "4 flipped views, " if args.flips else ""
+    print(f"{args.image}: {w}x{h}, {views}probabilities {prob.min().item():.4f}..{prob.max().item():.4f}")
     if args.compare:
         got = torch.from_numpy(np.load(args.compare))
         if tuple(got.shape) != (h, w):

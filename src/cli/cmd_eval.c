@@ -9,6 +9,7 @@
 #include "data/pipeline.h"
 #include "train/evaluate.h"
 #include "train/model.h"
+#include "train/train.h"
 
 static int usage(FILE *f, int status)
 {
@@ -47,14 +48,18 @@ static void print_scores_row(const char *name, const cn_scores *s)
 }
 
 /* Replaces the training split by the images the checkpoint's run held out for validation. */
-static clunet_status hold_out_val(const char *weights, cn_sample_set *samples)
+static clunet_status hold_out_val(const char *weights, const char *dataset, cn_sample_set *samples)
 {
     cn_checkpoint_info info;
     clunet_status st = cn_checkpoint_peek(weights, &info);
-    /* The count is in the checkpoint's settings; older ones used training's default, a fifth. */
+    /* The count is in the checkpoint's settings; older ones used training's default. */
     const char *v = st ? NULL : cn_checkpoint_config_value(&info, "val");
-    int n = v ? atoi(v) : samples->count / 5 > 1 ? samples->count / 5 : 1;
+    const char *d = st ? NULL : cn_checkpoint_config_value(&info, "dataset");
+    int n = v ? atoi(v) : cn_train_default_val_count(samples->count);
+    size_t len = strlen(dataset);
     cn_sample_set val;
+    if (!st && !(d && d[0] == '"' && !strncmp(d + 1, dataset, len) && d[1 + len] == '"'))
+        st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--split val: %s was not trained on %s", weights, dataset);
     if (!st && n < 1) st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: its run held out no validation images", weights);
     if (!st) st = cn_sample_set_split(samples, n, info.seed, &val);
     if (st) {
@@ -132,7 +137,7 @@ int cmd_eval(int argc, char **argv)
     st = cn_sample_set_load(&samples, &list, split, 1);
     cn_sample_list_free(&list);
     if (st) return cli_fail("eval");
-    if (!strcmp(split_name, "val") && hold_out_val(weights, &samples)) return cli_fail("eval");
+    if (!strcmp(split_name, "val") && hold_out_val(weights, dataset, &samples)) return cli_fail("eval");
     if (samples.count == 0) {
         cn_sample_set_free(&samples);
         fprintf(stderr, "clunet: eval: %s has no %s images\n", data, split_name);

@@ -5,7 +5,8 @@
  *
  * Device memory: one flat buffer each for parameters, gradients, Adam's m and
  * v (llm.c style) and the BN running statistics; one arena for the forward
- * values (all kept: the backward needs them); one arena for value gradients,
+ * values (training keeps them all: the backward needs them; inference reuses
+ * a value's slot once its last reader ran); one arena for value gradients,
  * whose slots are reused by liveness; scratch sized for the largest op.
  */
 #ifndef CLUNET_GRAPH_EXEC_H
@@ -52,7 +53,7 @@ void cn_exec_destroy(cn_exec *e);
 /* Total device bytes the plan needs (also without a device: for `info` and error hints). */
 size_t cn_exec_planned_bytes(const cn_graph *g, int training);
 
-/* A view of value v in the forward arena. */
+/* A view of value v in the forward arena (after an inference forward, only the input's and the output's hold their values). */
 cn_tensor cn_exec_value(const cn_exec *e, int v);
 
 /* A view of parameter i in the parameter (or state) buffer, or in the gradient buffer. */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ops/conv.h"
+#include "ops/pointwise.h"
 
 int cn_conv2d_out_h(const cn_conv2d_params *p, int h) { return (h + p->pad_t + p->pad_b - p->k) / p->stride + 1; }
 int cn_conv2d_out_w(const cn_conv2d_params *p, int w) { return (w + p->pad_l + p->pad_r - p->k) / p->stride + 1; }
@@ -305,13 +306,11 @@ static clunet_status direct_wg_conv(clunet_context *ctx, const cn_conv2d_params 
     weight_strides(p, w, flip, s);
     for (int i = 0; i < 4; i++) CN_TRY(CN_ARG_INT(k, 14 + i, s[i]));
     CN_TRY(CN_ARG_INT(k, 18, flip));
-    size_t lx = 64, ly;
+    /* 256 items (or what the device and this kernel's registers allow), 64 along x unless the image is narrower */
+    size_t group = cn_pw_group_size(ctx, k, 256), lx = 64;
     while (lx > 8 && lx / 2 >= (size_t)out->w) lx /= 2;
-    ly = 256 / lx;
-    while (lx * ly > ctx->info.max_work_group_size) {
-        if (ly > 1) ly /= 2;
-        else lx /= 2;
-    }
+    if (lx > group) lx = group;
+    size_t ly = group / lx;
     size_t blocks = (size_t)(out->c + ob - 1) / ob;
     size_t global[3] = {(size_t)out->w, (size_t)out->h, blocks * out->n}, local[3] = {lx, ly, 1};
     return cn_launch(ctx, k, 3, global, local);

@@ -79,8 +79,9 @@ int cn_conv2d_out_w(const cn_conv2d_params *p, int w);
  * Floats of scratch that forward and backward need for an input (n,c,h,w): the
  * im2col columns of one image (C*K*K x Ho*Wo; none for 1x1 stride-1 unpadded
  * convs), then, where the weight gradient's sum over pixels is long enough to
- * be split (split-K, on GPUs or with CLUNET_CONV=direct), one partial weight
- * gradient per chunk; 0 for depthwise convs. On CPUs the columns' space also
+ * be split, one partial weight gradient per chunk (counted on every device so
+ * the size needs no device; only GPUs, or CLUNET_CONV=direct, split); 0 for
+ * depthwise convs. On CPUs the columns' space also
  * holds the direct conv's weight copy. `work` may be NULL when this is 0.
  */
 size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h, int w);

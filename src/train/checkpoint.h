@@ -23,7 +23,7 @@ typedef struct cn_checkpoint_info {
     float input_mean[3], input_std[3]; /* 0-255 scale */
     cn_preprocess preprocess;          /* applied before the normalisation */
     double best_f1;          /* best validation F1 so far, at its threshold (-1 if none) */
-    float threshold;         /* the validation images' best-F1 threshold at that epoch (0: none chosen) */
+    float threshold;         /* the validation images' best-F1 threshold for these weights (0: none chosen) */
     char config[1024];       /* the training settings as JSON, for the record */
 } cn_checkpoint_info;
 

@@ -73,16 +73,17 @@ void cn_scores_from_counts(uint64_t tp, uint64_t fp, uint64_t tn, uint64_t fn, c
 float cn_eval_best_threshold(const cn_eval_acc *acc, double *f1)
 {
     const uint32_t *bg = acc->hist, *vessel = acc->hist + CN_AUC_BINS;
-    double positives = 0, tp = 0, fp = 0, best = -1;
+    double positives = 0, tp = 0, fp = 0, best = 0;
     for (int b = 0; b < CN_AUC_BINS; b++) positives += vessel[b];
-    int best_bin = CN_AUC_BINS / 2;
+    int best_bin = 0;
     /* Lower the threshold one bin at a time: pixels of bin b and above count as vessel. */
     for (int b = CN_AUC_BINS - 1; b > 0; b--) {
         tp += vessel[b], fp += bg[b];
-        double den = tp + fp + positives, score = den > 0 ? 2 * tp / den : 0;
+        if (tp == 0) continue;
+        double score = 2 * tp / (tp + fp + positives);
         if (score > best) best = score, best_bin = b;
     }
-    *f1 = best < 0 ? 0 : best;
+    *f1 = best;
     return (float)best_bin / CN_AUC_BINS;
 }
 

@@ -36,7 +36,9 @@ void cn_eval_scores(const cn_eval_acc *acc, cn_scores *s);
 
 /*
  * The threshold (a histogram bin edge) at which the accumulated pixels' F1 is
- * highest, and that F1: for choosing the threshold on validation images.
+ * highest, and that F1: for choosing the threshold on validation images. 0
+ * (and F1 0) when no vessel pixel scores above the lowest bin. The histogram
+ * counts p >= b/bins where eval counts p > t: the two F1s can differ by ~1e-6.
  */
 float cn_eval_best_threshold(const cn_eval_acc *acc, double *f1);
 

@@ -156,7 +156,7 @@ static clunet_status load_data(run *r)
     }
     cn_catalog_free(&cat);
     CN_TRY(st);
-    int nval = cfg->val_count >= 0 ? cfg->val_count : r->train.count / 5 > 1 ? r->train.count / 5 : 1;
+    int nval = cfg->val_count >= 0 ? cfg->val_count : cn_train_default_val_count(r->train.count);
     if (r->train.count - nval < 1)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %d training images are too few to hold out %d for validation",
                        cfg->data_dir, r->train.count, nval);
@@ -165,6 +165,8 @@ static clunet_status load_data(run *r)
         r->train.count, r->val.count, r->val.count ? "" : " (so no best.safetensors)");
     return CLUNET_OK;
 }
+
+int cn_train_default_val_count(int train_images) { return train_images / 5 > 1 ? train_images / 5 : 1; }
 
 static int steps_per_epoch(const run *r)
 {
@@ -177,6 +179,26 @@ static int steps_per_epoch(const run *r)
     if (patches < r->train.count) patches = r->train.count;
     int steps = (int)ceil(patches / cfg->batch);
     return steps > 0 ? steps : 1;
+}
+
+/*
+ * A resumed run must keep its learning rate, schedule and warm-up (checkpoints
+ * from before schedules existed ran at a constant rate); --epochs may change,
+ * which stretches or shortens a cosine decay from here on.
+ */
+static clunet_status check_resume_schedule(const cn_train_config *cfg, const cn_checkpoint_info *got)
+{
+    const char *lr = cn_checkpoint_config_value(got, "lr"), *sched = cn_checkpoint_config_value(got, "schedule");
+    const char *warm = cn_checkpoint_config_value(got, "warmup_epochs");
+    double was_lr = lr ? atof(lr) : cfg->lr, was_warm = warm ? atof(warm) : 0;
+    int was_cosine = sched && !strncmp(sched, "\"cosine\"", 8);
+    int cosine = cfg->schedule == CN_LR_COSINE;
+    if (fabs(was_lr - cfg->lr) <= 1e-6 * cfg->lr && was_cosine == cosine && (!cosine || was_warm == cfg->warmup_epochs))
+        return CLUNET_OK;
+    char warmup[48] = "";
+    if (was_cosine) snprintf(warmup, sizeof warmup, " --warmup %g", was_warm);
+    return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run was trained with --lr %g --schedule %s%s; resume with the same",
+                   cfg->resume, was_lr, was_cosine ? "cosine" : "constant", warmup);
 }
 
 static clunet_status setup_model(run *r)
@@ -226,6 +248,7 @@ static clunet_status setup_model(run *r)
         if (got.size != cfg->size)
             return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: was trained at --size %d, not %d", cfg->resume,
                            got.size, cfg->size);
+        CN_TRY(check_resume_schedule(cfg, &got));
         r->info.epoch = got.epoch;
         r->info.epoch_step = got.epoch_step;
         memcpy(r->info.partial_loss, got.partial_loss, sizeof got.partial_loss);
@@ -263,10 +286,10 @@ static clunet_status setup_model(run *r)
 double cn_train_lr(const cn_train_config *cfg, long step, long total, long warmup_steps)
 {
     if (cfg->schedule == CN_LR_CONSTANT) return cfg->lr;
-    const double floor = 0.01; /* of lr, at both ends */
-    if (step < warmup_steps) return cfg->lr * (floor + (1 - floor) * (double)(step + 1) / warmup_steps);
+    const double low = 0.01; /* of lr, at both ends: the first steps and the last move the weights a little */
+    if (step < warmup_steps) return cfg->lr * (low + (1 - low) * (double)(step + 1) / warmup_steps);
     double span = (double)(total - warmup_steps), t = span > 1 ? (step - warmup_steps) / (span - 1) : 0;
-    return cfg->lr * (floor + (1 - floor) * 0.5 * (1 + cos(3.14159265358979323846 * t)));
+    return cfg->lr * (low + (1 - low) * 0.5 * (1 + cos(3.14159265358979323846 * t)));
 }
 
 /* s: scores at the configured threshold; *threshold and *best_f1: the best-F1 threshold and its F1. */
@@ -348,6 +371,7 @@ static clunet_status train_epochs(run *r)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume: the checkpoint stopped at step %d of an epoch of %d steps: "
                        "resume with the same --steps, --batch and data", first_step, steps);
     long run_steps = (long)cfg->epochs * steps, warmup = (long)ceil(cfg->warmup_epochs * steps);
+    /* --warmup may equal --epochs (the default 1 with --epochs 1): leave half the run for the decay */
     if (warmup >= run_steps) warmup = run_steps / 2;
     say(r, "training: %d epochs x %d steps of batch %d at %dx%d, Adam lr %g%s; checkpoints in %s", cfg->epochs, steps,
         cfg->batch, cfg->size, cfg->size, cfg->lr,
@@ -411,7 +435,8 @@ static clunet_status train_epochs(run *r)
         cn_scores_from_counts(counts[0], counts[1], counts[2], counts[3], &p.train);
         CN_TRY(validate(r, epoch + 1, &p.val, &p.val_threshold, &p.val_best_f1));
         p.best = r->val.count > 0 && p.val_best_f1 > r->info.best_f1;
-        if (p.best) r->info.best_f1 = p.val_best_f1, r->info.threshold = p.val_threshold;
+        if (p.best) r->info.best_f1 = p.val_best_f1;
+        if (r->val.count > 0) r->info.threshold = p.val_threshold; /* each checkpoint: its own weights' choice */
         CN_TRY(append_csv(r, epoch + 1, &p, cn_seconds() - t_epoch));
         /* Curves are a convenience: failing to draw them must not stop a long run. */
         if (cn_report_curves(r->csv_path, cfg->out_dir) != CLUNET_OK)

@@ -60,6 +60,9 @@ typedef struct cn_train_progress {
 
 typedef void (*cn_train_callback)(const cn_train_progress *p, void *user);
 
+/* Training images held out for validation when --val is not given: a fifth, at least 1. */
+int cn_train_default_val_count(int train_images);
+
 /* The learning rate of step `step` (0-based, counted over the whole run) of `total`. */
 double cn_train_lr(const cn_train_config *cfg, long step, long total, long warmup_steps);
 

@@ -34,6 +34,40 @@ static double rel_error(const float *a, const double *b, size_t n, int *finite)
     return sqrt(num) / (den > 1e-30 ? sqrt(den) : 1e-15);
 }
 
+/*
+ * An inference executor, whose arena reuses a value's slot once it has been
+ * read, gives bitwise the logits of the training executor (every value kept)
+ * in inference mode, and plans less memory.
+ */
+static void check_inference(clunet_context *ctx, const cn_graph *g, cn_exec *train, const float *params,
+                            const float *state, const float *images)
+{
+    size_t P = g->trainable_floats, S = g->state_floats, pix = cn_shape_count(g->values[g->output].shape);
+    float *a = malloc(pix * sizeof *a), *b = malloc(pix * sizeof *b);
+    cn_exec inf;
+    clunet_status st = a && b ? cn_exec_create(ctx, g, 0, &inf) : CLUNET_ERR_OUT_OF_MEMORY;
+    CHECK(st == CLUNET_OK, "inference executor: %s", clunet_last_error());
+    if (st) {
+        free(a), free(b);
+        return;
+    }
+    cn_exec *both[2] = {train, &inf};
+    float *out[2] = {a, b};
+    for (int k = 0; k < 2 && !st; k++) {
+        cn_tensor z = cn_exec_value(both[k], g->output);
+        st = cn_buffer_write(ctx, both[k]->params, 0, P * sizeof(float), params);
+        if (!st) st = cn_buffer_write(ctx, both[k]->state, 0, S * sizeof(float), state);
+        if (!st) st = cn_exec_set_batch(both[k], images, NULL, NULL);
+        if (!st) st = cn_exec_forward(both[k], 0);
+        if (!st) st = cn_tensor_download(ctx, &z, out[k]);
+    }
+    CHECK(st == CLUNET_OK, "inference forward: %s", clunet_last_error());
+    CHECK(!st && !memcmp(a, b, pix * sizeof *a), "inference executor's logits bitwise those of the training executor");
+    CHECK(cn_exec_planned_bytes(g, 0) < cn_exec_planned_bytes(g, 1) / 2, "inference plans under half of training's memory");
+    cn_exec_destroy(&inf);
+    free(a), free(b);
+}
+
 static int run_device(const char *spec, const cn_graph *g)
 {
     clunet_settings s;
@@ -148,6 +182,7 @@ static int run_device(const char *spec, const cn_graph *g)
     printf("loss %.6f (reference %.6f); logits error %.2g; worst gradient %s at %.2f of its bound\n", loss[0],
            rloss[0], err, worst_name, worst);
     CHECK(worst <= 1, "every parameter gradient and running statistic within 1e-3 + 10x its float32 noise");
+    check_inference(ctx, g, &e, params, state, images);
 out:
     cn_exec_destroy(&e);
     clunet_context_destroy(ctx);

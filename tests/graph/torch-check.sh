@@ -13,7 +13,8 @@
 #     differs from float64 by up to 1%; the twin in float32 differs too).
 #  3. a clunet checkpoint loads into the twin by name (no tensor missing), and
 #     `clunet predict --npy` gives the twin's probabilities on the same image;
-#  4. the same with test-time flips on both sides (mean of four mirrored views).
+#  4. the same with test-time flips on both sides (mean of four mirrored views),
+#     also on an image that is not a multiple of 32 (padding after flipping).
 # Skips (77) where Debian's python3-torch is not installed.
 #   usage: torch-check.sh PYTHON TORCH_REFERENCE TORCH_STEP CLUNET
 python=$1 twin=$2 step=$3 clunet=$4
@@ -44,7 +45,11 @@ echo "== 3. a clunet checkpoint in the twin: clunet predict --npy vs the twin's 
 "$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred" --npy --no-flips "$dir/img/0000.png"
 "$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/0000.png" \
     --compare "$dir/pred/0000_prob.npy" --atol 1e-3
-echo "== 4. the same with test-time flips (clunet's default) on both sides"
-"$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred-flips" --npy "$dir/img/0000.png"
-"$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/0000.png" --flips \
-    --compare "$dir/pred-flips/0000_prob.npy" --atol 1e-3
+echo "== 4. the same with test-time flips (clunet's default) on both sides, also on a 60x50 crop (padded)"
+"$python" -c 'import sys; from PIL import Image; Image.open(sys.argv[1]).crop((0, 0, 60, 50)).save(sys.argv[2])' \
+    "$dir/img/0000.png" "$dir/img/crop.png"
+for name in 0000 crop; do
+    "$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred-flips" --npy "$dir/img/$name.png"
+    "$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/$name.png" --flips \
+        --compare "$dir/pred-flips/${name}_prob.npy" --atol 1e-3
+done

@@ -179,6 +179,9 @@ int cmd_eval(int argc, char **argv)
     if (!rc) {
         cn_scores all;
         cn_eval_scores(pooled, &all);
+        /* For choosing a threshold on validation images (never on the test split). */
+        double split_f1;
+        float split_threshold = cn_eval_best_threshold(pooled, &split_f1);
         if (json) {
             printf("{\"weights\": ");
             cli_json_string(stdout, weights);
@@ -195,7 +198,8 @@ int cmd_eval(int argc, char **argv)
                 print_scores_json(&scores[i]);
                 printf("}");
             }
-            printf("\n]}\n");
+            printf("\n], \"best_threshold_on_this_split\": {\"threshold\": %.4f, \"f1\": %.6f}}\n", split_threshold,
+                   split_f1);
         } else {
             printf("%s, %s split (%d images), threshold %g, %s; counted at field-of-view pixels\n\n", dataset,
                    split_name, samples.count, threshold, flips ? "mean of 4 flipped views" : "no test-time flips");
@@ -204,6 +208,8 @@ int cmd_eval(int argc, char **argv)
             for (int i = 0; i < samples.count; i++) print_scores_row(samples.items[i].name, &scores[i]);
             printf("\n");
             print_scores_row("pooled", &all);
+            printf("\nthe pooled F1 would be %.4f at threshold %.4f, this split's best (choose thresholds on --split val)\n",
+                   split_f1, split_threshold);
         }
     }
     free(prob), free(pooled), free(one), free(scores);

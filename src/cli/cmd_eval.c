@@ -54,11 +54,11 @@ static clunet_status hold_out_val(const char *weights, const char *dataset, cn_s
     clunet_status st = cn_checkpoint_peek(weights, &info);
     /* The count is in the checkpoint's settings; older ones used training's default. */
     const char *v = st ? NULL : cn_checkpoint_config_value(&info, "val");
-    const char *d = st ? NULL : cn_checkpoint_config_value(&info, "dataset");
+    char trained_on[128];
+    const char *d = st ? NULL : cn_checkpoint_config_string(&info, "dataset", trained_on, sizeof trained_on);
     int n = v ? atoi(v) : cn_train_default_val_count(samples->count);
-    size_t len = strlen(dataset);
     cn_sample_set val;
-    if (!st && !(d && d[0] == '"' && !strncmp(d + 1, dataset, len) && d[1 + len] == '"'))
+    if (!st && !(d && !strcmp(d, dataset)))
         st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--split val: %s was not trained on %s", weights, dataset);
     if (!st && n < 1) st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: its run held out no validation images", weights);
     if (!st) st = cn_sample_set_split(samples, n, info.seed, &val);

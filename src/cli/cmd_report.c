@@ -44,18 +44,6 @@ static int usage(FILE *f, int status)
     return status;
 }
 
-/* The value of "key": "value" in the checkpoint's flat JSON config; NULL when absent. */
-static const char *config_string(const cn_checkpoint_info *info, const char *key, char *out, size_t n)
-{
-    const char *p = cn_checkpoint_config_value(info, key);
-    if (!p || *p++ != '"') return NULL;
-    const char *end = strchr(p, '"');
-    if (!end || (size_t)(end - p) >= n) return NULL;
-    memcpy(out, p, (size_t)(end - p));
-    out[end - p] = 0;
-    return out;
-}
-
 /* The first o->count images of the split, labels where the dataset has them. */
 static int load_dataset(const options *o, const char *dataset, cn_sample_set *set)
 {
@@ -202,7 +190,7 @@ int cmd_report(int argc, char **argv)
     cn_checkpoint_info info;
     if (cn_checkpoint_peek(weights, &info) != CLUNET_OK) return cli_fail("report");
     char trained_on[128];
-    const char *dataset = config_string(&info, "dataset", trained_on, sizeof trained_on);
+    const char *dataset = cn_checkpoint_config_string(&info, "dataset", trained_on, sizeof trained_on);
     cn_sample_set set = {0};
     if (o.data) {
         if (!o.dataset && (!dataset || !strcmp(dataset, "synthetic"))) {

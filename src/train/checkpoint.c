@@ -276,3 +276,14 @@ const char *cn_checkpoint_config_value(const cn_checkpoint_info *info, const cha
     const char *p = strstr(info->config, pattern);
     return p ? p + strlen(pattern) : NULL;
 }
+
+const char *cn_checkpoint_config_string(const cn_checkpoint_info *info, const char *key, char *out, size_t n)
+{
+    const char *p = cn_checkpoint_config_value(info, key);
+    if (!p || *p++ != '"') return NULL;
+    const char *end = strchr(p, '"');
+    if (!end || (size_t)(end - p) >= n) return NULL;
+    memcpy(out, p, (size_t)(end - p));
+    out[end - p] = 0;
+    return out;
+}

@@ -33,6 +33,9 @@ typedef struct cn_checkpoint_info {
  */
 const char *cn_checkpoint_config_value(const cn_checkpoint_info *info, const char *key);
 
+/* A string value of the same ("key": "value") copied to out; NULL when absent or longer than n - 1. */
+const char *cn_checkpoint_config_string(const cn_checkpoint_info *info, const char *key, char *out, size_t n);
+
 /* Reads the metadata only (to build a graph that matches before loading). */
 clunet_status cn_checkpoint_peek(const char *path, cn_checkpoint_info *info);
 

@@ -188,10 +188,10 @@ static int steps_per_epoch(const run *r)
  */
 static clunet_status check_resume_schedule(const cn_train_config *cfg, const cn_checkpoint_info *got)
 {
-    const char *lr = cn_checkpoint_config_value(got, "lr"), *sched = cn_checkpoint_config_value(got, "schedule");
-    const char *warm = cn_checkpoint_config_value(got, "warmup_epochs");
+    char sched[16];
+    const char *lr = cn_checkpoint_config_value(got, "lr"), *warm = cn_checkpoint_config_value(got, "warmup_epochs");
     double was_lr = lr ? atof(lr) : cfg->lr, was_warm = warm ? atof(warm) : 0;
-    int was_cosine = sched && !strncmp(sched, "\"cosine\"", 8);
+    int was_cosine = cn_checkpoint_config_string(got, "schedule", sched, sizeof sched) && !strcmp(sched, "cosine");
     int cosine = cfg->schedule == CN_LR_COSINE;
     if (fabs(was_lr - cfg->lr) <= 1e-6 * cfg->lr && was_cosine == cosine && (!cosine || was_warm == cfg->warmup_epochs))
         return CLUNET_OK;

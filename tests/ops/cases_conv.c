@@ -342,7 +342,7 @@ static const conv_shape unet64_shapes[] = {
     DENSE("dec4", 2, 64 + 96, 32, 32, 32, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec5", 1, 32, 64, 64, 16, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec6", 2, 16, 64, 64, 16, 3, 1, 1, 1, 1, 1, 0),
-    DENSE("head", 2, 16, 64, 64, 1, 1, 1, 0, 0, 0, 0, 1),
+    DENSE("head", 2, 16, 64, 64, 1, 3, 1, 1, 1, 1, 1, 1),
 };
 
 /* Not from the network: the last decoder convs' channels at sizes that cross many edges (see small_shapes). */

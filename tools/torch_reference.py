@@ -467,26 +467,29 @@ def cmd_predict(args):
     std = torch.tensor(json.loads(meta["input_std"]), dtype=torch.float32).view(1, 3, 1, 1)
     rgb = np.asarray(Image.open(args.image).convert("RGB"), dtype=np.float32)
     h, w = rgb.shape[:2]
-    ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
     image = torch.from_numpy(rgb).permute(2, 0, 1)
 
     def probabilities(img):
         # Padding is black pixels (what surrounds a fundus photograph), normalised like the rest.
-        x = torch.zeros(1, 3, ph, pw)
-        x[0, :, :h, :w] = img
-        return torch.sigmoid(model((x - mean) / std))[0, 0, :h, :w]
+        vh, vw = img.shape[-2:]
+        x = torch.zeros(1, 3, -(-vh // 32) * 32, -(-vw // 32) * 32)
+        x[0, :, :vh, :vw] = img
+        return torch.sigmoid(model((x - mean) / std))[0, 0, :vh, :vw]
 
-    def flip(t, dims):
+    def view(t, how):  # clunet's view `how`: bit 2 transposes, then bit 0 mirrors left-right, bit 1 top-bottom
+        t = t.transpose(-1, -2) if how & 4 else t
+        dims = [d for bit, d in ((1, -1), (2, -2)) if how & bit]
         return t.flip(dims) if dims else t
 
+    def unview(t, how):
+        dims = [d for bit, d in ((1, -1), (2, -2)) if how & bit]
+        t = t.flip(dims) if dims else t
+        return t.transpose(-1, -2) if how & 4 else t
+
     model.eval()
-    with torch.no_grad():
-        if args.flips:  # clunet's test-time flips: each mirror padded after flipping, then flipped back
-            views = [(), (-1,), (-2, -1), (-2,)]
-            prob = sum(flip(probabilities(flip(image, d)), d) for d in views) / 4
-        else:
-            prob = probabilities(image)
-    views = "4 flipped views, " if args.flips else ""
+    with torch.no_grad():  # each view padded after it is made, its probabilities mapped back
+        prob = sum(unview(probabilities(view(image, how)), how) for how in range(args.views)) / args.views
+    views = f"{args.views} test-time views, " if args.views > 1 else ""
     print(f"{args.image}: {w}x{h}, {views}probabilities {prob.min().item():.4f}..{prob.max().item():.4f}")
     if args.compare:
         got = torch.from_numpy(np.load(args.compare))
@@ -706,7 +709,8 @@ def build_parser():
     s.add_argument("--image", required=True)
     s.add_argument("--compare", help="clunet's NAME_prob.npy for the same image")
     s.add_argument("--atol", type=float, default=1e-3, help="largest probability difference (default 1e-3)")
-    s.add_argument("--flips", action="store_true", help="average over the image and its three flips")
+    s.add_argument("--views", type=int, choices=(1, 4, 8), default=1,
+                   help="test-time views averaged, as clunet's --views (default 1)")
     s.add_argument("--threads", type=int, default=2)
 
     s = sub.add_parser("compare", help="compare two result files")

@@ -159,7 +159,7 @@ static void print_json(const char *dataset, const stats *all, int count)
 
 static int check_image(const char *path, int json)
 {
-    cn_sample s = {NULL, (char *)path, NULL, NULL, CN_SPLIT_TRAIN};
+    cn_sample s = {.image = (char *)path, .split = CN_SPLIT_TRAIN};
     stats st;
     if (check_sample(&s, &st) != CLUNET_OK) return cli_fail("data check");
     st.split = NULL;
@@ -238,6 +238,9 @@ static int list_datasets(const char *catalog_path)
             printf("  %-9s %s | %s | %s\n", cn_split_name(gr->split), gr->image, gr->label ? gr->label : "-",
                    gr->mask ? gr->mask : "(FOV derived)");
         }
+        if (d->subject_first)
+            printf("  subject   the first %d characters of an id (validation holds out whole subjects)\n",
+                   d->subject_first);
         for (int k = 0; k < d->n_notes; k++) printf("  note      %s\n", d->notes[k]);
     }
     cn_catalog_free(&cat);

@@ -21,8 +21,8 @@ static int usage(FILE *f, int status)
                "                      held out for validation (from its seed and count)\n"
                "  --threshold T       probability threshold (default: the one chosen on the validation\n"
                "                      images during training, stored in the checkpoint; else 0.5)\n"
-               "  --no-flips          no test-time flips (default: the mean of the image and its three\n"
-               "                      flips)\n"
+               "  --views N           test-time views averaged: 8 (default: the image, its mirrors and their\n"
+               "                      transposes), 4 (the mirrors) or 1 (the image only, 8x faster)\n"
                "  --datasets FILE     another datasets.txt than the built-in one\n"
                "  --size S            inference tile size (default: the training patch size)\n"
                "  --batch B           tiles per batch (default 1)\n"
@@ -52,12 +52,17 @@ static clunet_status hold_out_val(const char *weights, const char *dataset, cn_s
 {
     cn_checkpoint_info info;
     clunet_status st = cn_checkpoint_peek(weights, &info);
-    /* The count is in the checkpoint's settings; older ones used training's default. */
+    /* Rebuilt from the run's seed and count by the rule training used (whole subjects since val_by_subject). */
     const char *v = st ? NULL : cn_checkpoint_config_value(&info, "val");
+    const char *by_subject = st ? NULL : cn_checkpoint_config_value(&info, "val_by_subject");
     char trained_on[128];
     const char *d = st ? NULL : cn_checkpoint_config_string(&info, "dataset", trained_on, sizeof trained_on);
-    int n = v ? atoi(v) : cn_train_default_val_count(samples->count);
+    int n = v ? atoi(v) : 0;
     cn_sample_set val;
+    if (!st && !(v && by_subject))
+        st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                     "--split val: %s predates validation by whole subjects; its held-out images cannot be rebuilt",
+                     weights);
     if (!st && !(d && !strcmp(d, dataset)))
         st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--split val: %s was not trained on %s", weights, dataset);
     if (!st && n < 1) st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: its run held out no validation images", weights);
@@ -75,17 +80,13 @@ int cmd_eval(int argc, char **argv)
 {
     const char *weights = NULL, *data = NULL, *dataset = NULL, *datasets = NULL, *device = NULL;
     const char *split_name = "test";
-    int json = 0, size = 0, batch = 1, flips = 1;
+    int json = 0, size = 0, batch = 1, views = 8;
     float threshold = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout, 0);
         if (!strcmp(a, "--json")) {
             json = 1;
-            continue;
-        }
-        if (!strcmp(a, "--no-flips")) {
-            flips = 0;
             continue;
         }
         if (!v) {
@@ -99,6 +100,9 @@ int cmd_eval(int argc, char **argv)
         else if (!strcmp(a, "--datasets")) datasets = v;
         else if (!strcmp(a, "--device")) device = v;
         else if (!strcmp(a, "--split")) split_name = v;
+        else if (!strcmp(a, "--views")) {
+            if (!cli_parse_views(v, &views)) return cli_bad_value(a, v);
+        }
         else if (!strcmp(a, "--size")) {
             if (!cli_parse_int(v, 32, 8192, &size) || size % 32) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--batch")) {
@@ -148,7 +152,7 @@ int cmd_eval(int argc, char **argv)
         cn_sample_set_free(&samples);
         return cli_fail("eval");
     }
-    model.infer.flips = flips;
+    model.infer.views = views;
     threshold = cn_model_threshold(&model, threshold);
     size_t most = 0;
     for (int i = 0; i < samples.count; i++)
@@ -187,8 +191,8 @@ int cmd_eval(int argc, char **argv)
             cli_json_string(stdout, weights);
             printf(", \"dataset\": ");
             cli_json_string(stdout, dataset);
-            printf(", \"split\": \"%s\", \"threshold\": %g, \"flips\": %s, \"pixels\": \"field of view\", "
-                   "\"pooled\": ", split_name, threshold, flips ? "true" : "false");
+            printf(", \"split\": \"%s\", \"threshold\": %g, \"views\": %d, \"pixels\": \"field of view\", "
+                   "\"pooled\": ", split_name, threshold, views);
             print_scores_json(&all);
             printf(", \"images\": [");
             for (int i = 0; i < samples.count; i++) {
@@ -201,8 +205,8 @@ int cmd_eval(int argc, char **argv)
             printf("\n], \"best_threshold_on_this_split\": {\"threshold\": %.4f, \"f1\": %.6f}}\n", split_threshold,
                    split_f1);
         } else {
-            printf("%s, %s split (%d images), threshold %g, %s; counted at field-of-view pixels\n\n", dataset,
-                   split_name, samples.count, threshold, flips ? "mean of 4 flipped views" : "no test-time flips");
+            printf("%s, %s split (%d images), threshold %g, mean of %d test-time view%s; counted at field-of-view "
+                   "pixels\n\n", dataset, split_name, samples.count, threshold, views, views > 1 ? "s" : "");
             printf("%-24s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s\n", "image", "acc", "F1", "IoU", "mIoU", "MCC",
                    "prec", "recall", "spec", "AUC", "loss");
             for (int i = 0; i < samples.count; i++) print_scores_row(samples.items[i].name, &scores[i]);

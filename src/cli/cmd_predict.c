@@ -20,7 +20,8 @@ static int usage(FILE *f, int status)
                "--npy, DIR/NAME_prob.npy (float32, (H, W)). The probabilities cover every pixel.\n\n"
                "  --threshold T  probability threshold for the mask (default: the checkpoint's, chosen on\n"
                "                 the validation images during training; else 0.5)\n"
-               "  --no-flips     no test-time flips (default: the mean of the image and its three flips)\n"
+               "  --views N      test-time views averaged: 8 (default: the image, its mirrors and their\n"
+               "                 transposes), 4 (the mirrors) or 1 (the image only, 8x faster)\n"
                "  --npy          also write the probabilities as .npy\n"
                "  --size S       inference tile size (default: the training patch size)\n"
                "  --batch B      tiles per batch (default 1)\n"
@@ -114,7 +115,7 @@ done:
 int cmd_predict(int argc, char **argv)
 {
     const char *weights = NULL, *out = NULL, *device = NULL;
-    int npy = 0, size = 0, batch = 1, first_image = 0, n_images = 0, flips = 1;
+    int npy = 0, size = 0, batch = 1, first_image = 0, n_images = 0, views = 8;
     float threshold = 0;
     char **images = calloc((size_t)argc, sizeof *images);
     if (!images) return 1;
@@ -125,7 +126,6 @@ int cmd_predict(int argc, char **argv)
             return usage(stdout, 0);
         }
         if (!strcmp(a, "--npy")) npy = 1;
-        else if (!strcmp(a, "--no-flips")) flips = 0;
         else if (a[0] != '-' || first_image) images[n_images++] = argv[i];
         else if (!strcmp(a, "--")) first_image = 1;
         else if (!v) {
@@ -140,6 +140,7 @@ int cmd_predict(int argc, char **argv)
             else if (!strcmp(a, "--device")) device = v;
             else if (!strcmp(a, "--size")) bad = !cli_parse_int(v, 32, 8192, &size) || size % 32;
             else if (!strcmp(a, "--batch")) bad = !cli_parse_int(v, 1, 256, &batch);
+            else if (!strcmp(a, "--views")) bad = !cli_parse_views(v, &views);
             else if (!strcmp(a, "--threshold")) {
                 char *end;
                 threshold = strtof(v, &end);
@@ -170,7 +171,7 @@ int cmd_predict(int argc, char **argv)
         free(images);
         return cli_fail("predict");
     }
-    model.infer.flips = flips;
+    model.infer.views = views;
     threshold = cn_model_threshold(&model, threshold);
     int failed = 0;
     for (int i = 0; i < n_images; i++) failed += predict_one(&model, images[i], out, threshold, npy);

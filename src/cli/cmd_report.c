@@ -16,7 +16,7 @@
 typedef struct options {
     const char *run_dir, *weights, *data, *dataset, *datasets, *device, *split_name;
     cn_split split;
-    int count, size, curves_only, no_flips;
+    int count, size, curves_only, views;
     float threshold;
 } options;
 
@@ -37,7 +37,7 @@ static int usage(FILE *f, int status)
                "  --count N          images in the grid, the first N of the split (default 4, at most 16)\n"
                "  --threshold T      probability threshold of the error panel (default: the checkpoint's,\n"
                "                     chosen on the validation images during training; else 0.5)\n"
-               "  --no-flips         no test-time flips (default: the mean of the image and its three flips)\n"
+               "  --views N          test-time views averaged: 8 (default), 4 or 1 (see `clunet eval --help`)\n"
                "  --size S           inference tile size (default: the training patch size)\n"
                "  --device D         OpenCL device\n"
                "  --curves-only      only the learning curves (no device needed)\n");
@@ -84,7 +84,7 @@ static int draw_grid(const options *o, const char *weights, const cn_sample_set 
 {
     cn_model model;
     if (cn_model_open(weights, o->device, o->size, 1, &model) != CLUNET_OK) return cli_fail("report");
-    model.infer.flips = !o->no_flips;
+    model.infer.views = o->views;
     float threshold = cn_model_threshold(&model, o->threshold);
     float **probs = calloc((size_t)set->count, sizeof *probs);
     int rc = 0;
@@ -114,10 +114,6 @@ static int parse_options(int argc, char **argv, options *o)
             o->curves_only = 1;
             continue;
         }
-        if (!strcmp(a, "--no-flips")) {
-            o->no_flips = 1;
-            continue;
-        }
         if (a[0] != '-') {
             if (o->run_dir) {
                 fprintf(stderr, "clunet report: one RUN_DIR only, got '%s' and '%s'\n", o->run_dir, a);
@@ -142,7 +138,9 @@ static int parse_options(int argc, char **argv, options *o)
             else return cli_bad_value(a, v);
             o->split_name = v;
         }
-        else if (!strcmp(a, "--count")) {
+        else if (!strcmp(a, "--views")) {
+            if (!cli_parse_views(v, &o->views)) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--count")) {
             if (!cli_parse_int(v, 1, 16, &o->count)) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--size")) {
             if (!cli_parse_int(v, 32, 8192, &o->size) || o->size % 32) return cli_bad_value(a, v);
@@ -169,7 +167,7 @@ static int parse_options(int argc, char **argv, options *o)
 int cmd_report(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) return usage(stdout, 0);
-    options o = {.split_name = "test", .split = CN_SPLIT_TEST, .count = 4};
+    options o = {.split_name = "test", .split = CN_SPLIT_TEST, .count = 4, .views = 8};
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc;
 

@@ -42,6 +42,14 @@ int cli_parse_int(const char *s, int lo, int hi, int *out)
     return 1;
 }
 
+int cli_parse_views(const char *s, int *out)
+{
+    int v;
+    if (!cli_parse_int(s, 1, 8, &v) || (v != 1 && v != 4 && v != 8)) return 0;
+    *out = v;
+    return 1;
+}
+
 int cli_bad_value(const char *option, const char *value)
 {
     fprintf(stderr, "clunet: %s %s: not a valid value (see --help)\n", option, value);

@@ -239,6 +239,13 @@ static clunet_status statement(parser *p, const char *key, char *value)
     if (!strcmp(key, "ground_truth")) return set_once(p, &d->ground_truth, key, value);
     if (!strcmp(key, "archive")) return add_archive(p, d, value);
     if (!strcmp(key, "train")) return set_train_rule(p, d, value);
+    if (!strcmp(key, "subject")) {
+        if (d->subject_first) return bad(p, "subject given twice", NULL);
+        if (strncmp(value, "first", 5) || !isspace((unsigned char)value[5]) ||
+            !parse_int(value + 6, 1, 1000, &d->subject_first))
+            return bad(p, "subject takes `first N`", value);
+        return CLUNET_OK;
+    }
     if (!strcmp(key, "count")) {
         if (!parse_int(value, 1, 10000000, &d->count)) return bad(p, "count takes a positive number", value);
         return CLUNET_OK;

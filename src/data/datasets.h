@@ -46,6 +46,7 @@ typedef struct cn_dataset {
     int width, height; /* native size, 0 when not given */
     int count;         /* images in the complete dataset, 0 when not given */
     int train_first;   /* `train first N`, or -1 */
+    int subject_first; /* `subject first N`: an id's first N characters name its person; 0: each image alone */
     char **train_ids;  /* `train ids ...` */
     int n_train_ids;
     cn_dataset_group *groups;
@@ -77,6 +78,7 @@ const cn_dataset *cn_catalog_find(const cn_catalog *cat, const char *name);
 
 typedef struct cn_sample {
     char *id;    /* what '{id}' matched, e.g. "21" or "01L" */
+    int subject_len; /* the first subject_len characters of id name the person (both eyes of one child) */
     char *image; /* full paths */
     char *label; /* NULL: no label (a group with `labels optional`) */
     char *mask;  /* NULL: derive the FOV */

@@ -260,6 +260,8 @@ static clunet_status scan_group(const cn_dataset *set, const cn_dataset_group *g
         memset(s, 0, sizeof *s);
         s->id = ids.ids[i];
         ids.ids[i] = NULL;
+        s->subject_len = (int)strlen(s->id);
+        if (set->subject_first && set->subject_first < s->subject_len) s->subject_len = set->subject_first;
         s->split = g->split == CN_SPLIT_AUTO ? auto_split(set, s->id, i) : g->split;
         list->count++;
         int dir_missing;

@@ -101,6 +101,8 @@ clunet_status cn_sample_set_load(cn_sample_set *set, const cn_sample_list *list,
             const char *base = strrchr(s->image, '/');
             st = cn_sample_set_add(set, base ? base + 1 : s->image, &img, s->label ? &label : NULL, &mask);
         }
+        if (st == CLUNET_OK && !(set->items[set->count - 1].subject = strndup(s->id, (size_t)s->subject_len)))
+            st = cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory loading %s", s->image);
         cn_image_free(&img), cn_image_free(&label), cn_image_free(&mask);
         if (st != CLUNET_OK) {
             cn_sample_set_free(set);
@@ -117,21 +119,30 @@ clunet_status cn_sample_set_split(cn_sample_set *set, int n_out, uint64_t seed, 
     if (n_out >= set->count)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "cannot hold out %d of %d images for validation", n_out,
                        set->count);
-    out->items = malloc((size_t)n_out * sizeof *out->items);
-    if (!out->items) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
-    /* A seeded choice of n_out items, kept in their original order. */
     char *chosen = calloc((size_t)set->count, 1);
-    if (!chosen) {
-        free(out->items);
-        out->items = NULL;
-        return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
-    }
+    if (!chosen) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
     uint64_t rng = key4(seed, 0x7661, 0, 0);
     for (int k = 0; k < n_out;) {
         int i = (int)(uniform(&rng) * set->count);
-        if (i < set->count && !chosen[i]) chosen[i] = 1, k++;
+        if (i >= set->count || chosen[i]) continue;
+        for (int j = 0; j < set->count; j++)
+            if (j == i || (set->items[i].subject && set->items[j].subject &&
+                           !strcmp(set->items[i].subject, set->items[j].subject)))
+                chosen[j] = 1, k++;
     }
     int kept = 0;
+    for (int i = 0; i < set->count; i++) kept += !chosen[i];
+    if (!kept) {
+        free(chosen);
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                       "holding out whole subjects for %d validation images leaves no training image", n_out);
+    }
+    out->items = malloc((size_t)(set->count - kept) * sizeof *out->items);
+    if (!out->items) {
+        free(chosen);
+        return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
+    kept = 0;
     for (int i = 0; i < set->count; i++) {
         if (chosen[i]) out->items[out->count++] = set->items[i];
         else set->items[kept++] = set->items[i];
@@ -145,6 +156,7 @@ void cn_sample_set_free(cn_sample_set *set)
 {
     for (int i = 0; i < set->count; i++) {
         free(set->items[i].name);
+        free(set->items[i].subject);
         free(set->items[i].rgb);
         free(set->items[i].label);
         free(set->items[i].mask);

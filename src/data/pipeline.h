@@ -19,6 +19,7 @@
 /* One sample at its native size, 8 bits per value. */
 typedef struct cn_sample_image {
     char *name;
+    char *subject;  /* the person it shows (images of one subject are held out together); NULL: its own */
     int width, height;
     uint8_t *rgb;   /* (H,W,3) interleaved */
     uint8_t *label; /* (H,W), 1 = vessel; NULL when the dataset has no label for it */
@@ -40,7 +41,11 @@ clunet_status cn_sample_set_load(cn_sample_set *set, const cn_sample_list *list,
 clunet_status cn_sample_set_add(cn_sample_set *set, const char *name, const cn_image *img, const cn_image *label,
                                 const cn_image *mask);
 
-/* Moves every k-th item (k = count / n_out, from a seeded shuffle) into out: a validation hold-out. */
+/*
+ * Moves a seeded random choice of whole subjects into out, at least n_out images, keeping the order: a
+ * validation hold-out that never shares a person (the other eye) with training. Fails when that leaves no
+ * training image.
+ */
 clunet_status cn_sample_set_split(cn_sample_set *set, int n_out, uint64_t seed, cn_sample_set *out);
 
 void cn_sample_set_free(cn_sample_set *set);

@@ -84,50 +84,54 @@ static clunet_status run_batch(cn_infer *inf, int used, const int *xs, const int
 
 static clunet_status infer_tiles(cn_infer *inf, const cn_sample_image *s, float *prob);
 
-/* Mirrors an interleaved (H,W,C) image in place: horizontally (bit 0 of how) and/or vertically (bit 1). */
-static void flip_image(void *data, int w, int h, size_t pixel_bytes, int how)
+/*
+ * View `how` of a (H,W) image: bit 2 transposes it (so the view is (W,H)), then bit 0 mirrors it left-right and
+ * bit 1 top-bottom. Returns the source index of view pixel (u, v); vw is the view's width, vh its height.
+ */
+static size_t view_source(int how, int w, int vw, int vh, int u, int v)
 {
-    unsigned char *p = data, tmp[16];
-    if (how & 1)
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w / 2; x++) {
-                unsigned char *a = p + ((size_t)y * w + x) * pixel_bytes, *b = p + ((size_t)y * w + w - 1 - x) * pixel_bytes;
-                memcpy(tmp, a, pixel_bytes), memcpy(a, b, pixel_bytes), memcpy(b, tmp, pixel_bytes);
-            }
-    if (how & 2)
-        for (int y = 0; y < h / 2; y++)
-            for (size_t i = 0; i < (size_t)w * pixel_bytes; i++) {
-                unsigned char *a = p + (size_t)y * w * pixel_bytes + i, *b = p + (size_t)(h - 1 - y) * w * pixel_bytes + i;
-                unsigned char t = *a;
-                *a = *b, *b = t;
-            }
+    if (how & 1) u = vw - 1 - u;
+    if (how & 2) v = vh - 1 - v;
+    return how & 4 ? (size_t)u * w + v : (size_t)v * w + u;
 }
 
 clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *prob)
 {
-    if (inf->preprocess == CN_PREPROCESS_NONE && !inf->flips) return infer_tiles(inf, s, prob);
+    int views = inf->views == 8 || inf->views == 4 ? inf->views : 1;
+    if (inf->preprocess == CN_PREPROCESS_NONE && views == 1) return infer_tiles(inf, s, prob);
     size_t n = (size_t)s->width * s->height;
-    cn_sample_image copy = *s;
-    copy.rgb = malloc(3 * n);
-    float *view = inf->flips ? malloc(n * sizeof *view) : NULL;
-    if (!copy.rgb || (inf->flips && !view)) {
-        free(copy.rgb), free(view);
+    cn_sample_image pre = *s, view = *s;
+    pre.rgb = inf->preprocess == CN_PREPROCESS_NONE ? s->rgb : malloc(3 * n);
+    view.rgb = views > 1 ? malloc(3 * n) : pre.rgb;
+    float *vprob = views > 1 ? malloc(n * sizeof *vprob) : prob;
+    if (!pre.rgb || !view.rgb || !vprob) {
+        if (pre.rgb != s->rgb) free(pre.rgb);
+        if (views > 1) free(view.rgb), free(vprob);
         return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
     }
-    memcpy(copy.rgb, s->rgb, 3 * n);
     clunet_status st = CLUNET_OK;
-    if (inf->preprocess == CN_PREPROCESS_CLAHE_GREEN) st = cn_clahe_green(&copy, CN_CLAHE_GRID, CN_CLAHE_CLIP);
-    if (st == CLUNET_OK && !inf->flips) st = infer_tiles(inf, &copy, prob);
-    for (int how = 0; st == CLUNET_OK && inf->flips && how < 4; how++) {
-        /* Flip the image by the difference from the previous view: 0 -> h -> hv -> v. */
-        static const int order[4] = {0, 1, 3, 2};
-        flip_image(copy.rgb, s->width, s->height, 3, order[how] ^ (how ? order[how - 1] : 0));
-        st = infer_tiles(inf, &copy, view);
-        if (st != CLUNET_OK) break;
-        flip_image(view, s->width, s->height, sizeof *view, order[how]);
-        for (size_t i = 0; i < n; i++) prob[i] = (how ? prob[i] : 0) + view[i] * 0.25f;
+    if (pre.rgb != s->rgb) {
+        memcpy(pre.rgb, s->rgb, 3 * n);
+        st = cn_clahe_green(&pre, CN_CLAHE_GRID, CN_CLAHE_CLIP);
     }
-    free(copy.rgb), free(view);
+    if (st == CLUNET_OK && views == 1) st = infer_tiles(inf, &pre, prob);
+    if (views > 1) memset(prob, 0, n * sizeof *prob);
+    /* Views 0-3 are the mirrors, 4-7 the same after a transpose (the quarter turns training also shows). */
+    for (int how = 0; st == CLUNET_OK && views > 1 && how < views; how++) {
+        view.width = how & 4 ? s->height : s->width;
+        view.height = how & 4 ? s->width : s->height;
+        for (int v = 0; v < view.height; v++)
+            for (int u = 0; u < view.width; u++)
+                memcpy(view.rgb + 3 * ((size_t)v * view.width + u),
+                       pre.rgb + 3 * view_source(how, s->width, view.width, view.height, u, v), 3);
+        st = infer_tiles(inf, &view, vprob);
+        for (int v = 0; st == CLUNET_OK && v < view.height; v++)
+            for (int u = 0; u < view.width; u++)
+                prob[view_source(how, s->width, view.width, view.height, u, v)] +=
+                    vprob[(size_t)v * view.width + u] / (float)views;
+    }
+    if (pre.rgb != s->rgb) free(pre.rgb);
+    if (views > 1) free(view.rgb), free(vprob);
     return st;
 }
 

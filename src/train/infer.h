@@ -14,7 +14,7 @@ typedef struct cn_infer {
     float mean[3], std[3]; /* input normalisation (0-255 scale) */
     cn_preprocess preprocess; /* applied to each image first (the checkpoint's) */
     int overlap;           /* pixels shared by neighbouring tiles */
-    int flips;             /* 1: average over the image and its three flips (test-time augmentation) */
+    int views;             /* test-time augmentation: 1 (none), 4 (the mirrors) or 8 (mirrors and quarter turns) */
     float *tiles;          /* (B,3,S,S) host staging */
     float *logits;         /* (B,1,S,S) */
     float *weight;         /* (S,S) stitching weights */
@@ -25,8 +25,8 @@ void cn_infer_free(cn_infer *inf);
 
 /*
  * prob (H,W) = sigmoid of the network's logits over the sample's image
- * (inference-mode BN); with flips, the mean of the four flipped views'
- * probabilities, each flipped back.
+ * (inference-mode BN); with views 4 or 8, the mean over the image's mirrored
+ * (and transposed) views of their probabilities, each mapped back.
  */
 clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *prob);
 

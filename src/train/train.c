@@ -127,6 +127,9 @@ static clunet_status trim_csv(const char *path, int epochs)
     return CLUNET_OK;
 }
 
+/* Validation picks thresholds and checkpoints, which a tenth of the images does well; the rest train. */
+static int default_val_count(int train_images) { return train_images / 10 > 1 ? train_images / 10 : 1; }
+
 static clunet_status load_data(run *r)
 {
     const cn_train_config *cfg = r->cfg;
@@ -156,17 +159,18 @@ static clunet_status load_data(run *r)
     }
     cn_catalog_free(&cat);
     CN_TRY(st);
-    int nval = cfg->val_count >= 0 ? cfg->val_count : cn_train_default_val_count(r->train.count);
+    int nval = cfg->val_count >= 0 ? cfg->val_count : default_val_count(r->train.count);
     if (r->train.count - nval < 1)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %d training images are too few to hold out %d for validation",
                        cfg->data_dir, r->train.count, nval);
     CN_TRY(cn_sample_set_split(&r->train, nval, cfg->seed, &r->val));
-    say(r, "data: %s from %s: %d training images, %d held out for validation%s", cfg->dataset, cfg->data_dir,
-        r->train.count, r->val.count, r->val.count ? "" : " (so no best.safetensors)");
+    char names[200] = "";
+    for (int i = 0, at = 0; i < r->val.count && at < (int)sizeof names; i++)
+        at += snprintf(names + at, sizeof names - at, "%s%s", i ? " " : ": ", r->val.items[i].name);
+    say(r, "data: %s from %s: %d training images, %d held out for validation%s%s", cfg->dataset, cfg->data_dir,
+        r->train.count, r->val.count, r->val.count ? "" : " (so no best.safetensors)", names);
     return CLUNET_OK;
 }
-
-int cn_train_default_val_count(int train_images) { return train_images / 5 > 1 ? train_images / 5 : 1; }
 
 static int steps_per_epoch(const run *r)
 {
@@ -237,7 +241,7 @@ static clunet_status setup_model(run *r)
     snprintf(r->info.config, sizeof r->info.config,
              "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
              "\"weight_decay\": %g, \"loss_lambda\": %g, \"augment\": %d, "
-             "\"synthetic\": %d, \"val\": %d, \"dataset\": \"%s\"}",
+             "\"synthetic\": %d, \"val\": %d, \"val_by_subject\": 1, \"dataset\": \"%s\"}",
              cfg->batch, cfg->epochs, cfg->lr, cfg->schedule == CN_LR_COSINE ? "cosine" : "constant",
              cfg->warmup_epochs, cfg->weight_decay, cfg->loss_lambda, cfg->augment,
              cfg->data_dir ? 0 : cfg->synthetic, r->val.count,

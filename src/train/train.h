@@ -25,7 +25,7 @@ typedef struct cn_train_config {
     int synthetic;               /* synthetic training images (default 32) */
     int size, batch, epochs;     /* patch size (multiple of 32), batch, epochs */
     int steps_per_epoch;         /* 0: about one pass over the training pixels */
-    int val_count;               /* training images held out for validation (-1: a fifth) */
+    int val_count;               /* training images held out for validation (-1: a tenth, at least 1; whole subjects) */
     double lr, weight_decay, loss_lambda; /* loss_lambda < 0: focal + dice */
     cn_lr_schedule schedule;
     double warmup_epochs;        /* cosine schedule: epochs of linear warm-up from lr / 100 */
@@ -59,9 +59,6 @@ typedef struct cn_train_progress {
 } cn_train_progress;
 
 typedef void (*cn_train_callback)(const cn_train_progress *p, void *user);
-
-/* Training images held out for validation when --val is not given: a fifth, at least 1. */
-int cn_train_default_val_count(int train_images);
 
 /* The learning rate of step `step` (0-based, counted over the whole run) of `total`. */
 double cn_train_lr(const cn_train_config *cfg, long step, long total, long warmup_steps);

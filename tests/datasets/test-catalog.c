@@ -75,6 +75,10 @@ static void test_parse_errors(void)
         {"dataset A\n count -3\n", "t.txt:2:", "positive"},
         {"dataset A\n archive f http://x sha256=abc\n", "t.txt:2:", "64 lowercase hex"},
         {"dataset A\n train second 3\n", "t.txt:2:", "first N"},
+        {"dataset A\n subject first\n", "t.txt:2:", "subject takes"},
+        {"dataset A\n subject first 0\n", "t.txt:2:", "subject takes"},
+        {"dataset A\n subject last 2\n", "t.txt:2:", "subject takes"},
+        {"dataset A\n subject first 2\n subject first 3\n", "t.txt:3:", "twice"},
         {"dataset A\n label {id}.png\n", "t.txt:2:", "group SPLIT"},
         {"dataset A\n group auto\n image {id}.png\n", "t.txt:1:", "train"},
         {"dataset A\n group train\n image {id}.png\ndataset a\n", "t.txt:4:", "twice"},
@@ -216,6 +220,34 @@ static void test_drive(const cn_catalog *cat)
           "a missing root is named");
 }
 
+/* Both eyes of 14 children: ids 01L..14R, the first 20 train, subjects are the 2-digit child numbers. */
+static void test_chase(const cn_catalog *cat)
+{
+    const cn_dataset *d = find(cat, "CHASE_DB1");
+    if (!d) return;
+    new_root("chase");
+    char rel[600];
+    for (int i = 0; i < 28; i++) {
+        snprintf(rel, sizeof rel, "Image_%02d%c.jpg", i / 2 + 1, i % 2 ? 'R' : 'L');
+        touch(rel);
+        snprintf(rel, sizeof rel, "Image_%02d%c_1stHO.png", i / 2 + 1, i % 2 ? 'R' : 'L');
+        touch(rel);
+    }
+    cn_sample_list list;
+    CHECK(cn_dataset_scan(d, root, &list) == CLUNET_OK, "scan fake CHASE_DB1");
+    CHECK(list.count == 28, "CHASE_DB1: %d samples", list.count);
+    for (int i = 0; i < list.count && list.count == 28; i++) {
+        const cn_sample *s = &list.items[i];
+        char child[16];
+        snprintf(child, sizeof child, "%02d", i / 2 + 1);
+        CHECK(s->split == (i < 20 ? CN_SPLIT_TRAIN : CN_SPLIT_TEST), "CHASE_DB1 %s split", s->id);
+        CHECK(s->subject_len == 2 && !strncmp(s->id, child, 2), "CHASE_DB1 %s: subject is child %s (length %d)",
+              s->id, child, s->subject_len);
+    }
+    cn_sample_list_free(&list);
+    remove_tree(root);
+}
+
 static void test_stare(const cn_catalog *cat)
 {
     const cn_dataset *d = find(cat, "STARE");
@@ -242,6 +274,7 @@ static void test_stare(const cn_catalog *cat)
         CHECK(s->split == (i < 10 ? CN_SPLIT_TRAIN : CN_SPLIT_TEST), "STARE %s split", s->id);
         CHECK(s->label && strstr(s->label, "/labels-ah/") && strstr(s->label, id), "STARE %s label", s->id);
         CHECK(s->mask == NULL, "STARE has no masks");
+        CHECK(s->subject_len == (int)strlen(s->id), "STARE %s is its own subject", s->id);
     }
     cn_sample_list_free(&list);
     snprintf(rel, sizeof rel, "%s/stare-images/im0324.ppm", root);
@@ -311,6 +344,7 @@ int main(int argc, char **argv)
     CHECK(cn_catalog_load(NULL, &cat) == CLUNET_OK, "embedded catalogue");
     test_drive(&cat);
     test_stare(&cat);
+    test_chase(&cat);
     test_hrf(&cat);
     cn_catalog_free(&cat);
     return check_summary();

@@ -83,6 +83,51 @@ static double green_std(const cn_sample_image *s)
     return sqrt(sq / n - (sum / n) * (sum / n));
 }
 
+/* Validation hold-outs take whole subjects, keep the order, and depend only on the seed. */
+static void test_split(void)
+{
+    for (int with_subjects = 0; with_subjects < 2; with_subjects++)
+        for (uint64_t seed = 1; seed <= 20; seed++) {
+            cn_sample_set set, val, again, val2;
+            CHECK(cn_sample_set_synthetic(&set, 5, 0, 10, 64) == CLUNET_OK &&
+                      cn_sample_set_synthetic(&again, 5, 0, 10, 64) == CLUNET_OK,
+                  "synthetic samples");
+            /* Pairs (0,1) (2,3) ... share a subject, like both eyes of a child. */
+            for (int i = 0; with_subjects && i < 10; i++) {
+                char id[8];
+                snprintf(id, sizeof id, "%02d", i / 2);
+                set.items[i].subject = strdup(id), again.items[i].subject = strdup(id);
+            }
+            int n_out = 1 + (int)(seed % 4);
+            CHECK(cn_sample_set_split(&set, n_out, seed, &val) == CLUNET_OK &&
+                      cn_sample_set_split(&again, n_out, seed, &val2) == CLUNET_OK,
+                  "split %d of 10", n_out);
+            int want = with_subjects ? n_out + n_out % 2 : n_out;
+            CHECK(val.count == want && set.count == 10 - want, "seed %llu: held out %d, kept %d (want %d)",
+                  (unsigned long long)seed, val.count, set.count, want);
+            CHECK(val.count == val2.count, "the same seed holds out the same images");
+            for (int i = 0; i < val.count && i < val2.count; i++)
+                CHECK(!strcmp(val.items[i].name, val2.items[i].name), "held-out image %d differs", i);
+            for (int i = 1; i < val.count; i++)
+                CHECK(strcmp(val.items[i - 1].name, val.items[i].name) < 0, "held-out images keep their order");
+            for (int i = 1; i < set.count; i++)
+                CHECK(strcmp(set.items[i - 1].name, set.items[i].name) < 0, "training images keep their order");
+            for (int i = 0; with_subjects && i < val.count; i++)
+                for (int j = 0; j < set.count; j++)
+                    CHECK(strcmp(val.items[i].subject, set.items[j].subject), "subject %s on both sides",
+                          val.items[i].subject);
+            cn_sample_set_free(&set), cn_sample_set_free(&val), cn_sample_set_free(&again), cn_sample_set_free(&val2);
+        }
+    /* Holding out 9 of 10 by pairs takes all 10: refused, naming why. */
+    cn_sample_set set, val;
+    CHECK(cn_sample_set_synthetic(&set, 5, 0, 10, 64) == CLUNET_OK, "synthetic samples");
+    for (int i = 0; i < 10; i++) set.items[i].subject = strdup(i < 2 ? "a" : "b");
+    CHECK(cn_sample_set_split(&set, 9, 1, &val) == CLUNET_ERR_INVALID_ARGUMENT &&
+              strstr(clunet_last_error(), "no training image") && set.count == 10 && val.count == 0,
+          "a hold-out of every subject is refused (got '%s')", clunet_last_error());
+    cn_sample_set_free(&set);
+}
+
 static void test_clahe(void)
 {
     cn_sample_set set, again;
@@ -118,6 +163,7 @@ static void test_clahe(void)
 int main(void)
 {
     test_batches();
+    test_split();
     test_clahe();
     return check_summary();
 }

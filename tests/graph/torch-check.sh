@@ -13,7 +13,7 @@
 #     differs from float64 by up to 1%; the twin in float32 differs too).
 #  3. a clunet checkpoint loads into the twin by name (no tensor missing), and
 #     `clunet predict --npy` gives the twin's probabilities on the same image;
-#  4. the same with test-time flips on both sides (mean of four mirrored views),
+#  4. the same with test-time views on both sides (mean of 8 mirrored and transposed views),
 #     also on an image that is not a multiple of 32 (padding after flipping).
 # Skips (77) where Debian's python3-torch is not installed.
 #   usage: torch-check.sh PYTHON TORCH_REFERENCE TORCH_STEP CLUNET
@@ -42,14 +42,14 @@ echo "forward and loss agree within 1e-3"
 echo "== 3. a clunet checkpoint in the twin: clunet predict --npy vs the twin's probabilities"
 "$clunet" train --synthetic 4 --size 64 --batch 2 --epochs 1 --steps 2 --lr 1e-3 --preprocess rgb --out "$dir/run" > /dev/null
 "$clunet" synth --out "$dir/img" --n 1 --size 64 --seed 5 > /dev/null
-"$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred" --npy --no-flips "$dir/img/0000.png"
+"$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred" --npy --views 1 "$dir/img/0000.png"
 "$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/0000.png" \
     --compare "$dir/pred/0000_prob.npy" --atol 1e-3
-echo "== 4. the same with test-time flips (clunet's default) on both sides, also on a 60x50 crop (padded)"
+echo "== 4. the same with 8 test-time views (clunet's default) on both sides, also on a 60x50 crop (padded)"
 "$python" -c 'import sys; from PIL import Image; Image.open(sys.argv[1]).crop((0, 0, 60, 50)).save(sys.argv[2])' \
     "$dir/img/0000.png" "$dir/img/crop.png"
 for name in 0000 crop; do
     "$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred-flips" --npy "$dir/img/$name.png"
-    "$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/$name.png" --flips \
+    "$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/$name.png" --views 8 \
         --compare "$dir/pred-flips/${name}_prob.npy" --atol 1e-3
 done

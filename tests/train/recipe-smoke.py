@@ -2,8 +2,8 @@
 """recipe-smoke.py CLUNET DATA_DIR... - the training recipe, shortened, on real CHASE_DB1 images.
 
 A few minutes of the default recipe (its schedule, CLAHE, augmentation, validation threshold) at
-128 x 128 patches for 3 short epochs, then `clunet eval` on the 8 test images with and without
-test-time flips, `clunet predict` on one of them and `clunet report`. Checks the metrics pipeline
+128 x 128 patches for 3 short epochs, then `clunet eval` on the 8 test images with 8 test-time
+views and with 1, `clunet predict` on one of them and `clunet report`. Checks the metrics pipeline
 end to end: metrics.csv complete and finite, the learning rate following warm-up and cosine decay,
 the checkpoint's threshold used by eval, pooled counts equal to the sums of the per-image counts,
 every score recomputed from the counts, the F1 recomputed independently (NumPy) from predict's mask
@@ -86,27 +86,29 @@ def main():
 
         # eval --split val rebuilds the run's held-out images: the last epoch's validation row again
         p = run([clunet, 'eval', '--weights', os.path.join(run_dir, 'last.safetensors'), '--data', data, '--dataset',
-                 'CHASE_DB1', '--split', 'val', '--threshold', '0.5', '--no-flips', '--size', '128', '--batch', '4',
+                 'CHASE_DB1', '--split', 'val', '--threshold', '0.5', '--views', '1', '--size', '128', '--batch', '4',
                  '--json'])
         if check(p.returncode == 0, 'eval --split val: exit 0'):
             v, last = json.loads(p.stdout), rows[-1]
             same = [k for k in ('f1', 'auc', 'accuracy', 'loss') if abs(v['pooled'][k] - float(last['val_' + k])) < 1e-4]
-            check(len(v['images']) == 4 and len(same) == 4,
-                  'eval --split val: 4 images, F1/AUC/accuracy/loss = metrics.csv\'s last validation (%s of 4 agree)'
-                  % len(same))
+            names = sorted(i['image'] for i in v['images'])
+            check(len(names) == 2 and names[0][:8] == names[1][:8],
+                  'eval --split val: both eyes of one child (%s)' % ', '.join(names))
+            check(len(same) == 4,
+                  'eval --split val: F1/AUC/accuracy/loss = metrics.csv\'s last validation (%s of 4 agree)' % len(same))
 
         weights = os.path.join(run_dir, 'best.safetensors')
         results = {}
-        for flips in (True, False):
+        for views in (8, 1):
             # tiles of 256 (the network is fully convolutional): fewer, larger tiles than the training's 128
             p = run([clunet, 'eval', '--weights', weights, '--data', data, '--dataset', 'CHASE_DB1', '--json',
                      '--size', '256']
-                    + ([] if flips else ['--no-flips']))
-            name = 'eval' + ('' if flips else ' --no-flips')
+                    + ([] if views == 8 else ['--views', str(views)]))
+            name = 'eval' + ('' if views == 8 else ' --views %d' % views)
             if not check(p.returncode == 0, name + ': exit 0'):
                 continue
-            r = results[flips] = json.loads(p.stdout)
-            check(len(r['images']) == 8 and r['flips'] == flips, name + ': 8 test images, flips %s' % flips)
+            r = results[views] = json.loads(p.stdout)
+            check(len(r['images']) == 8 and r['views'] == views, name + ': 8 test images, %d views' % views)
             check(abs(r['threshold'] - threshold) < 1e-6, name + ': uses the checkpoint\'s threshold')
             pooled = r['pooled']
             for k in ('tp', 'fp', 'tn', 'fn'):
@@ -118,13 +120,13 @@ def main():
             check(pooled['f1'] > 0.45 and pooled['auc'] > 0.85,
                   name + ': the network has learnt vessels (F1 %.3f > 0.45, AUC %.3f > 0.85)' % (pooled['f1'], pooled['auc']))
         if len(results) == 2:
-            a, b = results[True]['pooled'], results[False]['pooled']
+            a, b = results[8]['pooled'], results[1]['pooled']
             check(sum(a[k] for k in ('tp', 'fp', 'tn', 'fn')) == sum(b[k] for k in ('tp', 'fp', 'tn', 'fn')),
-                  'with and without flips: the same FOV pixels counted')
+                  'with 8 views and 1: the same FOV pixels counted')
 
         # Independent F1 of one test image from predict's outputs: the mask is inside the FOV, and
         # CHASE_DB1's labels are too, so TP, FP and FN over the whole frame are eval's counts.
-        first = results.get(True, {}).get('images', [{}])[0]
+        first = results.get(8, {}).get('images', [{}])[0]
         image = os.path.join(data, first.get('image', 'Image_11L.jpg'))
         pred = os.path.join(work, 'pred')
         p = run([clunet, 'predict', '--weights', weights, '--out', pred, '--npy', '--size', '256', image])

@@ -211,11 +211,14 @@ typedef struct plot_spec {
     const char *title, *ylabel;
     const char *train, *val; /* column names (train may be NULL) */
     int score;            /* fixed range 0..1 (-1..1 when a value is negative); else automatic */
+    const char *extra, *extra_label; /* a third series, or NULL */
 } plot_spec;
 
 static const plot_spec plots[] = {
     {"loss", "Loss (focal + Dice)", "loss", "train_loss", "val_loss", 0},
-    {"f1", "F1 (Dice) of the vessel class", "F1", "train_f1", "val_f1", 1},
+    /* best.safetensors is the epoch with the best F1 at its own best threshold: the third series */
+    {"f1", "F1 (Dice) of the vessel class", "F1", "train_f1", "val_f1", 1, "val_best_f1",
+     "validation at its best threshold"},
     {"accuracy", "Pixel accuracy", "accuracy", "train_accuracy", "val_accuracy", 1},
     {"iou", "IoU of the vessel class", "IoU", NULL, "val_iou", 1},
     {"mcc", "Matthews correlation coefficient", "MCC", NULL, "val_mcc", 1},
@@ -228,6 +231,7 @@ static const plot_spec plots[] = {
 /* Line colours (matplotlib's first two): training blue, validation orange. */
 static const double train_rgb[3] = {31 / 255.0, 119 / 255.0, 180 / 255.0};
 static const double val_rgb[3] = {255 / 255.0, 127 / 255.0, 14 / 255.0};
+static const double extra_rgb[3] = {44 / 255.0, 160 / 255.0, 44 / 255.0};
 
 /* Plot area inside the 800x500 canvas. */
 #define PLOT_LEFT 84.0
@@ -381,11 +385,12 @@ static void draw_series(cairo_t *cr, const series *s, const double *epochs, int 
     cairo_restore(cr);
 }
 
+/* One row of entries, or two when they do not fit the width (both above the plot area). */
 static void draw_legend(cairo_t *cr, const series *s, int ns, const double *epochs, int lower_better)
 {
-    char text[2][128];
-    double width[2], total = 0;
-    cn_report_font(cr, 14, 0);
+    char text[3][128];
+    double width[3], total = 0;
+    cn_report_font(cr, ns > 2 ? 13 : 14, 0);
     for (int k = 0; k < ns; k++) {
         if (s[k].best >= 0)
             snprintf(text[k], sizeof text[k], "%s (%s %.4f at epoch %.0f)", s[k].label, lower_better ? "lowest" : "best",
@@ -396,8 +401,17 @@ static void draw_legend(cairo_t *cr, const series *s, int ns, const double *epoc
         width[k] = 34 + e.x_advance;
         total += width[k] + (k ? 28 : 0);
     }
-    double x = (CN_CURVE_WIDTH - total) / 2, y = 56;
+    int split = ns; /* entries [0, split) on the first row */
+    if (total > CN_CURVE_WIDTH - 40) split = ns - 1;
+    double first = 0, y = split < ns ? 50 : 56;
+    for (int k = 0; k < split; k++) first += width[k] + (k ? 28 : 0);
+    double x = (CN_CURVE_WIDTH - first) / 2;
     for (int k = 0; k < ns; k++) {
+        if (k == split) {
+            double rest = 0;
+            for (int j = split; j < ns; j++) rest += width[j] + (j > split ? 28 : 0);
+            x = (CN_CURVE_WIDTH - rest) / 2, y += 18;
+        }
         cairo_set_source_rgb(cr, s[k].rgb[0], s[k].rgb[1], s[k].rgb[2]);
         cairo_set_line_width(cr, 3);
         cairo_move_to(cr, x, y - 5), cairo_line_to(cr, x + 26, y - 5), cairo_stroke(cr);
@@ -418,12 +432,12 @@ static int best_row(const double *y, int n, int lower_better)
 static clunet_status draw_plot(const table *t, const plot_spec *p, const char *out_dir, double *buf)
 {
     int n = t->nrows, ns = 0, ep = column(t, "epoch");
-    series s[2];
-    const char *cols[2] = {p->train, p->val}, *labels[2] = {"training", "validation"};
-    const double *rgbs[2] = {train_rgb, val_rgb};
+    series s[3];
+    const char *cols[3] = {p->train, p->val, p->extra}, *labels[3] = {"training", "validation", p->extra_label};
+    const double *rgbs[3] = {train_rgb, val_rgb, extra_rgb};
     double *epochs = buf;
     for (int r = 0; r < n; r++) epochs[r] = t->v[(size_t)r * t->ncols + ep];
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         int c = cols[k] ? column(t, cols[k]) : -1;
         if (c < 0) continue;
         double *y = buf + (size_t)(ns + 1) * n;
@@ -456,7 +470,7 @@ clunet_status cn_report_curves(const char *metrics_csv, const char *out_dir)
     table t;
     CN_TRY(read_table(metrics_csv, &t));
     clunet_status st = order_rows(&t);
-    double *buf = st ? NULL : malloc((size_t)3 * t.nrows * sizeof *buf);
+    double *buf = st ? NULL : malloc((size_t)4 * t.nrows * sizeof *buf);
     if (!st && !buf) st = cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
     for (size_t i = 0; !st && i < sizeof plots / sizeof plots[0]; i++) st = draw_plot(&t, &plots[i], out_dir, buf);
     free(buf);

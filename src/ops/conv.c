@@ -5,7 +5,9 @@
  * with few input channels skip the columns for y and dx: on CPUs with
  * conv2d_direct (cl/conv.cl), elsewhere with conv2d_direct_wg (cl/conv_gpu.cl).
  * Elsewhere too, a weight gradient with few outputs but a long sum over pixels
- * is split along the pixels (split-K) so that the GPU has enough to do.
+ * is split along the pixels (split-K) so that the GPU has enough to do. A
+ * stride-1 data gradient with more input than output channels is the flipped
+ * conv of dy through im2col + GEMM (flipped_gemm_dx) rather than col2im.
  * $CLUNET_CONV forces a path on any device (see conv_mode).
  */
 #include <limits.h>
@@ -369,6 +371,55 @@ static cn_gemm_args gemm_args(int ta, int tb, int m, int n, int k, float beta, c
     return g;
 }
 
+/*
+ * The data gradient of a stride-1 conv with more input than output channels is
+ * the conv of dy with the kernel flipped: im2col of dy (Co*K*K rows) and one
+ * GEMM per image adding into dx, instead of w^T * dy (C*K*K rows, a short sum
+ * of Co terms each) folded back by col2im. Fewer bytes written and read, and a
+ * longer sum per output. Both live in the workspace the forward columns use:
+ * dy's columns, then the flipped weights as conv2d_direct lays them out (which
+ * is w' transposed: the GEMM reads it as A^T).
+ */
+static int flipped_fits(const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *dy)
+{
+    int pads_ok = p->pad_t < p->k && p->pad_l < p->k && p->pad_b < p->k && p->pad_r < p->k;
+    if (p->groups != 1 || p->stride != 1 || p->k == 1 || !pads_ok || dy->c >= x->c) return 0;
+    size_t cols = (size_t)dy->c * p->k * p->k * x->h * x->w;
+    return cols + direct_weight_floats(p, x->c, dy->c) <= columns_floats(p, x->c, x->h, x->w);
+}
+
+static clunet_status flipped_gemm_dx(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *w,
+                                     const cn_tensor *dy, const cn_tensor *dx, const cn_tensor *work)
+{
+    // dy is (N,Co,Ho,Wo), dx is (N,C,H,W); the flipped conv takes dy to dx with pads K-1-pad
+    cn_conv2d_params pf = *p;
+    pf.pad_t = p->k - 1 - p->pad_t, pf.pad_l = p->k - 1 - p->pad_l;
+    pf.pad_b = p->k - 1 - p->pad_b, pf.pad_r = p->k - 1 - p->pad_r;
+    int kk = p->k * p->k, hw = dx->h * dx->w, cop = (dx->c + 15) / 16 * 16, s[4];
+    size_t wt_off = work->offset + (size_t)dy->c * kk * hw;
+    char options[48];
+    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1", p->k);
+    weight_strides(p, w, 1, s);
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct_weights", options, &k));
+    CN_TRY(cn_arg_view(k, 0, w));
+    CN_TRY(CN_ARG_MEM(k, 2, work->buf));
+    CN_TRY(CN_ARG_INT(k, 3, wt_off));
+    int wargs[6] = {dx->c, cop, s[0], s[1], s[2], s[3]};
+    for (int i = 0; i < 6; i++) CN_TRY(CN_ARG_INT(k, 4 + i, wargs[i]));
+    size_t wglobal[3] = {(size_t)cop, (size_t)kk, (size_t)dy->c};
+    CN_TRY(cn_launch(ctx, k, 3, wglobal, NULL));
+    size_t dx_img = (size_t)dx->c * hw;
+    for (int i = 0; i < dy->n; i++) {
+        CN_TRY(columns(ctx, &pf, dy, i, work, 1));
+        cn_gemm_args g = gemm_args(1, 0, dx->c, hw, dy->c * kk, 1.0f, work->buf, wt_off, work->buf, work->offset,
+                                   dx->buf, dx->offset + i * dx_img);
+        g.lda = cop;
+        CN_TRY(cn_gemm(ctx, &g));
+    }
+    return CLUNET_OK;
+}
+
 /* ---- forward / backward --------------------------------------------------- */
 
 clunet_status cn_conv2d_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
@@ -432,6 +483,7 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
     if (!dx) return CLUNET_OK;
     int path = dense_path(ctx, mode, p, x, p->cout, x->c);
     if (path != PATH_GEMM) return direct_path_conv(ctx, path, p, dy, w, dx, work, 1);
+    if (flipped_fits(p, x, dy)) return flipped_gemm_dx(ctx, p, w, dy, dx, work);
     /* columns' gradient = w^T * dy; a 1x1 conv adds it straight into dx */
     if (direct) {
         cn_gemm_args g = gemm_args(1, 0, x->c, hw, p->cout, 1.0f, w->buf, w->offset, dy->buf, dy->offset, dx->buf,

@@ -350,6 +350,8 @@ static const conv_shape few_channel_shapes[] = {
     DENSE("dec6-like", 2, 16, 70, 100, 16, 3, 1, 1, 1, 1, 1, 0), /* 7000 pixels: 212 chunks of 33 and one of 4 */
     DENSE("dec5-like", 1, 32, 45, 130, 16, 3, 1, 1, 1, 1, 1, 0),
     DENSE("head-like", 2, 16, 33, 129, 1, 3, 1, 1, 1, 1, 1, 1),
+    /* more input than output channels (over 32): dx as the flipped conv of dy on CPUs, uneven pads */
+    DENSE("80->34 flipped dx", 2, 80, 12, 14, 34, 3, 1, 1, 2, 1, 0, 0),
 };
 
 /* Timing only (--perf): the same network at a 512x512 input, batch 1. */

@@ -1,7 +1,22 @@
 /*
  * resample.c - the decoder step: concat(nearest2x(x), skip) along channels (cl/resample.cl).
+ * GPUs take a work-item per pixel; CPUs the *_rows kernels, a work-item per row with vectors.
  */
+#include <stdio.h>
+
 #include "ops/pointwise.h"
+
+/* The kernel `name` (or name_rows on CPUs) and its global size: (pixels, planes), or (rows, planes) on CPUs. */
+static clunet_status upcat_kernel(clunet_context *ctx, const char *name, int rows, int cols, int planes,
+                                  cl_kernel *k, size_t global[2])
+{
+    int cpu = ctx->info.type == CLUNET_DEVICE_CPU;
+    char full[32];
+    snprintf(full, sizeof full, "%s%s", name, cpu ? "_rows" : "");
+    global[0] = cpu ? (size_t)rows : (size_t)rows * cols;
+    global[1] = (size_t)planes;
+    return cn_kernel(ctx, "resample.cl", full, NULL, k);
+}
 
 clunet_status cn_upcat_forward(clunet_context *ctx, const cn_tensor *x, const cn_tensor *skip, const cn_tensor *y)
 {
@@ -12,7 +27,8 @@ clunet_status cn_upcat_forward(clunet_context *ctx, const cn_tensor *x, const cn
     CN_TRY(cn_pw_check_shape("upcat_forward", "y", y, x->n, x->c + c2, 2 * x->h, 2 * x->w));
     int planes = y->n * y->c;
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "resample.cl", "upcat_fwd", NULL, &k));
+    size_t global[2];
+    CN_TRY(upcat_kernel(ctx, "upcat_fwd", y->h, y->w, planes, &k, global));
     CN_TRY(cn_arg_view(k, 0, x));
     // Without a skip the kernel never reads it; x stands in as a valid buffer.
     CN_TRY(CN_ARG_MEM(k, 2, (skip ? skip : x)->buf));
@@ -23,7 +39,6 @@ clunet_status cn_upcat_forward(clunet_context *ctx, const cn_tensor *x, const cn
     CN_TRY(CN_ARG_INT(k, 8, x->h));
     CN_TRY(CN_ARG_INT(k, 9, x->w));
     CN_TRY(CN_ARG_INT(k, 10, planes));
-    size_t global[2] = {(size_t)y->h * y->w, (size_t)planes};
     return cn_launch(ctx, k, 2, global, NULL);
 }
 
@@ -36,7 +51,8 @@ clunet_status cn_upcat_backward(clunet_context *ctx, const cn_tensor *dy, const 
     if (dskip) CN_TRY(cn_pw_check_shape("upcat_backward", "dskip", dskip, dx->n, c2, 2 * h, 2 * w));
     CN_TRY(cn_pw_check_shape("upcat_backward", "dy", dy, dx->n, c1 + c2, 2 * h, 2 * w));
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "resample.cl", "upcat_bwd_x", NULL, &k));
+    size_t global_x[2], global_skip[2];
+    CN_TRY(upcat_kernel(ctx, "upcat_bwd_x", h, w, dx->n * c1, &k, global_x));
     CN_TRY(cn_arg_view(k, 0, dy));
     CN_TRY(cn_arg_view(k, 2, dx));
     CN_TRY(CN_ARG_INT(k, 4, c1));
@@ -45,10 +61,9 @@ clunet_status cn_upcat_backward(clunet_context *ctx, const cn_tensor *dy, const 
     CN_TRY(CN_ARG_INT(k, 7, w));
     CN_TRY(CN_ARG_INT(k, 8, dx->n * c1));
     CN_TRY(CN_ARG_INT(k, 9, accumulate != 0));
-    size_t global_x[2] = {(size_t)h * w, (size_t)dx->n * c1};
     CN_TRY(cn_launch(ctx, k, 2, global_x, NULL));
     if (!dskip) return CLUNET_OK;
-    CN_TRY(cn_kernel(ctx, "resample.cl", "upcat_bwd_skip", NULL, &k));
+    CN_TRY(upcat_kernel(ctx, "upcat_bwd_skip", 2 * h, 2 * w, dx->n * c2, &k, global_skip));
     CN_TRY(cn_arg_view(k, 0, dy));
     CN_TRY(cn_arg_view(k, 2, dskip));
     CN_TRY(CN_ARG_INT(k, 4, c1));
@@ -57,6 +72,5 @@ clunet_status cn_upcat_backward(clunet_context *ctx, const cn_tensor *dy, const 
     CN_TRY(CN_ARG_INT(k, 7, w));
     CN_TRY(CN_ARG_INT(k, 8, dx->n * c2));
     CN_TRY(CN_ARG_INT(k, 9, accumulate != 0));
-    size_t global_skip[2] = {(size_t)4 * h * w, (size_t)dx->n * c2};
     return cn_launch(ctx, k, 2, global_skip, NULL);
 }

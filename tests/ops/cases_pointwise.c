@@ -618,7 +618,8 @@ typedef struct upcat_shape {
     int n, c1, c2, h, w; /* x (N,C1,H,W), skip (N,C2,2H,2W) */
 } upcat_shape;
 
-static const upcat_shape upcat_small[] = {{2, 3, 4, 3, 5}, {1, 5, 0, 2, 3}, {2, 3, 1, 1, 1}};
+/* The last: rows of whole vectors and a rest (CPUs' row kernels), both directions. */
+static const upcat_shape upcat_small[] = {{2, 3, 4, 3, 5}, {1, 5, 0, 2, 3}, {2, 3, 1, 1, 1}, {1, 2, 3, 3, 13}};
 /* The decoder of the EfficientNet-B0 U-Net at 64x64 input. */
 static const upcat_shape upcat_full[] = {
     {2, 1280, 672, 2, 2}, {2, 256, 240, 4, 4}, {2, 128, 144, 8, 8}, {2, 64, 96, 16, 16}, {2, 32, 0, 32, 32}};

@@ -1,15 +1,25 @@
 /*
  * se.c - squeeze-excitation pieces: global average pool and channel-wise scale (cl/se.cl).
+ * On CPUs every kernel takes a whole plane per work-item (see se.cl).
  */
 #include "ops/pointwise.h"
 
 /* Reductions over one plane use at most this many work items. */
 #define SE_GROUP 256
 
+static int cpu(const clunet_context *ctx) { return ctx->info.type == CLUNET_DEVICE_CPU; }
+
+/* Launches an element-wise kernel: an item per pixel of each plane, or per plane on CPUs. */
+static clunet_status launch_pixels(clunet_context *ctx, cl_kernel k, int hw, int planes)
+{
+    size_t global[2] = {cpu(ctx) ? 1 : (size_t)hw, (size_t)planes};
+    return cn_launch(ctx, k, 2, global, NULL);
+}
+
 /* Launches a one-work-group-per-plane kernel whose last argument is its local scratch. */
 static clunet_status launch_per_plane(clunet_context *ctx, cl_kernel k, cl_uint scratch_arg, int hw, int planes)
 {
-    size_t group = cn_pw_group_size(ctx, k, hw < SE_GROUP ? (size_t)hw : SE_GROUP);
+    size_t group = cpu(ctx) ? 1 : cn_pw_group_size(ctx, k, hw < SE_GROUP ? (size_t)hw : SE_GROUP);
     CN_TRY(cn_arg(k, scratch_arg, group * sizeof(float), NULL));
     size_t global[2] = {group, (size_t)planes}, local[2] = {group, 1};
     return cn_launch(ctx, k, 2, global, local);
@@ -41,8 +51,7 @@ clunet_status cn_avgpool_backward(clunet_context *ctx, const cn_tensor *dy, cons
     CN_TRY(CN_ARG_INT(k, 4, hw));
     CN_TRY(CN_ARG_INT(k, 5, planes));
     CN_TRY(CN_ARG_INT(k, 6, accumulate != 0));
-    size_t global[2] = {(size_t)hw, (size_t)planes};
-    return cn_launch(ctx, k, 2, global, NULL);
+    return launch_pixels(ctx, k, hw, planes);
 }
 
 clunet_status cn_chscale_forward(clunet_context *ctx, const cn_tensor *x, const cn_tensor *s, const cn_tensor *y)
@@ -59,8 +68,7 @@ clunet_status cn_chscale_forward(clunet_context *ctx, const cn_tensor *x, const 
     CN_TRY(cn_arg_view(k, 4, y));
     CN_TRY(CN_ARG_INT(k, 6, hw));
     CN_TRY(CN_ARG_INT(k, 7, planes));
-    size_t global[2] = {(size_t)hw, (size_t)planes};
-    return cn_launch(ctx, k, 2, global, NULL);
+    return launch_pixels(ctx, k, hw, planes);
 }
 
 clunet_status cn_chscale_backward(clunet_context *ctx, const cn_tensor *x, const cn_tensor *s, const cn_tensor *dy,

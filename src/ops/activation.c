@@ -32,7 +32,7 @@ static clunet_status kernel_for(clunet_context *ctx, cn_activation act, const ch
 /* Sets the trailing (count, span) arguments from `first` on and enqueues one item per span. */
 static clunet_status launch(clunet_context *ctx, cl_kernel k, cl_uint first, size_t count)
 {
-    int span = ctx->info.type == CLUNET_DEVICE_CPU ? ACT_SPAN : 1;
+    int span = cn_device_is_cpu(ctx) ? ACT_SPAN : 1;
     CN_TRY(CN_ARG_INT(k, first, count));
     CN_TRY(CN_ARG_INT(k, first + 1, span));
     size_t items = (count + span - 1) / span;

@@ -83,7 +83,7 @@ static clunet_status conv_mode(int *mode)
 /* Whether the GPU kernels run here: the device is not a CPU, or CLUNET_CONV=direct. */
 static int gpu_kernels(const clunet_context *ctx, int mode)
 {
-    return mode == MODE_DIRECT || (mode == MODE_AUTO && ctx->info.type != CLUNET_DEVICE_CPU);
+    return mode == MODE_DIRECT || (mode == MODE_AUTO && !cn_device_is_cpu(ctx));
 }
 
 #define DIRECT_WG_SLAB 8 /* conv2d_direct_wg: input channels' weights in local memory at a time */
@@ -102,6 +102,13 @@ static size_t direct_weight_floats(const cn_conv2d_params *p, int out_c, int in_
     return (size_t)(out_c + 15) / 16 * 16 * in_c * p->k * p->k;
 }
 
+/* A dense stride-1 conv with K > 1 whose flipped kernel (pads K-1-pad) is a conv too: the direct paths' domain. */
+static int flippable(const cn_conv2d_params *p)
+{
+    int pads_ok = p->pad_t < p->k && p->pad_l < p->k && p->pad_b < p->k && p->pad_r < p->k;
+    return p->groups == 1 && p->stride == 1 && p->k > 1 && pads_ok;
+}
+
 enum { PATH_GEMM, PATH_TILES, PATH_GROUPS };
 
 /*
@@ -118,8 +125,7 @@ enum { PATH_GEMM, PATH_TILES, PATH_GROUPS };
 static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x, int in_c,
                       int out_c)
 {
-    int pads_ok = p->pad_t < p->k && p->pad_l < p->k && p->pad_b < p->k && p->pad_r < p->k;
-    if (mode == MODE_GEMM || p->groups != 1 || p->stride != 1 || p->k == 1 || !pads_ok) return PATH_GEMM;
+    if (mode == MODE_GEMM || !flippable(p)) return PATH_GEMM;
     if (gpu_kernels(ctx, mode)) {
         size_t slab = (size_t)DIRECT_WG_SLAB * p->k * p->k * direct_wg_block(out_c) * sizeof(float);
         return (in_c <= 32 || mode == MODE_DIRECT) && slab <= ctx->info.local_mem_bytes ? PATH_GROUPS : PATH_GEMM;
@@ -257,6 +263,28 @@ static clunet_status direct_shape_args(cl_kernel k, cl_uint first, const cn_conv
 }
 
 /*
+ * Copies w into buf at off as conv2d_direct_weights lays it out for the conv
+ * from in_c to out_c channels (flip: the data gradient's, dy to dx).
+ */
+static clunet_status copy_weights(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *w, int flip,
+                                  int in_c, int out_c, cl_mem buf, size_t off)
+{
+    char options[48];
+    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1", p->k);
+    int cop = (out_c + 15) / 16 * 16, s[4];
+    weight_strides(p, w, flip, s);
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct_weights", options, &k));
+    CN_TRY(cn_arg_view(k, 0, w));
+    CN_TRY(CN_ARG_MEM(k, 2, buf));
+    CN_TRY(CN_ARG_INT(k, 3, off));
+    int wargs[6] = {out_c, cop, s[0], s[1], s[2], s[3]};
+    for (int i = 0; i < 6; i++) CN_TRY(CN_ARG_INT(k, 4 + i, wargs[i]));
+    size_t global[3] = {(size_t)cop, (size_t)p->k * p->k, (size_t)in_c};
+    return cn_launch(ctx, k, 3, global, NULL);
+}
+
+/*
  * out (+)= in (*) weights, stride 1, via conv2d_direct (CPUs), with the
  * weights copied to `work` first. Forward: in = x, out = y. Data gradient
  * (flip): in = dy, out = dx, accumulated.
@@ -264,19 +292,11 @@ static clunet_status direct_shape_args(cl_kernel k, cl_uint first, const cn_conv
 static clunet_status direct_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in, const cn_tensor *w,
                                  const cn_tensor *out, const cn_tensor *work, int flip)
 {
+    CN_TRY(copy_weights(ctx, p, w, flip, in->c, out->c, work->buf, work->offset));
     char options[48];
     snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1", p->k);
-    int kk = p->k * p->k, cop = (out->c + 15) / 16 * 16, s[4];
-    weight_strides(p, w, flip, s);
+    int cop = (out->c + 15) / 16 * 16;
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct_weights", options, &k));
-    CN_TRY(cn_arg_view(k, 0, w));
-    CN_TRY(cn_arg_view(k, 2, work));
-    int wargs[6] = {out->c, cop, s[0], s[1], s[2], s[3]};
-    for (int i = 0; i < 6; i++) CN_TRY(CN_ARG_INT(k, 4 + i, wargs[i]));
-    size_t wglobal[3] = {(size_t)cop, (size_t)kk, (size_t)in->c};
-    CN_TRY(cn_launch(ctx, k, 3, wglobal, NULL));
-
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct", options, &k));
     CN_TRY(cn_arg_view(k, 0, in));
     CN_TRY(cn_arg_view(k, 2, work));
@@ -382,8 +402,7 @@ static cn_gemm_args gemm_args(int ta, int tb, int m, int n, int k, float beta, c
  */
 static int flipped_fits(const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *dy)
 {
-    int pads_ok = p->pad_t < p->k && p->pad_l < p->k && p->pad_b < p->k && p->pad_r < p->k;
-    if (p->groups != 1 || p->stride != 1 || p->k == 1 || !pads_ok || dy->c >= x->c) return 0;
+    if (!flippable(p) || dy->c >= x->c) return 0;
     size_t cols = (size_t)dy->c * p->k * p->k * x->h * x->w;
     return cols + direct_weight_floats(p, x->c, dy->c) <= columns_floats(p, x->c, x->h, x->w);
 }
@@ -395,20 +414,9 @@ static clunet_status flipped_gemm_dx(clunet_context *ctx, const cn_conv2d_params
     cn_conv2d_params pf = *p;
     pf.pad_t = p->k - 1 - p->pad_t, pf.pad_l = p->k - 1 - p->pad_l;
     pf.pad_b = p->k - 1 - p->pad_b, pf.pad_r = p->k - 1 - p->pad_r;
-    int kk = p->k * p->k, hw = dx->h * dx->w, cop = (dx->c + 15) / 16 * 16, s[4];
+    int kk = p->k * p->k, hw = dx->h * dx->w, cop = (dx->c + 15) / 16 * 16;
     size_t wt_off = work->offset + (size_t)dy->c * kk * hw;
-    char options[48];
-    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1", p->k);
-    weight_strides(p, w, 1, s);
-    cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct_weights", options, &k));
-    CN_TRY(cn_arg_view(k, 0, w));
-    CN_TRY(CN_ARG_MEM(k, 2, work->buf));
-    CN_TRY(CN_ARG_INT(k, 3, wt_off));
-    int wargs[6] = {dx->c, cop, s[0], s[1], s[2], s[3]};
-    for (int i = 0; i < 6; i++) CN_TRY(CN_ARG_INT(k, 4 + i, wargs[i]));
-    size_t wglobal[3] = {(size_t)cop, (size_t)kk, (size_t)dy->c};
-    CN_TRY(cn_launch(ctx, k, 3, wglobal, NULL));
+    CN_TRY(copy_weights(ctx, p, w, 1, dy->c, dx->c, work->buf, wt_off));
     size_t dx_img = (size_t)dx->c * hw;
     for (int i = 0; i < dy->n; i++) {
         CN_TRY(columns(ctx, &pf, dy, i, work, 1));

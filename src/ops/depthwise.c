@@ -55,7 +55,7 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
         CN_TRY(CN_ARG_INT(k, 6, x->n));
         CN_TRY(geometry(k, 7, p, x, dy));
         /* a CPU core runs a channel's rows best alone: no local memory traffic, no barrier */
-        size_t wg = ctx->info.type == CLUNET_DEVICE_CPU ? 1 : cn_conv_reduce_wg(ctx);
+        size_t wg = cn_device_is_cpu(ctx) ? 1 : cn_conv_reduce_wg(ctx);
         size_t global[1] = {wg * x->c}, local[1] = {wg};
         CN_TRY(cn_launch(ctx, k, 1, global, local));
     }

@@ -25,7 +25,7 @@ const char *cn_gemm_impl_name(int impl)
 /* The own kernel family suited to this device. */
 static int own_impl(const clunet_context *ctx)
 {
-    return ctx->info.type == CLUNET_DEVICE_CPU ? CN_GEMM_REGISTER : CN_GEMM_LOCAL;
+    return cn_device_is_cpu(ctx) ? CN_GEMM_REGISTER : CN_GEMM_LOCAL;
 }
 
 static clunet_status gemm_clblast(clunet_context *ctx, const cn_gemm_args *g)

@@ -10,7 +10,7 @@
 static clunet_status upcat_kernel(clunet_context *ctx, const char *name, int rows, int cols, int planes,
                                   cl_kernel *k, size_t global[2])
 {
-    int cpu = ctx->info.type == CLUNET_DEVICE_CPU;
+    int cpu = cn_device_is_cpu(ctx);
     char full[32];
     snprintf(full, sizeof full, "%s%s", name, cpu ? "_rows" : "");
     global[0] = cpu ? (size_t)rows : (size_t)rows * cols;

@@ -124,7 +124,7 @@ clunet_status cn_program_get(clunet_context *ctx, const char *file, const char *
 
     char full_options[512];
     snprintf(full_options, sizeof full_options, "-cl-std=CL1.2 -DCN_DEVICE_CPU=%d -DCN_MAX_WG=%zu %s",
-             ctx->info.type == CLUNET_DEVICE_CPU, ctx->info.max_work_group_size, options);
+             cn_device_is_cpu(ctx), ctx->info.max_work_group_size, options);
     char *src = NULL;
     CN_TRY(full_source(file, &src));
 

@@ -84,6 +84,9 @@ struct clunet_context {
     int gemm_impl;
 };
 
+/* CPU devices take kernel variants of their own (explicit vectors, no work-group barriers); cl/ sees CN_DEVICE_CPU. */
+static inline int cn_device_is_cpu(const clunet_context *ctx) { return ctx->info.type == CLUNET_DEVICE_CPU; }
+
 /*
  * The kernel `name` from cl/`file`, built for this device with the device's
  * #defines plus `options` (extra -D flags, may be NULL). Programs and kernels

@@ -95,43 +95,46 @@ static size_t view_source(int how, int w, int vw, int vh, int u, int v)
     return how & 4 ? (size_t)u * w + v : (size_t)v * w + u;
 }
 
-clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *prob)
+/* prob = the mean over `views` (4 or 8) views of s of their probabilities, each mapped back. */
+static clunet_status infer_views(cn_infer *inf, const cn_sample_image *s, int views, float *prob)
 {
-    int views = inf->views == 8 || inf->views == 4 ? inf->views : 1;
-    if (inf->preprocess == CN_PREPROCESS_NONE && views == 1) return infer_tiles(inf, s, prob);
     size_t n = (size_t)s->width * s->height;
-    cn_sample_image pre = *s, view = *s;
-    pre.rgb = inf->preprocess == CN_PREPROCESS_NONE ? s->rgb : malloc(3 * n);
-    view.rgb = views > 1 ? malloc(3 * n) : pre.rgb;
-    float *vprob = views > 1 ? malloc(n * sizeof *vprob) : prob;
-    if (!pre.rgb || !view.rgb || !vprob) {
-        if (pre.rgb != s->rgb) free(pre.rgb);
-        if (views > 1) free(view.rgb), free(vprob);
-        return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
-    }
-    clunet_status st = CLUNET_OK;
-    if (pre.rgb != s->rgb) {
-        memcpy(pre.rgb, s->rgb, 3 * n);
-        st = cn_clahe_green(&pre, CN_CLAHE_GRID, CN_CLAHE_CLIP);
-    }
-    if (st == CLUNET_OK && views == 1) st = infer_tiles(inf, &pre, prob);
-    if (views > 1) memset(prob, 0, n * sizeof *prob);
+    cn_sample_image view = *s;
+    view.rgb = malloc(3 * n);
+    float *vprob = malloc(n * sizeof *vprob);
+    clunet_status st =
+        view.rgb && vprob ? CLUNET_OK : cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
+    if (st == CLUNET_OK) memset(prob, 0, n * sizeof *prob);
     /* Views 0-3 are the mirrors, 4-7 the same after a transpose (the quarter turns training also shows). */
-    for (int how = 0; st == CLUNET_OK && views > 1 && how < views; how++) {
+    for (int how = 0; st == CLUNET_OK && how < views; how++) {
         view.width = how & 4 ? s->height : s->width;
         view.height = how & 4 ? s->width : s->height;
         for (int v = 0; v < view.height; v++)
             for (int u = 0; u < view.width; u++)
                 memcpy(view.rgb + 3 * ((size_t)v * view.width + u),
-                       pre.rgb + 3 * view_source(how, s->width, view.width, view.height, u, v), 3);
+                       s->rgb + 3 * view_source(how, s->width, view.width, view.height, u, v), 3);
         st = infer_tiles(inf, &view, vprob);
         for (int v = 0; st == CLUNET_OK && v < view.height; v++)
             for (int u = 0; u < view.width; u++)
                 prob[view_source(how, s->width, view.width, view.height, u, v)] +=
                     vprob[(size_t)v * view.width + u] / (float)views;
     }
+    free(view.rgb), free(vprob);
+    return st;
+}
+
+clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *prob)
+{
+    int views = inf->views == 8 || inf->views == 4 ? inf->views : 1;
+    cn_sample_image pre = *s;
+    if (inf->preprocess == CN_PREPROCESS_CLAHE_GREEN) {
+        size_t bytes = 3 * (size_t)s->width * s->height;
+        if (!(pre.rgb = malloc(bytes))) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
+        memcpy(pre.rgb, s->rgb, bytes);
+    }
+    clunet_status st = pre.rgb != s->rgb ? cn_clahe_green(&pre, CN_CLAHE_GRID, CN_CLAHE_CLIP) : CLUNET_OK;
+    if (st == CLUNET_OK) st = views > 1 ? infer_views(inf, &pre, views, prob) : infer_tiles(inf, &pre, prob);
     if (pre.rgb != s->rgb) free(pre.rgb);
-    if (views > 1) free(view.rgb), free(vprob);
     return st;
 }
 

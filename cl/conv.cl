@@ -1,7 +1,8 @@
 /*
  * conv.cl - the non-GEMM parts of dense conv2d (src/ops/conv.c): im2col for
  * forward and weight gradients, col2im as a gather for data gradients, bias,
- * and the direct (column-free) stride-1 conv CPUs use for few input channels.
+ * and the direct (column-free) stride-1 kernels CPUs use: the conv for few
+ * input channels, the weight gradient for few output channels.
  *
  * Columns of one image are (C*K*K, Ho*Wo): row (c*K + ky)*K + kx holds input
  * channel c shifted by tap (ky, kx), zero where the tap falls in the padding.
@@ -184,4 +185,102 @@ __kernel void conv2d_direct(__global const float *in, const int in_off, __global
         vstore16(acc[o], 0, v);
         for (int j = 0; j < n; j++) yp[j] = accumulate ? yp[j] + v[j] : v[j];
     }
+}
+
+/*
+ * dy of one image made pixel-major for conv2d_direct_dw: t[p*cop + o] =
+ * dy[o][p], zeros for o >= Co (cop = Co rounded up to 16). Global
+ * (ceil(Ho*Wo/16), cop/16): a work-item moves 16 pixels x 16 channels.
+ */
+__kernel void conv2d_pixels_major(__global const float *dy, const int dy_off, __global float *t, const int t_off,
+                                  const int co, const int cop, const int hw)
+{
+    const int p0 = get_global_id(0) * 16, o0 = get_global_id(1) * 16;
+    if (p0 >= hw) return;
+    const int n = min(16, hw - p0);
+    float tile[16][16]; /* [pixel][channel] */
+    for (int o = 0; o < 16; o++) {
+        float v[16];
+        __global const float *src = dy + dy_off + (o0 + o) * hw + p0;
+        if (o0 + o < co && n == 16) vstore16(vload16(0, src), 0, v);
+        else
+            for (int j = 0; j < 16; j++) v[j] = o0 + o < co && j < n ? src[j] : 0.0f;
+        for (int j = 0; j < 16; j++) tile[j][o] = v[j];
+    }
+    for (int j = 0; j < n; j++) vstore16(vload16(0, tile[j]), 0, t + t_off + (p0 + j) * cop + o0);
+}
+
+#ifndef DW_OB
+#define DW_OB 1 /* conv2d_direct_dw: blocks of 16 output channels (cop / 16) */
+#endif
+#define DW_KK (CONV_K * CONV_K)
+
+/*
+ * One output pixel's share of dw: acc[b*K*K + tap] += x at the tap (a
+ * broadcast) * d, the pixel's dy for channels 16b..16b+15. row0 is x's row
+ * iy0 (the tap row ky = 0), ix0 the tap column kx = 0. `checked` (a constant
+ * after inlining) zeroes the taps that fall outside the image.
+ */
+static inline __attribute__((always_inline)) void dw_pixel(float16 *acc, __global const float *d,
+                                                           __global const float *x, const int iy0, const int ix0,
+                                                           const int h, const int w, const int checked)
+{
+    float16 dv[DW_OB];
+#pragma unroll
+    for (int b = 0; b < DW_OB; b++) dv[b] = vload16(b, d);
+#pragma unroll
+    for (int ky = 0; ky < CONV_K; ky++) {
+        const int iy = iy0 + ky;
+#pragma unroll
+        for (int kx = 0; kx < CONV_K; kx++) {
+            const int ix = ix0 + kx;
+            const float xv = !checked || (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[iy * w + ix] : 0.0f;
+#pragma unroll
+            for (int b = 0; b < DW_OB; b++)
+                acc[b * DW_KK + ky * CONV_K + kx] = fma((float16)xv, dv[b], acc[b * DW_KK + ky * CONV_K + kx]);
+        }
+    }
+}
+
+/*
+ * The weight gradient of a stride-1 conv with few output channels, for CPUs,
+ * without columns: part[s][o][i][tap] = the sum over output rows
+ * s*rows..s*rows+rows-1 of dy[o] * x[i] shifted by the tap, with dy
+ * pixel-major (conv2d_pixels_major). Global (C, row chunks), local (1,1): a
+ * work-item keeps 16*DW_OB output channels x K*K taps of one input channel in
+ * float16 accumulators; each pixel's dy vector feeds K*K multiply-adds with x
+ * broadcast. Pixels whose taps all lie inside the image skip the checks.
+ */
+__kernel void conv2d_direct_dw(__global const float *x, const int x_off, __global const float *dyt, const int dyt_off,
+                               __global float *part, const int part_off, const int c, const int h, const int w,
+                               const int co, const int ho, const int wo, const int pad_t, const int pad_l,
+                               const int rows)
+{
+    const int i = get_global_id(0), s = get_global_id(1);
+    if (i >= c || s * rows >= ho) return;
+    float16 acc[DW_OB * DW_KK];
+#pragma unroll
+    for (int j = 0; j < DW_OB * DW_KK; j++) acc[j] = (float16)0.0f;
+    __global const float *xp = x + x_off + i * h * w;
+    /* output columns whose K taps all lie inside the row: lo <= ox < hi */
+    const int lo = min(wo, pad_l), hi = max(lo, min(wo, w - CONV_K + 1 + pad_l));
+    const int pix = DW_OB * 16, r1 = min(ho, (s + 1) * rows);
+    for (int oy = s * rows; oy < r1; oy++) {
+        const int iy0 = oy - pad_t;
+        __global const float *dp = dyt + dyt_off + oy * wo * pix;
+        if (iy0 < 0 || iy0 + CONV_K > h) {
+            for (int ox = 0; ox < wo; ox++) dw_pixel(acc, dp + ox * pix, xp, iy0, ox - pad_l, h, w, 1);
+            continue;
+        }
+        for (int ox = 0; ox < lo; ox++) dw_pixel(acc, dp + ox * pix, xp, iy0, ox - pad_l, h, w, 1);
+        for (int ox = lo; ox < hi; ox++) dw_pixel(acc, dp + ox * pix, xp, iy0, ox - pad_l, h, w, 0);
+        for (int ox = hi; ox < wo; ox++) dw_pixel(acc, dp + ox * pix, xp, iy0, ox - pad_l, h, w, 1);
+    }
+    __global float *pp = part + part_off + (s * co * c + i) * DW_KK;
+    for (int b = 0; b < DW_OB; b++)
+        for (int t = 0; t < DW_KK; t++) {
+            float v[16];
+            vstore16(acc[b * DW_KK + t], 0, v);
+            for (int l = 0; l < 16 && b * 16 + l < co; l++) pp[(b * 16 + l) * c * DW_KK + t] = v[l];
+        }
 }

@@ -5,7 +5,9 @@
  * with few input channels skip the columns for y and dx: on CPUs with
  * conv2d_direct (cl/conv.cl), elsewhere with conv2d_direct_wg (cl/conv_gpu.cl).
  * Elsewhere too, a weight gradient with few outputs but a long sum over pixels
- * is split along the pixels (split-K) so that the GPU has enough to do. A
+ * is split along the pixels (split-K) so that the GPU has enough to do; on
+ * CPUs, a stride-1 one with at most 32 outputs skips the columns
+ * (conv2d_direct_dw, chunks of rows summed in order). A
  * stride-1 data gradient with more input than output channels is the flipped
  * conv of dy through im2col + GEMM (flipped_gemm_dx) rather than col2im.
  * $CLUNET_CONV forces a path on any device (see conv_mode).
@@ -346,6 +348,22 @@ static clunet_status direct_path_conv(clunet_context *ctx, int path, const cn_co
     return direct_wg_conv(ctx, p, in, w, out, flip);
 }
 
+/* c[j] += the sum of part[s*count + j] over the splits s, in order (conv2d_sum_splits). */
+static clunet_status sum_splits(clunet_context *ctx, cl_mem part, size_t part_off, cl_mem c, size_t c_off,
+                                size_t count, int splits)
+{
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "conv_gpu.cl", "conv2d_sum_splits", NULL, &k));
+    CN_TRY(CN_ARG_MEM(k, 0, part));
+    CN_TRY(CN_ARG_INT(k, 1, part_off));
+    CN_TRY(CN_ARG_MEM(k, 2, c));
+    CN_TRY(CN_ARG_INT(k, 3, c_off));
+    CN_TRY(CN_ARG_INT(k, 4, count));
+    CN_TRY(CN_ARG_INT(k, 5, splits));
+    size_t global[1] = {count};
+    return cn_launch(ctx, k, 1, global, NULL);
+}
+
 /*
  * g (batch 1, beta 1, C contiguous: ldc == n) with its k terms split into
  * `splits` chunks: one batched GEMM writes each chunk's product to `part`
@@ -368,16 +386,7 @@ static clunet_status gemm_split_k(clunet_context *ctx, const cn_gemm_args *g, in
         c.a_off += full * c.a_stride, c.b_off += full * c.b_stride, c.c_off += full * mn;
         CN_TRY(cn_gemm(ctx, &c));
     }
-    cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "conv_gpu.cl", "conv2d_sum_splits", NULL, &k));
-    CN_TRY(CN_ARG_MEM(k, 0, part));
-    CN_TRY(CN_ARG_INT(k, 1, part_off));
-    CN_TRY(CN_ARG_MEM(k, 2, g->c));
-    CN_TRY(CN_ARG_INT(k, 3, g->c_off));
-    CN_TRY(CN_ARG_INT(k, 4, mn));
-    CN_TRY(CN_ARG_INT(k, 5, full + (rest > 0)));
-    size_t global[1] = {mn};
-    return cn_launch(ctx, k, 1, global, NULL);
+    return sum_splits(ctx, part, part_off, g->c, g->c_off, mn, full + (rest > 0));
 }
 
 /* A GEMM over plain tensors, batch 1, rows of each operand contiguous. */
@@ -424,6 +433,70 @@ static clunet_status flipped_gemm_dx(clunet_context *ctx, const cn_conv2d_params
                                    dx->buf, dx->offset + i * dx_img);
         g.lda = cop;
         CN_TRY(cn_gemm(ctx, &g));
+    }
+    return CLUNET_OK;
+}
+
+/*
+ * Rows of output per chunk for conv2d_direct_dw (CPUs), or 0 where it does not
+ * apply: stride 1, K > 1, at most 32 output channels (16 for K > 3: the
+ * accumulators must stay in registers). A chunk's pixel-major dy (rows x Wo x
+ * cop floats) stays within ~256 KiB, so the input channels that read it in
+ * turn find it in L2, and there are chunks enough for >= 64 work-items; dy's
+ * copy and the chunks' partial sums must fit the workspace the columns would use.
+ */
+static int direct_dw_rows(const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *dy)
+{
+    int cop = (dy->c + 15) / 16 * 16;
+    if (p->stride != 1 || p->k == 1 || cop / 16 * p->k * p->k > 25) return 0;
+    size_t row = (size_t)dy->w * cop * sizeof(float);
+    int rows = row >= (256u << 10) ? 1 : (int)((256u << 10) / row);
+    int want = (64 + x->c - 1) / x->c, most = (dy->h + want - 1) / want; /* chunks for >= 64 work-items */
+    if (rows > most) rows = most;
+    for (;; rows *= 2) {
+        size_t chunks = (size_t)(dy->h + rows - 1) / rows;
+        size_t need = (size_t)dy->h * dy->w * cop + chunks * dw_outputs(p, x->c);
+        if (need <= columns_floats(p, x->c, x->h, x->w)) return rows;
+        if (rows >= dy->h) return 0;
+    }
+}
+
+/*
+ * dw += dy (*) x without columns, one image at a time: dy made pixel-major at
+ * the start of the workspace, conv2d_direct_dw's partial sums per chunk of
+ * rows after it, then added to dw in a fixed order (bitwise repeatable).
+ */
+static clunet_status direct_dw(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                               const cn_tensor *dy, const cn_tensor *dw, const cn_tensor *work, int rows)
+{
+    // x is (N,C,H,W), dy is (N,Co,Ho,Wo), dw is (Co,C,K,K)
+    int hw = dy->h * dy->w, cop = (dy->c + 15) / 16 * 16, chunks = (dy->h + rows - 1) / rows;
+    size_t part_off = work->offset + (size_t)hw * cop;
+    char options[64];
+    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1 -DDW_OB=%d", p->k, cop / 16);
+    cl_kernel t, k;
+    CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_pixels_major", options, &t));
+    CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct_dw", options, &k));
+    int targs[3] = {dy->c, cop, hw};
+    for (int i = 0; i < 3; i++) CN_TRY(CN_ARG_INT(t, 4 + i, targs[i]));
+    CN_TRY(CN_ARG_MEM(t, 2, work->buf));
+    CN_TRY(CN_ARG_INT(t, 3, work->offset));
+    CN_TRY(CN_ARG_MEM(k, 0, x->buf));
+    CN_TRY(CN_ARG_MEM(k, 2, work->buf));
+    CN_TRY(CN_ARG_INT(k, 3, work->offset));
+    CN_TRY(CN_ARG_MEM(k, 4, work->buf));
+    CN_TRY(CN_ARG_INT(k, 5, part_off));
+    int kargs[9] = {x->c, x->h, x->w, dy->c, dy->h, dy->w, p->pad_t, p->pad_l, rows};
+    for (int i = 0; i < 9; i++) CN_TRY(CN_ARG_INT(k, 6 + i, kargs[i]));
+    size_t tglobal[2] = {(size_t)(hw + 15) / 16, (size_t)cop / 16}, kglobal[2] = {(size_t)x->c, (size_t)chunks};
+    size_t local[2] = {1, 1};
+    for (int i = 0; i < x->n; i++) {
+        CN_TRY(CN_ARG_MEM(t, 0, dy->buf));
+        CN_TRY(CN_ARG_INT(t, 1, dy->offset + (size_t)i * dy->c * hw));
+        CN_TRY(cn_launch(ctx, t, 2, tglobal, NULL));
+        CN_TRY(CN_ARG_INT(k, 1, x->offset + (size_t)i * x->c * x->h * x->w));
+        CN_TRY(cn_launch(ctx, k, 2, kglobal, local));
+        CN_TRY(sum_splits(ctx, work->buf, part_off, dw->buf, dw->offset, dw_outputs(p, x->c), chunks));
     }
     return CLUNET_OK;
 }
@@ -477,7 +550,9 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
     int direct = columns_are_input(p);
     /* dw += dy * columns^T, one image at a time (every image adds into the same dw); split-K where it pays */
     int splits = gpu_kernels(ctx, mode) ? dw_splits(dw_outputs(p, x->c), hw) : 1;
-    for (int i = 0; dw && i < x->n; i++) {
+    int dw_rows = mode == MODE_AUTO && !gpu_kernels(ctx, mode) ? direct_dw_rows(p, x, dy) : 0;
+    if (dw && dw_rows) CN_TRY(direct_dw(ctx, p, x, dy, dw, work, dw_rows));
+    for (int i = 0; dw && !dw_rows && i < x->n; i++) {
         if (!direct) CN_TRY(columns(ctx, p, x, i, work, 1));
         cl_mem cols = direct ? x->buf : work->buf;
         size_t cols_off = direct ? x->offset + i * x_img : work->offset;

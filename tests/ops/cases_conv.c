@@ -293,7 +293,9 @@ static const conv_shape small_shapes[] = {
     DENSE("3x3 same wide", 2, 4, 5, 37, 20, 3, 1, 1, 1, 1, 1, 0), /* row tiles of 16 and a rest; 2 channel blocks */
     /*
      * Few channels, stride 1: the GPU kernels (conv2d_direct_wg, split-K dw;
-     * CLUNET_CONV=direct elsewhere). Widths past 64 and heights that leave
+     * CLUNET_CONV=direct elsewhere), on CPUs conv2d_direct and conv2d_direct_dw
+     * (one or two blocks of 16 outputs; 1->17 is too small for its workspace
+     * and takes the GEMM). Widths past 64 and heights that leave
      * work-groups partly outside, channel counts that leave output blocks and
      * weight slabs partly empty, pixel counts that leave a short last chunk.
      */

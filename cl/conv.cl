@@ -1,8 +1,8 @@
 /*
  * conv.cl - the non-GEMM parts of dense conv2d (src/ops/conv.c): im2col for
  * forward and weight gradients, col2im as a gather for data gradients, bias,
- * and the direct (column-free) stride-1 kernels CPUs use: the conv for few
- * input channels, the weight gradient for few output channels.
+ * and two kernels for CPUs: the conv whose columns stay in local memory
+ * (conv2d_tiled) and the column-free weight gradient for few output channels.
  *
  * Columns of one image are (C*K*K, Ho*Wo): row (c*K + ky)*K + kx holds input
  * channel c shifted by tap (ky, kx), zero where the tap falls in the padding.
@@ -123,12 +123,11 @@ __kernel void conv2d_bias_backward(__global const float *dy, const int dy_off, _
     if (lid == 0) db[db_off + c] += part[0];
 }
 
-#define DIRECT_CB 16 /* conv2d_direct: output channels per work-item (16 float16 accumulators) */
-
 /*
- * The weights as conv2d_direct reads them: wt[(i*K*K + t)*cop + o] for output
+ * The weights as conv2d_tiled reads them: wt[(i*K*K + t)*cop + o] for output
  * channel o (cop = Co rounded up to 16, zeros past Co), input channel i, tap t,
- * taken from w_off + o*w_o + i*w_i + t0 + t*w_t (see conv2d_direct). Global (cop, K*K, Ci).
+ * taken from w_off + o*w_o + i*w_i + t0 + t*w_t: w as stored, or for a data
+ * gradient flipped with its channel axes swapped. Global (cop, K*K, Ci).
  */
 __kernel void conv2d_direct_weights(__global const float *w, const int w_off, __global float *wt, const int wt_off,
                                     const int co, const int cop, const int w_o, const int w_i, const int t0,
@@ -137,54 +136,6 @@ __kernel void conv2d_direct_weights(__global const float *w, const int w_off, __
     const int o = get_global_id(0), t = get_global_id(1), i = get_global_id(2);
     if (o >= cop || t >= CONV_K * CONV_K) return;
     wt[wt_off + (i * CONV_K * CONV_K + t) * cop + o] = o < co ? w[w_off + o * w_o + i * w_i + t0 + t * w_t] : 0.0f;
-}
-
-/*
- * Stride-1 conv without columns, for CPUs: out (N,Co,Ho,Wo) (+)= in (N,Ci,H,W)
- * (*) weights laid out by conv2d_direct_weights. Global (ceil(Wo/16), Ho,
- * ceil(Co/16)*N), local (1,1,1): each work-item keeps 16 output channels x 16
- * pixels of a row in float16 accumulators; every input row slice it loads
- * feeds 16 multiply-adds with weights read from consecutive floats. The data
- * gradient is the same conv of dy with the kernel flipped.
- */
-__kernel void conv2d_direct(__global const float *in, const int in_off, __global const float *wt, const int wt_off,
-                            __global float *out, const int out_off, const int ci, const int h, const int w,
-                            const int co, const int ho, const int wo, const int pad_t, const int pad_l,
-                            const int accumulate)
-{
-    const int ox0 = get_global_id(0) * 16, oy = get_global_id(1);
-    const int blocks = (co + DIRECT_CB - 1) / DIRECT_CB, img = get_global_id(2) / blocks;
-    const int o0 = get_global_id(2) % blocks * DIRECT_CB, cop = blocks * DIRECT_CB;
-    if (ox0 >= wo || oy >= ho) return;
-    float16 acc[DIRECT_CB];
-    for (int o = 0; o < DIRECT_CB; o++) acc[o] = (float16)0.0f;
-    for (int i = 0; i < ci; i++) {
-        __global const float *xp = in + in_off + (img * ci + i) * h * w;
-        __global const float *wp = wt + wt_off + i * CONV_K * CONV_K * cop + o0;
-#pragma unroll
-        for (int ky = 0; ky < CONV_K; ky++) {
-            const int iy = oy - pad_t + ky;
-            if (iy < 0 || iy >= h) continue;
-#pragma unroll
-            for (int kx = 0; kx < CONV_K; kx++) {
-                const float16 xv = cn_row16(xp + iy * w, ox0 - pad_l + kx, w);
-                __global const float *wk = wp + (ky * CONV_K + kx) * cop;
-#pragma unroll
-                for (int o = 0; o < DIRECT_CB; o++) acc[o] = fma((float16)wk[o], xv, acc[o]);
-            }
-        }
-    }
-    const int n = min(16, wo - ox0);
-    for (int o = 0; o < DIRECT_CB && o0 + o < co; o++) {
-        __global float *yp = out + out_off + ((img * co + o0 + o) * ho + oy) * wo + ox0;
-        if (n == 16) {
-            vstore16(accumulate ? vload16(0, yp) + acc[o] : acc[o], 0, yp);
-            continue;
-        }
-        float v[16];
-        vstore16(acc[o], 0, v);
-        for (int j = 0; j < n; j++) yp[j] = accumulate ? yp[j] + v[j] : v[j];
-    }
 }
 
 /*
@@ -283,4 +234,92 @@ __kernel void conv2d_direct_dw(__global const float *x, const int x_off, __globa
             vstore16(acc[b * DW_KK + t], 0, v);
             for (int l = 0; l < 16 && b * 16 + l < co; l++) pp[(b * 16 + l) * c * DW_KK + t] = v[l];
         }
+}
+
+#define TILE_PX 32  /* conv2d_tiled: output pixels per work-item (two float16) */
+#define TILE_OB 8   /* conv2d_tiled: output channels per pass (8 x 2 float16 accumulators) */
+#define TILE_KC 128 /* conv2d_tiled: column rows per pass (16 KiB, kept in L1 across the passes) */
+
+/*
+ * A conv for CPUs whose columns never leave the cache: out (N,Co,Ho,Wo) (+)=
+ * in (N,Ci,H,W) (*) weights laid out by conv2d_direct_weights (wt[k*cop + o],
+ * k = (i*K + ky)*K + kx). Global (ceil(Ho*Wo/32), N), local (1,1); `cols`
+ * holds Ci*K*K x 32 + cop x 32 floats (local memory is a per-thread buffer on
+ * CPUs). Each work-item writes the im2col columns of its 32 output pixels
+ * there, then multiplies them by the weights in blocks of 128 column rows x 8
+ * output channels, keeping the running sums of all Co x 32 outputs after the
+ * columns between blocks: every pair of column vectors loaded feeds 16
+ * multiply-adds, and a block's columns stay in L1 while all output channels
+ * pass over them. Any stride; 32 pixels within one row take whole rows of x
+ * where stride 1 allows.
+ */
+__kernel void conv2d_tiled(__global const float *in, const int in_off, __global const float *wt, const int wt_off,
+                           __global float *out, const int out_off, const int ci, const int h, const int w,
+                           const int co, const int ho, const int wo, const int pad_t, const int pad_l,
+                           const int accumulate, __local float *cols)
+{
+    const int p0 = get_global_id(0) * TILE_PX, img = get_global_id(1), hw = ho * wo;
+    if (p0 >= hw) return;
+    const int kk = ci * CONV_K * CONV_K, cop = (co + 15) / 16 * 16, oy0 = p0 / wo, ox0 = p0 % wo;
+    const int rows = CONV_S == 1 && ox0 + TILE_PX <= wo; /* the 32 pixels lie in one output row */
+    for (int i = 0; i < ci; i++) {
+        __global const float *xp = in + in_off + (img * ci + i) * h * w;
+        for (int ky = 0; ky < CONV_K; ky++)
+            for (int kx = 0; kx < CONV_K; kx++) {
+                __local float *dst = cols + ((i * CONV_K + ky) * CONV_K + kx) * TILE_PX;
+                if (rows) {
+                    const int iy = oy0 - pad_t + ky, ix = ox0 - pad_l + kx;
+                    const int inside = iy >= 0 && iy < h;
+                    vstore16(inside ? cn_row16(xp + iy * w, ix, w) : (float16)0.0f, 0, dst);
+                    vstore16(inside ? cn_row16(xp + iy * w, ix + 16, w) : (float16)0.0f, 1, dst);
+                    continue;
+                }
+                for (int j = 0; j < TILE_PX; j++) {
+                    const int p = p0 + j, iy = p / wo * CONV_S - pad_t + ky, ix = p % wo * CONV_S - pad_l + kx;
+                    dst[j] = p < hw && iy >= 0 && iy < h && ix >= 0 && ix < w ? xp[iy * w + ix] : 0.0f;
+                }
+            }
+    }
+    __local float *acct = cols + kk * TILE_PX; /* cop x 32 running sums */
+    const int n = min(TILE_PX, hw - p0);
+    for (int k0 = 0; k0 < kk; k0 += TILE_KC) {
+        const int k1 = min(kk, k0 + TILE_KC);
+        for (int o0 = 0; o0 < co; o0 += TILE_OB) {
+            float16 a0[TILE_OB], a1[TILE_OB];
+#pragma unroll
+            for (int o = 0; o < TILE_OB; o++) {
+                a0[o] = k0 ? vload16(0, acct + (o0 + o) * TILE_PX) : (float16)0.0f;
+                a1[o] = k0 ? vload16(1, acct + (o0 + o) * TILE_PX) : (float16)0.0f;
+            }
+            __global const float *wk = wt + wt_off + k0 * cop + o0;
+            for (int k = k0; k < k1; k++, wk += cop) {
+                const float16 c0 = vload16(0, cols + k * TILE_PX), c1 = vload16(1, cols + k * TILE_PX);
+#pragma unroll
+                for (int o = 0; o < TILE_OB; o++) {
+                    a0[o] = fma((float16)wk[o], c0, a0[o]);
+                    a1[o] = fma((float16)wk[o], c1, a1[o]);
+                }
+            }
+            if (k1 < kk) {
+#pragma unroll
+                for (int o = 0; o < TILE_OB; o++) {
+                    vstore16(a0[o], 0, acct + (o0 + o) * TILE_PX);
+                    vstore16(a1[o], 1, acct + (o0 + o) * TILE_PX);
+                }
+                continue;
+            }
+            for (int o = 0; o < TILE_OB && o0 + o < co; o++) {
+                __global float *yp = out + out_off + (img * co + o0 + o) * hw + p0;
+                if (n == TILE_PX) {
+                    vstore16(accumulate ? vload16(0, yp) + a0[o] : a0[o], 0, yp);
+                    vstore16(accumulate ? vload16(1, yp) + a1[o] : a1[o], 1, yp);
+                    continue;
+                }
+                float v[TILE_PX];
+                vstore16(a0[o], 0, v);
+                vstore16(a1[o], 1, v);
+                for (int j = 0; j < n; j++) yp[j] = accumulate ? yp[j] + v[j] : v[j];
+            }
+        }
+    }
 }

@@ -3,12 +3,13 @@
  * GEMM on the input itself); depthwise convs go to depthwise.c. One image's
  * columns at a time, so the workspace stays one image's worth. Stride-1 convs
  * with few input channels skip the columns for y and dx: on CPUs with
- * conv2d_direct (cl/conv.cl), elsewhere with conv2d_direct_wg (cl/conv_gpu.cl).
- * Elsewhere too, a weight gradient with few outputs but a long sum over pixels
- * is split along the pixels (split-K) so that the GPU has enough to do; on
- * CPUs, a stride-1 one with at most 32 outputs skips the columns
- * (conv2d_direct_dw, chunks of rows summed in order). A
- * stride-1 data gradient with more input than output channels is the flipped
+ * conv2d_direct (cl/conv.cl), elsewhere with conv2d_direct_wg (cl/conv_gpu.cl);
+ * on CPUs, those with more keep 32 pixels' columns at a time in local memory
+ * (conv2d_tiled), where they fit.
+ * On GPUs, a weight gradient with few outputs but a long sum over pixels is
+ * split along the pixels (split-K) so that the GPU has enough to do; on CPUs,
+ * a stride-1 one with at most 32 outputs skips the columns (conv2d_direct_dw,
+ * chunks of rows summed in order). A stride-1 data gradient with more input than output channels is the flipped
  * conv of dy through im2col + GEMM (flipped_gemm_dx) rather than col2im.
  * $CLUNET_CONV forces a path on any device (see conv_mode).
  */
@@ -98,7 +99,7 @@ static int direct_wg_block(int out_c)
     return ob;
 }
 
-/* Floats of conv2d_direct's weight copy: out_c rounded up to 16, times in_c * K * K. */
+/* Floats of the weights' copy for conv2d_tiled: out_c rounded up to 16, times in_c * K * K. */
 static size_t direct_weight_floats(const cn_conv2d_params *p, int out_c, int in_c)
 {
     return (size_t)(out_c + 15) / 16 * 16 * in_c * p->k * p->k;
@@ -111,17 +112,30 @@ static int flippable(const cn_conv2d_params *p)
     return p->groups == 1 && p->stride == 1 && p->k > 1 && pads_ok;
 }
 
-enum { PATH_GEMM, PATH_TILES, PATH_GROUPS };
+enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS };
+
+#define TILED_PX 32 /* conv2d_tiled: output pixels per work-item (TILE_PX in cl/conv.cl) */
+
+/* conv2d_tiled's local memory: one work-item's columns (C*K*K x 32) and sums (Co rounded up to 16, x 32). */
+static size_t tiled_local_bytes(const cn_conv2d_params *p, int in_c, int out_c)
+{
+    return ((size_t)in_c * p->k * p->k + (size_t)(out_c + 15) / 16 * 16) * TILED_PX * sizeof(float);
+}
 
 /*
  * How y (in_c = x's channels) or dx (in_c = dy's channels) is computed.
  * im2col + GEMM unless stride 1, K > 1 and pads the flipped kernel can use;
- * then, with at most 32 channels into the direct conv:
- *  - on CPUs, PATH_TILES (conv2d_direct, one work-item per tile suits them, not
- *    GPUs): each tile reads K rows of every input plane, which outruns the
- *    caches beyond 32 (measured on PoCL: 2x faster than im2col + GEMM at 16, 2x
- *    slower at 160). The weights' copy lives in the workspace the columns would use.
- *  - elsewhere, PATH_GROUPS (conv2d_direct_wg), where its weight slab fits local memory.
+ * then:
+ *  - on CPUs, PATH_LOCAL (conv2d_tiled: the columns of 32 pixels at a time in
+ *    local memory, consumed from the caches), where they and the sums take at
+ *    most half of it. On PoCL 1.2-2.7x faster for every dense 3x3 conv of the
+ *    decoder than im2col + GEMM (whose columns, written whole and read back,
+ *    cost more than the products), the flipped GEMM for dx, or a column-free
+ *    conv (which reads K rows of every input plane per tile: power-of-two
+ *    plane strides defeat the caches). The weights' copy lives in the
+ *    workspace the columns would use;
+ *  - elsewhere, with at most 32 channels in, PATH_GROUPS (conv2d_direct_wg),
+ *    where its weight slab fits local memory.
  * CLUNET_CONV=direct takes PATH_GROUPS whatever the channels; =gemm never leaves the GEMM.
  */
 static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x, int in_c,
@@ -132,8 +146,9 @@ static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_param
         size_t slab = (size_t)DIRECT_WG_SLAB * p->k * p->k * direct_wg_block(out_c) * sizeof(float);
         return (in_c <= 32 || mode == MODE_DIRECT) && slab <= ctx->info.local_mem_bytes ? PATH_GROUPS : PATH_GEMM;
     }
-    size_t wf = direct_weight_floats(p, out_c, in_c);
-    return in_c <= 32 && wf <= columns_floats(p, x->c, x->h, x->w) ? PATH_TILES : PATH_GEMM;
+    int fits = direct_weight_floats(p, out_c, in_c) <= columns_floats(p, x->c, x->h, x->w) &&
+               tiled_local_bytes(p, in_c, out_c) <= ctx->info.local_mem_bytes / 2;
+    return fits ? PATH_LOCAL : PATH_GEMM;
 }
 
 size_t cn_conv_reduce_wg(const clunet_context *ctx)
@@ -287,27 +302,26 @@ static clunet_status copy_weights(clunet_context *ctx, const cn_conv2d_params *p
 }
 
 /*
- * out (+)= in (*) weights, stride 1, via conv2d_direct (CPUs), with the
- * weights copied to `work` first. Forward: in = x, out = y. Data gradient
- * (flip): in = dy, out = dx, accumulated.
+ * out (+)= in (*) weights via conv2d_tiled (CPUs), with the weights copied to
+ * `work` first. Forward: in = x, out = y. Data gradient (flip, stride 1): in =
+ * dy, out = dx, accumulated.
  */
-static clunet_status direct_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in, const cn_tensor *w,
-                                 const cn_tensor *out, const cn_tensor *work, int flip)
+static clunet_status tiled_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in, const cn_tensor *w,
+                                const cn_tensor *out, const cn_tensor *work, int flip)
 {
     CN_TRY(copy_weights(ctx, p, w, flip, in->c, out->c, work->buf, work->offset));
     char options[48];
-    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1", p->k);
-    int cop = (out->c + 15) / 16 * 16;
+    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=%d", p->k, p->stride);
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct", options, &k));
+    CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_tiled", options, &k));
     CN_TRY(cn_arg_view(k, 0, in));
     CN_TRY(cn_arg_view(k, 2, work));
     CN_TRY(cn_arg_view(k, 4, out));
     CN_TRY(direct_shape_args(k, 6, p, in, out, flip));
     CN_TRY(CN_ARG_INT(k, 14, flip));
-    size_t global[3] = {(size_t)(out->w + 15) / 16, (size_t)out->h, (size_t)cop / 16 * out->n};
-    size_t local[3] = {1, 1, 1};
-    return cn_launch(ctx, k, 3, global, local);
+    CN_TRY(cn_arg(k, 15, tiled_local_bytes(p, in->c, out->c), NULL));
+    size_t global[2] = {(size_t)(out->h * out->w + TILED_PX - 1) / TILED_PX, (size_t)out->n}, local[2] = {1, 1};
+    return cn_launch(ctx, k, 2, global, local);
 }
 
 /*
@@ -340,12 +354,12 @@ static clunet_status direct_wg_conv(clunet_context *ctx, const cn_conv2d_params 
     return cn_launch(ctx, k, 3, global, local);
 }
 
-/* y or dx by `path` (PATH_TILES or PATH_GROUPS); see direct_conv. */
+/* y or dx by `path` (PATH_LOCAL or PATH_GROUPS). */
 static clunet_status direct_path_conv(clunet_context *ctx, int path, const cn_conv2d_params *p, const cn_tensor *in,
                                       const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip)
 {
-    if (path == PATH_TILES) return direct_conv(ctx, p, in, w, out, work, flip);
-    return direct_wg_conv(ctx, p, in, w, out, flip);
+    if (path == PATH_GROUPS) return direct_wg_conv(ctx, p, in, w, out, flip);
+    return tiled_conv(ctx, p, in, w, out, work, flip);
 }
 
 /* c[j] += the sum of part[s*count + j] over the splits s, in order (conv2d_sum_splits). */
@@ -406,7 +420,7 @@ static cn_gemm_args gemm_args(int ta, int tb, int m, int n, int k, float beta, c
  * GEMM per image adding into dx, instead of w^T * dy (C*K*K rows, a short sum
  * of Co terms each) folded back by col2im. Fewer bytes written and read, and a
  * longer sum per output. Both live in the workspace the forward columns use:
- * dy's columns, then the flipped weights as conv2d_direct lays them out (which
+ * dy's columns, then the flipped weights as conv2d_tiled reads them (which
  * is w' transposed: the GEMM reads it as A^T).
  */
 static int flipped_fits(const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *dy)

@@ -293,7 +293,7 @@ static const conv_shape small_shapes[] = {
     DENSE("3x3 same wide", 2, 4, 5, 37, 20, 3, 1, 1, 1, 1, 1, 0), /* row tiles of 16 and a rest; 2 channel blocks */
     /*
      * Few channels, stride 1: the GPU kernels (conv2d_direct_wg, split-K dw;
-     * CLUNET_CONV=direct elsewhere), on CPUs conv2d_direct and conv2d_direct_dw
+     * CLUNET_CONV=direct elsewhere), on CPUs conv2d_tiled and conv2d_direct_dw
      * (one or two blocks of 16 outputs; 1->17 is too small for its workspace
      * and takes the GEMM). Widths past 64 and heights that leave
      * work-groups partly outside, channel counts that leave output blocks and
@@ -352,7 +352,8 @@ static const conv_shape few_channel_shapes[] = {
     DENSE("dec6-like", 2, 16, 70, 100, 16, 3, 1, 1, 1, 1, 1, 0), /* 7000 pixels: 212 chunks of 33 and one of 4 */
     DENSE("dec5-like", 1, 32, 45, 130, 16, 3, 1, 1, 1, 1, 1, 0),
     DENSE("head-like", 2, 16, 33, 129, 1, 3, 1, 1, 1, 1, 1, 1),
-    /* more input than output channels (over 32): dx as the flipped conv of dy on CPUs, uneven pads */
+    /* more input than output channels (over 32), uneven pads: dx as the flipped conv of dy through im2col + GEMM
+     * where the GPU kernels run (Oclgrind), conv2d_tiled on CPUs */
     DENSE("80->34 flipped dx", 2, 80, 12, 14, 34, 3, 1, 1, 2, 1, 0, 0),
 };
 

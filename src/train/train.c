@@ -23,7 +23,7 @@ void cn_train_default_config(cn_train_config *cfg)
     cfg->synthetic = 32;
     cfg->size = 256;
     cfg->batch = 4;
-    cfg->epochs = 85;
+    cfg->epochs = 70;
     cfg->val_count = -1;
     cfg->lr = 1e-3;
     cfg->schedule = CN_LR_COSINE;

@@ -250,8 +250,7 @@ __kernel void conv2d_direct_dw(__global const float *x, const int x_off, __globa
  * output channels, keeping the running sums of all Co x 32 outputs after the
  * columns between blocks: every pair of column vectors loaded feeds 16
  * multiply-adds, and a block's columns stay in L1 while all output channels
- * pass over them. Any stride; 32 pixels within one row take whole rows of x
- * where stride 1 allows.
+ * pass over them. Stride 1; 32 pixels within one row take whole rows of x.
  */
 __kernel void conv2d_tiled(__global const float *in, const int in_off, __global const float *wt, const int wt_off,
                            __global float *out, const int out_off, const int ci, const int h, const int w,
@@ -261,7 +260,7 @@ __kernel void conv2d_tiled(__global const float *in, const int in_off, __global 
     const int p0 = get_global_id(0) * TILE_PX, img = get_global_id(1), hw = ho * wo;
     if (p0 >= hw) return;
     const int kk = ci * CONV_K * CONV_K, cop = (co + 15) / 16 * 16, oy0 = p0 / wo, ox0 = p0 % wo;
-    const int rows = CONV_S == 1 && ox0 + TILE_PX <= wo; /* the 32 pixels lie in one output row */
+    const int rows = ox0 + TILE_PX <= wo; /* the 32 pixels lie in one output row */
     for (int i = 0; i < ci; i++) {
         __global const float *xp = in + in_off + (img * ci + i) * h * w;
         for (int ky = 0; ky < CONV_K; ky++)
@@ -275,7 +274,7 @@ __kernel void conv2d_tiled(__global const float *in, const int in_off, __global 
                     continue;
                 }
                 for (int j = 0; j < TILE_PX; j++) {
-                    const int p = p0 + j, iy = p / wo * CONV_S - pad_t + ky, ix = p % wo * CONV_S - pad_l + kx;
+                    const int p = p0 + j, iy = p / wo - pad_t + ky, ix = p % wo - pad_l + kx;
                     dst[j] = p < hw && iy >= 0 && iy < h && ix >= 0 && ix < w ? xp[iy * w + ix] : 0.0f;
                 }
             }

@@ -1,16 +1,16 @@
 /*
  * conv.c - dense conv2d as im2col + GEMM (a 1x1 stride-1 unpadded conv is a
  * GEMM on the input itself); depthwise convs go to depthwise.c. One image's
- * columns at a time, so the workspace stays one image's worth. Stride-1 convs
- * with few input channels skip the columns for y and dx: on CPUs with
- * conv2d_direct (cl/conv.cl), elsewhere with conv2d_direct_wg (cl/conv_gpu.cl);
- * on CPUs, those with more keep 32 pixels' columns at a time in local memory
- * (conv2d_tiled), where they fit.
- * On GPUs, a weight gradient with few outputs but a long sum over pixels is
- * split along the pixels (split-K) so that the GPU has enough to do; on CPUs,
- * a stride-1 one with at most 32 outputs skips the columns (conv2d_direct_dw,
- * chunks of rows summed in order). A stride-1 data gradient with more input than output channels is the flipped
- * conv of dy through im2col + GEMM (flipped_gemm_dx) rather than col2im.
+ * columns at a time, so the workspace stays one image's worth. Stride-1 KxK
+ * convs keep the columns out of memory for y and dx: on CPUs 32 pixels' worth
+ * at a time in local memory (conv2d_tiled, cl/conv.cl), elsewhere none at all
+ * for few input channels (conv2d_direct_wg, cl/conv_gpu.cl). On GPUs, a weight
+ * gradient with few outputs but a long sum over pixels is split along the
+ * pixels (split-K) so that the GPU has enough to do; on CPUs, a stride-1 one
+ * with at most 32 outputs skips the columns (conv2d_direct_dw, chunks of rows
+ * summed in order). Where neither applies, a stride-1 data gradient with more
+ * input than output channels is the flipped conv of dy through im2col + GEMM
+ * (flipped_gemm_dx) rather than col2im.
  * $CLUNET_CONV forces a path on any device (see conv_mode).
  */
 #include <limits.h>
@@ -302,8 +302,8 @@ static clunet_status copy_weights(clunet_context *ctx, const cn_conv2d_params *p
 }
 
 /*
- * out (+)= in (*) weights via conv2d_tiled (CPUs), with the weights copied to
- * `work` first. Forward: in = x, out = y. Data gradient (flip, stride 1): in =
+ * out (+)= in (*) weights, stride 1, via conv2d_tiled (CPUs), with the weights
+ * copied to `work` first. Forward: in = x, out = y. Data gradient (flip): in =
  * dy, out = dx, accumulated.
  */
 static clunet_status tiled_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in, const cn_tensor *w,
@@ -311,7 +311,7 @@ static clunet_status tiled_conv(clunet_context *ctx, const cn_conv2d_params *p, 
 {
     CN_TRY(copy_weights(ctx, p, w, flip, in->c, out->c, work->buf, work->offset));
     char options[48];
-    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=%d", p->k, p->stride);
+    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1", p->k);
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_tiled", options, &k));
     CN_TRY(cn_arg_view(k, 0, in));

@@ -28,8 +28,12 @@ static int own_impl(const clunet_context *ctx)
     return cn_device_is_cpu(ctx) ? CN_GEMM_REGISTER : CN_GEMM_LOCAL;
 }
 
+/* CLBlast's cache holds programs of every context it ran on (see clunet_context.release_library). */
+static void clear_clblast(void) { CLBlastClearCache(); }
+
 static clunet_status gemm_clblast(clunet_context *ctx, const cn_gemm_args *g)
 {
+    ctx->release_library = clear_clblast;
     CLBlastTranspose ta = g->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
     CLBlastTranspose tb = g->tb ? CLBlastTransposeYes : CLBlastTransposeNo;
     CLBlastStatusCode s;

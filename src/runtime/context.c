@@ -63,6 +63,7 @@ void clunet_context_destroy(clunet_context *ctx)
 {
     if (!ctx) return;
     clFinish(ctx->queue);
+    if (ctx->release_library) ctx->release_library();
     for (int i = 0; i < ctx->kernel_count; i++) clReleaseKernel(ctx->kernels[i].kernel);
     for (int i = 0; i < ctx->program_count; i++) clReleaseProgram(ctx->programs[i].program);
     clReleaseCommandQueue(ctx->queue);

@@ -82,6 +82,14 @@ struct clunet_context {
 
     /* Choices made per device by measuring (ops fill these lazily; -1 = not yet). */
     int gemm_impl;
+
+    /*
+     * Set by an op whose library keeps objects of this context (CLBlast's
+     * program cache): run by clunet_context_destroy while the OpenCL objects
+     * still exist, since the library's own cleanup at exit may run after the
+     * OpenCL implementation's (Oclgrind then aborts on a corrupted heap).
+     */
+    void (*release_library)(void);
 };
 
 /* CPU devices take kernel variants of their own (explicit vectors, no work-group barriers); cl/ sees CN_DEVICE_CPU. */

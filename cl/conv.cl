@@ -244,80 +244,85 @@ __kernel void conv2d_direct_dw(__global const float *x, const int x_off, __globa
  * A conv for CPUs whose columns never leave the cache: out (N,Co,Ho,Wo) (+)=
  * in (N,Ci,H,W) (*) weights laid out by conv2d_direct_weights (wt[k*cop + o],
  * k = (i*K + ky)*K + kx). Global (ceil(Ho*Wo/32), N), local (1,1); `cols`
- * holds Ci*K*K x 32 + cop x 32 floats (local memory is a per-thread buffer on
- * CPUs). Each work-item writes the im2col columns of its 32 output pixels
- * there, then multiplies them by the weights in blocks of 128 column rows x 8
- * output channels, keeping the running sums of all Co x 32 outputs after the
- * columns between blocks: every pair of column vectors loaded feeds 16
- * multiply-adds, and a block's columns stay in L1 while all output channels
- * pass over them. Stride 1; 32 pixels within one row take whole rows of x.
+ * holds slab*K*K x 32 + cop x 32 floats (local memory is a per-thread buffer
+ * on CPUs). For each slab of input channels, each work-item writes the im2col
+ * columns of its 32 output pixels there, then multiplies them by the weights
+ * in blocks of 128 column rows x 8 output channels, keeping the running sums
+ * of all Co x 32 outputs after the columns between blocks: every pair of
+ * column vectors loaded feeds 16 multiply-adds, and a block's columns stay in
+ * L1 while all output channels pass over them. Stride 1; 32 pixels within one
+ * row take whole rows of x.
  */
 __kernel void conv2d_tiled(__global const float *in, const int in_off, __global const float *wt, const int wt_off,
                            __global float *out, const int out_off, const int ci, const int h, const int w,
                            const int co, const int ho, const int wo, const int pad_t, const int pad_l,
-                           const int accumulate, __local float *cols)
+                           const int accumulate, const int slab, __local float *cols)
 {
     const int p0 = get_global_id(0) * TILE_PX, img = get_global_id(1), hw = ho * wo;
     if (p0 >= hw) return;
     const int kk = ci * CONV_K * CONV_K, cop = (co + 15) / 16 * 16, oy0 = p0 / wo, ox0 = p0 % wo;
     const int rows = ox0 + TILE_PX <= wo; /* the 32 pixels lie in one output row */
-    for (int i = 0; i < ci; i++) {
-        __global const float *xp = in + in_off + (img * ci + i) * h * w;
-        for (int ky = 0; ky < CONV_K; ky++)
-            for (int kx = 0; kx < CONV_K; kx++) {
-                __local float *dst = cols + ((i * CONV_K + ky) * CONV_K + kx) * TILE_PX;
-                if (rows) {
-                    const int iy = oy0 - pad_t + ky, ix = ox0 - pad_l + kx;
-                    const int inside = iy >= 0 && iy < h;
-                    vstore16(inside ? cn_row16(xp + iy * w, ix, w) : (float16)0.0f, 0, dst);
-                    vstore16(inside ? cn_row16(xp + iy * w, ix + 16, w) : (float16)0.0f, 1, dst);
-                    continue;
-                }
-                for (int j = 0; j < TILE_PX; j++) {
-                    const int p = p0 + j, iy = p / wo - pad_t + ky, ix = p % wo - pad_l + kx;
-                    dst[j] = p < hw && iy >= 0 && iy < h && ix >= 0 && ix < w ? xp[iy * w + ix] : 0.0f;
-                }
-            }
-    }
-    __local float *acct = cols + kk * TILE_PX; /* cop x 32 running sums */
+    __local float *acct = cols + slab * CONV_K * CONV_K * TILE_PX; /* cop x 32 running sums */
     const int n = min(TILE_PX, hw - p0);
-    for (int k0 = 0; k0 < kk; k0 += TILE_KC) {
-        const int k1 = min(kk, k0 + TILE_KC);
-        for (int o0 = 0; o0 < co; o0 += TILE_OB) {
-            float16 a0[TILE_OB], a1[TILE_OB];
-#pragma unroll
-            for (int o = 0; o < TILE_OB; o++) {
-                a0[o] = k0 ? vload16(0, acct + (o0 + o) * TILE_PX) : (float16)0.0f;
-                a1[o] = k0 ? vload16(1, acct + (o0 + o) * TILE_PX) : (float16)0.0f;
-            }
-            __global const float *wk = wt + wt_off + k0 * cop + o0;
-            for (int k = k0; k < k1; k++, wk += cop) {
-                const float16 c0 = vload16(0, cols + k * TILE_PX), c1 = vload16(1, cols + k * TILE_PX);
+    for (int c0 = 0; c0 < ci; c0 += slab) {
+        const int c1 = min(ci, c0 + slab), kb = c0 * CONV_K * CONV_K;
+        for (int i = c0; i < c1; i++) {
+            __global const float *xp = in + in_off + (img * ci + i) * h * w;
+            for (int ky = 0; ky < CONV_K; ky++)
+                for (int kx = 0; kx < CONV_K; kx++) {
+                    __local float *dst = cols + (((i - c0) * CONV_K + ky) * CONV_K + kx) * TILE_PX;
+                    if (rows) {
+                        const int iy = oy0 - pad_t + ky, ix = ox0 - pad_l + kx;
+                        const int inside = iy >= 0 && iy < h;
+                        vstore16(inside ? cn_row16(xp + iy * w, ix, w) : (float16)0.0f, 0, dst);
+                        vstore16(inside ? cn_row16(xp + iy * w, ix + 16, w) : (float16)0.0f, 1, dst);
+                        continue;
+                    }
+                    for (int j = 0; j < TILE_PX; j++) {
+                        const int p = p0 + j, iy = p / wo - pad_t + ky, ix = p % wo - pad_l + kx;
+                        dst[j] = p < hw && iy >= 0 && iy < h && ix >= 0 && ix < w ? xp[iy * w + ix] : 0.0f;
+                    }
+                }
+        }
+        for (int k0 = kb; k0 < c1 * CONV_K * CONV_K; k0 += TILE_KC) {
+            const int k1 = min(c1 * CONV_K * CONV_K, k0 + TILE_KC);
+            for (int o0 = 0; o0 < co; o0 += TILE_OB) {
+                float16 a0[TILE_OB], a1[TILE_OB];
 #pragma unroll
                 for (int o = 0; o < TILE_OB; o++) {
-                    a0[o] = fma((float16)wk[o], c0, a0[o]);
-                    a1[o] = fma((float16)wk[o], c1, a1[o]);
+                    a0[o] = k0 ? vload16(0, acct + (o0 + o) * TILE_PX) : (float16)0.0f;
+                    a1[o] = k0 ? vload16(1, acct + (o0 + o) * TILE_PX) : (float16)0.0f;
                 }
-            }
-            if (k1 < kk) {
+                __global const float *wk = wt + wt_off + k0 * cop + o0;
+                for (int k = k0; k < k1; k++, wk += cop) {
+                    __local const float *cp = cols + (k - kb) * TILE_PX;
+                    const float16 c0v = vload16(0, cp), c1v = vload16(1, cp);
 #pragma unroll
-                for (int o = 0; o < TILE_OB; o++) {
-                    vstore16(a0[o], 0, acct + (o0 + o) * TILE_PX);
-                    vstore16(a1[o], 1, acct + (o0 + o) * TILE_PX);
+                    for (int o = 0; o < TILE_OB; o++) {
+                        a0[o] = fma((float16)wk[o], c0v, a0[o]);
+                        a1[o] = fma((float16)wk[o], c1v, a1[o]);
+                    }
                 }
-                continue;
-            }
-            for (int o = 0; o < TILE_OB && o0 + o < co; o++) {
-                __global float *yp = out + out_off + (img * co + o0 + o) * hw + p0;
-                if (n == TILE_PX) {
-                    vstore16(accumulate ? vload16(0, yp) + a0[o] : a0[o], 0, yp);
-                    vstore16(accumulate ? vload16(1, yp) + a1[o] : a1[o], 1, yp);
+                if (k1 < kk) {
+#pragma unroll
+                    for (int o = 0; o < TILE_OB; o++) {
+                        vstore16(a0[o], 0, acct + (o0 + o) * TILE_PX);
+                        vstore16(a1[o], 1, acct + (o0 + o) * TILE_PX);
+                    }
                     continue;
                 }
-                float v[TILE_PX];
-                vstore16(a0[o], 0, v);
-                vstore16(a1[o], 1, v);
-                for (int j = 0; j < n; j++) yp[j] = accumulate ? yp[j] + v[j] : v[j];
+                for (int o = 0; o < TILE_OB && o0 + o < co; o++) {
+                    __global float *yp = out + out_off + (img * co + o0 + o) * hw + p0;
+                    if (n == TILE_PX) {
+                        vstore16(accumulate ? vload16(0, yp) + a0[o] : a0[o], 0, yp);
+                        vstore16(accumulate ? vload16(1, yp) + a1[o] : a1[o], 1, yp);
+                        continue;
+                    }
+                    float v[TILE_PX];
+                    vstore16(a0[o], 0, v);
+                    vstore16(a1[o], 1, v);
+                    for (int j = 0; j < n; j++) yp[j] = accumulate ? yp[j] + v[j] : v[j];
+                }
             }
         }
     }

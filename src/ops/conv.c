@@ -116,10 +116,22 @@ enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS };
 
 #define TILED_PX 32 /* conv2d_tiled: output pixels per work-item (TILE_PX in cl/conv.cl) */
 
-/* conv2d_tiled's local memory: one work-item's columns (C*K*K x 32) and sums (Co rounded up to 16, x 32). */
-static size_t tiled_local_bytes(const cn_conv2d_params *p, int in_c, int out_c)
+/* conv2d_tiled's local memory: one work-item's columns (slab*K*K x 32) and sums (Co rounded up to 16, x 32). */
+static size_t tiled_local_bytes(const cn_conv2d_params *p, int slab, int out_c)
 {
-    return ((size_t)in_c * p->k * p->k + (size_t)(out_c + 15) / 16 * 16) * TILED_PX * sizeof(float);
+    return ((size_t)slab * p->k * p->k + (size_t)(out_c + 15) / 16 * 16) * TILED_PX * sizeof(float);
+}
+
+/*
+ * conv2d_tiled's input channels per slab: all of in_c where they fit half the
+ * local memory (the other half is left to the implementation), else as many
+ * as do; 0 where not even the sums fit.
+ */
+static int tiled_slab(const clunet_context *ctx, const cn_conv2d_params *p, int in_c, int out_c)
+{
+    size_t rows = ctx->info.local_mem_bytes / 2 / (TILED_PX * sizeof(float)), sums = (size_t)(out_c + 15) / 16 * 16;
+    size_t slab = rows > sums ? (rows - sums) / ((size_t)p->k * p->k) : 0;
+    return slab < (size_t)in_c ? (int)slab : in_c;
 }
 
 /*
@@ -146,9 +158,8 @@ static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_param
         size_t slab = (size_t)DIRECT_WG_SLAB * p->k * p->k * direct_wg_block(out_c) * sizeof(float);
         return (in_c <= 32 || mode == MODE_DIRECT) && slab <= ctx->info.local_mem_bytes ? PATH_GROUPS : PATH_GEMM;
     }
-    int fits = direct_weight_floats(p, out_c, in_c) <= columns_floats(p, x->c, x->h, x->w) &&
-               tiled_local_bytes(p, in_c, out_c) <= ctx->info.local_mem_bytes / 2;
-    return fits ? PATH_LOCAL : PATH_GEMM;
+    int fits = direct_weight_floats(p, out_c, in_c) <= columns_floats(p, x->c, x->h, x->w);
+    return fits && tiled_slab(ctx, p, in_c, out_c) > 0 ? PATH_LOCAL : PATH_GEMM;
 }
 
 size_t cn_conv_reduce_wg(const clunet_context *ctx)
@@ -319,7 +330,9 @@ static clunet_status tiled_conv(clunet_context *ctx, const cn_conv2d_params *p, 
     CN_TRY(cn_arg_view(k, 4, out));
     CN_TRY(direct_shape_args(k, 6, p, in, out, flip));
     CN_TRY(CN_ARG_INT(k, 14, flip));
-    CN_TRY(cn_arg(k, 15, tiled_local_bytes(p, in->c, out->c), NULL));
+    int slab = tiled_slab(ctx, p, in->c, out->c);
+    CN_TRY(CN_ARG_INT(k, 15, slab));
+    CN_TRY(cn_arg(k, 16, tiled_local_bytes(p, slab, out->c), NULL));
     size_t global[2] = {(size_t)(out->h * out->w + TILED_PX - 1) / TILED_PX, (size_t)out->n}, local[2] = {1, 1};
     return cn_launch(ctx, k, 2, global, local);
 }

@@ -99,10 +99,13 @@ static int direct_wg_block(int out_c)
     return ob;
 }
 
+/* Channels rounded up to whole float16 blocks: the k-major weight copy's and pixel-major dy's row length. */
+static int pad16(int c) { return (c + 15) / 16 * 16; }
+
 /* Floats of the weights' copy for conv2d_tiled: out_c rounded up to 16, times in_c * K * K. */
 static size_t direct_weight_floats(const cn_conv2d_params *p, int out_c, int in_c)
 {
-    return (size_t)(out_c + 15) / 16 * 16 * in_c * p->k * p->k;
+    return (size_t)pad16(out_c) * in_c * p->k * p->k;
 }
 
 /* A dense stride-1 conv with K > 1 whose flipped kernel (pads K-1-pad) is a conv too: the direct paths' domain. */
@@ -119,7 +122,7 @@ enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS };
 /* conv2d_tiled's local memory: one work-item's columns (slab*K*K x 32) and sums (Co rounded up to 16, x 32). */
 static size_t tiled_local_bytes(const cn_conv2d_params *p, int slab, int out_c)
 {
-    return ((size_t)slab * p->k * p->k + (size_t)(out_c + 15) / 16 * 16) * TILED_PX * sizeof(float);
+    return ((size_t)slab * p->k * p->k + (size_t)pad16(out_c)) * TILED_PX * sizeof(float);
 }
 
 /*
@@ -129,7 +132,7 @@ static size_t tiled_local_bytes(const cn_conv2d_params *p, int slab, int out_c)
  */
 static int tiled_slab(const clunet_context *ctx, const cn_conv2d_params *p, int in_c, int out_c)
 {
-    size_t rows = ctx->info.local_mem_bytes / 2 / (TILED_PX * sizeof(float)), sums = (size_t)(out_c + 15) / 16 * 16;
+    size_t rows = ctx->info.local_mem_bytes / 2 / (TILED_PX * sizeof(float)), sums = (size_t)pad16(out_c);
     size_t slab = rows > sums ? (rows - sums) / ((size_t)p->k * p->k) : 0;
     return slab < (size_t)in_c ? (int)slab : in_c;
 }
@@ -299,7 +302,7 @@ static clunet_status copy_weights(clunet_context *ctx, const cn_conv2d_params *p
 {
     char options[48];
     snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1", p->k);
-    int cop = (out_c + 15) / 16 * 16, s[4];
+    int cop = pad16(out_c), s[4];
     weight_strides(p, w, flip, s);
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct_weights", options, &k));
@@ -450,7 +453,7 @@ static clunet_status flipped_gemm_dx(clunet_context *ctx, const cn_conv2d_params
     cn_conv2d_params pf = *p;
     pf.pad_t = p->k - 1 - p->pad_t, pf.pad_l = p->k - 1 - p->pad_l;
     pf.pad_b = p->k - 1 - p->pad_b, pf.pad_r = p->k - 1 - p->pad_r;
-    int kk = p->k * p->k, hw = dx->h * dx->w, cop = (dx->c + 15) / 16 * 16;
+    int kk = p->k * p->k, hw = dx->h * dx->w, cop = pad16(dx->c);
     size_t wt_off = work->offset + (size_t)dy->c * kk * hw;
     CN_TRY(copy_weights(ctx, p, w, 1, dy->c, dx->c, work->buf, wt_off));
     size_t dx_img = (size_t)dx->c * hw;
@@ -474,7 +477,7 @@ static clunet_status flipped_gemm_dx(clunet_context *ctx, const cn_conv2d_params
  */
 static int direct_dw_rows(const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *dy)
 {
-    int cop = (dy->c + 15) / 16 * 16;
+    int cop = pad16(dy->c);
     if (p->stride != 1 || p->k == 1 || cop / 16 * p->k * p->k > 25) return 0;
     size_t row = (size_t)dy->w * cop * sizeof(float);
     int rows = row >= (256u << 10) ? 1 : (int)((256u << 10) / row);
@@ -497,7 +500,7 @@ static clunet_status direct_dw(clunet_context *ctx, const cn_conv2d_params *p, c
                                const cn_tensor *dy, const cn_tensor *dw, const cn_tensor *work, int rows)
 {
     // x is (N,C,H,W), dy is (N,Co,Ho,Wo), dw is (Co,C,K,K)
-    int hw = dy->h * dy->w, cop = (dy->c + 15) / 16 * 16, chunks = (dy->h + rows - 1) / rows;
+    int hw = dy->h * dy->w, cop = pad16(dy->c), chunks = (dy->h + rows - 1) / rows;
     size_t part_off = work->offset + (size_t)hw * cop;
     char options[64];
     snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1 -DDW_OB=%d", p->k, cop / 16);

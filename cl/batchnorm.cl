@@ -18,15 +18,6 @@
  * an item covers `span` pixels of its plane (1 on GPUs, a chunk on CPUs).
  */
 
-/* The lanes of v summed in a fixed order. */
-float bn_lanes(float16 v)
-{
-    float8 a = v.lo + v.hi;
-    float4 b = a.lo + a.hi;
-    float2 d = b.lo + b.hi;
-    return d.x + d.y;
-}
-
 /* Where partial g of plane p goes in work (channel-major, then n, then chunk). */
 int bn_part(int p, int g, int c, int chunks, int parts) { return (p % c) * parts + (p / c) * chunks + g; }
 
@@ -73,7 +64,7 @@ __kernel void bn_stats_serial(__global const float *x, const int x_off, __global
         v1 += d;
         v2 += d * d;
     }
-    float s1 = bn_lanes(v1), s2 = bn_lanes(v2);
+    float s1 = cn_lanes_sum(v1), s2 = cn_lanes_sum(v2);
     for (; i < end; i++) {
         float d = xp[i] - shift;
         s1 += d;
@@ -193,7 +184,7 @@ __kernel void bn_bwd_serial(__global const float *x, const int x_off, __global c
         v1 += d;
         v2 += d * (vload16(0, xp + i) - mean);
     }
-    float s1 = bn_lanes(v1), s2 = bn_lanes(v2);
+    float s1 = cn_lanes_sum(v1), s2 = cn_lanes_sum(v2);
     for (; i < end; i++) {
         s1 += dyp[i];
         s2 += dyp[i] * (xp[i] - mean);

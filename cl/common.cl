@@ -38,6 +38,15 @@ float cn_group_sum(__local float *s, float v)
     return total;
 }
 
+/* The lanes of v added in a fixed order (bitwise the same on every run). */
+float cn_lanes_sum(float16 v)
+{
+    float8 a = v.lo + v.hi;
+    float4 b = a.lo + a.hi;
+    float2 c = b.lo + b.hi;
+    return c.x + c.y;
+}
+
 /* row[i0 .. i0+15] as a vector, zero outside [0, w): one whole load inside, lane by lane at the edges. */
 float16 cn_row16(__global const float *row, const int i0, const int w)
 {

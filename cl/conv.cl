@@ -161,24 +161,36 @@ __kernel void conv2d_pixels_major(__global const float *dy, const int dy_off, __
     for (int j = 0; j < n; j++) vstore16(vload16(0, tile[j]), 0, t + t_off + (p0 + j) * cop + o0);
 }
 
+#ifndef DW_VW
+#define DW_VW 16 /* conv2d_direct_dw: lanes of its vectors, 8 or 16 */
+#endif
 #ifndef DW_OB
-#define DW_OB 1 /* conv2d_direct_dw: blocks of 16 output channels (cop / 16) */
+#define DW_OB 1 /* conv2d_direct_dw: vectors of output channels per work-item */
 #endif
 #define DW_KK (CONV_K * CONV_K)
+#if DW_VW == 8
+#define dw_vec float8
+#define dw_load vload8
+#define dw_store vstore8
+#else
+#define dw_vec float16
+#define dw_load vload16
+#define dw_store vstore16
+#endif
 
 /*
  * One output pixel's share of dw: acc[b*K*K + tap] += x at the tap (a
- * broadcast) * d, the pixel's dy for channels 16b..16b+15. row0 is x's row
- * iy0 (the tap row ky = 0), ix0 the tap column kx = 0. `checked` (a constant
- * after inlining) zeroes the taps that fall outside the image.
+ * broadcast) * d, the pixel's dy for the item's channels DW_VW*b .. +DW_VW-1.
+ * row0 is x's row iy0 (the tap row ky = 0), ix0 the tap column kx = 0.
+ * `checked` (a constant after inlining) zeroes the taps outside the image.
  */
-static inline __attribute__((always_inline)) void dw_pixel(float16 *acc, __global const float *d,
+static inline __attribute__((always_inline)) void dw_pixel(dw_vec *acc, __global const float *d,
                                                            __global const float *x, const int iy0, const int ix0,
                                                            const int h, const int w, const int checked)
 {
-    float16 dv[DW_OB];
+    dw_vec dv[DW_OB];
 #pragma unroll
-    for (int b = 0; b < DW_OB; b++) dv[b] = vload16(b, d);
+    for (int b = 0; b < DW_OB; b++) dv[b] = dw_load(b, d);
 #pragma unroll
     for (int ky = 0; ky < CONV_K; ky++) {
         const int iy = iy0 + ky;
@@ -188,7 +200,7 @@ static inline __attribute__((always_inline)) void dw_pixel(float16 *acc, __globa
             const float xv = !checked || (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[iy * w + ix] : 0.0f;
 #pragma unroll
             for (int b = 0; b < DW_OB; b++)
-                acc[b * DW_KK + ky * CONV_K + kx] = fma((float16)xv, dv[b], acc[b * DW_KK + ky * CONV_K + kx]);
+                acc[b * DW_KK + ky * CONV_K + kx] = fma((dw_vec)xv, dv[b], acc[b * DW_KK + ky * CONV_K + kx]);
         }
     }
 }
@@ -197,47 +209,55 @@ static inline __attribute__((always_inline)) void dw_pixel(float16 *acc, __globa
  * The weight gradient of a stride-1 conv with few output channels, for CPUs,
  * without columns: part[s][o][i][tap] = the sum over output rows
  * s*rows..s*rows+rows-1 of dy[o] * x[i] shifted by the tap, with dy
- * pixel-major (conv2d_pixels_major). Global (C, row chunks), local (1,1): a
- * work-item keeps 16*DW_OB output channels x K*K taps of one input channel in
- * float16 accumulators; each pixel's dy vector feeds K*K multiply-adds with x
- * broadcast. Pixels whose taps all lie inside the image skip the checks.
+ * pixel-major (conv2d_pixels_major, rows of cop floats). Global (C, row
+ * chunks, cop / (DW_VW*DW_OB)), local (1,1,1): a work-item keeps DW_VW*DW_OB
+ * output channels x K*K taps of one input channel in vector accumulators
+ * (how many fit the registers depends on the CPU: the host measures); each
+ * pixel's dy vector feeds K*K multiply-adds with x broadcast. Pixels whose
+ * taps all lie inside the image skip the checks.
  */
 __kernel void conv2d_direct_dw(__global const float *x, const int x_off, __global const float *dyt, const int dyt_off,
                                __global float *part, const int part_off, const int c, const int h, const int w,
                                const int co, const int ho, const int wo, const int pad_t, const int pad_l,
-                               const int rows)
+                               const int rows, const int cop)
 {
-    const int i = get_global_id(0), s = get_global_id(1);
+    const int i = get_global_id(0), s = get_global_id(1), o0 = get_global_id(2) * DW_VW * DW_OB;
     if (i >= c || s * rows >= ho) return;
-    float16 acc[DW_OB * DW_KK];
+    dw_vec acc[DW_OB * DW_KK];
 #pragma unroll
-    for (int j = 0; j < DW_OB * DW_KK; j++) acc[j] = (float16)0.0f;
+    for (int j = 0; j < DW_OB * DW_KK; j++) acc[j] = (dw_vec)0.0f;
     __global const float *xp = x + x_off + i * h * w;
     /* output columns whose K taps all lie inside the row: lo <= ox < hi */
     const int lo = min(wo, pad_l), hi = max(lo, min(wo, w - CONV_K + 1 + pad_l));
-    const int pix = DW_OB * 16, r1 = min(ho, (s + 1) * rows);
+    const int r1 = min(ho, (s + 1) * rows);
     for (int oy = s * rows; oy < r1; oy++) {
         const int iy0 = oy - pad_t;
-        __global const float *dp = dyt + dyt_off + oy * wo * pix;
+        __global const float *dp = dyt + dyt_off + oy * wo * cop + o0;
         if (iy0 < 0 || iy0 + CONV_K > h) {
-            for (int ox = 0; ox < wo; ox++) dw_pixel(acc, dp + ox * pix, xp, iy0, ox - pad_l, h, w, 1);
+            for (int ox = 0; ox < wo; ox++) dw_pixel(acc, dp + ox * cop, xp, iy0, ox - pad_l, h, w, 1);
             continue;
         }
-        for (int ox = 0; ox < lo; ox++) dw_pixel(acc, dp + ox * pix, xp, iy0, ox - pad_l, h, w, 1);
-        for (int ox = lo; ox < hi; ox++) dw_pixel(acc, dp + ox * pix, xp, iy0, ox - pad_l, h, w, 0);
-        for (int ox = hi; ox < wo; ox++) dw_pixel(acc, dp + ox * pix, xp, iy0, ox - pad_l, h, w, 1);
+        for (int ox = 0; ox < lo; ox++) dw_pixel(acc, dp + ox * cop, xp, iy0, ox - pad_l, h, w, 1);
+        for (int ox = lo; ox < hi; ox++) dw_pixel(acc, dp + ox * cop, xp, iy0, ox - pad_l, h, w, 0);
+        for (int ox = hi; ox < wo; ox++) dw_pixel(acc, dp + ox * cop, xp, iy0, ox - pad_l, h, w, 1);
     }
     __global float *pp = part + part_off + (s * co * c + i) * DW_KK;
     for (int b = 0; b < DW_OB; b++)
         for (int t = 0; t < DW_KK; t++) {
-            float v[16];
-            vstore16(acc[b * DW_KK + t], 0, v);
-            for (int l = 0; l < 16 && b * 16 + l < co; l++) pp[(b * 16 + l) * c * DW_KK + t] = v[l];
+            float v[DW_VW];
+            dw_store(acc[b * DW_KK + t], 0, v);
+            for (int l = 0; l < DW_VW; l++) {
+                const int o = o0 + b * DW_VW + l;
+                if (o < co) pp[o * c * DW_KK + t] = v[l];
+            }
         }
 }
 
 #define TILE_PX 32  /* conv2d_tiled: output pixels per work-item (two float16) */
-#define TILE_OB 8   /* conv2d_tiled: output channels per pass (8 x 2 float16 accumulators) */
+#ifndef TILE_OB
+#define TILE_OB 8 /* conv2d_tiled: output channels per pass, 2*TILE_OB float16 accumulators (1, 2, 4 or 8:
+                     the host passes the size measured fastest on the device) */
+#endif
 #define TILE_KC 128 /* conv2d_tiled: column rows per pass (16 KiB, kept in L1 across the passes) */
 
 /*
@@ -247,9 +267,9 @@ __kernel void conv2d_direct_dw(__global const float *x, const int x_off, __globa
  * holds slab*K*K x 32 + cop x 32 floats (local memory is a per-thread buffer
  * on CPUs). For each slab of input channels, each work-item writes the im2col
  * columns of its 32 output pixels there, then multiplies them by the weights
- * in blocks of 128 column rows x 8 output channels, keeping the running sums
+ * in blocks of 128 column rows x TILE_OB output channels, keeping the running sums
  * of all Co x 32 outputs after the columns between blocks: every pair of
- * column vectors loaded feeds 16 multiply-adds, and a block's columns stay in
+ * column vectors loaded feeds 2*TILE_OB multiply-adds, and a block's columns stay in
  * L1 while all output channels pass over them. Stride 1; 32 pixels within one
  * row take whole rows of x.
  */

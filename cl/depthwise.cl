@@ -112,15 +112,6 @@ __kernel void depthwise_bwd_data(__global const float *dy, const int dy_off, __g
 #endif
 }
 
-/* The lanes of v added up in a fixed order. */
-static float hsum16(const float16 v)
-{
-    const float8 s8 = v.lo + v.hi;
-    const float4 s4 = s8.lo + s8.hi;
-    const float2 s2 = s4.lo + s4.hi;
-    return s2.x + s2.y;
-}
-
 /*
  * dw[c] += sum over batch and output pixels of dy * the input under each tap.
  * One work-group per channel, local size <= 64 (1 on CPUs: no barrier work):
@@ -155,7 +146,7 @@ __kernel void depthwise_bwd_weight(__global const float *x, const int x_off, __g
                 }
             }
     }
-    for (int t = 0; t < DW_K * DW_K; t++) part[t][lid] = hsum16(acc[t]);
+    for (int t = 0; t < DW_K * DW_K; t++) part[t][lid] = cn_lanes_sum(acc[t]);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int t = lid; t < DW_K * DW_K; t += wg) {
         float sum = 0.0f;

@@ -6,7 +6,8 @@
  * Two families:
  *  - gemm_nn / gemm_nt: register tiles of explicit float16 vectors, one work-item
  *    per work-group, for CPU devices, where the compiler vectorises explicit
- *    vectors but not a loop over K. Each work-item walks K in blocks of GEMM_KC
+ *    vectors but not a loop over K. Their tile sizes (GEMM_MR, GEMM_NT) are
+ *    chosen per device by timing: what fits the registers differs (AVX2, AVX-512). Each work-item walks K in blocks of GEMM_KC
  *    and, inside a block, every micro-tile of its row range, so the block of B
  *    it holds stays in L1 while rows of A stream past. gemm_nn takes A or A^T
  *    (GEMM_TA) and B; gemm_nt takes A and B^T, vectorised along K since both are
@@ -19,7 +20,9 @@
 #ifndef GEMM_TA
 #define GEMM_TA 0 /* gemm_nn: A is stored (K,M) */
 #endif
-#define GEMM_MR 8   /* gemm_nn micro-tile rows */
+#ifndef GEMM_MR
+#define GEMM_MR 8 /* gemm_nn micro-tile rows, a power of two (the host passes the size measured fastest) */
+#endif
 #define GEMM_KC 128 /* K block: the work-item's (KC x 32) slice of B fits L1 */
 
 #if GEMM_TA
@@ -106,10 +109,14 @@ __kernel void gemm_nn(const int m, const int n, const int kdim, const float alph
     }
 }
 
+#ifndef GEMM_NT
+#define GEMM_NT 4 /* gemm_nt micro-tile: GEMM_NT x GEMM_NT dot products (2 or 4, measured per device) */
+#endif
+
 /*
  * C = alpha * A * B^T + beta * C, A (M,K), B stored (N,K). Global
  * (ceil(N/nb), ceil(M/mb), batch), local (1,1,1); mb and nb multiples of 4.
- * Micro-tiles of 4x4 dot products, 16 lanes of K at a time.
+ * Micro-tiles of GEMM_NT x GEMM_NT dot products, 16 lanes of K at a time.
  */
 __kernel void gemm_nt(const int m, const int n, const int kdim, const float alpha, const float beta, const int mb,
                       const int nb, __global const float *a, const int a_off, const int lda, const int a_stride,
@@ -127,35 +134,31 @@ __kernel void gemm_nt(const int m, const int n, const int kdim, const float alph
     for (int k0 = 0; k0 < kdim || k0 == 0; k0 += kc) {
         const int k1 = min(k0 + kc, kdim);
         const int kv = k0 + (k1 - k0) / 16 * 16;
-        for (int m0 = mb0; m0 < mb1; m0 += 4)
-            for (int j0 = nb0; j0 < nb1; j0 += 4) {
-                __global const float *ar[4], *br[4];
-                for (int i = 0; i < 4; i++) {
+        for (int m0 = mb0; m0 < mb1; m0 += GEMM_NT)
+            for (int j0 = nb0; j0 < nb1; j0 += GEMM_NT) {
+                __global const float *ar[GEMM_NT], *br[GEMM_NT];
+                for (int i = 0; i < GEMM_NT; i++) {
                     ar[i] = a + min(m0 + i, m - 1) * lda;
                     br[i] = b + min(j0 + i, n - 1) * ldb;
                 }
-                float16 acc[4][4];
-                for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++) acc[i][j] = (float16)0.0f;
+                float16 acc[GEMM_NT][GEMM_NT];
+                for (int i = 0; i < GEMM_NT; i++)
+                    for (int j = 0; j < GEMM_NT; j++) acc[i][j] = (float16)0.0f;
                 for (int k = k0; k < kv; k += 16) {
-                    float16 av[4], bv[4];
+                    float16 av[GEMM_NT], bv[GEMM_NT];
 #pragma unroll
-                    for (int i = 0; i < 4; i++) {
+                    for (int i = 0; i < GEMM_NT; i++) {
                         av[i] = vload16(0, ar[i] + k);
                         bv[i] = vload16(0, br[i] + k);
                     }
 #pragma unroll
-                    for (int i = 0; i < 4; i++)
+                    for (int i = 0; i < GEMM_NT; i++)
 #pragma unroll
-                        for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+                        for (int j = 0; j < GEMM_NT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
                 }
-                for (int i = 0; i < 4 && m0 + i < m; i++)
-                    for (int j = 0; j < 4 && j0 + j < n; j++) {
-                        float16 v = acc[i][j];
-                        float8 s8 = v.lo + v.hi;
-                        float4 s4 = s8.lo + s8.hi;
-                        float2 s2 = s4.lo + s4.hi;
-                        float sum = s2.x + s2.y;
+                for (int i = 0; i < GEMM_NT && m0 + i < m; i++)
+                    for (int j = 0; j < GEMM_NT && j0 + j < n; j++) {
+                        float sum = cn_lanes_sum(acc[i][j]);
                         for (int k = kv; k < k1; k++) sum = fma(ar[i][k], br[j][k], sum);
                         __global float *cp = c + (m0 + i) * ldc + j0 + j;
                         float old = k0 > 0 ? *cp : (beta == 0.0f ? 0.0f : beta * *cp);

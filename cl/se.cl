@@ -11,17 +11,6 @@
  * host launches (1, planes) there, with local size 1 for the reductions.
  */
 
-#if CN_DEVICE_CPU
-/* Lanes of a float16 sum added in a fixed order. */
-float cn_lanes_sum(float16 v)
-{
-    float8 a = v.lo + v.hi;
-    float4 b = a.lo + a.hi;
-    float2 c = b.lo + b.hi;
-    return c.x + c.y;
-}
-#endif
-
 /* One work-group per plane: y[p] = mean of x over the plane. */
 __kernel void avgpool_fwd(__global const float *x, const int x_off, __global float *y, const int y_off,
                           const int hw, __local float *scratch)

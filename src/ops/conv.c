@@ -320,12 +320,15 @@ static clunet_status copy_weights(clunet_context *ctx, const cn_conv2d_params *p
  * copied to `work` first. Forward: in = x, out = y. Data gradient (flip): in =
  * dy, out = dx, accumulated.
  */
+static clunet_status conv_choose(clunet_context *ctx);
+
 static clunet_status tiled_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in, const cn_tensor *w,
                                 const cn_tensor *out, const cn_tensor *work, int flip)
 {
+    if (ctx->conv_ob < 0) CN_TRY(conv_choose(ctx));
     CN_TRY(copy_weights(ctx, p, w, flip, in->c, out->c, work->buf, work->offset));
-    char options[48];
-    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1", p->k);
+    char options[64];
+    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1 -DTILE_OB=%d", p->k, ctx->conv_ob);
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_tiled", options, &k));
     CN_TRY(cn_arg_view(k, 0, in));
@@ -500,10 +503,13 @@ static clunet_status direct_dw(clunet_context *ctx, const cn_conv2d_params *p, c
                                const cn_tensor *dy, const cn_tensor *dw, const cn_tensor *work, int rows)
 {
     // x is (N,C,H,W), dy is (N,Co,Ho,Wo), dw is (Co,C,K,K)
+    if (ctx->conv_dw < 0) CN_TRY(conv_choose(ctx));
     int hw = dy->h * dy->w, cop = pad16(dy->c), chunks = (dy->h + rows - 1) / rows;
+    /* output channels per work-item: the device's choice, at most cop; in vectors of up to 16 */
+    int per = ctx->conv_dw < cop ? ctx->conv_dw : cop, vw = per < 16 ? per : 16;
     size_t part_off = work->offset + (size_t)hw * cop;
-    char options[64];
-    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1 -DDW_OB=%d", p->k, cop / 16);
+    char options[80];
+    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1 -DDW_VW=%d -DDW_OB=%d", p->k, vw, per / vw);
     cl_kernel t, k;
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_pixels_major", options, &t));
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_direct_dw", options, &k));
@@ -516,19 +522,94 @@ static clunet_status direct_dw(clunet_context *ctx, const cn_conv2d_params *p, c
     CN_TRY(CN_ARG_INT(k, 3, work->offset));
     CN_TRY(CN_ARG_MEM(k, 4, work->buf));
     CN_TRY(CN_ARG_INT(k, 5, part_off));
-    int kargs[9] = {x->c, x->h, x->w, dy->c, dy->h, dy->w, p->pad_t, p->pad_l, rows};
-    for (int i = 0; i < 9; i++) CN_TRY(CN_ARG_INT(k, 6 + i, kargs[i]));
-    size_t tglobal[2] = {(size_t)(hw + 15) / 16, (size_t)cop / 16}, kglobal[2] = {(size_t)x->c, (size_t)chunks};
-    size_t local[2] = {1, 1};
+    int kargs[10] = {x->c, x->h, x->w, dy->c, dy->h, dy->w, p->pad_t, p->pad_l, rows, cop};
+    for (int i = 0; i < 10; i++) CN_TRY(CN_ARG_INT(k, 6 + i, kargs[i]));
+    size_t tglobal[2] = {(size_t)(hw + 15) / 16, (size_t)cop / 16};
+    size_t kglobal[3] = {(size_t)x->c, (size_t)chunks, (size_t)(cop / per)}, local[3] = {1, 1, 1};
     for (int i = 0; i < x->n; i++) {
         CN_TRY(CN_ARG_MEM(t, 0, dy->buf));
         CN_TRY(CN_ARG_INT(t, 1, dy->offset + (size_t)i * dy->c * hw));
         CN_TRY(cn_launch(ctx, t, 2, tglobal, NULL));
         CN_TRY(CN_ARG_INT(k, 1, x->offset + (size_t)i * x->c * x->h * x->w));
-        CN_TRY(cn_launch(ctx, k, 2, kglobal, local));
+        CN_TRY(cn_launch(ctx, k, 3, kglobal, local));
         CN_TRY(sum_splits(ctx, work->buf, part_off, dw->buf, dw->offset, dw_outputs(p, x->c), chunks));
     }
     return CLUNET_OK;
+}
+
+/*
+ * A conv to time the CPU kernels' variants with: 32 -> 32 channels 3x3 at
+ * 128x128, like the decoder's last layers. y and w double as dy and dw.
+ */
+typedef struct conv_probe {
+    cn_conv2d_params p;
+    cn_tensor x, w, y, work;
+} conv_probe;
+
+static void probe_free(clunet_context *ctx, conv_probe *t)
+{
+    cn_tensor *all[4] = {&t->x, &t->w, &t->y, &t->work};
+    for (int i = 0; i < 4; i++) cn_tensor_free(ctx, all[i]);
+}
+
+/* Allocated at the first timed run: nothing when the tuning file knows the answers. */
+static clunet_status probe_alloc(clunet_context *ctx, conv_probe *t)
+{
+    if (t->x.buf) return CLUNET_OK;
+    enum { C = 32, S = 128 };
+    t->p = (cn_conv2d_params){.cout = C, .k = 3, .stride = 1, .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1, .groups = 1};
+    int shapes[4][4] = {{1, C, S, S}, {C, C, 3, 3}, {1, C, S, S}, {1, 1, 1, (int)cn_conv2d_workspace_floats(&t->p, 1, C, S, S)}};
+    cn_tensor *all[4] = {&t->x, &t->w, &t->y, &t->work};
+    clunet_status st = CLUNET_OK;
+    for (int i = 0; i < 4 && st == CLUNET_OK; i++) {
+        const int *d = shapes[i];
+        st = cn_tensor_alloc(ctx, d[0], d[1], d[2], d[3], all[i]);
+        if (st == CLUNET_OK) st = cn_buffer_fill_float(ctx, all[i]->buf, 0, cn_tensor_count(all[i]) * sizeof(float), 0.25f);
+    }
+    if (st != CLUNET_OK) probe_free(ctx, t);
+    return st;
+}
+
+static clunet_status run_tiled(clunet_context *ctx, int ob, void *arg)
+{
+    conv_probe *t = arg;
+    CN_TRY(probe_alloc(ctx, t));
+    ctx->conv_ob = ob;
+    return tiled_conv(ctx, &t->p, &t->x, &t->w, &t->y, &t->work, 0);
+}
+
+static clunet_status run_direct_dw(clunet_context *ctx, int outputs, void *arg)
+{
+    conv_probe *t = arg;
+    CN_TRY(probe_alloc(ctx, t));
+    ctx->conv_dw = outputs;
+    return direct_dw(ctx, &t->p, &t->x, &t->y, &t->w, &t->work, direct_dw_rows(&t->p, &t->x, &t->y));
+}
+
+/*
+ * The CPU conv kernels' register blocking, measured once per device:
+ * conv2d_tiled's output channels per pass (2*TILE_OB float16 accumulators)
+ * and conv2d_direct_dw's output channels per work-item (x K*K accumulators).
+ * The sizes that suit 32 vector registers of 16 floats (AVX-512: 8 and 32)
+ * spill from 16 registers of 8 (AVX2), where smaller ones ran 1.3-2x faster.
+ */
+static clunet_status conv_choose(clunet_context *ctx)
+{
+    static const int obs[] = {2, 4, 8}, dws[] = {8, 16, 32};
+    int ob = 8, dw = 32;
+    ctx->conv_ob = ob, ctx->conv_dw = dw; /* while the other is timed */
+    conv_probe t = {{0}};
+    clunet_status st = cn_tune_pick(ctx, "conv_tiled_ob", obs, 3, run_tiled, &t, &ob);
+    if (st == CLUNET_OK) st = cn_tune_pick(ctx, "conv_direct_dw_outputs", dws, 3, run_direct_dw, &t, &dw);
+    probe_free(ctx, &t);
+    ctx->conv_ob = st == CLUNET_OK ? ob : -1;
+    ctx->conv_dw = st == CLUNET_OK ? dw : -1;
+    return st;
+}
+
+clunet_status cn_conv2d_choose(clunet_context *ctx)
+{
+    return cn_device_is_cpu(ctx) && (ctx->conv_ob < 0 || ctx->conv_dw < 0) ? conv_choose(ctx) : CLUNET_OK;
 }
 
 /* ---- forward / backward --------------------------------------------------- */

@@ -54,7 +54,9 @@ clunet_status cn_gemm(clunet_context *ctx, const cn_gemm_args *g);
 /*
  * Sets ctx->gemm_impl: from $CLUNET_GEMM (clblast, own, register, local; own =
  * the device's kind of own kernel) if set, else by timing CLBlast against the
- * own kernel once on a conv-sized product (temporary buffers of ~10 MB).
+ * own kernel once on a conv-sized product (temporary buffers of ~12 MB). For
+ * the register kernels also their tile sizes (ctx->gemm_mr, gemm_nt), timed
+ * once per device too ($CLUNET_TUNE=gemm_nn_rows=R,gemm_nt_tile=T overrides).
  */
 clunet_status cn_gemm_choose(clunet_context *ctx);
 
@@ -62,6 +64,15 @@ clunet_status cn_gemm_choose(clunet_context *ctx);
 const char *cn_gemm_impl_name(int impl);
 
 /* ---- conv2d ----------------------------------------------------------------- */
+
+/*
+ * On CPUs, sets ctx->conv_ob (conv2d_tiled's output channels per pass) and
+ * ctx->conv_dw (conv2d_direct_dw's per work-item) from $CLUNET_TUNE
+ * (conv_tiled_ob=2|4|8, conv_direct_dw_outputs=8|16|32), the device's tuning
+ * file or a timing of each candidate; the first conv that needs one calls it
+ * otherwise. Nothing to choose on other devices.
+ */
+clunet_status cn_conv2d_choose(clunet_context *ctx);
 
 /* One conv2d layer: weights (Co, C/groups, K, K); groups is 1 or C (depthwise, Co == C). */
 typedef struct cn_conv2d_params {

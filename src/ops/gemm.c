@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "ops/conv.h" /* first: it sets CL_TARGET_OPENCL_VERSION for the CL headers clblast_c.h includes */
-#include "common/clock.h"
 
 #include <clblast_c.h>
 
@@ -97,14 +96,19 @@ static int shrink_block(int block, int min, size_t others, int extent, unsigned 
     return block;
 }
 
+static clunet_status register_tiles(clunet_context *ctx);
+
 static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
 {
     if (g->ta && g->tb) return gemm_local(ctx, g); /* unused by the convs: the generic kernel is enough */
+    if (ctx->gemm_mr < 0 || ctx->gemm_nt < 0) CN_TRY(register_tiles(ctx));
     unsigned cores = ctx->info.compute_units ? ctx->info.compute_units : 1;
     cl_kernel k;
     size_t global[3], local[3] = {1, 1, 1};
     if (g->tb) {
-        CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nt", NULL, &k));
+        char opt[32];
+        snprintf(opt, sizeof opt, "-DGEMM_NT=%d", ctx->gemm_nt);
+        CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nt", opt, &k));
         int nb = shrink_block(64, 4, (size_t)g->batch * ((g->m + 63) / 64), g->n, cores);
         int mb = shrink_block(64, 4, (size_t)g->batch * ((g->n + nb - 1) / nb), g->m, cores);
         CN_TRY(CN_ARG_INT(k, 5, mb));
@@ -113,9 +117,12 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
         global[0] = (g->n + nb - 1) / nb;
         global[1] = (g->m + mb - 1) / mb;
     } else {
-        CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nn", g->ta ? "-DGEMM_TA=1" : NULL, &k));
+        char opt[48];
+        snprintf(opt, sizeof opt, "-DGEMM_TA=%d -DGEMM_MR=%d", g->ta, ctx->gemm_mr);
+        CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nn", opt, &k));
         int panels = (g->n + 31) / 32;
-        int mb = shrink_block(64, 8, (size_t)g->batch * panels, g->m, cores);
+        /* halving keeps mb a multiple of the micro-tile: both are powers of two */
+        int mb = shrink_block(64, ctx->gemm_mr, (size_t)g->batch * panels, g->m, cores);
         /* several 32-column panels per work-item when each carries under ~2 MFLOP */
         double panel_flops = 2.0 * mb * 32 * (g->k > 0 ? g->k : 1);
         int np = (int)(2e6 / panel_flops) + 1;
@@ -174,20 +181,81 @@ clunet_status cn_gemm(clunet_context *ctx, const cn_gemm_args *g)
     return gemm_run(ctx, ctx->gemm_impl, g);
 }
 
-/* Seconds for the best of three runs of `g` after a warm-up (which also builds the kernels). */
-static clunet_status time_gemm(clunet_context *ctx, int impl, const cn_gemm_args *g, double *best)
+/*
+ * Products to time with: nn is a 3x3 conv, 64 -> 128 channels at 64x64 (the
+ * middle of the U-Net's range); nt its weight gradient (dy times the columns
+ * transposed). One set of buffers of ~12 MB serves both.
+ */
+typedef struct gemm_probe {
+    cn_gemm_args nn, nt;
+} gemm_probe;
+
+static void probe_free(clunet_context *ctx, gemm_probe *p)
 {
-    CN_TRY(gemm_run(ctx, impl, g));
-    CN_TRY(cn_finish(ctx));
-    *best = 1e30;
-    for (int i = 0; i < 3; i++) {
-        double t0 = cn_seconds();
-        CN_TRY(gemm_run(ctx, impl, g));
-        CN_TRY(cn_finish(ctx));
-        double t = cn_seconds() - t0;
-        if (t < *best) *best = t;
+    if (p->nn.a) cn_buffer_free(ctx, p->nn.a);
+    if (p->nn.b) cn_buffer_free(ctx, p->nn.b);
+    if (p->nn.c) cn_buffer_free(ctx, p->nn.c);
+    memset(p, 0, sizeof *p);
+}
+
+static clunet_status probe_alloc(clunet_context *ctx, gemm_probe *p)
+{
+    enum { M = 128, N = 4096, K = 576 };
+    memset(p, 0, sizeof *p);
+    cn_gemm_args *g = &p->nn;
+    *g = (cn_gemm_args){.m = M, .n = N, .k = K, .alpha = 1.0f, .beta = 0.0f, .batch = 1, .lda = K, .ldb = N, .ldc = N};
+    size_t a = (size_t)M * N * sizeof(float), b = (size_t)K * N * sizeof(float), c = a; /* A sized for nt's */
+    clunet_status st = cn_buffer_alloc(ctx, a, &g->a);
+    if (st == CLUNET_OK) st = cn_buffer_alloc(ctx, b, &g->b);
+    if (st == CLUNET_OK) st = cn_buffer_alloc(ctx, c, &g->c);
+    if (st == CLUNET_OK) st = cn_buffer_fill_float(ctx, g->a, 0, a, 0.5f);
+    if (st == CLUNET_OK) st = cn_buffer_fill_float(ctx, g->b, 0, b, 0.25f);
+    if (st != CLUNET_OK) {
+        probe_free(ctx, p);
+        return st;
     }
+    /* dw (M, K) = dy (M, N) * columns (K, N)^T */
+    p->nt = *g;
+    p->nt.tb = 1, p->nt.n = K, p->nt.k = N, p->nt.lda = N, p->nt.ldb = N, p->nt.ldc = K;
     return CLUNET_OK;
+}
+
+static clunet_status run_impl(clunet_context *ctx, int impl, void *g) { return gemm_run(ctx, impl, g); }
+
+/* The tile timings allocate the probe at their first run: none when the tuning file knows the answers. */
+static clunet_status run_rows(clunet_context *ctx, int mr, void *arg)
+{
+    gemm_probe *p = arg;
+    if (!p->nn.a) CN_TRY(probe_alloc(ctx, p));
+    ctx->gemm_mr = mr;
+    return gemm_register(ctx, &p->nn);
+}
+
+static clunet_status run_tile(clunet_context *ctx, int nt, void *arg)
+{
+    gemm_probe *p = arg;
+    if (!p->nn.a) CN_TRY(probe_alloc(ctx, p));
+    ctx->gemm_nt = nt;
+    return gemm_register(ctx, &p->nt);
+}
+
+/*
+ * The register kernels' tile sizes, measured once per device: 8 x 32 and 4 x 4
+ * float16 accumulators suit 32 vector registers of 16 floats (AVX-512), but
+ * spill with 16 registers of 8 (AVX2), where smaller tiles ran 1.2-1.5x faster.
+ */
+static clunet_status register_tiles(clunet_context *ctx)
+{
+    static const int rows[] = {2, 4, 8}, tiles[] = {2, 4};
+    int mr = 8, nt = 4;
+    ctx->gemm_mr = mr, ctx->gemm_nt = nt; /* while the other is timed */
+    gemm_probe p = {0};
+    clunet_status st = cn_tune_pick(ctx, "gemm_nn_rows", rows, 3, run_rows, &p, &mr);
+    if (st == CLUNET_OK) st = cn_tune_pick(ctx, "gemm_nt_tile", tiles, 2, run_tile, &p, &nt);
+    probe_free(ctx, &p);
+    ctx->gemm_mr = st == CLUNET_OK ? mr : -1;
+    ctx->gemm_nt = st == CLUNET_OK ? nt : -1;
+    return st;
 }
 
 /* CN_GEMM_* for a name, or -1. */
@@ -200,7 +268,15 @@ static int impl_from_name(const clunet_context *ctx, const char *name)
     return -1;
 }
 
+static clunet_status choose_impl(clunet_context *ctx);
+
 clunet_status cn_gemm_choose(clunet_context *ctx)
+{
+    CN_TRY(choose_impl(ctx));
+    return ctx->gemm_impl == CN_GEMM_REGISTER && ctx->gemm_mr < 0 ? register_tiles(ctx) : CLUNET_OK;
+}
+
+static clunet_status choose_impl(clunet_context *ctx)
 {
     const char *env = getenv("CLUNET_GEMM");
     if (env && *env) {
@@ -216,26 +292,18 @@ clunet_status cn_gemm_choose(clunet_context *ctx)
         ctx->gemm_impl = impl_from_name(ctx, known);
         return CLUNET_OK;
     }
-    /* a 3x3 conv, 64 -> 128 channels at 64x64: the middle of the U-Net's range */
-    cn_gemm_args g = {.m = 128, .n = 4096, .k = 576, .alpha = 1.0f, .beta = 0.0f, .batch = 1};
-    g.lda = g.k, g.ldb = g.n, g.ldc = g.n;
-    clunet_status st = cn_buffer_alloc(ctx, (size_t)g.m * g.k * sizeof(float), &g.a);
-    if (st == CLUNET_OK) st = cn_buffer_alloc(ctx, (size_t)g.k * g.n * sizeof(float), &g.b);
-    if (st == CLUNET_OK) st = cn_buffer_alloc(ctx, (size_t)g.m * g.n * sizeof(float), &g.c);
-    if (st == CLUNET_OK) st = cn_buffer_fill_float(ctx, g.a, 0, (size_t)g.m * g.k * sizeof(float), 0.5f);
-    if (st == CLUNET_OK) st = cn_buffer_fill_float(ctx, g.b, 0, (size_t)g.k * g.n * sizeof(float), 0.25f);
+    gemm_probe p;
+    clunet_status st = probe_alloc(ctx, &p);
     double t_own = 0, t_blas = 0;
     int own = own_impl(ctx);
-    if (st == CLUNET_OK) st = time_gemm(ctx, own, &g, &t_own);
+    if (st == CLUNET_OK) st = cn_time_best(ctx, run_impl, own, &p.nn, &t_own);
     if (st == CLUNET_OK) {
         /* CLBlast may not run on every device: then the own kernel wins by default */
-        ctx->gemm_impl = time_gemm(ctx, CN_GEMM_CLBLAST, &g, &t_blas) == CLUNET_OK && t_blas < t_own
+        ctx->gemm_impl = cn_time_best(ctx, run_impl, CN_GEMM_CLBLAST, &p.nn, &t_blas) == CLUNET_OK && t_blas < t_own
                              ? CN_GEMM_CLBLAST
                              : own;
     }
-    if (g.a) cn_buffer_free(ctx, g.a);
-    if (g.b) cn_buffer_free(ctx, g.b);
-    if (g.c) cn_buffer_free(ctx, g.c);
+    probe_free(ctx, &p);
     if (st == CLUNET_OK) cn_tuning_put(ctx, "gemm", cn_gemm_impl_name(ctx->gemm_impl));
     return st;
 }

@@ -10,6 +10,7 @@
 #define LOSS_SUMS 5
 #define LOSS_CHUNK 4096
 #define LOSS_GROUP 256
+#define LOSS_SPAN 4096 /* loss_grad's pixels per item on CPUs (float16 vectors); 1 elsewhere */
 
 void cn_focal_dice_default(cn_focal_dice *loss)
 {
@@ -56,8 +57,10 @@ clunet_status cn_focal_dice_loss(clunet_context *ctx, const cn_focal_dice *loss,
     CN_TRY(cn_pw_check(op, "work", work, cn_focal_dice_work_floats(count)));
     float wf = loss->lambda < 0.0f ? 1.0f : loss->lambda, wd = loss->lambda < 0.0f ? 1.0f : 1.0f - loss->lambda;
 
+    /* CPUs: an item per chunk with float16 vectors (no barriers); elsewhere a work-group per chunk */
+    int cpu = cn_device_is_cpu(ctx);
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "loss.cl", "loss_partial", NULL, &k));
+    CN_TRY(cn_kernel(ctx, "loss.cl", cpu ? "loss_partial_serial" : "loss_partial_group", NULL, &k));
     CN_TRY(set_inputs(k, z, y, mask));
     CN_TRY(cn_arg_view(k, 7, work));
     CN_TRY(CN_ARG_INT(k, 9, count));
@@ -65,10 +68,15 @@ clunet_status cn_focal_dice_loss(clunet_context *ctx, const cn_focal_dice *loss,
     CN_TRY(CN_ARG_FLOAT(k, 11, loss->alpha));
     CN_TRY(CN_ARG_FLOAT(k, 12, loss->gamma));
     CN_TRY(CN_ARG_FLOAT(k, 13, loss->eps));
-    size_t group = cn_pw_group_size(ctx, k, count < LOSS_GROUP ? count : LOSS_GROUP);
-    CN_TRY(cn_arg(k, 14, group * sizeof(float), NULL));
-    size_t global = group * groups;
-    CN_TRY(cn_launch(ctx, k, 1, &global, &group));
+    size_t group;
+    if (cpu) {
+        CN_TRY(cn_launch(ctx, k, 1, &groups, NULL));
+    } else {
+        group = cn_pw_group_size(ctx, k, count < LOSS_GROUP ? count : LOSS_GROUP);
+        CN_TRY(cn_arg(k, 14, group * sizeof(float), NULL));
+        size_t global = group * groups;
+        CN_TRY(cn_launch(ctx, k, 1, &global, &group));
+    }
 
     CN_TRY(cn_kernel(ctx, "loss.cl", "loss_final", NULL, &k));
     CN_TRY(cn_arg_view(k, 0, work));
@@ -86,12 +94,15 @@ clunet_status cn_focal_dice_loss(clunet_context *ctx, const cn_focal_dice *loss,
     CN_TRY(set_inputs(k, z, y, mask));
     CN_TRY(cn_arg_view(k, 7, out));
     CN_TRY(cn_arg_view(k, 9, dz));
+    int span = cpu ? LOSS_SPAN : 1;
     CN_TRY(CN_ARG_INT(k, 11, count));
-    CN_TRY(CN_ARG_FLOAT(k, 12, loss->alpha));
-    CN_TRY(CN_ARG_FLOAT(k, 13, loss->gamma));
-    CN_TRY(CN_ARG_FLOAT(k, 14, loss->eps));
-    CN_TRY(CN_ARG_FLOAT(k, 15, loss->smooth));
-    CN_TRY(CN_ARG_FLOAT(k, 16, wf));
-    CN_TRY(CN_ARG_FLOAT(k, 17, wd));
-    return cn_launch(ctx, k, 1, &count, NULL);
+    CN_TRY(CN_ARG_INT(k, 12, span));
+    CN_TRY(CN_ARG_FLOAT(k, 13, loss->alpha));
+    CN_TRY(CN_ARG_FLOAT(k, 14, loss->gamma));
+    CN_TRY(CN_ARG_FLOAT(k, 15, loss->eps));
+    CN_TRY(CN_ARG_FLOAT(k, 16, loss->smooth));
+    CN_TRY(CN_ARG_FLOAT(k, 17, wf));
+    CN_TRY(CN_ARG_FLOAT(k, 18, wd));
+    size_t items = (count + span - 1) / span;
+    return cn_launch(ctx, k, 1, &items, NULL);
 }

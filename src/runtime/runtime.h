@@ -82,6 +82,9 @@ struct clunet_context {
 
     /* Choices made per device by measuring (ops fill these lazily; -1 = not yet). */
     int gemm_impl;
+    int gemm_mr, gemm_nt; /* gemm_nn's micro-tile rows, gemm_nt's tile side (cl/gemm.cl) */
+    int conv_ob;          /* conv2d_tiled's output channels per pass (cl/conv.cl) */
+    int conv_dw;          /* conv2d_direct_dw's output channels per work-item */
 
     /*
      * Set by an op whose library keeps objects of this context (CLBlast's
@@ -117,6 +120,21 @@ int cn_cache_dir(char *out, size_t size);
  */
 int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_t size);
 void cn_tuning_put(const clunet_context *ctx, const char *key, const char *value);
+
+/* A run of kernel variant `value` for timing (its arguments in arg). */
+typedef clunet_status (*cn_tune_fn)(clunet_context *ctx, int value, void *arg);
+
+/* Seconds of the best of three runs of run(value) after a warm-up (which also builds its kernels). */
+clunet_status cn_time_best(clunet_context *ctx, cn_tune_fn run, int value, void *arg, double *seconds);
+
+/*
+ * *chosen = the fastest of values[0..n) for the kernel variant `key` on this
+ * device (e.g. "conv_tiled_ob"): $CLUNET_TUNE=key=value,... if it names the
+ * key (a value not among the candidates is an error), else the one measured
+ * before (tuning file), else each timed with cn_time_best and the winner kept.
+ */
+clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *values, int n, cn_tune_fn run, void *arg,
+                           int *chosen);
 
 /* ---- buffers ------------------------------------------------------------ */
 

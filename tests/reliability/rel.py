@@ -26,7 +26,11 @@ TEMP_RE = re.compile(r'\.tmp-[A-Za-z0-9]{6}$')
 
 
 class Tally:
-    """Counts checks; finish() prints the summary and exits non-zero on any failure."""
+    """Counts checks; finish() prints the summary and exits non-zero on any failure.
+
+    budget_s bounds the loops that repeat a check (over_budget()), so a slow or busy machine runs fewer
+    rounds; it is not a speed requirement: exceeding it is reported, never a failure.
+    """
 
     def __init__(self, name, budget_s):
         self.name, self.passed, self.failed = name, 0, 0
@@ -50,7 +54,8 @@ class Tally:
 
     def finish(self):
         if self.over_budget():
-            self.check(False, '%s finished within %d s' % (self.name, self.budget_s), '%.1f s' % self.elapsed())
+            print('note  %s took %.1f s, over its budget of %d s (a slow or busy machine)'
+                  % (self.name, self.elapsed(), self.budget_s))
         print('%s: %.1f s' % (self.name, self.elapsed()))
         print('%d passed, %d failed' % (self.passed, self.failed), flush=True)
         sys.exit(1 if self.failed else 0)

@@ -1,0 +1,80 @@
+/*
+ * tune.c - kernel variants chosen per device by timing them (see runtime.h):
+ * the first measurement on a device is kept in its tuning file, so later runs
+ * start at once; $CLUNET_TUNE=key=value,... overrides it (tests, A/B timings).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "runtime/runtime.h"
+
+clunet_status cn_time_best(clunet_context *ctx, cn_tune_fn run, int value, void *arg, double *seconds)
+{
+    CN_TRY(run(ctx, value, arg));
+    CN_TRY(cn_finish(ctx));
+    *seconds = 1e30;
+    for (int i = 0; i < 3; i++) {
+        double t0 = cn_seconds();
+        CN_TRY(run(ctx, value, arg));
+        CN_TRY(cn_finish(ctx));
+        double t = cn_seconds() - t0;
+        if (t < *seconds) *seconds = t;
+    }
+    return CLUNET_OK;
+}
+
+/* Index of v in values[0..n), or -1. */
+static int find(const int *values, int n, int v)
+{
+    for (int i = 0; i < n; i++)
+        if (values[i] == v) return i;
+    return -1;
+}
+
+/* *found = 1 and *chosen = the value $CLUNET_TUNE gives `key`; fails if that is not a candidate. */
+static clunet_status from_env(const char *key, const int *values, int n, int *chosen, int *found)
+{
+    *found = 0;
+    const char *env = getenv("CLUNET_TUNE");
+    size_t len = strlen(key);
+    for (const char *p = env; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+        if (strncmp(p, key, len) || p[len] != '=') continue;
+        char *end;
+        long v = strtol(p + len + 1, &end, 10);
+        if (end == p + len + 1 || (*end && *end != ',') || find(values, n, (int)v) < 0) {
+            char list[64] = "";
+            for (int i = 0; i < n; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", i ? ", " : "", values[i]);
+            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_TUNE: %s: expected one of %s", key, list);
+        }
+        *chosen = (int)v;
+        *found = 1;
+        break;
+    }
+    return CLUNET_OK;
+}
+
+clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *values, int n, cn_tune_fn run, void *arg,
+                           int *chosen)
+{
+    int found;
+    CN_TRY(from_env(key, values, n, chosen, &found));
+    if (found) return CLUNET_OK;
+    char known[32];
+    if (cn_tuning_get(ctx, key, known, sizeof known) && find(values, n, atoi(known)) >= 0) {
+        *chosen = atoi(known);
+        return CLUNET_OK;
+    }
+    double best = 1e30;
+    for (int i = 0; i < n; i++) {
+        double t;
+        CN_TRY(cn_time_best(ctx, run, values[i], arg, &t));
+        if (t < best) best = t, *chosen = values[i];
+    }
+    snprintf(known, sizeof known, "%d", *chosen);
+    cn_tuning_put(ctx, key, known);
+    return CLUNET_OK;
+}

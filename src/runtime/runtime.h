@@ -131,7 +131,8 @@ clunet_status cn_time_best(clunet_context *ctx, cn_tune_fn run, int value, void 
  * *chosen = the fastest of values[0..n) for the kernel variant `key` on this
  * device (e.g. "conv_tiled_ob"): $CLUNET_TUNE=key=value,... if it names the
  * key (a value not among the candidates is an error), else the one measured
- * before (tuning file), else each timed with cn_time_best and the winner kept.
+ * before (tuning file), else the fastest of five rounds in which each
+ * candidate runs once in turn (after an untimed run each), which is kept.
  */
 clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *values, int n, cn_tune_fn run, void *arg,
                            int *chosen);

@@ -596,14 +596,11 @@ static clunet_status run_direct_dw(clunet_context *ctx, int outputs, void *arg)
 static clunet_status conv_choose(clunet_context *ctx)
 {
     static const int obs[] = {2, 4, 8}, dws[] = {8, 16, 32};
-    int ob = 8, dw = 32;
-    ctx->conv_ob = ob, ctx->conv_dw = dw; /* while the other is timed */
+    const cn_tune_knob knobs[] = {{"conv_tiled_ob", obs, 3, run_tiled, &ctx->conv_ob, 8},
+                                  {"conv_direct_dw_outputs", dws, 3, run_direct_dw, &ctx->conv_dw, 32}};
     conv_probe t = {{0}};
-    clunet_status st = cn_tune_pick(ctx, "conv_tiled_ob", obs, 3, run_tiled, &t, &ob);
-    if (st == CLUNET_OK) st = cn_tune_pick(ctx, "conv_direct_dw_outputs", dws, 3, run_direct_dw, &t, &dw);
+    clunet_status st = cn_tune_choose(ctx, knobs, 2, &t);
     probe_free(ctx, &t);
-    ctx->conv_ob = st == CLUNET_OK ? ob : -1;
-    ctx->conv_dw = st == CLUNET_OK ? dw : -1;
     return st;
 }
 

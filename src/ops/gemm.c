@@ -247,14 +247,11 @@ static clunet_status run_tile(clunet_context *ctx, int nt, void *arg)
 static clunet_status register_tiles(clunet_context *ctx)
 {
     static const int rows[] = {2, 4, 8}, tiles[] = {2, 4};
-    int mr = 8, nt = 4;
-    ctx->gemm_mr = mr, ctx->gemm_nt = nt; /* while the other is timed */
+    const cn_tune_knob knobs[] = {{"gemm_nn_rows", rows, 3, run_rows, &ctx->gemm_mr, 8},
+                                  {"gemm_nt_tile", tiles, 2, run_tile, &ctx->gemm_nt, 4}};
     gemm_probe p = {0};
-    clunet_status st = cn_tune_pick(ctx, "gemm_nn_rows", rows, 3, run_rows, &p, &mr);
-    if (st == CLUNET_OK) st = cn_tune_pick(ctx, "gemm_nt_tile", tiles, 2, run_tile, &p, &nt);
+    clunet_status st = cn_tune_choose(ctx, knobs, 2, &p);
     probe_free(ctx, &p);
-    ctx->gemm_mr = st == CLUNET_OK ? mr : -1;
-    ctx->gemm_nt = st == CLUNET_OK ? nt : -1;
     return st;
 }
 

@@ -137,6 +137,19 @@ clunet_status cn_time_best(clunet_context *ctx, cn_tune_fn run, int value, void 
 clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *values, int n, cn_tune_fn run, void *arg,
                            int *chosen);
 
+/* One choice for cn_tune_choose: its key and candidates, how to time one, and where the choice goes. */
+typedef struct cn_tune_knob {
+    const char *key;
+    const int *values;
+    int n;
+    cn_tune_fn run;
+    int *field;  /* e.g. &ctx->conv_ob; run sets it to the value it times */
+    int initial; /* its value while the knobs before it are timed */
+} cn_tune_knob;
+
+/* Picks knobs[0..count) in order with cn_tune_pick (one `arg` for all); on failure every field is -1. */
+clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int count, void *arg);
+
 /* ---- buffers ------------------------------------------------------------ */
 
 /* Allocates a device buffer of `bytes`, counted against the context's cap. */

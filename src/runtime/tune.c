@@ -97,3 +97,17 @@ clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *valu
     cn_tuning_put(ctx, key, known);
     return CLUNET_OK;
 }
+
+clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int count, void *arg)
+{
+    for (int i = 0; i < count; i++) *knobs[i].field = knobs[i].initial;
+    clunet_status st = CLUNET_OK;
+    for (int i = 0; i < count && st == CLUNET_OK; i++) {
+        int chosen = knobs[i].initial;
+        st = cn_tune_pick(ctx, knobs[i].key, knobs[i].values, knobs[i].n, knobs[i].run, arg, &chosen);
+        *knobs[i].field = chosen;
+    }
+    if (st != CLUNET_OK)
+        for (int i = 0; i < count; i++) *knobs[i].field = -1;
+    return st;
+}

@@ -598,6 +598,10 @@ static clunet_status conv_choose(clunet_context *ctx)
     static const int obs[] = {2, 4, 8}, dws[] = {8, 16, 32};
     const cn_tune_knob knobs[] = {{"conv_tiled_ob", obs, 3, run_tiled, &ctx->conv_ob, 8},
                                   {"conv_direct_dw_outputs", dws, 3, run_direct_dw, &ctx->conv_dw, 32}};
+    if (!cn_device_is_cpu(ctx)) { /* forced onto another device (tests, simulators): nothing worth timing */
+        ctx->conv_ob = knobs[0].initial, ctx->conv_dw = knobs[1].initial;
+        return CLUNET_OK;
+    }
     conv_probe t = {{0}};
     clunet_status st = cn_tune_choose(ctx, knobs, 2, &t);
     probe_free(ctx, &t);

@@ -7,9 +7,10 @@
  *  - gemm_nn / gemm_nt: register tiles of explicit float16 vectors, one work-item
  *    per work-group, for CPU devices, where the compiler vectorises explicit
  *    vectors but not a loop over K. Their tile sizes (GEMM_MR, GEMM_NT) are
- *    chosen per device by timing: what fits the registers differs (AVX2, AVX-512). Each work-item walks K in blocks of GEMM_KC
- *    and, inside a block, every micro-tile of its row range, so the block of B
- *    it holds stays in L1 while rows of A stream past. gemm_nn takes A or A^T
+ *    chosen per device by timing: what fits the registers differs (AVX2,
+ *    AVX-512). Each work-item walks K in blocks of GEMM_KC and, inside a
+ *    block, every micro-tile of its row range, so the block of B it holds
+ *    stays in L1 while rows of A stream past. gemm_nn takes A or A^T
  *    (GEMM_TA) and B; gemm_nt takes A and B^T, vectorised along K since both are
  *    contiguous there.
  *  - gemm_tiled: the classic local-memory tiling for GPUs, any transposes.

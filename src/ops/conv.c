@@ -557,14 +557,17 @@ static clunet_status probe_alloc(clunet_context *ctx, conv_probe *t)
 {
     if (t->x.buf) return CLUNET_OK;
     enum { C = 32, S = 128 };
-    t->p = (cn_conv2d_params){.cout = C, .k = 3, .stride = 1, .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1, .groups = 1};
-    int shapes[4][4] = {{1, C, S, S}, {C, C, 3, 3}, {1, C, S, S}, {1, 1, 1, (int)cn_conv2d_workspace_floats(&t->p, 1, C, S, S)}};
+    t->p = (cn_conv2d_params){.cout = C, .k = 3, .stride = 1, .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1,
+                              .groups = 1};
+    int work = (int)cn_conv2d_workspace_floats(&t->p, 1, C, S, S);
+    int shapes[4][4] = {{1, C, S, S}, {C, C, 3, 3}, {1, C, S, S}, {1, 1, 1, work}};
     cn_tensor *all[4] = {&t->x, &t->w, &t->y, &t->work};
     clunet_status st = CLUNET_OK;
     for (int i = 0; i < 4 && st == CLUNET_OK; i++) {
         const int *d = shapes[i];
         st = cn_tensor_alloc(ctx, d[0], d[1], d[2], d[3], all[i]);
-        if (st == CLUNET_OK) st = cn_buffer_fill_float(ctx, all[i]->buf, 0, cn_tensor_count(all[i]) * sizeof(float), 0.25f);
+        size_t bytes = cn_tensor_count(all[i]) * sizeof(float);
+        if (st == CLUNET_OK) st = cn_buffer_fill_float(ctx, all[i]->buf, 0, bytes, 0.25f);
     }
     if (st != CLUNET_OK) probe_free(ctx, t);
     return st;
@@ -598,10 +601,6 @@ static clunet_status conv_choose(clunet_context *ctx)
     static const int obs[] = {2, 4, 8}, dws[] = {8, 16, 32};
     const cn_tune_knob knobs[] = {{"conv_tiled_ob", obs, 3, run_tiled, &ctx->conv_ob, 8},
                                   {"conv_direct_dw_outputs", dws, 3, run_direct_dw, &ctx->conv_dw, 32}};
-    if (!cn_device_is_cpu(ctx)) { /* forced onto another device (tests, simulators): nothing worth timing */
-        ctx->conv_ob = knobs[0].initial, ctx->conv_dw = knobs[1].initial;
-        return CLUNET_OK;
-    }
     conv_probe t = {{0}};
     clunet_status st = cn_tune_choose(ctx, knobs, 2, &t);
     probe_free(ctx, &t);

@@ -198,10 +198,11 @@ static void probe_free(clunet_context *ctx, gemm_probe *p)
     memset(p, 0, sizeof *p);
 }
 
+/* Allocated once, at the first timed run: nothing when the tuning file knows the answers. */
 static clunet_status probe_alloc(clunet_context *ctx, gemm_probe *p)
 {
     enum { M = 128, N = 4096, K = 576 };
-    memset(p, 0, sizeof *p);
+    if (p->nn.a) return CLUNET_OK;
     cn_gemm_args *g = &p->nn;
     *g = (cn_gemm_args){.m = M, .n = N, .k = K, .alpha = 1.0f, .beta = 0.0f, .batch = 1, .lda = K, .ldb = N, .ldc = N};
     size_t a = (size_t)M * N * sizeof(float), b = (size_t)K * N * sizeof(float), c = a; /* A sized for nt's */
@@ -222,11 +223,10 @@ static clunet_status probe_alloc(clunet_context *ctx, gemm_probe *p)
 
 static clunet_status run_impl(clunet_context *ctx, int impl, void *g) { return gemm_run(ctx, impl, g); }
 
-/* The tile timings allocate the probe at their first run: none when the tuning file knows the answers. */
 static clunet_status run_rows(clunet_context *ctx, int mr, void *arg)
 {
     gemm_probe *p = arg;
-    if (!p->nn.a) CN_TRY(probe_alloc(ctx, p));
+    CN_TRY(probe_alloc(ctx, p));
     ctx->gemm_mr = mr;
     return gemm_register(ctx, &p->nn);
 }
@@ -234,7 +234,7 @@ static clunet_status run_rows(clunet_context *ctx, int mr, void *arg)
 static clunet_status run_tile(clunet_context *ctx, int nt, void *arg)
 {
     gemm_probe *p = arg;
-    if (!p->nn.a) CN_TRY(probe_alloc(ctx, p));
+    CN_TRY(probe_alloc(ctx, p));
     ctx->gemm_nt = nt;
     return gemm_register(ctx, &p->nt);
 }
@@ -249,10 +249,6 @@ static clunet_status register_tiles(clunet_context *ctx)
     static const int rows[] = {2, 4, 8}, tiles[] = {2, 4};
     const cn_tune_knob knobs[] = {{"gemm_nn_rows", rows, 3, run_rows, &ctx->gemm_mr, 8},
                                   {"gemm_nt_tile", tiles, 2, run_tile, &ctx->gemm_nt, 4}};
-    if (!cn_device_is_cpu(ctx)) { /* forced onto another device (tests, simulators): nothing worth timing */
-        ctx->gemm_mr = knobs[0].initial, ctx->gemm_nt = knobs[1].initial;
-        return CLUNET_OK;
-    }
     gemm_probe p = {0};
     clunet_status st = cn_tune_choose(ctx, knobs, 2, &p);
     probe_free(ctx, &p);
@@ -293,7 +289,7 @@ static clunet_status choose_impl(clunet_context *ctx)
         ctx->gemm_impl = impl_from_name(ctx, known);
         return CLUNET_OK;
     }
-    gemm_probe p;
+    gemm_probe p = {0};
     clunet_status st = probe_alloc(ctx, &p);
     double t_own = 0, t_blas = 0;
     int own = own_impl(ctx);

@@ -147,7 +147,11 @@ typedef struct cn_tune_knob {
     int initial; /* its value while the knobs before it are timed */
 } cn_tune_knob;
 
-/* Picks knobs[0..count) in order with cn_tune_pick (one `arg` for all); on failure every field is -1. */
+/*
+ * Picks knobs[0..count) in order with cn_tune_pick (one `arg` for all); on
+ * failure every field is -1. The knobs size CPU kernels: on other devices
+ * (where tests force those kernels) they keep their initial values, untimed.
+ */
 clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int count, void *arg);
 
 /* ---- buffers ------------------------------------------------------------ */

@@ -26,6 +26,10 @@
 #endif
 #define GEMM_KC 128 /* K block: the work-item's (KC x 32) slice of B fits L1 */
 
+#ifndef GEMM_TB
+#define GEMM_TB 0 /* gemm_nn: B is stored (N,K), transposed while it is packed */
+#endif
+
 #if GEMM_TA
 #define A_AT(r, k) a[(k) * lda + (r)]
 #else
@@ -56,39 +60,47 @@ static void store16(__global float *p, int n0, int n, float16 acc, float alpha, 
     }
 }
 
-/* One k step of the 8x32 micro-tile: B row slice (b0,b1) times a column of A. */
-#define NN_STEP(LOAD_B)                                                                  \
-    for (int k = k0; k < k1; k++) {                                                      \
-        float16 b0, b1;                                                                  \
-        LOAD_B;                                                                          \
-        _Pragma("unroll") for (int i = 0; i < GEMM_MR; i++)                              \
-        {                                                                                \
-            float av = A_AT(rows[i], k);                                                 \
-            acc0[i] = fma((float16)av, b0, acc0[i]);                                     \
-            acc1[i] = fma((float16)av, b1, acc1[i]);                                     \
-        }                                                                                \
-    }
-
 /*
  * Global (ceil(N/(32 np)), ceil(M/mb), batch), local (1,1,1). Work-item (j, i)
  * computes rows [i*mb, i*mb + mb) (mb a multiple of GEMM_MR) of np panels of 32
  * columns from column 32*np*j: more than one panel when N is large, so that a
- * work-group carries enough work to hide its launch cost.
+ * work-group carries enough work to hide its launch cost. Each (KC x 32) block
+ * of B is first copied into local memory (PoCL: the thread's own buffer): the
+ * rows of B lie ldb apart, often a power of two, so read in place they would
+ * fall into a few cache sets and leave L1 on every micro-tile.
  */
 __kernel void gemm_nn(const int m, const int n, const int kdim, const float alpha, const float beta, const int mb,
                       const int np, __global const float *a, const int a_off, const int lda, const int a_stride,
                       __global const float *b, const int b_off, const int ldb, const int b_stride,
                       __global float *c, const int c_off, const int ldc, const int c_stride)
 {
+    __local float bp[GEMM_KC * 32];
     const int p0 = get_global_id(0) * np * 32, p1 = min(p0 + np * 32, n);
     const int mb0 = get_global_id(1) * mb, mb1 = min(mb0 + mb, m), bi = get_global_id(2);
     a += a_off + bi * a_stride;
     b += b_off + bi * b_stride;
     c += c_off + bi * c_stride;
     for (int n0 = p0; n0 < p1; n0 += 32) {
-        const int full = n0 + 32 <= n;
         for (int k0 = 0; k0 < kdim || k0 == 0; k0 += GEMM_KC) {
             const int k1 = min(k0 + GEMM_KC, kdim);
+#if GEMM_TB
+            /* columns past n repeat the last one: their lanes are never stored */
+            for (int j = 0; j < 32; j++) {
+                __global const float *row = b + min(n0 + j, n - 1) * ldb;
+                for (int k = k0; k < k1; k++) bp[(k - k0) * 32 + j] = row[k];
+            }
+#else
+            if (n0 + 32 <= n)
+                for (int k = k0; k < k1; k++) {
+                    vstore16(vload16(0, b + k * ldb + n0), 0, bp + (k - k0) * 32);
+                    vstore16(vload16(0, b + k * ldb + n0 + 16), 0, bp + (k - k0) * 32 + 16);
+                }
+            else
+                for (int k = k0; k < k1; k++) {
+                    vstore16(load16_edge(b + k * ldb, n0, n), 0, bp + (k - k0) * 32);
+                    vstore16(load16_edge(b + k * ldb, n0 + 16, n), 0, bp + (k - k0) * 32 + 16);
+                }
+#endif
             for (int m0 = mb0; m0 < mb1; m0 += GEMM_MR) {
                 int rows[GEMM_MR];
                 float16 acc0[GEMM_MR], acc1[GEMM_MR];
@@ -96,10 +108,14 @@ __kernel void gemm_nn(const int m, const int n, const int kdim, const float alph
                     rows[i] = min(m0 + i, m - 1); /* clamped rows compute garbage that is never stored */
                     acc0[i] = acc1[i] = (float16)0.0f;
                 }
-                if (full) {
-                    NN_STEP(b0 = vload16(0, b + k * ldb + n0); b1 = vload16(0, b + k * ldb + n0 + 16))
-                } else {
-                    NN_STEP(b0 = load16_edge(b + k * ldb, n0, n); b1 = load16_edge(b + k * ldb, n0 + 16, n))
+                for (int k = k0; k < k1; k++) {
+                    const float16 b0 = vload16(0, bp + (k - k0) * 32), b1 = vload16(0, bp + (k - k0) * 32 + 16);
+#pragma unroll
+                    for (int i = 0; i < GEMM_MR; i++) {
+                        const float av = A_AT(rows[i], k);
+                        acc0[i] = fma((float16)av, b0, acc0[i]);
+                        acc1[i] = fma((float16)av, b1, acc1[i]);
+                    }
                 }
                 for (int i = 0; i < GEMM_MR && m0 + i < m; i++) {
                     store16(c + (m0 + i) * ldc, n0, n, acc0[i], alpha, beta, k0 == 0);

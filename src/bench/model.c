@@ -169,7 +169,8 @@ static clunet_status run_probes(clunet_context *ctx, const cn_bench_config *cfg,
     progress(cfg, "probing the GEMM rate (%d^3)", GEMM_PROBE_SIDE, 0);
     CN_TRY(cn_probe_gemm(ctx, GEMM_PROBE_SIDE, &r->gemm_gflops));
     r->gemm_impl = cn_gemm_impl_name(ctx->gemm_impl);
-    r->gemm_mr = ctx->gemm_mr, r->gemm_nt = ctx->gemm_nt, r->conv_ob = ctx->conv_ob, r->conv_dw = ctx->conv_dw;
+    r->gemm_mr = ctx->gemm_mr, r->gemm_nt = ctx->gemm_nt, r->gemm_nt_packed = ctx->gemm_nt_packed;
+    r->conv_ob = ctx->conv_ob, r->conv_dw = ctx->conv_dw, r->conv_winograd = ctx->conv_winograd;
     progress(cfg, "probing the memory bandwidth", 0, 0);
     return cn_probe_bandwidth(ctx, &r->bandwidth_gbs);
 }

@@ -171,8 +171,9 @@ static void json_device(const bench_options *o, const device_run *d)
            per_s(o, r->train_median_ms), per_s(o, r->infer_median_ms), tg, ig);
     printf("   \"peak_gflops_fma\": %.2f, \"peak_gflops_gemm\": %.2f, \"gemm_impl\": \"%s\", \"bandwidth_gbs\": %.2f,\n",
            r->fma_gflops, r->gemm_gflops, r->gemm_impl, r->bandwidth_gbs);
-    printf("   \"tiles\": {\"gemm_nn_rows\": %d, \"gemm_nt_tile\": %d, \"conv_tiled_ob\": %d, "
-           "\"conv_direct_dw_outputs\": %d},\n", r->gemm_mr, r->gemm_nt, r->conv_ob, r->conv_dw);
+    printf("   \"tiles\": {\"gemm_nn_rows\": %d, \"gemm_nt_tile\": %d, \"gemm_nt_packed\": %d, \"conv_tiled_ob\": %d, "
+           "\"conv_direct_dw_outputs\": %d, \"conv_winograd\": %d},\n", r->gemm_mr, r->gemm_nt, r->gemm_nt_packed, r->conv_ob,
+           r->conv_dw, r->conv_winograd);
     printf("   \"percent_of_fma_peak\": {\"train\": %.1f, \"infer\": %.1f}, "
            "\"percent_of_gemm_peak\": {\"train\": %.1f, \"infer\": %.1f},\n",
            percent(tg, r->fma_gflops), percent(ig, r->fma_gflops), percent(tg, r->gemm_gflops),
@@ -278,9 +279,12 @@ static void print_table(const bench_options *o, const device_run *runs, int coun
             continue;
         }
         printf("  GEMM: %s", d->r.gemm_impl);
-        if (d->r.gemm_mr > 0) printf(" (gemm_nn %d rows, gemm_nt %dx%d)", d->r.gemm_mr, d->r.gemm_nt, d->r.gemm_nt);
+        if (d->r.gemm_mr > 0)
+            printf(" (gemm_nn %d rows, gemm_nt %dx%d, A * B^T from 64 rows %s)", d->r.gemm_mr, d->r.gemm_nt,
+                   d->r.gemm_nt, d->r.gemm_nt_packed ? "packed into gemm_nn" : "by gemm_nt");
         if (d->r.conv_ob > 0)
-            printf("; conv2d_tiled %d outputs per pass, conv2d_direct_dw %d per item", d->r.conv_ob, d->r.conv_dw);
+            printf("; conv2d_tiled %d outputs per pass, conv2d_direct_dw %d per item; wide 3x3 convs %s", d->r.conv_ob,
+                   d->r.conv_dw, d->r.conv_winograd > 0 ? "as Winograd F(2x2,3x3)" : "by conv2d_tiled");
         printf("\n");
         if (!d->r.profiled) continue;
         printf("  profile: %.1f ms for one step timed node by node (unprofiled median %.1f ms)\n",

@@ -54,23 +54,52 @@ static int dw_splits(size_t outputs, int pixels)
 
 static size_t dw_outputs(const cn_conv2d_params *p, int c) { return (size_t)p->cout * c * p->k * p->k; }
 
+/* A 3x3 stride-1 conv with one pixel of padding on every side: cl/winograd.cl's domain (output size = input size). */
+static int winograd_shape(const cn_conv2d_params *p)
+{
+    return p->groups == 1 && p->k == 3 && p->stride == 1 && p->pad_t == 1 && p->pad_l == 1 && p->pad_b == 1 &&
+           p->pad_r == 1;
+}
+
+/*
+ * Winograd F(2x2,3x3) needs 2.25x fewer multiply-adds than the conv, as 16
+ * GEMMs, but its transforms move ~4x the input and output through memory:
+ * ~C*Co multiply-adds per pixel against ~(C + Co) floats moved. Where
+ * C*Co/(C+Co) >= 64 (128 -> 128 channels, the probe conv_choose times it on)
+ * the products dominate; below, the tiled conv ran as fast on PoCL (AVX2).
+ */
+static int winograd_wide(const cn_conv2d_params *p, int in_c, int out_c)
+{
+    return winograd_shape(p) && (double)in_c * out_c >= 64.0 * (in_c + out_c);
+}
+
+/* Floats of U, V and M for one image (the same for y and for dx: the formula is symmetric in the channels). */
+static size_t winograd_floats(int c, int cout, int h, int w)
+{
+    size_t tiles = (size_t)((h + 1) / 2) * ((w + 1) / 2);
+    return 16 * ((size_t)c * cout + tiles * ((size_t)c + cout));
+}
+
 size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h, int w)
 {
     if (p->groups != 1) return 0;
     /* the columns, then the split weight gradient's partial products (on GPUs, or forced) */
     int splits = dw_splits(dw_outputs(p, c), cn_conv2d_out_h(p, h) * cn_conv2d_out_w(p, w));
-    return columns_floats(p, c, h, w) + (splits > 1 ? (size_t)splits * dw_outputs(p, c) : 0);
+    size_t need = columns_floats(p, c, h, w) + (splits > 1 ? (size_t)splits * dw_outputs(p, c) : 0);
+    size_t wino = winograd_shape(p) ? winograd_floats(c, p->cout, h, w) : 0;
+    return need > wino ? need : wino;
 }
 
 /* ---- which path ----------------------------------------------------------- */
 
-enum { MODE_AUTO, MODE_DIRECT, MODE_GEMM };
+enum { MODE_AUTO, MODE_DIRECT, MODE_GEMM, MODE_WINOGRAD };
 
 /*
  * $CLUNET_CONV: "direct" runs the GPU kernels (conv2d_direct_wg for y and dx,
  * split-K weight gradients) on any device wherever the shape allows, whatever
- * the channel count, so tests can reach them on CPUs; "gemm" runs im2col +
- * GEMM only. Unset or empty: by device type and shape (dense_path).
+ * the channel count, so tests can reach them on CPUs; "winograd" runs y and dx
+ * of every conv cl/winograd.cl can take through it, on any device; "gemm" runs
+ * im2col + GEMM only. Unset or empty: by device type and shape (dense_path).
  */
 static clunet_status conv_mode(int *mode)
 {
@@ -79,7 +108,8 @@ static clunet_status conv_mode(int *mode)
     if (!env || !*env) return CLUNET_OK;
     if (!strcmp(env, "direct")) *mode = MODE_DIRECT;
     else if (!strcmp(env, "gemm")) *mode = MODE_GEMM;
-    else return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_CONV=%s: expected direct or gemm", env);
+    else if (!strcmp(env, "winograd")) *mode = MODE_WINOGRAD;
+    else return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_CONV=%s: expected direct, winograd or gemm", env);
     return CLUNET_OK;
 }
 
@@ -115,7 +145,7 @@ static int flippable(const cn_conv2d_params *p)
     return p->groups == 1 && p->stride == 1 && p->k > 1 && pads_ok;
 }
 
-enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS };
+enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD };
 
 #define TILED_PX 32 /* conv2d_tiled: output pixels per work-item (TILE_PX in cl/conv.cl) */
 
@@ -151,12 +181,18 @@ static int tiled_slab(const clunet_context *ctx, const cn_conv2d_params *p, int 
  *    workspace the columns would use;
  *  - elsewhere, with at most 32 channels in, PATH_GROUPS (conv2d_direct_wg),
  *    where its weight slab fits local memory.
- * CLUNET_CONV=direct takes PATH_GROUPS whatever the channels; =gemm never leaves the GEMM.
+ * On CPUs that measured it faster (ctx->conv_winograd), 3x3 convs with one
+ * pixel of padding and enough channels (winograd_wide) take PATH_WINOGRAD.
+ * CLUNET_CONV=direct takes PATH_GROUPS whatever the channels; =winograd takes
+ * PATH_WINOGRAD wherever it can; =gemm never leaves the GEMM.
  */
 static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x, int in_c,
                       int out_c)
 {
+    if (mode == MODE_WINOGRAD && winograd_shape(p)) return PATH_WINOGRAD;
     if (mode == MODE_GEMM || !flippable(p)) return PATH_GEMM;
+    if (mode == MODE_AUTO && cn_device_is_cpu(ctx) && ctx->conv_winograd > 0 && winograd_wide(p, in_c, out_c))
+        return PATH_WINOGRAD;
     if (gpu_kernels(ctx, mode)) {
         size_t slab = (size_t)DIRECT_WG_SLAB * p->k * p->k * direct_wg_block(out_c) * sizeof(float);
         return (in_c <= 32 || mode == MODE_DIRECT) && slab <= ctx->info.local_mem_bytes ? PATH_GROUPS : PATH_GEMM;
@@ -373,11 +409,72 @@ static clunet_status direct_wg_conv(clunet_context *ctx, const cn_conv2d_params 
     return cn_launch(ctx, k, 3, global, local);
 }
 
-/* y or dx by `path` (PATH_LOCAL or PATH_GROUPS). */
+static cn_gemm_args gemm_args(int ta, int tb, int m, int n, int k, float beta, cl_mem a, size_t a_off, cl_mem b,
+                              size_t b_off, cl_mem c, size_t c_off)
+{
+    cn_gemm_args g = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .alpha = 1.0f, .beta = beta, .batch = 1};
+    g.a = a, g.a_off = a_off, g.lda = ta ? m : k;
+    g.b = b, g.b_off = b_off, g.ldb = tb ? k : n;
+    g.c = c, g.c_off = c_off, g.ldc = n;
+    return g;
+}
+
+/*
+ * The conv of tiled_conv as Winograd F(2x2,3x3) (cl/winograd.cl), one image at a time: the
+ * weights' U, then per image the input's V, 16 GEMMs (Co x C times C x tiles)
+ * into M, and the output transform. U, V, M follow each other in the workspace.
+ */
+static clunet_status winograd_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in,
+                                   const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip)
+{
+    // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip, added into dx)
+    const int ci = in->c, co = out->c, h = out->h, wd = out->w, th = (h + 1) / 2, tw = (wd + 1) / 2;
+    const int tiles = th * tw;
+    size_t u_off = work->offset, v_off = u_off + 16 * (size_t)ci * co, m_off = v_off + 16 * (size_t)ci * tiles;
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_weights", "", &k));
+    CN_TRY(cn_arg_view(k, 0, w));
+    CN_TRY(CN_ARG_MEM(k, 2, work->buf));
+    CN_TRY(CN_ARG_INT(k, 3, u_off));
+    CN_TRY(CN_ARG_INT(k, 4, p->cout));
+    CN_TRY(CN_ARG_INT(k, 5, w->c));
+    CN_TRY(CN_ARG_INT(k, 6, flip));
+    size_t wg[2] = {(size_t)w->c, (size_t)p->cout};
+    CN_TRY(cn_launch(ctx, k, 2, wg, NULL));
+    for (int img = 0; img < in->n; img++) {
+        CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_input", "", &k));
+        CN_TRY(CN_ARG_MEM(k, 0, in->buf));
+        CN_TRY(CN_ARG_INT(k, 1, in->offset + (size_t)img * ci * h * wd));
+        CN_TRY(CN_ARG_MEM(k, 2, work->buf));
+        CN_TRY(CN_ARG_INT(k, 3, v_off));
+        int in_args[5] = {ci, h, wd, th, tw};
+        for (int i = 0; i < 5; i++) CN_TRY(CN_ARG_INT(k, 4 + i, in_args[i]));
+        size_t gi[3] = {(size_t)(tw + 15) / 16, (size_t)th, (size_t)ci}; /* 16 tiles per work-item */
+        CN_TRY(cn_launch(ctx, k, 3, gi, NULL));
+
+        cn_gemm_args g = gemm_args(0, 0, co, tiles, ci, 0.0f, work->buf, u_off, work->buf, v_off, work->buf, m_off);
+        g.batch = 16, g.a_stride = (size_t)co * ci, g.b_stride = (size_t)ci * tiles, g.c_stride = (size_t)co * tiles;
+        CN_TRY(cn_gemm(ctx, &g));
+
+        CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_output", "", &k));
+        CN_TRY(CN_ARG_MEM(k, 0, work->buf));
+        CN_TRY(CN_ARG_INT(k, 1, m_off));
+        CN_TRY(CN_ARG_MEM(k, 2, out->buf));
+        CN_TRY(CN_ARG_INT(k, 3, out->offset + (size_t)img * co * h * wd));
+        int out_args[6] = {co, h, wd, th, tw, flip};
+        for (int i = 0; i < 6; i++) CN_TRY(CN_ARG_INT(k, 4 + i, out_args[i]));
+        size_t go[3] = {(size_t)(tw + 15) / 16, (size_t)th, (size_t)co};
+        CN_TRY(cn_launch(ctx, k, 3, go, NULL));
+    }
+    return CLUNET_OK;
+}
+
+/* y or dx by `path` (PATH_LOCAL, PATH_GROUPS or PATH_WINOGRAD). */
 static clunet_status direct_path_conv(clunet_context *ctx, int path, const cn_conv2d_params *p, const cn_tensor *in,
                                       const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip)
 {
     if (path == PATH_GROUPS) return direct_wg_conv(ctx, p, in, w, out, flip);
+    if (path == PATH_WINOGRAD) return winograd_conv(ctx, p, in, w, out, work, flip);
     return tiled_conv(ctx, p, in, w, out, work, flip);
 }
 
@@ -423,16 +520,6 @@ static clunet_status gemm_split_k(clunet_context *ctx, const cn_gemm_args *g, in
 }
 
 /* A GEMM over plain tensors, batch 1, rows of each operand contiguous. */
-static cn_gemm_args gemm_args(int ta, int tb, int m, int n, int k, float beta, cl_mem a, size_t a_off, cl_mem b,
-                              size_t b_off, cl_mem c, size_t c_off)
-{
-    cn_gemm_args g = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .alpha = 1.0f, .beta = beta, .batch = 1};
-    g.a = a, g.a_off = a_off, g.lda = ta ? m : k;
-    g.b = b, g.b_off = b_off, g.ldb = tb ? k : n;
-    g.c = c, g.c_off = c_off, g.ldc = n;
-    return g;
-}
-
 /*
  * The data gradient of a stride-1 conv with more input than output channels is
  * the conv of dy with the kernel flipped: im2col of dy (Co*K*K rows) and one
@@ -539,7 +626,8 @@ static clunet_status direct_dw(clunet_context *ctx, const cn_conv2d_params *p, c
 
 /*
  * A conv to time the CPU kernels' variants with: 32 -> 32 channels 3x3 at
- * 128x128, like the decoder's last layers. y and w double as dy and dw.
+ * 128x128, like the decoder's last layers; y and w double as dy and dw. The
+ * same buffers hold Winograd's probe, 128 -> 128 channels at 64x64.
  */
 typedef struct conv_probe {
     cn_conv2d_params p;
@@ -560,7 +648,7 @@ static clunet_status probe_alloc(clunet_context *ctx, conv_probe *t)
     t->p = (cn_conv2d_params){.cout = C, .k = 3, .stride = 1, .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1,
                               .groups = 1};
     int work = (int)cn_conv2d_workspace_floats(&t->p, 1, C, S, S);
-    int shapes[4][4] = {{1, C, S, S}, {C, C, 3, 3}, {1, C, S, S}, {1, 1, 1, work}};
+    int shapes[4][4] = {{1, C, S, S}, {4 * C, 4 * C, 3, 3}, {1, C, S, S}, {1, 1, 1, work}};
     cn_tensor *all[4] = {&t->x, &t->w, &t->y, &t->work};
     clunet_status st = CLUNET_OK;
     for (int i = 0; i < 4 && st == CLUNET_OK; i++) {
@@ -570,6 +658,7 @@ static clunet_status probe_alloc(clunet_context *ctx, conv_probe *t)
         if (st == CLUNET_OK) st = cn_buffer_fill_float(ctx, all[i]->buf, 0, bytes, 0.25f);
     }
     if (st != CLUNET_OK) probe_free(ctx, t);
+    t->w.n = t->w.c = C; /* the 32 -> 32 weights; run_winograd takes the whole buffer */
     return st;
 }
 
@@ -579,6 +668,24 @@ static clunet_status run_tiled(clunet_context *ctx, int ob, void *arg)
     CN_TRY(probe_alloc(ctx, t));
     ctx->conv_ob = ob;
     return tiled_conv(ctx, &t->p, &t->x, &t->w, &t->y, &t->work, 0);
+}
+
+static clunet_status run_winograd(clunet_context *ctx, int on, void *arg)
+{
+    conv_probe *t = arg;
+    CN_TRY(probe_alloc(ctx, t));
+    ctx->conv_winograd = on;
+    cn_conv2d_params p = t->p;
+    p.cout = 128;
+    cn_tensor x = t->x, y = t->y, w = t->w;
+    x.c = y.c = w.n = w.c = 128, x.h = x.w = y.h = y.w = 64;
+    /* through the GEMM this device chose, not one a test forced (CLBlast's batched product is slow on PoCL) */
+    int forced = ctx->gemm_impl;
+    ctx->gemm_impl = -1;
+    clunet_status st = cn_gemm_choose(ctx);
+    if (st == CLUNET_OK) st = direct_path_conv(ctx, on ? PATH_WINOGRAD : PATH_LOCAL, &p, &x, &w, &y, &t->work, 0);
+    if (forced >= 0) ctx->gemm_impl = forced;
+    return st;
 }
 
 static clunet_status run_direct_dw(clunet_context *ctx, int outputs, void *arg)
@@ -595,21 +702,25 @@ static clunet_status run_direct_dw(clunet_context *ctx, int outputs, void *arg)
  * and conv2d_direct_dw's output channels per work-item (x K*K accumulators).
  * The sizes that suit 32 vector registers of 16 floats (AVX-512: 8 and 32)
  * spill from 16 registers of 8 (AVX2), where smaller ones ran 1.3-2x faster.
+ * Then whether Winograd beats conv2d_tiled (with the size just chosen) on the
+ * probe, whose 32 channels are the fewest it would take.
  */
 static clunet_status conv_choose(clunet_context *ctx)
 {
-    static const int obs[] = {2, 4, 8}, dws[] = {8, 16, 32};
+    static const int obs[] = {2, 4, 8}, dws[] = {8, 16, 32}, wino[] = {0, 1};
     const cn_tune_knob knobs[] = {{"conv_tiled_ob", obs, 3, run_tiled, &ctx->conv_ob, 8},
-                                  {"conv_direct_dw_outputs", dws, 3, run_direct_dw, &ctx->conv_dw, 32}};
+                                  {"conv_direct_dw_outputs", dws, 3, run_direct_dw, &ctx->conv_dw, 32},
+                                  {"conv_winograd", wino, 2, run_winograd, &ctx->conv_winograd, 0}};
     conv_probe t = {{0}};
-    clunet_status st = cn_tune_choose(ctx, knobs, 2, &t);
+    clunet_status st = cn_tune_choose(ctx, knobs, 3, &t);
     probe_free(ctx, &t);
     return st;
 }
 
 clunet_status cn_conv2d_choose(clunet_context *ctx)
 {
-    return cn_device_is_cpu(ctx) && (ctx->conv_ob < 0 || ctx->conv_dw < 0) ? conv_choose(ctx) : CLUNET_OK;
+    return cn_device_is_cpu(ctx) && (ctx->conv_ob < 0 || ctx->conv_dw < 0 || ctx->conv_winograd < 0) ? conv_choose(ctx)
+                                                                                                  : CLUNET_OK;
 }
 
 /* ---- forward / backward --------------------------------------------------- */
@@ -620,6 +731,7 @@ clunet_status cn_conv2d_forward(clunet_context *ctx, const cn_conv2d_params *p, 
     // x is (N,C,H,W), w is (Co,C/groups,K,K), y is (N,Co,Ho,Wo)
     CN_TRY(check_conv(p, x, w, b, "y", y, work));
     if (p->groups > 1) return cn_depthwise_forward(ctx, p, x, w, b, y);
+    CN_TRY(cn_conv2d_choose(ctx)); /* the path depends on what the CPU kernels measured */
     int mode, hw = y->h * y->w, ckk = x->c * p->k * p->k;
     CN_TRY(conv_mode(&mode));
     size_t x_img = (size_t)x->c * x->h * x->w, y_img = (size_t)y->c * hw;
@@ -654,6 +766,7 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
     if (dw) CN_TRY(check_tensor("dw", dw, w->n, w->c, w->h, w->w));
     if (db) CN_TRY(bias_backward(ctx, dy, db));
     if (p->groups > 1) return cn_depthwise_backward(ctx, p, x, w, dy, dx, dw);
+    CN_TRY(cn_conv2d_choose(ctx));
 
     int mode, hw = dy->h * dy->w, ckk = x->c * p->k * p->k;
     CN_TRY(conv_mode(&mode));

@@ -1,7 +1,8 @@
 /*
  * conv.h - the convolution family on the device: GEMM (CLBlast or clunet's own
- * kernels, chosen per device), dense conv2d (im2col + GEMM, or direct kernels
- * for stride-1 convs with few channels; $CLUNET_CONV forces one) and depthwise
+ * kernels, chosen per device), dense conv2d (im2col + GEMM, direct kernels for
+ * stride-1 convs, Winograd F(2x2,3x3) for wide 3x3 ones on CPUs; $CLUNET_CONV
+ * forces one) and depthwise
  * conv (direct kernels). Shape letters: N batch, C channels in, H/W height/width in,
  * Co channels out, Ho/Wo height/width out, K kernel size.
  *
@@ -55,8 +56,9 @@ clunet_status cn_gemm(clunet_context *ctx, const cn_gemm_args *g);
  * Sets ctx->gemm_impl: from $CLUNET_GEMM (clblast, own, register, local; own =
  * the device's kind of own kernel) if set, else by timing CLBlast against the
  * own kernel once on a conv-sized product (temporary buffers of ~12 MB). For
- * the register kernels also their tile sizes (ctx->gemm_mr, gemm_nt), timed
- * once per device too ($CLUNET_TUNE=gemm_nn_rows=R,gemm_nt_tile=T overrides).
+ * the register kernels also their tile sizes (ctx->gemm_mr, gemm_nt) and
+ * whether A * B^T goes through gemm_nn (ctx->gemm_nt_packed), timed once per
+ * device too ($CLUNET_TUNE=gemm_nn_rows=R,gemm_nt_tile=T,gemm_nt_packed=P overrides).
  */
 clunet_status cn_gemm_choose(clunet_context *ctx);
 
@@ -66,11 +68,12 @@ const char *cn_gemm_impl_name(int impl);
 /* ---- conv2d ----------------------------------------------------------------- */
 
 /*
- * On CPUs, sets ctx->conv_ob (conv2d_tiled's output channels per pass) and
- * ctx->conv_dw (conv2d_direct_dw's per work-item) from $CLUNET_TUNE
- * (conv_tiled_ob=2|4|8, conv_direct_dw_outputs=8|16|32), the device's tuning
- * file or a timing of each candidate; the first conv that needs one calls it
- * otherwise. Nothing to choose on other devices.
+ * On CPUs, sets ctx->conv_ob (conv2d_tiled's output channels per pass),
+ * ctx->conv_dw (conv2d_direct_dw's per work-item) and ctx->conv_winograd
+ * (whether wide 3x3 convs run as Winograd F(2x2,3x3)) from $CLUNET_TUNE
+ * (conv_tiled_ob=2|4|8, conv_direct_dw_outputs=8|16|32, conv_winograd=0|1),
+ * the device's tuning file or a timing of each candidate; the first conv
+ * calls it otherwise. Nothing to choose on other devices.
  */
 clunet_status cn_conv2d_choose(clunet_context *ctx);
 

@@ -101,11 +101,12 @@ static clunet_status register_tiles(clunet_context *ctx);
 static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
 {
     if (g->ta && g->tb) return gemm_local(ctx, g); /* unused by the convs: the generic kernel is enough */
-    if (ctx->gemm_mr < 0 || ctx->gemm_nt < 0) CN_TRY(register_tiles(ctx));
+    if (ctx->gemm_mr < 0 || ctx->gemm_nt < 0 || ctx->gemm_nt_packed < 0) CN_TRY(register_tiles(ctx));
     unsigned cores = ctx->info.compute_units ? ctx->info.compute_units : 1;
     cl_kernel k;
     size_t global[3], local[3] = {1, 1, 1};
-    if (g->tb) {
+    /* transposing B while packing it pays off only over many rows of A (>= 32 per work-item) */
+    if (g->tb && !(ctx->gemm_nt_packed && g->m >= 64)) {
         char opt[32];
         snprintf(opt, sizeof opt, "-DGEMM_NT=%d", ctx->gemm_nt);
         CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nt", opt, &k));
@@ -118,7 +119,7 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
         global[1] = (g->m + mb - 1) / mb;
     } else {
         char opt[48];
-        snprintf(opt, sizeof opt, "-DGEMM_TA=%d -DGEMM_MR=%d", g->ta, ctx->gemm_mr);
+        snprintf(opt, sizeof opt, "-DGEMM_TA=%d -DGEMM_TB=%d -DGEMM_MR=%d", g->ta, g->tb, ctx->gemm_mr);
         CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nn", opt, &k));
         int panels = (g->n + 31) / 32;
         /* halving keeps mb a multiple of the micro-tile: both are powers of two */
@@ -239,18 +240,29 @@ static clunet_status run_tile(clunet_context *ctx, int nt, void *arg)
     return gemm_register(ctx, &p->nt);
 }
 
+static clunet_status run_nt_packed(clunet_context *ctx, int packed, void *arg)
+{
+    gemm_probe *p = arg;
+    CN_TRY(probe_alloc(ctx, p));
+    ctx->gemm_nt_packed = packed;
+    return gemm_register(ctx, &p->nt);
+}
+
 /*
  * The register kernels' tile sizes, measured once per device: 8 x 32 and 4 x 4
  * float16 accumulators suit 32 vector registers of 16 floats (AVX-512), but
  * spill with 16 registers of 8 (AVX2), where smaller tiles ran 1.2-1.5x faster.
+ * Then whether A * B^T runs faster as gemm_nn's outer products (B transposed
+ * into its packed blocks) than as gemm_nt's dot products (the probe has 128 rows).
  */
 static clunet_status register_tiles(clunet_context *ctx)
 {
-    static const int rows[] = {2, 4, 8}, tiles[] = {2, 4};
+    static const int rows[] = {2, 4, 8}, tiles[] = {2, 4}, packed[] = {0, 1};
     const cn_tune_knob knobs[] = {{"gemm_nn_rows", rows, 3, run_rows, &ctx->gemm_mr, 8},
-                                  {"gemm_nt_tile", tiles, 2, run_tile, &ctx->gemm_nt, 4}};
+                                  {"gemm_nt_tile", tiles, 2, run_tile, &ctx->gemm_nt, 4},
+                                  {"gemm_nt_packed", packed, 2, run_nt_packed, &ctx->gemm_nt_packed, 0}};
     gemm_probe p = {0};
-    clunet_status st = cn_tune_choose(ctx, knobs, 2, &p);
+    clunet_status st = cn_tune_choose(ctx, knobs, 3, &p);
     probe_free(ctx, &p);
     return st;
 }

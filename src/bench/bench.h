@@ -51,6 +51,7 @@ void cn_step_profile_free(cn_step_profile *p);
 typedef struct cn_op_time {
     char name[96];
     double ms;
+    double forward_ms; /* the part of ms in forward passes (the rest: backward, loss, Adam) */
     int nodes;
 } cn_op_time;
 

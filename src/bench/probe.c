@@ -26,8 +26,10 @@ static clunet_status time_launch(clunet_context *ctx, cl_kernel k, size_t global
 static clunet_status fma_width(clunet_context *ctx, const char *name, int width, cl_mem out, size_t global,
                                double *gflops)
 {
+    cl_device_fp_config fp = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) != CL_SUCCESS) fp = 0;
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "probe.cl", name, NULL, &k));
+    CN_TRY(cn_kernel(ctx, "probe.cl", name, (fp & CL_FP_FMA) ? "-DPROBE_FMA=1" : NULL, &k));
     CN_TRY(CN_ARG_MEM(k, 0, out));
     CN_TRY(CN_ARG_INT(k, 1, 0));
     CN_TRY(CN_ARG_FLOAT(k, 2, 0.75f));

@@ -92,18 +92,19 @@ static void kind_name(const cn_node *n, char *out, size_t size)
         snprintf(out, size, "%s", cn_op_name(n->op));
 }
 
-/* Adds ms to the entry called `name`, creating it (the table holds every node at most). */
-static void add_time(cn_op_time *t, int *count, const char *name, double ms)
+/* Adds ms (of which forward_ms forward) to the entry called `name`, creating it (the table holds every node at most). */
+static void add_time(cn_op_time *t, int *count, const char *name, double ms, double forward_ms)
 {
     int i = 0;
     while (i < *count && strcmp(t[i].name, name)) i++;
     if (i == *count) {
         snprintf(t[i].name, sizeof t[i].name, "%s", name);
-        t[i].ms = 0;
+        t[i].ms = t[i].forward_ms = 0;
         t[i].nodes = 0;
         (*count)++;
     }
     t[i].ms += ms;
+    t[i].forward_ms += forward_ms;
     t[i].nodes++;
 }
 
@@ -127,11 +128,11 @@ int cn_profile_group(const cn_graph *g, const cn_step_profile *p, int by_kind, c
         char kind[48], name[96];
         kind_name(n, kind, sizeof kind);
         snprintf(name, sizeof name, "%s%s%s", by_kind ? "" : n->label, by_kind ? "" : " ", kind);
-        add_time(t, &count, name, p->forward_ms[i] + p->backward_ms[i]);
+        add_time(t, &count, name, p->forward_ms[i] + p->backward_ms[i], p->forward_ms[i]);
     }
-    add_time(t, &count, "loss", p->loss_ms);
-    add_time(t, &count, "zero gradients", p->zero_ms);
-    add_time(t, &count, "adam", p->adam_ms);
+    add_time(t, &count, "loss", p->loss_ms, 0);
+    add_time(t, &count, "zero gradients", p->zero_ms, 0);
+    add_time(t, &count, "adam", p->adam_ms, 0);
     qsort(t, (size_t)count, sizeof *t, by_time);
     if (count > cap) count = cap;
     memcpy(out, t, (size_t)count * sizeof *t);

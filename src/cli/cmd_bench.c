@@ -146,7 +146,7 @@ static void json_times(const char *key, const cn_op_time *t, int count)
     for (int i = 0; i < count; i++) {
         printf("%s{\"name\": ", i ? ", " : "");
         cli_json_string(stdout, t[i].name);
-        printf(", \"ms\": %.3f, \"nodes\": %d}", t[i].ms, t[i].nodes);
+        printf(", \"ms\": %.3f, \"forward_ms\": %.3f, \"nodes\": %d}", t[i].ms, t[i].forward_ms, t[i].nodes);
     }
     printf("]");
 }
@@ -245,8 +245,8 @@ static void print_top(const char *title, const cn_op_time *t, int count, double 
 {
     printf("  %s\n", title);
     for (int i = 0; i < count && i < TOP_SHOWN; i++)
-        printf("    %-36s %10.1f ms %5.1f%%  (%d node%s)\n", t[i].name, t[i].ms, percent(t[i].ms, total), t[i].nodes,
-               t[i].nodes == 1 ? "" : "s");
+        printf("    %-36s %10.1f ms %5.1f%%  forward %7.1f ms  (%d node%s)\n", t[i].name, t[i].ms,
+               percent(t[i].ms, total), t[i].forward_ms, t[i].nodes, t[i].nodes == 1 ? "" : "s");
 }
 
 static void print_table(const bench_options *o, const device_run *runs, int count)

@@ -105,13 +105,20 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
     unsigned cores = ctx->info.compute_units ? ctx->info.compute_units : 1;
     cl_kernel k;
     size_t global[3], local[3] = {1, 1, 1};
-    /* transposing B while packing it pays off only over many rows of A (>= 32 per work-item) */
-    if (g->tb && !(ctx->gemm_nt_packed && g->m >= 64)) {
+    int panels = (g->n + 31) / 32;
+    /* gemm_nn's rows per work-item; halving keeps them a multiple of the micro-tile: both are powers of two */
+    int mb = shrink_block(64, ctx->gemm_mr, (size_t)g->batch * panels, g->m, cores);
+    /*
+     * Transposing B while packing it pays off only over many rows of A: >= 32
+     * per work-item. With few columns (a weight gradient of few input
+     * channels) mb shrinks to spread the work, and gemm_nt ran 2-4x faster.
+     */
+    if (g->tb && !(ctx->gemm_nt_packed && mb >= 32)) {
         char opt[32];
         snprintf(opt, sizeof opt, "-DGEMM_NT=%d", ctx->gemm_nt);
         CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nt", opt, &k));
         int nb = shrink_block(64, 4, (size_t)g->batch * ((g->m + 63) / 64), g->n, cores);
-        int mb = shrink_block(64, 4, (size_t)g->batch * ((g->n + nb - 1) / nb), g->m, cores);
+        mb = shrink_block(64, 4, (size_t)g->batch * ((g->n + nb - 1) / nb), g->m, cores);
         CN_TRY(CN_ARG_INT(k, 5, mb));
         CN_TRY(CN_ARG_INT(k, 6, nb));
         CN_TRY(set_operands(k, 7, g));
@@ -121,9 +128,6 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
         char opt[48];
         snprintf(opt, sizeof opt, "-DGEMM_TA=%d -DGEMM_TB=%d -DGEMM_MR=%d", g->ta, g->tb, ctx->gemm_mr);
         CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nn", opt, &k));
-        int panels = (g->n + 31) / 32;
-        /* halving keeps mb a multiple of the micro-tile: both are powers of two */
-        int mb = shrink_block(64, ctx->gemm_mr, (size_t)g->batch * panels, g->m, cores);
         /* several 32-column panels per work-item when each carries under ~2 MFLOP */
         double panel_flops = 2.0 * mb * 32 * (g->k > 0 ? g->k : 1);
         int np = (int)(2e6 / panel_flops) + 1;

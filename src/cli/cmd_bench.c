@@ -280,7 +280,7 @@ static void print_table(const bench_options *o, const device_run *runs, int coun
         }
         printf("  GEMM: %s", d->r.gemm_impl);
         if (d->r.gemm_mr > 0)
-            printf(" (gemm_nn %d rows, gemm_nt %dx%d, A * B^T from 64 rows %s)", d->r.gemm_mr, d->r.gemm_nt,
+            printf(" (gemm_nn %d rows, gemm_nt %dx%d, A * B^T with many rows %s)", d->r.gemm_mr, d->r.gemm_nt,
                    d->r.gemm_nt, d->r.gemm_nt_packed ? "packed into gemm_nn" : "by gemm_nt");
         if (d->r.conv_ob > 0)
             printf("; conv2d_tiled %d outputs per pass, conv2d_direct_dw %d per item; wide 3x3 convs %s", d->r.conv_ob,

@@ -83,7 +83,7 @@ struct clunet_context {
     /* Choices made per device by measuring (ops fill these lazily; -1 = not yet). */
     int gemm_impl;
     int gemm_mr, gemm_nt; /* gemm_nn's micro-tile rows, gemm_nt's tile side (cl/gemm.cl) */
-    int gemm_nt_packed;   /* 1: A * B^T with 64 rows or more through gemm_nn, B transposed as it is packed */
+    int gemm_nt_packed;   /* 1: A * B^T through gemm_nn (B transposed as it is packed) where rows are many */
     int conv_ob;          /* conv2d_tiled's output channels per pass (cl/conv.cl) */
     int conv_dw;          /* conv2d_direct_dw's output channels per work-item */
     int conv_winograd;    /* 1: wide 3x3 convs as Winograd F(2x2,3x3) (cl/winograd.cl) */

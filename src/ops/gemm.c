@@ -317,6 +317,10 @@ static clunet_status choose_impl(clunet_context *ctx)
                              : own;
     }
     probe_free(ctx, &p);
-    if (st == CLUNET_OK) cn_tuning_put(ctx, "gemm", cn_gemm_impl_name(ctx->gemm_impl));
+    if (st == CLUNET_OK) {
+        snprintf(known, sizeof known, "%s", cn_gemm_impl_name(ctx->gemm_impl));
+        cn_tuning_settle(ctx, "gemm", known, sizeof known);
+        if (impl_from_name(ctx, known) >= 0) ctx->gemm_impl = impl_from_name(ctx, known);
+    }
     return st;
 }

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -152,10 +154,10 @@ int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_
     return found;
 }
 
-void cn_tuning_put(const clunet_context *ctx, const char *key, const char *value)
+/* Writes the tuning file with `key value` replacing any line of that key (a new file renamed over the old). */
+static void tuning_write(const char *path, const char *key, const char *value)
 {
-    char dir[1024], path[1200], tmp[1216], line[256];
-    if (!tuning_path(ctx, path, sizeof path) || !cn_cache_dir(dir, sizeof dir) || !make_dirs(dir)) return;
+    char tmp[1216], line[256];
     snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) return;
@@ -175,4 +177,18 @@ void cn_tuning_put(const clunet_context *ctx, const char *key, const char *value
     int ok = fflush(out) == 0 && fsync(fileno(out)) == 0;
     ok = (fclose(out) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) unlink(tmp);
+}
+
+void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size)
+{
+    char dir[1024], path[1200];
+    if (!tuning_path(ctx, path, sizeof path) || !cn_cache_dir(dir, sizeof dir) || !make_dirs(dir)) return;
+    /* the directory's lock orders processes that measured at once: the first to get here decides for all */
+    int lock = open(dir, O_RDONLY | O_DIRECTORY);
+    if (lock >= 0 && flock(lock, LOCK_EX) != 0) {
+        close(lock);
+        lock = -1;
+    }
+    if (!cn_tuning_get(ctx, key, value, size)) tuning_write(path, key, value);
+    if (lock >= 0) close(lock); /* closing releases the lock */
 }

@@ -121,7 +121,12 @@ int cn_cache_dir(char *out, size_t size);
  * cn_tuning_get returns 1 and fills value when the key is known.
  */
 int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_t size);
-void cn_tuning_put(const clunet_context *ctx, const char *key, const char *value);
+/*
+ * Stores value (a measurement's winner) for key unless the file already has
+ * one, which then replaces value: runs that measured at the same time (each
+ * on a cold cache) all end with the first one's choice, and so compute alike.
+ */
+void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size);
 
 /* A run of kernel variant `value` for timing (its arguments in arg). */
 typedef clunet_status (*cn_tune_fn)(clunet_context *ctx, int value, void *arg);

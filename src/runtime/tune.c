@@ -92,9 +92,9 @@ clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *valu
     int win = 0;
     for (int i = 1; i < n; i++)
         if (best[i] < best[win]) win = i;
-    *chosen = values[win];
-    snprintf(known, sizeof known, "%d", *chosen);
-    cn_tuning_put(ctx, key, known);
+    snprintf(known, sizeof known, "%d", values[win]);
+    cn_tuning_settle(ctx, key, known, sizeof known);
+    *chosen = find(values, n, atoi(known)) >= 0 ? atoi(known) : values[win];
     return CLUNET_OK;
 }
 

@@ -381,7 +381,7 @@ static clunet_status train_epochs(run *r)
         cfg->batch, cfg->size, cfg->size, cfg->lr,
         cfg->schedule == CN_LR_COSINE ? " (warm-up, then cosine decay)" : "", cfg->out_dir);
     cn_batch_worker_request(&r->worker, first_epoch, first_step);
-    double t_start = cn_seconds();
+    double t_start = cn_seconds(), t_first = 0; /* t_first: the end of the first step */
     long done = 0, total = (long)(cfg->epochs - first_epoch) * steps - first_step;
     for (int epoch = first_epoch; epoch < cfg->epochs; epoch++) {
         double t_epoch = cn_seconds(), sum[3] = {0};
@@ -412,12 +412,14 @@ static clunet_status train_epochs(run *r)
             CN_TRY(cn_exec_adam(&r->exec));
             CN_TRY(cn_exec_metrics(&r->exec, cfg->threshold));
             for (int k = 0; k < 3; k++) sum[k] += loss[k];
-            done++;
-            double elapsed = cn_seconds() - t_start;
+            double now = cn_seconds();
+            if (++done == 1) t_first = now;
+            /* seconds per step (validations included) from the end of the first, which also builds the kernels */
+            double per_step = done > 1 ? (now - t_first) / (double)(done - 1) : now - t_start;
             cn_train_progress p = {.event = CN_TRAIN_STEP, .epoch = epoch + 1, .epochs = cfg->epochs,
                                    .step = step + 1, .steps = steps, .loss = loss[0], .focal = loss[1],
-                                   .dice = loss[2], .lr = lr, .images_per_second = done * cfg->batch / elapsed,
-                                   .eta_seconds = elapsed / done * (total - done)};
+                                   .dice = loss[2], .lr = lr, .images_per_second = cfg->batch / per_step,
+                                   .eta_seconds = per_step * (total - done)};
             notify(r, &p);
             /* Ctrl-C: stop here, unless this is the epoch's last step (then after its validation and save). */
             if (cfg->stop && *cfg->stop && step + 1 < steps) {

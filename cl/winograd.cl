@@ -18,14 +18,18 @@
  * The data gradient is the same conv of dy with each kernel flipped and the
  * channel roles swapped (flip = 1). Layouts: U (16, rows, cols) with rows the
  * conv's output channels; V (16, C, tiles) and M (16, Co, tiles), tiles row-major.
+ * winograd_fused does all of it in one kernel for CPUs, V and M of 32 tiles at
+ * a time in local memory, never written out.
  */
 
 /*
  * U from w (Co, C, 3, 3). Global (C, Co). Forward: U[xi][o][i]; flip: the conv
- * from dy to dx, U[xi][i][o] with the kernel rotated by 180 degrees.
+ * from dy to dx, U[xi][i][o] with the kernel rotated by 180 degrees. For
+ * winograd_fused (fused = 1) each plane is transposed instead, the conv's
+ * output channels innermost and rounded up to 16 (the host zeroes the rest).
  */
 __kernel void winograd_weights(__global const float *w, const int w_off, __global float *u, const int u_off,
-                               const int co, const int ci, const int flip)
+                               const int co, const int ci, const int flip, const int fused)
 {
     const int i = get_global_id(0), o = get_global_id(1);
     if (i >= ci || o >= co) return;
@@ -40,8 +44,9 @@ __kernel void winograd_weights(__global const float *w, const int w_off, __globa
         t3[c] = k[6 + c];
     }
     const int rows = flip ? ci : co, cols = flip ? co : ci, r = flip ? i : o, c = flip ? o : i;
-    __global float *out = u + u_off + r * cols + c;
-    const size_t step = (size_t)rows * cols;
+    const int rows_p = (rows + 15) / 16 * 16;
+    __global float *out = u + u_off + (fused ? c * rows_p + r : r * cols + c);
+    const size_t step = (size_t)(fused ? rows_p : rows) * cols;
     float *tr[4] = {t0, t1, t2, t3};
     for (int a = 0; a < 4; a++) {
         const float *t = tr[a];
@@ -75,17 +80,13 @@ static void wg_row(__global const float *xp, int y, int x0, int h, int w, float 
 }
 
 /*
- * V from one image x (C, H, W). Global (ceil(tw/16), th, C): work-item
- * (bx, ty, c) transforms 16 neighbouring tiles of channel c, tile (ty, tx)
- * starting at pixel (2ty - 1, 2tx - 1), as float16 lanes of tiles.
+ * The 16 planes e[4a + b] of B^T d B for 16 neighbouring tiles of one channel
+ * xp (H, W), tile row ty, tiles tx0.. (lane l: tile tx0 + l, starting at pixel
+ * (2ty - 1, 2tx0 + 2l - 1)); zeros stand for the padding.
  */
-__kernel void winograd_input(__global const float *x, const int x_off, __global float *v, const int v_off,
-                             const int c, const int h, const int w, const int th, const int tw)
+static inline __attribute__((always_inline)) void wg_tiles16(__global const float *xp, int ty, int tx0, int h, int w, float16 *e)
 {
-    const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), ch = get_global_id(2);
-    if (tx0 >= tw || ty >= th || ch >= c) return;
-    __global const float *xp = x + x_off + (size_t)ch * h * w;
-    float16 d[4][4]; /* d[row][col]: lane l is tile tx0 + l */
+    float16 d[4][4]; /* d[row][col] */
     for (int i = 0; i < 4; i++) {
         float r[2 * WG_TILES + 2];
         wg_row(xp, 2 * ty - 1 + i, 2 * tx0 - 1, h, w, r);
@@ -95,58 +96,30 @@ __kernel void winograd_input(__global const float *x, const int x_off, __global 
         d[i][2] = (float16)(lo2.even, hi2.even);
         d[i][3] = (float16)(lo2.odd, hi2.odd);
     }
-    const size_t tiles = (size_t)th * tw, step = (size_t)c * tiles;
-    __global float *out = v + v_off + ch * tiles + ty * tw + tx0;
-    const int n = min(WG_TILES, tw - tx0);
     for (int j = 0; j < 4; j++) { /* B^T d, column by column */
         const float16 t0 = d[0][j] - d[2][j], t1 = d[1][j] + d[2][j], t2 = d[2][j] - d[1][j], t3 = d[1][j] - d[3][j];
         d[0][j] = t0, d[1][j] = t1, d[2][j] = t2, d[3][j] = t3;
     }
     for (int a = 0; a < 4; a++) { /* then times B, row by row */
-        const float16 e[4] = {d[a][0] - d[a][2], d[a][1] + d[a][2], d[a][2] - d[a][1], d[a][1] - d[a][3]};
-        for (int b = 0; b < 4; b++) {
-            __global float *o = out + (4 * a + b) * step;
-            if (n == WG_TILES) {
-                vstore16(e[b], 0, o);
-                continue;
-            }
-            float lane[WG_TILES];
-            vstore16(e[b], 0, lane);
-            for (int l = 0; l < n; l++) o[l] = lane[l];
-        }
+        e[4 * a + 0] = d[a][0] - d[a][2];
+        e[4 * a + 1] = d[a][1] + d[a][2];
+        e[4 * a + 2] = d[a][2] - d[a][1];
+        e[4 * a + 3] = d[a][1] - d[a][3];
     }
 }
 
 /*
- * y = A^T M A for one image y (Co, H, W), written (accumulate = 0) or added.
- * Global (ceil(tw/16), th, Co): work-item (bx, ty, o) writes the 2 x 32
- * outputs of 16 neighbouring tiles of channel o that lie inside the image.
+ * A^T m A for 16 neighbouring tiles (m[4a + b], lane l: tile tx0 + l) written
+ * (accumulate = 0) or added into channel yp (H, W): the 2 x 32 outputs of
+ * tile row ty that lie inside the image.
  */
-__kernel void winograd_output(__global const float *m, const int m_off, __global float *y, const int y_off,
-                              const int co, const int h, const int w, const int th, const int tw, const int accumulate)
+static inline __attribute__((always_inline)) void wg_untile16(const float16 *m, __global float *yp, int ty, int tx0, int h, int w, int accumulate)
 {
-    const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), o = get_global_id(2);
-    if (tx0 >= tw || ty >= th || o >= co) return;
-    const size_t tiles = (size_t)th * tw, step = (size_t)co * tiles;
-    __global const float *in = m + m_off + o * tiles + ty * tw + tx0;
-    const int n = min(WG_TILES, tw - tx0);
     float16 s[2][4]; /* A^T M: two rows of four */
     for (int b = 0; b < 4; b++) {
-        float16 r[4];
-        for (int a = 0; a < 4; a++) {
-            __global const float *p = in + (4 * a + b) * step;
-            if (n == WG_TILES) {
-                r[a] = vload16(0, p);
-                continue;
-            }
-            float lane[WG_TILES];
-            for (int l = 0; l < WG_TILES; l++) lane[l] = l < n ? p[l] : 0.0f;
-            r[a] = vload16(0, lane);
-        }
-        s[0][b] = r[0] + r[1] + r[2];
-        s[1][b] = r[1] - r[2] - r[3];
+        s[0][b] = m[b] + m[4 + b] + m[8 + b];
+        s[1][b] = m[4 + b] - m[8 + b] - m[12 + b];
     }
-    __global float *yp = y + y_off + (size_t)o * h * w;
     for (int i = 0; i < 2; i++) {
         const int py = 2 * ty + i;
         if (py >= h) break;
@@ -165,5 +138,213 @@ __kernel void winograd_output(__global const float *m, const int m_off, __global
             continue;
         }
         for (int j = 0; j < cols; j++) dst[j] = accumulate ? dst[j] + row[j] : row[j];
+    }
+}
+
+/*
+ * V from one image x (C, H, W). Global (ceil(tw/16), th, C): work-item
+ * (bx, ty, c) transforms 16 neighbouring tiles of channel c, as float16 lanes
+ * of tiles, so every one of the 16 planes gets whole vector stores.
+ */
+__kernel void winograd_input(__global const float *x, const int x_off, __global float *v, const int v_off,
+                             const int c, const int h, const int w, const int th, const int tw)
+{
+    const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), ch = get_global_id(2);
+    if (tx0 >= tw || ty >= th || ch >= c) return;
+    float16 e[16];
+    wg_tiles16(x + x_off + (size_t)ch * h * w, ty, tx0, h, w, e);
+    const size_t tiles = (size_t)th * tw, step = (size_t)c * tiles;
+    __global float *out = v + v_off + ch * tiles + ty * tw + tx0;
+    const int n = min(WG_TILES, tw - tx0);
+    for (int q = 0; q < 16; q++) {
+        __global float *o = out + q * step;
+        if (n == WG_TILES) {
+            vstore16(e[q], 0, o);
+            continue;
+        }
+        float lane[WG_TILES];
+        vstore16(e[q], 0, lane);
+        for (int l = 0; l < n; l++) o[l] = lane[l];
+    }
+}
+
+/*
+ * y = A^T M A for one image y (Co, H, W), written (accumulate = 0) or added.
+ * Global (ceil(tw/16), th, Co): work-item (bx, ty, o) writes the outputs of 16
+ * neighbouring tiles of channel o.
+ */
+__kernel void winograd_output(__global const float *m, const int m_off, __global float *y, const int y_off,
+                              const int co, const int h, const int w, const int th, const int tw, const int accumulate)
+{
+    const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), o = get_global_id(2);
+    if (tx0 >= tw || ty >= th || o >= co) return;
+    const size_t tiles = (size_t)th * tw, step = (size_t)co * tiles;
+    __global const float *in = m + m_off + o * tiles + ty * tw + tx0;
+    const int n = min(WG_TILES, tw - tx0);
+    float16 r[16];
+    for (int q = 0; q < 16; q++) {
+        __global const float *p = in + q * step;
+        if (n == WG_TILES) {
+            r[q] = vload16(0, p);
+            continue;
+        }
+        float lane[WG_TILES];
+        for (int l = 0; l < WG_TILES; l++) lane[l] = l < n ? p[l] : 0.0f;
+        r[q] = vload16(0, lane);
+    }
+    wg_untile16(r, y + y_off + (size_t)o * h * w, ty, tx0, h, w, accumulate);
+}
+
+#ifndef TILE_OB
+#define TILE_OB 2 /* winograd_fused: output channels per pass, 2*TILE_OB float16 accumulators (the host passes
+                     the size measured fastest for conv2d_tiled, whose inner loop this one copies) */
+#endif
+#define WF_TILES 32 /* winograd_fused: tiles per work-item (two float16 lanes of 16) */
+
+/*
+ * Winograd for CPUs with V and M never leaving the cache, as conv2d_tiled
+ * keeps its columns: out (N,Co,H,W) (+)= in (N,Ci,H,W) (*) the kernels as U
+ * (16, Ci, cop) (cop = Co rounded up to 16, zeros past Co). Global
+ * (ceil(tw/32) * th, N, ceil(Co/group)), local (1,1,1): work-item (b, n, g)
+ * computes output channels g*group.. (group a multiple of 16) of 32 tiles (one
+ * tile row). `lm` holds 16 x slab x 32 floats of V and 16 x group x 32 of M
+ * (local memory is a per-thread buffer on CPUs). For each slab of input
+ * channels a work-item transforms its tiles into V, then for each of the 16
+ * planes adds U * V into M, TILE_OB output channels by 32 tiles at a time, a
+ * plane's V staying in L1 while the group's output channels pass; last, the
+ * output transform of M straight into out.
+ * Against the unfused path, V and M cost no memory traffic; against
+ * conv2d_tiled, 16 multiply-adds per tile and channel pair instead of 36.
+ */
+__kernel void winograd_fused(__global const float *x, const int x_off, __global const float *u, const int u_off,
+                             __global float *out, const int out_off, const int ci, const int co, const int h,
+                             const int w, const int slab, const int group, const int accumulate,
+                             __local float *lm)
+{
+    const int th = (h + 1) / 2, tw = (w + 1) / 2, blocks = (tw + WF_TILES - 1) / WF_TILES;
+    const int b = get_global_id(0), img = get_global_id(1), og = get_global_id(2) * group;
+    if (b >= blocks * th || og >= co) return;
+    const int ty = b / blocks, tx0 = b % blocks * WF_TILES, cop = (co + 15) / 16 * 16, cog = min(group, co - og);
+    __local float *v = lm, *acc = lm + 16 * slab * WF_TILES;
+    __global const float *xi = x + x_off + (size_t)img * ci * h * w;
+    for (int c0 = 0; c0 < ci; c0 += slab) {
+        const int n = min(slab, ci - c0);
+        for (int c = 0; c < n; c++)
+            for (int part = 0; part < 2; part++) {
+                float16 e[16];
+                wg_tiles16(xi + (size_t)(c0 + c) * h * w, ty, tx0 + WG_TILES * part, h, w, e);
+                for (int q = 0; q < 16; q++) vstore16(e[q], part, v + (q * slab + c) * WF_TILES);
+            }
+        for (int q = 0; q < 16; q++) {
+            __local const float *vq = v + q * slab * WF_TILES;
+            __local float *aq = acc + q * group * WF_TILES;
+            for (int o0 = 0; o0 < cog; o0 += TILE_OB) {
+                float16 a0[TILE_OB], a1[TILE_OB];
+#pragma unroll
+                for (int o = 0; o < TILE_OB; o++) {
+                    a0[o] = c0 ? vload16(0, aq + (o0 + o) * WF_TILES) : (float16)0.0f;
+                    a1[o] = c0 ? vload16(1, aq + (o0 + o) * WF_TILES) : (float16)0.0f;
+                }
+                __global const float *uk = u + u_off + ((size_t)q * ci + c0) * cop + og + o0;
+                for (int c = 0; c < n; c++, uk += cop) {
+                    const float16 v0 = vload16(0, vq + c * WF_TILES), v1 = vload16(1, vq + c * WF_TILES);
+#pragma unroll
+                    for (int o = 0; o < TILE_OB; o++) {
+                        a0[o] = fma((float16)uk[o], v0, a0[o]);
+                        a1[o] = fma((float16)uk[o], v1, a1[o]);
+                    }
+                }
+#pragma unroll
+                for (int o = 0; o < TILE_OB; o++) {
+                    vstore16(a0[o], 0, aq + (o0 + o) * WF_TILES);
+                    vstore16(a1[o], 1, aq + (o0 + o) * WF_TILES);
+                }
+            }
+        }
+    }
+    __global float *yi = out + out_off + (size_t)img * co * h * w;
+    for (int o = 0; o < cog; o++)
+        for (int part = 0; part < 2 && tx0 + WG_TILES * part < tw; part++) {
+            float16 m[16];
+            for (int q = 0; q < 16; q++) m[q] = vload16(part, acc + (q * group + o) * WF_TILES);
+            wg_untile16(m, yi + (size_t)(og + o) * h * w, ty, tx0 + WG_TILES * part, h, w, accumulate);
+        }
+}
+
+/*
+ * The weight gradient's transform of dy: dM = A dy A^T, the 4x4 of each tile
+ * from its 2 x 2 outputs' gradient (zero past the image), for one image dy
+ * (Co, H, W) into dm (16, Co, tiles). Global (ceil(tw/16), th, Co): work-item
+ * (bx, ty, o) transforms 16 neighbouring tiles of channel o.
+ *
+ *   A = | 1  0 |
+ *       | 1  1 |
+ *       | 1 -1 |
+ *       | 0 -1 |
+ */
+__kernel void winograd_dy(__global const float *dy, const int dy_off, __global float *dm, const int dm_off,
+                          const int co, const int h, const int w, const int th, const int tw)
+{
+    const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), o = get_global_id(2);
+    if (tx0 >= tw || ty >= th || o >= co) return;
+    __global const float *yp = dy + dy_off + (size_t)o * h * w;
+    float16 ev[2], od[2]; /* even and odd columns of the tile rows' two output rows */
+    for (int i = 0; i < 2; i++) {
+        const int py = 2 * ty + i, x0 = 2 * tx0;
+        float r[2 * WG_TILES];
+        if (py < h && x0 + 2 * WG_TILES <= w) {
+            vstore16(vload16(0, yp + py * w + x0), 0, r);
+            vstore16(vload16(1, yp + py * w + x0), 1, r);
+        } else {
+            for (int j = 0; j < 2 * WG_TILES; j++) r[j] = py < h && x0 + j < w ? yp[py * w + x0 + j] : 0.0f;
+        }
+        const float16 lo = vload16(0, r), hi = vload16(1, r);
+        ev[i] = (float16)(lo.even, hi.even);
+        od[i] = (float16)(lo.odd, hi.odd);
+    }
+    /* A dy: four rows of two, then each row (p, q) times A^T: (p, p + q, p - q, -q) */
+    const float16 p[4] = {ev[0], ev[0] + ev[1], ev[0] - ev[1], -ev[1]};
+    const float16 q[4] = {od[0], od[0] + od[1], od[0] - od[1], -od[1]};
+    const size_t tiles = (size_t)th * tw, step = (size_t)co * tiles;
+    __global float *out = dm + dm_off + o * tiles + ty * tw + tx0;
+    const int n = min(WG_TILES, tw - tx0);
+    for (int a = 0; a < 4; a++) {
+        const float16 e[4] = {p[a], p[a] + q[a], p[a] - q[a], -q[a]};
+        for (int b = 0; b < 4; b++) {
+            __global float *dst = out + (4 * a + b) * step;
+            if (n == WG_TILES) {
+                vstore16(e[b], 0, dst);
+                continue;
+            }
+            float lane[WG_TILES];
+            vstore16(e[b], 0, lane);
+            for (int l = 0; l < n; l++) dst[l] = lane[l];
+        }
+    }
+}
+
+/*
+ * dw (Co, C, 3, 3) += G^T dU G, dU (16, Co, C) the sum over tiles of dM * V
+ * (the products' gradient, 16 GEMMs on the host). Global (C, Co).
+ */
+__kernel void winograd_weights_grad(__global const float *du, const int du_off, __global float *dw, const int dw_off,
+                                    const int co, const int ci)
+{
+    const int i = get_global_id(0), o = get_global_id(1);
+    if (i >= ci || o >= co) return;
+    const size_t step = (size_t)co * ci;
+    __global const float *g = du + du_off + o * ci + i;
+    float d[16], t[3][4]; /* t = G^T dU: three rows of four */
+    for (int xi = 0; xi < 16; xi++) d[xi] = g[xi * step];
+    for (int b = 0; b < 4; b++) {
+        t[0][b] = d[b] + 0.5f * (d[4 + b] + d[8 + b]);
+        t[1][b] = 0.5f * (d[4 + b] - d[8 + b]);
+        t[2][b] = 0.5f * (d[4 + b] + d[8 + b]) + d[12 + b];
+    }
+    __global float *out = dw + dw_off + (o * ci + i) * 9;
+    for (int k = 0; k < 3; k++) { /* then times G */
+        out[3 * k + 0] += t[k][0] + 0.5f * (t[k][1] + t[k][2]);
+        out[3 * k + 1] += 0.5f * (t[k][1] - t[k][2]);
+        out[3 * k + 2] += 0.5f * (t[k][1] + t[k][2]) + t[k][3];
     }
 }

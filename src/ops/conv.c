@@ -73,11 +73,32 @@ static int winograd_wide(const cn_conv2d_params *p, int in_c, int out_c)
     return winograd_shape(p) && (double)in_c * out_c >= 64.0 * (in_c + out_c);
 }
 
+/*
+ * winograd_fused keeps V and M in the cache, so only its transforms' arithmetic
+ * stands against the 2.25x fewer multiply-adds: per tile ~C + Co transforms
+ * against 16*C*Co products. Where C*Co/(C+Co) < 8 (the head's 16 -> 1) the
+ * transforms are a large share and conv2d_tiled stays.
+ */
+static int winograd_fusable(const cn_conv2d_params *p, int in_c, int out_c)
+{
+    return winograd_shape(p) && (double)in_c * out_c >= 8.0 * (in_c + out_c);
+}
+
 /* Floats of U, V and M for one image (the same for y and for dx: the formula is symmetric in the channels). */
 static size_t winograd_floats(int c, int cout, int h, int w)
 {
     size_t tiles = (size_t)((h + 1) / 2) * ((w + 1) / 2);
     return 16 * ((size_t)c * cout + tiles * ((size_t)c + cout));
+}
+
+/* Channels rounded up to whole float16 blocks: the k-major weight copy's and pixel-major dy's row length. */
+static int pad16(int c) { return (c + 15) / 16 * 16; }
+
+/* Floats of winograd_fused's U for y or for dx (16 planes, the conv's output channels rounded up to 16). */
+static size_t fused_u_floats(int c, int cout)
+{
+    size_t y = 16 * (size_t)c * pad16(cout), dx = 16 * (size_t)cout * pad16(c);
+    return y > dx ? y : dx;
 }
 
 size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h, int w)
@@ -87,18 +108,21 @@ size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h
     int splits = dw_splits(dw_outputs(p, c), cn_conv2d_out_h(p, h) * cn_conv2d_out_w(p, w));
     size_t need = columns_floats(p, c, h, w) + (splits > 1 ? (size_t)splits * dw_outputs(p, c) : 0);
     size_t wino = winograd_shape(p) ? winograd_floats(c, p->cout, h, w) : 0;
+    size_t fused = winograd_shape(p) ? fused_u_floats(c, p->cout) : 0;
+    if (fused > wino) wino = fused;
     return need > wino ? need : wino;
 }
 
 /* ---- which path ----------------------------------------------------------- */
 
-enum { MODE_AUTO, MODE_DIRECT, MODE_GEMM, MODE_WINOGRAD };
+enum { MODE_AUTO, MODE_DIRECT, MODE_GEMM, MODE_WINOGRAD, MODE_WINO_FUSED };
 
 /*
  * $CLUNET_CONV: "direct" runs the GPU kernels (conv2d_direct_wg for y and dx,
  * split-K weight gradients) on any device wherever the shape allows, whatever
  * the channel count, so tests can reach them on CPUs; "winograd" runs y and dx
- * of every conv cl/winograd.cl can take through it, on any device; "gemm" runs
+ * of every conv cl/winograd.cl can take through it, on any device, unfused,
+ * "winograd-fused" through winograd_fused where its local memory fits; "gemm" runs
  * im2col + GEMM only. Unset or empty: by device type and shape (dense_path).
  */
 static clunet_status conv_mode(int *mode)
@@ -109,7 +133,10 @@ static clunet_status conv_mode(int *mode)
     if (!strcmp(env, "direct")) *mode = MODE_DIRECT;
     else if (!strcmp(env, "gemm")) *mode = MODE_GEMM;
     else if (!strcmp(env, "winograd")) *mode = MODE_WINOGRAD;
-    else return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_CONV=%s: expected direct, winograd or gemm", env);
+    else if (!strcmp(env, "winograd-fused")) *mode = MODE_WINO_FUSED;
+    else
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_CONV=%s: expected direct, winograd, winograd-fused or gemm",
+                       env);
     return CLUNET_OK;
 }
 
@@ -129,9 +156,6 @@ static int direct_wg_block(int out_c)
     return ob;
 }
 
-/* Channels rounded up to whole float16 blocks: the k-major weight copy's and pixel-major dy's row length. */
-static int pad16(int c) { return (c + 15) / 16 * 16; }
-
 /* Floats of the weights' copy for conv2d_tiled: out_c rounded up to 16, times in_c * K * K. */
 static size_t direct_weight_floats(const cn_conv2d_params *p, int out_c, int in_c)
 {
@@ -145,7 +169,7 @@ static int flippable(const cn_conv2d_params *p)
     return p->groups == 1 && p->stride == 1 && p->k > 1 && pads_ok;
 }
 
-enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD };
+enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD, PATH_WINO_FUSED };
 
 #define TILED_PX 32 /* conv2d_tiled: output pixels per work-item (TILE_PX in cl/conv.cl) */
 
@@ -167,6 +191,32 @@ static int tiled_slab(const clunet_context *ctx, const cn_conv2d_params *p, int 
     return slab < (size_t)in_c ? (int)slab : in_c;
 }
 
+#define FUSED_TILES 32 /* winograd_fused: tiles per work-item (WF_TILES in cl/winograd.cl) */
+#define FUSED_SLAB 128 /* winograd_fused: at most this many input channels of V at a time (a plane's 16 KiB stays in L1) */
+#define FUSED_GROUP 64 /* winograd_fused: at most this many output channels per work-item (M: 128 KiB) */
+
+/* winograd_fused's output channels per work-item: all (rounded up to 16) up to FUSED_GROUP. */
+static int fused_group(int out_c) { return pad16(out_c) < FUSED_GROUP ? pad16(out_c) : FUSED_GROUP; }
+
+/*
+ * winograd_fused's input channels per slab: its V (16 x slab x 32 floats) and
+ * M (16 x group x 32) within half the local memory, as for conv2d_tiled; 0
+ * where M would not leave room for 16 channels.
+ */
+static int fused_slab(const clunet_context *ctx, int in_c, int out_c)
+{
+    size_t floats = ctx->info.local_mem_bytes / 2 / sizeof(float), m = 16 * (size_t)fused_group(out_c) * FUSED_TILES;
+    size_t slab = floats > m ? (floats - m) / (16 * FUSED_TILES) : 0;
+    if (slab > FUSED_SLAB) slab = FUSED_SLAB;
+    if (slab < 16) return 0;
+    return slab < (size_t)in_c ? (int)slab : in_c;
+}
+
+static size_t fused_local_bytes(int slab, int out_c)
+{
+    return 16 * ((size_t)slab + fused_group(out_c)) * FUSED_TILES * sizeof(float);
+}
+
 /*
  * How y (in_c = x's channels) or dx (in_c = dy's channels) is computed.
  * im2col + GEMM unless stride 1, K > 1 and pads the flipped kernel can use;
@@ -182,17 +232,25 @@ static int tiled_slab(const clunet_context *ctx, const cn_conv2d_params *p, int 
  *  - elsewhere, with at most 32 channels in, PATH_GROUPS (conv2d_direct_wg),
  *    where its weight slab fits local memory.
  * On CPUs that measured it faster (ctx->conv_winograd), 3x3 convs with one
- * pixel of padding and enough channels (winograd_wide) take PATH_WINOGRAD.
+ * pixel of padding and enough channels (winograd_wide) take PATH_WINOGRAD;
+ * the other 3x3 convs with one pixel of padding and not too few channels
+ * (winograd_fusable) take PATH_WINO_FUSED where that measured faster than
+ * conv2d_tiled (ctx->conv_wino_fused) and fits.
  * CLUNET_CONV=direct takes PATH_GROUPS whatever the channels; =winograd takes
- * PATH_WINOGRAD wherever it can; =gemm never leaves the GEMM.
+ * PATH_WINOGRAD wherever it can, =winograd-fused PATH_WINO_FUSED; =gemm never
+ * leaves the GEMM.
  */
 static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x, int in_c,
                       int out_c)
 {
+    int fused_fits = winograd_shape(p) && fused_slab(ctx, in_c, out_c) > 0;
     if (mode == MODE_WINOGRAD && winograd_shape(p)) return PATH_WINOGRAD;
+    if (mode == MODE_WINO_FUSED && fused_fits) return PATH_WINO_FUSED;
     if (mode == MODE_GEMM || !flippable(p)) return PATH_GEMM;
-    if (mode == MODE_AUTO && cn_device_is_cpu(ctx) && ctx->conv_winograd > 0 && winograd_wide(p, in_c, out_c))
-        return PATH_WINOGRAD;
+    if (mode == MODE_AUTO && cn_device_is_cpu(ctx)) {
+        if (ctx->conv_winograd > 0 && winograd_wide(p, in_c, out_c)) return PATH_WINOGRAD;
+        if (ctx->conv_wino_fused > 0 && fused_fits && winograd_fusable(p, in_c, out_c)) return PATH_WINO_FUSED;
+    }
     if (gpu_kernels(ctx, mode)) {
         size_t slab = (size_t)DIRECT_WG_SLAB * p->k * p->k * direct_wg_block(out_c) * sizeof(float);
         return (in_c <= 32 || mode == MODE_DIRECT) && slab <= ctx->info.local_mem_bytes ? PATH_GROUPS : PATH_GEMM;
@@ -419,6 +477,48 @@ static cn_gemm_args gemm_args(int ta, int tb, int m, int n, int k, float beta, c
     return g;
 }
 
+/* U from w at u_off in buf (winograd_weights): for the GEMMs, or laid out for winograd_fused. */
+static clunet_status winograd_weights(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *w, cl_mem buf,
+                                      size_t u_off, int flip, int fused)
+{
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_weights", "", &k));
+    CN_TRY(cn_arg_view(k, 0, w));
+    CN_TRY(CN_ARG_MEM(k, 2, buf));
+    CN_TRY(CN_ARG_INT(k, 3, u_off));
+    CN_TRY(CN_ARG_INT(k, 4, p->cout));
+    CN_TRY(CN_ARG_INT(k, 5, w->c));
+    CN_TRY(CN_ARG_INT(k, 6, flip));
+    CN_TRY(CN_ARG_INT(k, 7, fused));
+    size_t wg[2] = {(size_t)w->c, (size_t)p->cout};
+    return cn_launch(ctx, k, 2, wg, NULL);
+}
+
+/*
+ * One of the per-tile transforms of image img of t (C, H, W) (cl/winograd.cl):
+ * winograd_input (t = x or dy, into V at off in buf), winograd_dy (t = dy,
+ * into dM) or winograd_output (t = y or dx, from M; `accumulate` adds into t).
+ * 16 tiles per work-item, one item per group on CPUs: PoCL gives each item of
+ * a group its own copy of the transforms' 2 KiB of arrays, and left to choose,
+ * it made groups of thousands and overflowed its thread's stack (decoder.0).
+ */
+static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, const cn_tensor *t, int img, cl_mem buf,
+                                    size_t off, int accumulate)
+{
+    const int h = t->h, w = t->w, th = (h + 1) / 2, tw = (w + 1) / 2;
+    int output = !strcmp(kernel, "winograd_output");
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "winograd.cl", kernel, "", &k));
+    CN_TRY(CN_ARG_MEM(k, output ? 2 : 0, t->buf));
+    CN_TRY(CN_ARG_INT(k, output ? 3 : 1, t->offset + (size_t)img * t->c * h * w));
+    CN_TRY(CN_ARG_MEM(k, output ? 0 : 2, buf));
+    CN_TRY(CN_ARG_INT(k, output ? 1 : 3, off));
+    int args[6] = {t->c, h, w, th, tw, accumulate};
+    for (int i = 0; i < (output ? 6 : 5); i++) CN_TRY(CN_ARG_INT(k, 4 + i, args[i]));
+    size_t global[3] = {(size_t)(tw + 15) / 16, (size_t)th, (size_t)t->c}, single[3] = {1, 1, 1};
+    return cn_launch(ctx, k, 3, global, cn_device_is_cpu(ctx) ? single : NULL);
+}
+
 /*
  * The conv of tiled_conv as Winograd F(2x2,3x3) (cl/winograd.cl), one image at a time: the
  * weights' U, then per image the input's V, 16 GEMMs (Co x C times C x tiles)
@@ -428,53 +528,88 @@ static clunet_status winograd_conv(clunet_context *ctx, const cn_conv2d_params *
                                    const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip)
 {
     // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip, added into dx)
-    const int ci = in->c, co = out->c, h = out->h, wd = out->w, th = (h + 1) / 2, tw = (wd + 1) / 2;
-    const int tiles = th * tw;
+    const int ci = in->c, co = out->c, h = out->h, wd = out->w, tiles = ((h + 1) / 2) * ((wd + 1) / 2);
     size_t u_off = work->offset, v_off = u_off + 16 * (size_t)ci * co, m_off = v_off + 16 * (size_t)ci * tiles;
-    cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_weights", "", &k));
-    CN_TRY(cn_arg_view(k, 0, w));
-    CN_TRY(CN_ARG_MEM(k, 2, work->buf));
-    CN_TRY(CN_ARG_INT(k, 3, u_off));
-    CN_TRY(CN_ARG_INT(k, 4, p->cout));
-    CN_TRY(CN_ARG_INT(k, 5, w->c));
-    CN_TRY(CN_ARG_INT(k, 6, flip));
-    size_t wg[2] = {(size_t)w->c, (size_t)p->cout};
-    CN_TRY(cn_launch(ctx, k, 2, wg, NULL));
+    CN_TRY(winograd_weights(ctx, p, w, work->buf, u_off, flip, 0));
     for (int img = 0; img < in->n; img++) {
-        CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_input", "", &k));
-        CN_TRY(CN_ARG_MEM(k, 0, in->buf));
-        CN_TRY(CN_ARG_INT(k, 1, in->offset + (size_t)img * ci * h * wd));
-        CN_TRY(CN_ARG_MEM(k, 2, work->buf));
-        CN_TRY(CN_ARG_INT(k, 3, v_off));
-        int in_args[5] = {ci, h, wd, th, tw};
-        for (int i = 0; i < 5; i++) CN_TRY(CN_ARG_INT(k, 4 + i, in_args[i]));
-        size_t gi[3] = {(size_t)(tw + 15) / 16, (size_t)th, (size_t)ci}; /* 16 tiles per work-item */
-        CN_TRY(cn_launch(ctx, k, 3, gi, NULL));
-
+        CN_TRY(winograd_tiles(ctx, "winograd_input", in, img, work->buf, v_off, 0));
         cn_gemm_args g = gemm_args(0, 0, co, tiles, ci, 0.0f, work->buf, u_off, work->buf, v_off, work->buf, m_off);
         g.batch = 16, g.a_stride = (size_t)co * ci, g.b_stride = (size_t)ci * tiles, g.c_stride = (size_t)co * tiles;
         CN_TRY(cn_gemm(ctx, &g));
-
-        CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_output", "", &k));
-        CN_TRY(CN_ARG_MEM(k, 0, work->buf));
-        CN_TRY(CN_ARG_INT(k, 1, m_off));
-        CN_TRY(CN_ARG_MEM(k, 2, out->buf));
-        CN_TRY(CN_ARG_INT(k, 3, out->offset + (size_t)img * co * h * wd));
-        int out_args[6] = {co, h, wd, th, tw, flip};
-        for (int i = 0; i < 6; i++) CN_TRY(CN_ARG_INT(k, 4 + i, out_args[i]));
-        size_t go[3] = {(size_t)(tw + 15) / 16, (size_t)th, (size_t)co};
-        CN_TRY(cn_launch(ctx, k, 3, go, NULL));
+        CN_TRY(winograd_tiles(ctx, "winograd_output", out, img, work->buf, m_off, flip));
     }
     return CLUNET_OK;
 }
 
-/* y or dx by `path` (PATH_LOCAL, PATH_GROUPS or PATH_WINOGRAD). */
+/*
+ * dw += the weight gradient of a conv winograd_shape takes, as Winograd: per
+ * image V from x and dM = A dy A^T (winograd_dy), then 16 GEMMs dU[xi] (+)=
+ * dM[xi] * V[xi]^T (Co x tiles times tiles x C, summed over the images), last
+ * dw += G^T dU G. 2.25x fewer multiply-adds than im2col + GEMM; dU, V and dM
+ * take the places of U, V and M in the workspace.
+ */
+static clunet_status winograd_dw(clunet_context *ctx, const cn_tensor *x, const cn_tensor *dy, const cn_tensor *dw,
+                                 const cn_tensor *work)
+{
+    // x is (N,C,H,W), dy is (N,Co,H,W), dw is (Co,C,3,3) and accumulates
+    const int ci = x->c, co = dy->c, tiles = ((dy->h + 1) / 2) * ((dy->w + 1) / 2);
+    size_t u_off = work->offset, v_off = u_off + 16 * (size_t)ci * co, m_off = v_off + 16 * (size_t)ci * tiles;
+    for (int img = 0; img < x->n; img++) {
+        CN_TRY(winograd_tiles(ctx, "winograd_input", x, img, work->buf, v_off, 0));
+        CN_TRY(winograd_tiles(ctx, "winograd_dy", dy, img, work->buf, m_off, 0));
+        cn_gemm_args g = gemm_args(0, 1, co, ci, tiles, img ? 1.0f : 0.0f, work->buf, m_off, work->buf, v_off,
+                                   work->buf, u_off);
+        g.batch = 16, g.a_stride = (size_t)co * tiles, g.b_stride = (size_t)ci * tiles, g.c_stride = (size_t)co * ci;
+        CN_TRY(cn_gemm(ctx, &g));
+    }
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_weights_grad", "", &k));
+    CN_TRY(CN_ARG_MEM(k, 0, work->buf));
+    CN_TRY(CN_ARG_INT(k, 1, u_off));
+    CN_TRY(cn_arg_view(k, 2, dw));
+    CN_TRY(CN_ARG_INT(k, 4, co));
+    CN_TRY(CN_ARG_INT(k, 5, ci));
+    size_t global[2] = {(size_t)ci, (size_t)co};
+    return cn_launch(ctx, k, 2, global, NULL);
+}
+
+/*
+ * The same conv through winograd_fused (CPUs): U laid out for it in the
+ * workspace (zeros past the output channels), then one launch for all images.
+ */
+static clunet_status wino_fused_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in,
+                                     const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip)
+{
+    // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip, added into dx)
+    if (ctx->conv_ob < 0) CN_TRY(conv_choose(ctx));
+    const int ci = in->c, co = out->c, slab = fused_slab(ctx, ci, co);
+    size_t u_floats = 16 * (size_t)ci * pad16(co);
+    if (pad16(co) != co)
+        CN_TRY(cn_buffer_fill_float(ctx, work->buf, work->offset * sizeof(float), u_floats * sizeof(float), 0.0f));
+    CN_TRY(winograd_weights(ctx, p, w, work->buf, work->offset, flip, 1));
+    char options[32];
+    snprintf(options, sizeof options, "-DTILE_OB=%d", ctx->conv_ob);
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_fused", options, &k));
+    CN_TRY(cn_arg_view(k, 0, in));
+    CN_TRY(cn_arg_view(k, 2, work));
+    CN_TRY(cn_arg_view(k, 4, out));
+    int group = fused_group(co), args[7] = {ci, co, out->h, out->w, slab, group, flip};
+    for (int i = 0; i < 7; i++) CN_TRY(CN_ARG_INT(k, 6 + i, args[i]));
+    CN_TRY(cn_arg(k, 13, fused_local_bytes(slab, co), NULL));
+    size_t th = (size_t)(out->h + 1) / 2, tw = (size_t)(out->w + 1) / 2;
+    size_t global[3] = {(tw + FUSED_TILES - 1) / FUSED_TILES * th, (size_t)out->n, (size_t)(co + group - 1) / group};
+    size_t local[3] = {1, 1, 1};
+    return cn_launch(ctx, k, 3, global, local);
+}
+
+/* y or dx by `path` (PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD or PATH_WINO_FUSED). */
 static clunet_status direct_path_conv(clunet_context *ctx, int path, const cn_conv2d_params *p, const cn_tensor *in,
                                       const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip)
 {
     if (path == PATH_GROUPS) return direct_wg_conv(ctx, p, in, w, out, flip);
     if (path == PATH_WINOGRAD) return winograd_conv(ctx, p, in, w, out, work, flip);
+    if (path == PATH_WINO_FUSED) return wino_fused_conv(ctx, p, in, w, out, work, flip);
     return tiled_conv(ctx, p, in, w, out, work, flip);
 }
 
@@ -625,6 +760,48 @@ static clunet_status direct_dw(clunet_context *ctx, const cn_conv2d_params *p, c
 }
 
 /*
+ * dw += dy * columns^T by im2col + GEMM, one image at a time (every image adds
+ * into the same dw); split into chunks along the pixels on GPUs (`split`)
+ * where that fills the device.
+ */
+static clunet_status gemm_dw(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *dy,
+                             const cn_tensor *dw, const cn_tensor *work, int split)
+{
+    // x is (N,C,H,W), dy is (N,Co,Ho,Wo), dw is (Co,C,K,K) and accumulates
+    int hw = dy->h * dy->w, ckk = x->c * p->k * p->k, direct = columns_are_input(p);
+    int splits = split ? dw_splits(dw_outputs(p, x->c), hw) : 1;
+    size_t x_img = (size_t)x->c * x->h * x->w, y_img = (size_t)dy->c * hw;
+    for (int i = 0; i < x->n; i++) {
+        if (!direct) CN_TRY(columns(ctx, p, x, i, work, 1));
+        cl_mem cols = direct ? x->buf : work->buf;
+        size_t cols_off = direct ? x->offset + i * x_img : work->offset;
+        cn_gemm_args g = gemm_args(0, 1, p->cout, ckk, hw, 1.0f, dy->buf, dy->offset + i * y_img, cols, cols_off,
+                                   dw->buf, dw->offset);
+        if (splits > 1)
+            CN_TRY(gemm_split_k(ctx, &g, splits, work->buf, work->offset + columns_floats(p, x->c, x->h, x->w)));
+        else
+            CN_TRY(cn_gemm(ctx, &g));
+    }
+    return CLUNET_OK;
+}
+
+/*
+ * Whether dw goes through winograd_dw: CLUNET_CONV=winograd wherever the shape
+ * allows; on CPUs that measured it faster than im2col + GEMM
+ * (ctx->conv_wino_dw), where C*Co/(C+Co) >= 24. Below that its transforms,
+ * which move V and dM (16 floats per tile and channel) through memory, cost
+ * more than the products save: on PoCL (AVX2) decoder.3's 160 -> 32 at 256 x
+ * 256 (26.7) took 41 ms against 47 by conv2d_direct_dw, 32 -> 32 (16) the
+ * same, 32 -> 16 at 512 x 512 (10.7) 30 against 19.
+ */
+static int winograd_dw_path(const clunet_context *ctx, int mode, const cn_conv2d_params *p, int in_c, int out_c)
+{
+    if (mode == MODE_WINOGRAD) return winograd_shape(p);
+    return mode == MODE_AUTO && cn_device_is_cpu(ctx) && ctx->conv_wino_dw > 0 && winograd_shape(p) &&
+           (double)in_c * out_c >= 24.0 * (in_c + out_c);
+}
+
+/*
  * A conv to time the CPU kernels' variants with: 32 -> 32 channels 3x3 at
  * 128x128, like the decoder's last layers; y and w double as dy and dw. The
  * same buffers hold Winograd's probe, 128 -> 128 channels at 64x64.
@@ -688,6 +865,31 @@ static clunet_status run_winograd(clunet_context *ctx, int on, void *arg)
     return st;
 }
 
+static clunet_status run_wino_fused(clunet_context *ctx, int on, void *arg)
+{
+    conv_probe *t = arg;
+    CN_TRY(probe_alloc(ctx, t));
+    ctx->conv_wino_fused = on;
+    return direct_path_conv(ctx, on ? PATH_WINO_FUSED : PATH_LOCAL, &t->p, &t->x, &t->w, &t->y, &t->work, 0);
+}
+
+static clunet_status run_wino_dw(clunet_context *ctx, int on, void *arg)
+{
+    conv_probe *t = arg;
+    CN_TRY(probe_alloc(ctx, t));
+    ctx->conv_wino_dw = on;
+    cn_conv2d_params p = t->p;
+    p.cout = 128;
+    cn_tensor x = t->x, dy = t->y, dw = t->w;
+    x.c = dy.c = dw.n = dw.c = 128, x.h = x.w = dy.h = dy.w = 64;
+    int forced = ctx->gemm_impl; /* through the GEMM this device chose, as for run_winograd */
+    ctx->gemm_impl = -1;
+    clunet_status st = cn_gemm_choose(ctx);
+    if (st == CLUNET_OK) st = on ? winograd_dw(ctx, &x, &dy, &dw, &t->work) : gemm_dw(ctx, &p, &x, &dy, &dw, &t->work, 0);
+    if (forced >= 0) ctx->gemm_impl = forced;
+    return st;
+}
+
 static clunet_status run_direct_dw(clunet_context *ctx, int outputs, void *arg)
 {
     conv_probe *t = arg;
@@ -710,17 +912,20 @@ static clunet_status conv_choose(clunet_context *ctx)
     static const int obs[] = {2, 4, 8}, dws[] = {8, 16, 32}, wino[] = {0, 1};
     const cn_tune_knob knobs[] = {{"conv_tiled_ob", obs, 3, run_tiled, &ctx->conv_ob, 8},
                                   {"conv_direct_dw_outputs", dws, 3, run_direct_dw, &ctx->conv_dw, 32},
-                                  {"conv_winograd", wino, 2, run_winograd, &ctx->conv_winograd, 0}};
+                                  {"conv_winograd", wino, 2, run_winograd, &ctx->conv_winograd, 0},
+                                  {"conv_winograd_fused", wino, 2, run_wino_fused, &ctx->conv_wino_fused, 0},
+                                  {"conv_winograd_dw", wino, 2, run_wino_dw, &ctx->conv_wino_dw, 0}};
     conv_probe t = {{0}};
-    clunet_status st = cn_tune_choose(ctx, knobs, 3, &t);
+    clunet_status st = cn_tune_choose(ctx, knobs, 5, &t);
     probe_free(ctx, &t);
     return st;
 }
 
 clunet_status cn_conv2d_choose(clunet_context *ctx)
 {
-    return cn_device_is_cpu(ctx) && (ctx->conv_ob < 0 || ctx->conv_dw < 0 || ctx->conv_winograd < 0) ? conv_choose(ctx)
-                                                                                                  : CLUNET_OK;
+    int unset = ctx->conv_ob < 0 || ctx->conv_dw < 0 || ctx->conv_winograd < 0 || ctx->conv_wino_fused < 0 ||
+                ctx->conv_wino_dw < 0;
+    return cn_device_is_cpu(ctx) && unset ? conv_choose(ctx) : CLUNET_OK;
 }
 
 /* ---- forward / backward --------------------------------------------------- */
@@ -772,20 +977,11 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
     CN_TRY(conv_mode(&mode));
     size_t x_img = (size_t)x->c * x->h * x->w, y_img = (size_t)dy->c * hw;
     int direct = columns_are_input(p);
-    /* dw += dy * columns^T, one image at a time (every image adds into the same dw); split-K where it pays */
-    int splits = gpu_kernels(ctx, mode) ? dw_splits(dw_outputs(p, x->c), hw) : 1;
-    int dw_rows = mode == MODE_AUTO && !gpu_kernels(ctx, mode) ? direct_dw_rows(p, x, dy) : 0;
-    if (dw && dw_rows) CN_TRY(direct_dw(ctx, p, x, dy, dw, work, dw_rows));
-    for (int i = 0; dw && !dw_rows && i < x->n; i++) {
-        if (!direct) CN_TRY(columns(ctx, p, x, i, work, 1));
-        cl_mem cols = direct ? x->buf : work->buf;
-        size_t cols_off = direct ? x->offset + i * x_img : work->offset;
-        cn_gemm_args g = gemm_args(0, 1, p->cout, ckk, hw, 1.0f, dy->buf, dy->offset + i * y_img, cols, cols_off,
-                                   dw->buf, dw->offset);
-        if (splits > 1)
-            CN_TRY(gemm_split_k(ctx, &g, splits, work->buf, work->offset + columns_floats(p, x->c, x->h, x->w)));
-        else
-            CN_TRY(cn_gemm(ctx, &g));
+    if (dw) {
+        int dw_rows = mode == MODE_AUTO && !gpu_kernels(ctx, mode) ? direct_dw_rows(p, x, dy) : 0;
+        if (winograd_dw_path(ctx, mode, p, x->c, dy->c)) CN_TRY(winograd_dw(ctx, x, dy, dw, work));
+        else if (dw_rows) CN_TRY(direct_dw(ctx, p, x, dy, dw, work, dw_rows));
+        else CN_TRY(gemm_dw(ctx, p, x, dy, dw, work, gpu_kernels(ctx, mode)));
     }
     if (!dx) return CLUNET_OK;
     int path = dense_path(ctx, mode, p, x, p->cout, x->c);

@@ -69,11 +69,14 @@ const char *cn_gemm_impl_name(int impl);
 
 /*
  * On CPUs, sets ctx->conv_ob (conv2d_tiled's output channels per pass),
- * ctx->conv_dw (conv2d_direct_dw's per work-item) and ctx->conv_winograd
- * (whether wide 3x3 convs run as Winograd F(2x2,3x3)) from $CLUNET_TUNE
- * (conv_tiled_ob=2|4|8, conv_direct_dw_outputs=8|16|32, conv_winograd=0|1),
- * the device's tuning file or a timing of each candidate; the first conv
- * calls it otherwise. Nothing to choose on other devices.
+ * ctx->conv_dw (conv2d_direct_dw's per work-item), ctx->conv_winograd
+ * (whether wide 3x3 convs run as Winograd F(2x2,3x3)), ctx->conv_wino_fused
+ * (whether the other 3x3 convs run as winograd_fused) and ctx->conv_wino_dw
+ * (whether 3x3 weight gradients do) from $CLUNET_TUNE (conv_tiled_ob=2|4|8,
+ * conv_direct_dw_outputs=8|16|32, conv_winograd=0|1, conv_winograd_fused=0|1,
+ * conv_winograd_dw=0|1), the device's tuning file or a timing of each
+ * candidate; the first conv calls it otherwise. Nothing to choose on other
+ * devices.
  */
 clunet_status cn_conv2d_choose(clunet_context *ctx);
 

@@ -32,7 +32,8 @@ clunet_status clunet_context_create(const clunet_settings *settings, clunet_cont
     ctx->info = all[index];
     ctx->device = cn_device_id(index);
     ctx->platform = cn_platform_id(index);
-    ctx->gemm_impl = ctx->gemm_mr = ctx->gemm_nt = ctx->gemm_nt_packed = ctx->conv_ob = ctx->conv_dw = ctx->conv_winograd = -1;
+    ctx->gemm_impl = ctx->gemm_mr = ctx->gemm_nt = ctx->gemm_nt_packed = ctx->conv_ob = ctx->conv_dw = ctx->conv_winograd =
+        ctx->conv_wino_fused = ctx->conv_wino_dw = -1;
     const char *nc = getenv("CLUNET_NO_CACHE");
     ctx->use_cache = settings->use_cache && !(nc && *nc && strcmp(nc, "0"));
     ctx->profiling = settings->profiling && ctx->info.profiling;

@@ -87,6 +87,8 @@ struct clunet_context {
     int conv_ob;          /* conv2d_tiled's output channels per pass (cl/conv.cl) */
     int conv_dw;          /* conv2d_direct_dw's output channels per work-item */
     int conv_winograd;    /* 1: wide 3x3 convs as Winograd F(2x2,3x3) (cl/winograd.cl) */
+    int conv_wino_fused;  /* 1: the other 3x3 convs as winograd_fused (V and M in local memory) */
+    int conv_wino_dw;     /* 1: wide 3x3 convs' weight gradients as Winograd too */
 
     /*
      * Set by an op whose library keeps objects of this context (CLBlast's

@@ -106,25 +106,45 @@ __kernel void bn_stats_final(__global const float *x, const int x_off, __global 
     rvar[rvar_off + ch] = (1.0f - momentum) * rvar[rvar_off + ch] + momentum * var * (m / (m - 1.0f));
 }
 
-/* y = (x - mean) * scale + beta over [i, end) of a plane. */
-void bn_normalise(__global const float *x, __global float *y, int i, int end, float mean, float scale, float beta)
+#define BN_ACT_NONE 0
+#define BN_ACT_SWISH 1
+#define BN_ACT_RELU 2
+
+/*
+ * y = (x - mean) * scale + beta over [i, end) of a plane (written when
+ * write_y); with act, also z = swish(y) or relu(y), as cl/activation.cl
+ * computes them, so a fused pass gives the same bits as the two kernels.
+ */
+void bn_normalise(__global const float *x, __global float *y, __global float *z, int act, int write_y, int i,
+                  int end, float mean, float scale, float beta)
 {
-    for (; i + 16 <= end; i += 16) vstore16((vload16(0, x + i) - mean) * scale + beta, 0, y + i);
-    for (; i < end; i++) y[i] = (x[i] - mean) * scale + beta;
+    for (; i + 16 <= end; i += 16) {
+        const float16 v = (vload16(0, x + i) - mean) * scale + beta;
+        if (write_y) vstore16(v, 0, y + i);
+        if (act == BN_ACT_SWISH) vstore16(v * cn_sigmoid16(v), 0, z + i);
+        else if (act == BN_ACT_RELU) vstore16(fmax(v, 0.0f), 0, z + i);
+    }
+    for (; i < end; i++) {
+        const float v = (x[i] - mean) * scale + beta;
+        if (write_y) y[i] = v;
+        if (act == BN_ACT_SWISH) z[i] = v * cn_sigmoid(v);
+        else if (act == BN_ACT_RELU) z[i] = fmax(v, 0.0f);
+    }
 }
 
-/* Training: normalise with the saved batch statistics. */
+/* Training: normalise with the saved batch statistics (then bn_normalise's activation). */
 __kernel void bn_apply(__global const float *x, const int x_off, __global float *y, const int y_off,
                        __global const float *gamma, const int gamma_off, __global const float *beta,
                        const int beta_off, __global const float *saved, const int saved_off, const int c,
-                       const int hw, const int planes, const int span)
+                       const int hw, const int planes, const int span, __global float *z, const int z_off,
+                       const int act, const int write_y)
 {
     int i = get_global_id(0) * span, p = get_global_id(1);
     if (i >= hw || p >= planes) return;
     int ch = p % c;
     size_t base = (size_t)p * hw;
-    bn_normalise(x + x_off + base, y + y_off + base, i, i + min(span, hw - i), saved[saved_off + ch],
-                 saved[saved_off + c + ch] * gamma[gamma_off + ch], beta[beta_off + ch]);
+    bn_normalise(x + x_off + base, y + y_off + base, z + z_off + base, act, write_y, i, i + min(span, hw - i),
+                 saved[saved_off + ch], saved[saved_off + c + ch] * gamma[gamma_off + ch], beta[beta_off + ch]);
 }
 
 /* Inference: the same with the running statistics. */
@@ -132,14 +152,16 @@ __kernel void bn_apply_eval(__global const float *x, const int x_off, __global f
                             __global const float *gamma, const int gamma_off, __global const float *beta,
                             const int beta_off, __global const float *rmean, const int rmean_off,
                             __global const float *rvar, const int rvar_off, const float eps, const int c,
-                            const int hw, const int planes, const int span)
+                            const int hw, const int planes, const int span, __global float *z, const int z_off,
+                            const int act, const int write_y)
 {
     int i = get_global_id(0) * span, p = get_global_id(1);
     if (i >= hw || p >= planes) return;
     int ch = p % c;
     size_t base = (size_t)p * hw;
-    bn_normalise(x + x_off + base, y + y_off + base, i, i + min(span, hw - i), rmean[rmean_off + ch],
-                 rsqrt(rvar[rvar_off + ch] + eps) * gamma[gamma_off + ch], beta[beta_off + ch]);
+    bn_normalise(x + x_off + base, y + y_off + base, z + z_off + base, act, write_y, i, i + min(span, hw - i),
+                 rmean[rmean_off + ch], rsqrt(rvar[rvar_off + ch] + eps) * gamma[gamma_off + ch],
+                 beta[beta_off + ch]);
 }
 
 /* Launch as bn_stats_group: per-chunk sums of dy and dy * (x - mean). */

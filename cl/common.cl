@@ -20,6 +20,13 @@ float cn_sigmoid(float z)
     return e / (1.0f + e);
 }
 
+/* cn_sigmoid on 16 lanes without a branch: exp of -|z| never overflows. */
+float16 cn_sigmoid16(float16 z)
+{
+    float16 e = exp(-fabs(z)), r = 1.0f / (1.0f + e);
+    return select(e * r, r, z >= 0.0f);
+}
+
 /*
  * Sum of v over the work-group, whose size must be a power of two; every item
  * gets the total. A fixed tree, so the result is bitwise reproducible.

@@ -81,10 +81,24 @@ static size_t plan_gradients(const cn_graph *g, size_t *grad_off)
 }
 
 /*
+ * Whether node i (batch norm) and node i + 1 (swish or ReLU of its output, the
+ * only reader) run as one pass (cn_batchnorm_act_forward): it reads and writes
+ * the activations once instead of twice. Not in a one-node view (the profile).
+ */
+static int fused_with_next(const cn_graph *g, int i)
+{
+    if (i + 1 >= g->node_count) return 0;
+    const cn_node *n = &g->nodes[i], *a = &g->nodes[i + 1];
+    return n->op == CN_OP_BN && (a->op == CN_OP_SWISH || a->op == CN_OP_RELU) && a->in[0] == n->out &&
+           g->values[n->out].consumers == 1 && n->out != g->output;
+}
+
+/*
  * Forward value offsets; returns their arena size in floats, or 0 on allocation
  * failure. Training keeps every value for the backward pass; inference reuses
  * a value's slot once the last node that reads it has run (first-fit, in node
- * order), keeping only the input and the output throughout.
+ * order), keeping only the input and the output throughout; a batch norm
+ * fused with its activation has no slot (the pair writes the activation's).
  */
 static size_t plan_values(const cn_graph *g, int training, size_t *value_off)
 {
@@ -110,11 +124,13 @@ static size_t plan_values(const cn_graph *g, int training, size_t *value_off)
     value_off[g->input] = arena_take(&a, align_up(cn_shape_count(g->values[g->input].shape)), g->input);
     for (int i = 0; i < g->node_count; i++) {
         const cn_node *n = &g->nodes[i];
-        if (value_off[n->out] == UNPLACED)
-            value_off[n->out] = arena_take(&a, align_up(cn_shape_count(g->values[n->out].shape)), n->out);
+        int fused = fused_with_next(g, i), out = fused ? g->nodes[i + 1].out : n->out;
+        if (value_off[out] == UNPLACED)
+            value_off[out] = arena_take(&a, align_up(cn_shape_count(g->values[out].shape)), out);
         for (int k = 0; k < 2; k++)
             if (n->in[k] >= 0 && last[n->in[k]] == i) arena_drop(&a, n->in[k]);
-        if (last[n->out] < 0) arena_drop(&a, n->out); /* read by no node and not the output */
+        if (last[out] < 0) arena_drop(&a, out); /* read by no node and not the output */
+        i += fused;
     }
     free(last), free(a.live);
     return a.end;
@@ -326,12 +342,24 @@ static clunet_status forward_node(cn_exec *e, const cn_node *n, int training)
     return cn_fail(CLUNET_ERR_INTERNAL, "graph node of unknown kind %d", (int)n->op);
 }
 
+/* Batch norm node i and its activation (fused_with_next) in one pass; inference writes the activation alone. */
+static clunet_status forward_fused(cn_exec *e, int i, int training)
+{
+    const cn_node *n = &e->g->nodes[i], *a = &e->g->nodes[i + 1];
+    cn_tensor x = cn_exec_value(e, n->in[0]), z = cn_exec_value(e, a->out);
+    cn_tensor y = training ? cn_exec_value(e, n->out) : (cn_tensor){0};
+    cn_activation act = a->op == CN_OP_SWISH ? CN_ACT_SWISH : CN_ACT_RELU;
+    return cn_batchnorm_act_forward(e->ctx, &e->bn[i], training, act, &x, training ? &y : NULL, &z);
+}
+
 clunet_status cn_exec_forward(cn_exec *e, int training)
 {
     for (int i = 0; i < e->g->node_count; i++) {
-        clunet_status st = forward_node(e, &e->g->nodes[i], training);
+        int fused = fused_with_next(e->g, i);
+        clunet_status st = fused ? forward_fused(e, i, training) : forward_node(e, &e->g->nodes[i], training);
         if (st != CLUNET_OK)
             return cn_fail(st, "forward, layer %d (%s): %s", i, e->g->nodes[i].label, clunet_last_error());
+        i += fused;
     }
     return CLUNET_OK;
 }

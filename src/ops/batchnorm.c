@@ -98,13 +98,19 @@ static clunet_status batch_statistics(clunet_context *ctx, const cn_batchnorm *b
     return cn_launch(ctx, k, 1, &c, NULL);
 }
 
-clunet_status cn_batchnorm_forward(clunet_context *ctx, const cn_batchnorm *bn, int training, const cn_tensor *x,
-                                   const cn_tensor *y)
+enum { BN_ACT_NONE, BN_ACT_SWISH, BN_ACT_RELU }; /* as cl/batchnorm.cl */
+
+/* y (when given) = bn(x), z (when act is not BN_ACT_NONE) = act(y), in one pass over x. */
+static clunet_status forward(clunet_context *ctx, const cn_batchnorm *bn, int training, int act, const cn_tensor *x,
+                             const cn_tensor *y, const cn_tensor *z)
 {
-    // x, y are (N,C,H,W)
+    // x, y, z are (N,C,H,W)
     const char *op = training ? "batchnorm_forward (training)" : "batchnorm_forward (inference)";
     CN_TRY(check_layer(op, bn, x, training));
-    CN_TRY(cn_pw_check_like(op, "y", y, x));
+    if (y) CN_TRY(cn_pw_check_like(op, "y", y, x));
+    if (act != BN_ACT_NONE) CN_TRY(cn_pw_check_like(op, "z", z, x));
+    if (!y && (training || act == BN_ACT_NONE))
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: y is missing", op);
     size_t c = (size_t)x->c;
     CN_TRY(cn_pw_check(op, "running_mean", &bn->running_mean, c));
     CN_TRY(cn_pw_check(op, "running_var", &bn->running_var, c));
@@ -114,7 +120,7 @@ clunet_status cn_batchnorm_forward(clunet_context *ctx, const cn_batchnorm *bn, 
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "batchnorm.cl", training ? "bn_apply" : "bn_apply_eval", NULL, &k));
     CN_TRY(cn_arg_view(k, 0, x));
-    CN_TRY(cn_arg_view(k, 2, y));
+    CN_TRY(cn_arg_view(k, 2, y ? y : z)); /* not written without y */
     CN_TRY(cn_arg_view(k, 4, &bn->gamma));
     CN_TRY(cn_arg_view(k, 6, &bn->beta));
     cl_uint a = 8;
@@ -131,8 +137,26 @@ clunet_status cn_batchnorm_forward(clunet_context *ctx, const cn_batchnorm *bn, 
     CN_TRY(CN_ARG_INT(k, a++, hw));
     CN_TRY(CN_ARG_INT(k, a++, planes));
     CN_TRY(CN_ARG_INT(k, a++, span));
+    CN_TRY(cn_arg_view(k, a, act != BN_ACT_NONE ? z : y)); /* not written without act */
+    a += 2;
+    CN_TRY(CN_ARG_INT(k, a++, act));
+    CN_TRY(CN_ARG_INT(k, a++, y != NULL));
     size_t global[2] = {(size_t)((hw + span - 1) / span), (size_t)planes};
     return cn_launch(ctx, k, 2, global, NULL);
+}
+
+clunet_status cn_batchnorm_forward(clunet_context *ctx, const cn_batchnorm *bn, int training, const cn_tensor *x,
+                                   const cn_tensor *y)
+{
+    return forward(ctx, bn, training, BN_ACT_NONE, x, y, NULL);
+}
+
+clunet_status cn_batchnorm_act_forward(clunet_context *ctx, const cn_batchnorm *bn, int training, cn_activation act,
+                                       const cn_tensor *x, const cn_tensor *y, const cn_tensor *z)
+{
+    if (act != CN_ACT_SWISH && act != CN_ACT_RELU)
+        return cn_fail(CLUNET_ERR_UNSUPPORTED, "batchnorm_forward: no fused %s", cn_activation_name(act));
+    return forward(ctx, bn, training, act == CN_ACT_SWISH ? BN_ACT_SWISH : BN_ACT_RELU, x, y, z);
 }
 
 clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn, const cn_tensor *x,

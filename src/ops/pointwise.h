@@ -56,13 +56,22 @@ size_t cn_batchnorm_work_floats(int n, int c, int h, int w);
 clunet_status cn_batchnorm_forward(clunet_context *ctx, const cn_batchnorm *bn, int training, const cn_tensor *x,
                                    const cn_tensor *y);
 
+typedef enum cn_activation { CN_ACT_SWISH, CN_ACT_SIGMOID, CN_ACT_RELU } cn_activation;
+
+/*
+ * The same followed by act (swish or ReLU) in one pass: z = act(y), with the
+ * same bits as cn_activation_forward on y where H*W is a multiple of 16. y,
+ * which the activation's backward reads, may be NULL in inference (then only
+ * z is written).
+ */
+clunet_status cn_batchnorm_act_forward(clunet_context *ctx, const cn_batchnorm *bn, int training, cn_activation act,
+                                       const cn_tensor *x, const cn_tensor *y, const cn_tensor *z);
+
 /* Backward of the training forward: dx (N,C,H,W), dgamma and dbeta accumulated. */
 clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn, const cn_tensor *x,
                                     const cn_tensor *dy, const cn_tensor *dx, int accumulate);
 
 /* ---- activations ---------------------------------------------------------- */
-
-typedef enum cn_activation { CN_ACT_SWISH, CN_ACT_SIGMOID, CN_ACT_RELU } cn_activation;
 
 /* "swish", "sigmoid", "relu" */
 const char *cn_activation_name(cn_activation act);

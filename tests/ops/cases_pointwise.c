@@ -230,7 +230,9 @@ static void act_cases(to_run *r, cn_activation act)
 typedef struct bn_case {
     cn_batchnorm bn;
     cn_tensor x, y, dy, dx;
-    int acc;
+    cn_tensor z, z2; /* batchnorm_act_forward: the fused pass's activation, and the two kernels' */
+    cn_activation act;
+    int train, acc;
     shape4 s;
     double *xd, *gamma, *beta, *w; /* grad check: loss = sum w * bn(x) */
     double *yd, *mean, *var;       /* its scratch */
@@ -247,6 +249,20 @@ static clunet_status bn_eval(clunet_context *ctx, void *p)
 {
     bn_case *b = p;
     return cn_batchnorm_forward(ctx, &b->bn, 0, &b->x, &b->y);
+}
+
+static clunet_status bn_act(clunet_context *ctx, void *p)
+{
+    bn_case *b = p;
+    return cn_batchnorm_act_forward(ctx, &b->bn, b->train, b->act, &b->x, b->train ? &b->y : NULL, &b->z);
+}
+
+/* The same as two kernels, z2 = act(bn(x)) through y. */
+static clunet_status bn_act_split(clunet_context *ctx, void *p)
+{
+    bn_case *b = p;
+    CN_TRY(cn_batchnorm_forward(ctx, &b->bn, b->train, &b->x, &b->y));
+    return cn_activation_forward(ctx, b->act, &b->y, &b->z2);
 }
 
 static clunet_status bn_backward(clunet_context *ctx, void *p)
@@ -339,6 +355,38 @@ static void bn_cases(to_run *r)
                                               to_widen(r, beta, c), to_widen(r, rmean, c), to_widen(r, rvar, c),
                                               b.eps, y);
                 to_compare(r, "y", (to_buf){b.y, n}, y, n, 1e-5);
+            }
+            to_end(r);
+        }
+        // Batch norm and its activation in one pass: training with swish on even shapes, inference with ReLU
+        // on odd ones (the pairs of the network), against the reference, and bit for bit against the two
+        // kernels where planes are whole float16 vectors (elsewhere the activation kernel, which runs over
+        // the flat tensor, takes some values through its scalar tail and the fused pass through vectors).
+        int train = i % 2 == 0;
+        describe(desc, sizeof desc, s, train ? "train swish" : "eval relu");
+        if (to_begin(r, "batchnorm_act_forward", desc)) {
+            bn_case b = bn_setup(r, s, &gamma, &beta, &rmean, &rvar);
+            float *x = to_random(r, n, -1.0f, 4.0f);
+            b.x = view(to_upload(r, x, n), s.n, s.c, s.h, s.w);
+            b.z = view(to_output(r, n), s.n, s.c, s.h, s.w);
+            b.z2 = view(to_output(r, n), s.n, s.c, s.h, s.w);
+            b.train = train;
+            b.act = train ? CN_ACT_SWISH : CN_ACT_RELU;
+            if (to_exec(r, bn_act, &b, 7.0 * n, (train ? 12.0 : 8.0) * n)) {
+                double *y = to_alloc_double(r, n), *z = to_alloc_double(r, n);
+                double *mean = to_alloc_double(r, c), *var = to_alloc_double(r, c);
+                double *xd = to_widen(r, x, n), *gd = to_widen(r, gamma, c), *bd = to_widen(r, beta, c);
+                if (train) cn_ref_batchnorm_forward_train(xd, s.n, s.c, s.h, s.w, gd, bd, b.eps, y, mean, var);
+                else
+                    cn_ref_batchnorm_forward_eval(xd, s.n, s.c, s.h, s.w, gd, bd, to_widen(r, rmean, c),
+                                                  to_widen(r, rvar, c), b.eps, y);
+                if (train) cn_ref_swish_forward(y, z, n);
+                else cn_ref_relu_forward(y, z, n);
+                if (train) to_compare(r, "y", (to_buf){b.y, n}, y, n, 1e-4);
+                to_compare(r, "z", (to_buf){b.z, n}, z, n, 1e-4);
+                float *z1 = snapshot(r, (to_buf){b.z, n});
+                if (s.h * s.w % 16 == 0 && run_again(r, bn_act_split, &b))
+                    require_same_bits(r, "z (two kernels)", (to_buf){b.z2, n}, z1);
             }
             to_end(r);
         }

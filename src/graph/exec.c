@@ -60,6 +60,13 @@ static void arena_drop(arena_plan *a, int value)
         }
 }
 
+/* The slot of value `from` now holds `to` (a value computed in place over it). */
+static void arena_rename(arena_plan *a, int from, int to)
+{
+    for (int i = 0; i < a->count; i++)
+        if (a->live[i].value == from) a->live[i].value = to;
+}
+
 /* Gradient offsets per value; returns the arena size in floats, or 0 on allocation failure. */
 static size_t plan_gradients(const cn_graph *g, size_t *grad_off)
 {
@@ -98,7 +105,8 @@ static int fused_with_next(const cn_graph *g, int i)
  * failure. Training keeps every value for the backward pass; inference reuses
  * a value's slot once the last node that reads it has run (first-fit, in node
  * order), keeping only the input and the output throughout; a batch norm
- * fused with its activation has no slot (the pair writes the activation's).
+ * fused with its activation has no slot (the pair writes the activation's,
+ * in place over the batch norm's input where nothing reads that later).
  */
 static size_t plan_values(const cn_graph *g, int training, size_t *value_off)
 {
@@ -124,7 +132,14 @@ static size_t plan_values(const cn_graph *g, int training, size_t *value_off)
     value_off[g->input] = arena_take(&a, align_up(cn_shape_count(g->values[g->input].shape)), g->input);
     for (int i = 0; i < g->node_count; i++) {
         const cn_node *n = &g->nodes[i];
-        int fused = fused_with_next(g, i), out = fused ? g->nodes[i + 1].out : n->out;
+        int fused = fused_with_next(g, i), out = fused ? g->nodes[i + 1].out : n->out, x = n->in[0];
+        if (fused && last[x] == i && x != g->input) {
+            /* in place: the fused pass reads each float of x before it writes the same float of out */
+            value_off[out] = value_off[x];
+            arena_rename(&a, x, out);
+            i++;
+            continue;
+        }
         if (value_off[out] == UNPLACED)
             value_off[out] = arena_take(&a, align_up(cn_shape_count(g->values[out].shape)), out);
         for (int k = 0; k < 2; k++)

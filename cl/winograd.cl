@@ -141,6 +141,18 @@ static inline __attribute__((always_inline)) void wg_untile16(const float16 *m, 
     }
 }
 
+/* The first n lanes of v at p (all 16: one vector store). */
+static void wg_store_lanes(__global float *p, const float16 v, const int n)
+{
+    if (n == WG_TILES) {
+        vstore16(v, 0, p);
+        return;
+    }
+    float lane[WG_TILES];
+    vstore16(v, 0, lane);
+    for (int l = 0; l < n; l++) p[l] = lane[l];
+}
+
 /*
  * V from one image x (C, H, W). Global (ceil(tw/16), th, C): work-item
  * (bx, ty, c) transforms 16 neighbouring tiles of channel c, as float16 lanes
@@ -156,16 +168,7 @@ __kernel void winograd_input(__global const float *x, const int x_off, __global 
     const size_t tiles = (size_t)th * tw, step = (size_t)c * tiles;
     __global float *out = v + v_off + ch * tiles + ty * tw + tx0;
     const int n = min(WG_TILES, tw - tx0);
-    for (int q = 0; q < 16; q++) {
-        __global float *o = out + q * step;
-        if (n == WG_TILES) {
-            vstore16(e[q], 0, o);
-            continue;
-        }
-        float lane[WG_TILES];
-        vstore16(e[q], 0, lane);
-        for (int l = 0; l < n; l++) o[l] = lane[l];
-    }
+    for (int q = 0; q < 16; q++) wg_store_lanes(out + q * step, e[q], n);
 }
 
 /*
@@ -310,16 +313,7 @@ __kernel void winograd_dy(__global const float *dy, const int dy_off, __global f
     const int n = min(WG_TILES, tw - tx0);
     for (int a = 0; a < 4; a++) {
         const float16 e[4] = {p[a], p[a] + q[a], p[a] - q[a], -q[a]};
-        for (int b = 0; b < 4; b++) {
-            __global float *dst = out + (4 * a + b) * step;
-            if (n == WG_TILES) {
-                vstore16(e[b], 0, dst);
-                continue;
-            }
-            float lane[WG_TILES];
-            vstore16(e[b], 0, lane);
-            for (int l = 0; l < n; l++) dst[l] = lane[l];
-        }
+        for (int b = 0; b < 4; b++) wg_store_lanes(out + (4 * a + b) * step, e[b], n);
     }
 }
 

@@ -847,22 +847,34 @@ static clunet_status run_tiled(clunet_context *ctx, int ob, void *arg)
     return tiled_conv(ctx, &t->p, &t->x, &t->w, &t->y, &t->work, 0);
 }
 
-static clunet_status run_winograd(clunet_context *ctx, int on, void *arg)
+/*
+ * Winograd against what it stands in for, on the 128 -> 128 conv at 64 x 64
+ * (the wide rule's threshold shape): y (dw = 0) or the weight gradient (dw =
+ * 1), through the GEMM this device chose, not one a test forced (CLBlast's
+ * batched product is slow on PoCL).
+ */
+static clunet_status run_wide_probe(clunet_context *ctx, conv_probe *t, int dw, int on)
 {
-    conv_probe *t = arg;
     CN_TRY(probe_alloc(ctx, t));
-    ctx->conv_winograd = on;
     cn_conv2d_params p = t->p;
     p.cout = 128;
-    cn_tensor x = t->x, y = t->y, w = t->w;
+    cn_tensor x = t->x, y = t->y, w = t->w; /* y and w double as dy and dw */
     x.c = y.c = w.n = w.c = 128, x.h = x.w = y.h = y.w = 64;
-    /* through the GEMM this device chose, not one a test forced (CLBlast's batched product is slow on PoCL) */
     int forced = ctx->gemm_impl;
     ctx->gemm_impl = -1;
     clunet_status st = cn_gemm_choose(ctx);
-    if (st == CLUNET_OK) st = direct_path_conv(ctx, on ? PATH_WINOGRAD : PATH_LOCAL, &p, &x, &w, &y, &t->work, 0);
+    if (st == CLUNET_OK && dw)
+        st = on ? winograd_dw(ctx, &x, &y, &w, &t->work) : gemm_dw(ctx, &p, &x, &y, &w, &t->work, 0);
+    else if (st == CLUNET_OK)
+        st = direct_path_conv(ctx, on ? PATH_WINOGRAD : PATH_LOCAL, &p, &x, &w, &y, &t->work, 0);
     if (forced >= 0) ctx->gemm_impl = forced;
     return st;
+}
+
+static clunet_status run_winograd(clunet_context *ctx, int on, void *arg)
+{
+    ctx->conv_winograd = on;
+    return run_wide_probe(ctx, arg, 0, on);
 }
 
 static clunet_status run_wino_fused(clunet_context *ctx, int on, void *arg)
@@ -875,19 +887,8 @@ static clunet_status run_wino_fused(clunet_context *ctx, int on, void *arg)
 
 static clunet_status run_wino_dw(clunet_context *ctx, int on, void *arg)
 {
-    conv_probe *t = arg;
-    CN_TRY(probe_alloc(ctx, t));
     ctx->conv_wino_dw = on;
-    cn_conv2d_params p = t->p;
-    p.cout = 128;
-    cn_tensor x = t->x, dy = t->y, dw = t->w;
-    x.c = dy.c = dw.n = dw.c = 128, x.h = x.w = dy.h = dy.w = 64;
-    int forced = ctx->gemm_impl; /* through the GEMM this device chose, as for run_winograd */
-    ctx->gemm_impl = -1;
-    clunet_status st = cn_gemm_choose(ctx);
-    if (st == CLUNET_OK) st = on ? winograd_dw(ctx, &x, &dy, &dw, &t->work) : gemm_dw(ctx, &p, &x, &dy, &dw, &t->work, 0);
-    if (forced >= 0) ctx->gemm_impl = forced;
-    return st;
+    return run_wide_probe(ctx, arg, 1, on);
 }
 
 static clunet_status run_direct_dw(clunet_context *ctx, int outputs, void *arg)

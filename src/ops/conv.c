@@ -62,26 +62,26 @@ static int winograd_shape(const cn_conv2d_params *p)
 }
 
 /*
- * Winograd F(2x2,3x3) needs 2.25x fewer multiply-adds than the conv, as 16
- * GEMMs, but its transforms move ~4x the input and output through memory:
- * ~C*Co multiply-adds per pixel against ~(C + Co) floats moved. Where
- * C*Co/(C+Co) >= 64 (128 -> 128 channels, the probe conv_choose times it on)
- * the products dominate; below, the tiled conv ran as fast on PoCL (AVX2).
+ * Whether Winograd pays for a conv from in_c to out_c channels: its shape, and
+ * C*Co/(C+Co) (multiply-adds saved per pixel against the floats its
+ * transforms handle) at least `floor`. The floors, measured on PoCL (AVX2):
+ *  - WINO_WIDE, the unfused y and dx: the transforms move ~4x the input and
+ *    output through memory; at 64 (128 -> 128 channels, the probe
+ *    conv_choose times it on) the products dominate, below it the tiled conv
+ *    ran as fast;
+ *  - WINO_FUSED, winograd_fused (V and M stay in the cache): only the
+ *    transforms' arithmetic counts; below 8 (the head's 16 -> 1) it is a large
+ *    share and conv2d_tiled stays;
+ *  - WINO_DW, the weight gradient: V and dM go through memory; at 24
+ *    decoder.3's 160 -> 32 at 256 x 256 (26.7) took 41 ms against 47 by
+ *    conv2d_direct_dw, 32 -> 32 (16) the same, 32 -> 16 at 512 x 512 (10.7)
+ *    30 against 19.
  */
-static int winograd_wide(const cn_conv2d_params *p, int in_c, int out_c)
-{
-    return winograd_shape(p) && (double)in_c * out_c >= 64.0 * (in_c + out_c);
-}
+enum { WINO_WIDE = 64, WINO_FUSED = 8, WINO_DW = 24 };
 
-/*
- * winograd_fused keeps V and M in the cache, so only its transforms' arithmetic
- * stands against the 2.25x fewer multiply-adds: per tile ~C + Co transforms
- * against 16*C*Co products. Where C*Co/(C+Co) < 8 (the head's 16 -> 1) the
- * transforms are a large share and conv2d_tiled stays.
- */
-static int winograd_fusable(const cn_conv2d_params *p, int in_c, int out_c)
+static int winograd_pays(const cn_conv2d_params *p, int in_c, int out_c, int floor)
 {
-    return winograd_shape(p) && (double)in_c * out_c >= 8.0 * (in_c + out_c);
+    return winograd_shape(p) && (double)in_c * out_c >= (double)floor * (in_c + out_c);
 }
 
 /* Floats of U, V and M for one image (the same for y and for dx: the formula is symmetric in the channels). */
@@ -232,9 +232,9 @@ static size_t fused_local_bytes(int slab, int out_c)
  *  - elsewhere, with at most 32 channels in, PATH_GROUPS (conv2d_direct_wg),
  *    where its weight slab fits local memory.
  * On CPUs that measured it faster (ctx->conv_winograd), 3x3 convs with one
- * pixel of padding and enough channels (winograd_wide) take PATH_WINOGRAD;
+ * pixel of padding and enough channels (WINO_WIDE) take PATH_WINOGRAD;
  * the other 3x3 convs with one pixel of padding and not too few channels
- * (winograd_fusable) take PATH_WINO_FUSED where that measured faster than
+ * (WINO_FUSED) take PATH_WINO_FUSED where that measured faster than
  * conv2d_tiled (ctx->conv_wino_fused) and fits.
  * CLUNET_CONV=direct takes PATH_GROUPS whatever the channels; =winograd takes
  * PATH_WINOGRAD wherever it can, =winograd-fused PATH_WINO_FUSED; =gemm never
@@ -248,8 +248,9 @@ static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_param
     if (mode == MODE_WINO_FUSED && fused_fits) return PATH_WINO_FUSED;
     if (mode == MODE_GEMM || !flippable(p)) return PATH_GEMM;
     if (mode == MODE_AUTO && cn_device_is_cpu(ctx)) {
-        if (ctx->conv_winograd > 0 && winograd_wide(p, in_c, out_c)) return PATH_WINOGRAD;
-        if (ctx->conv_wino_fused > 0 && fused_fits && winograd_fusable(p, in_c, out_c)) return PATH_WINO_FUSED;
+        if (ctx->conv_winograd > 0 && winograd_pays(p, in_c, out_c, WINO_WIDE)) return PATH_WINOGRAD;
+        if (ctx->conv_wino_fused > 0 && fused_fits && winograd_pays(p, in_c, out_c, WINO_FUSED))
+            return PATH_WINO_FUSED;
     }
     if (gpu_kernels(ctx, mode)) {
         size_t slab = (size_t)DIRECT_WG_SLAB * p->k * p->k * direct_wg_block(out_c) * sizeof(float);
@@ -788,17 +789,13 @@ static clunet_status gemm_dw(clunet_context *ctx, const cn_conv2d_params *p, con
 /*
  * Whether dw goes through winograd_dw: CLUNET_CONV=winograd wherever the shape
  * allows; on CPUs that measured it faster than im2col + GEMM
- * (ctx->conv_wino_dw), where C*Co/(C+Co) >= 24. Below that its transforms,
- * which move V and dM (16 floats per tile and channel) through memory, cost
- * more than the products save: on PoCL (AVX2) decoder.3's 160 -> 32 at 256 x
- * 256 (26.7) took 41 ms against 47 by conv2d_direct_dw, 32 -> 32 (16) the
- * same, 32 -> 16 at 512 x 512 (10.7) 30 against 19.
+ * (ctx->conv_wino_dw), with enough channels (WINO_DW).
  */
 static int winograd_dw_path(const clunet_context *ctx, int mode, const cn_conv2d_params *p, int in_c, int out_c)
 {
     if (mode == MODE_WINOGRAD) return winograd_shape(p);
-    return mode == MODE_AUTO && cn_device_is_cpu(ctx) && ctx->conv_wino_dw > 0 && winograd_shape(p) &&
-           (double)in_c * out_c >= 24.0 * (in_c + out_c);
+    return mode == MODE_AUTO && cn_device_is_cpu(ctx) && ctx->conv_wino_dw > 0 &&
+           winograd_pays(p, in_c, out_c, WINO_DW);
 }
 
 /*

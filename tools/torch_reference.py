@@ -4,6 +4,8 @@
 The twin is the seed project's segmentation_models Unet('efficientnetb0'): a torchvision
 EfficientNet-B0 encoder (stochastic depth off), five decoder blocks (nearest 2x upsample,
 concat skip, 2 x [conv3x3 no bias, BN, ReLU]) and a conv3x3 head with one logit channel.
+With input_skip (clunet train --input-skip on; "input_skip": 1 in a checkpoint's config) the
+last decoder block also concatenates the network input, as the others concatenate encoder features.
 It is not a training program: it writes weights, runs one step on a given batch, and
 compares tensors.
 
@@ -11,7 +13,8 @@ Tensor names (float32, num_batches_tracked excluded):
   encoder.<torchvision efficientnet_b0().features state_dict name>   e.g. encoder.0.0.weight
   decoder.{i}.conv1.weight  decoder.{i}.bn1.{weight,bias,running_mean,running_var}  (same for 2)
   head.weight  head.bias
-Decoder i concatenates [upsampled, skip] in that channel order (skips: 672, 240, 144, 96 ch).
+Decoder i concatenates [upsampled, skip] in that channel order (skips: 672, 240, 144, 96 ch, then
+the 3-channel input with input_skip).
 
 Files are safetensors, read and written here without the safetensors package.
 
@@ -204,13 +207,14 @@ class DecoderBlock(nn.Module if HAVE_TORCH else object):
 class Twin(nn.Module if HAVE_TORCH else object):
     """Unet(efficientnetb0); forward returns logits (N,1,H,W) for H, W multiples of 32."""
 
-    def __init__(self, bn_eps=1e-5):
+    def __init__(self, bn_eps=1e-5, input_skip=False):
         super().__init__()
         self.bn_eps = bn_eps
+        self.input_skip = input_skip
         self.encoder = torchvision.models.efficientnet_b0(stochastic_depth_prob=0.0).features
         blocks = []
         cin = 1280
-        for cout, skip in zip(DECODER_CHANNELS, SKIP_CHANNELS + (0,)):
+        for cout, skip in zip(DECODER_CHANNELS, SKIP_CHANNELS + (3 if input_skip else 0,)):
             blocks.append(DecoderBlock(cin + skip, cout))
             cin = cout
         self.decoder = nn.ModuleList(blocks)
@@ -238,8 +242,11 @@ class Twin(nn.Module if HAVE_TORCH else object):
 
     def forward(self, x):
         # x is (N,3,H,W)
+        image = x
         x, skips = self.encode(x)
         skips.reverse()
+        if self.input_skip:
+            skips.append(image)
         for i, block in enumerate(self.decoder):
             x = block(x, skips[i] if i < len(skips) else None)
         return self.head(x)
@@ -283,7 +290,11 @@ def load_twin(path, bn_eps=None):
             bn_eps = float(json.loads(meta["config"])["bn_eps"])
         except (KeyError, ValueError, TypeError):
             raise Fail(f"{path}: metadata has no config.bn_eps (pass --bn-eps)")
-    model = Twin(bn_eps)
+    try:
+        input_skip = bool(json.loads(meta["config"]).get("input_skip", 0))
+    except (KeyError, ValueError, TypeError, AttributeError):
+        input_skip = False
+    model = Twin(bn_eps, input_skip)
     want = twin_tensors(model)
     missing = sorted(set(want) - set(tensors))
     extra = sorted(set(tensors) - set(want))

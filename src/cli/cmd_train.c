@@ -37,6 +37,9 @@ static int usage(FILE *f, int status)
             "  --preprocess P             clahe-green (default): CLAHE of the green channel, where\n"
             "                             vessels contrast best; or rgb (kept in the checkpoint)\n"
             "model and optimisation:\n"
+            "  --input-skip on|off  off (default): the seed's U-Net; on: its last decoder block, at full\n"
+            "                    resolution, also sees the input image, as the others see encoder\n"
+            "                    features (the encoder starts at half resolution; kept in the checkpoint)\n"
             "  --size S          patch size, a multiple of 32 (default %d)\n"
             "  --batch B         batch size (default %d)\n"
             "  --epochs E        epochs (default %d)\n"
@@ -128,7 +131,10 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--device")) cfg.device = v;
         else if (!strcmp(a, "--resume")) cfg.resume = v;
         else if (!strcmp(a, "--encoder-weights")) cfg.encoder_weights = v;
-        else if (!strcmp(a, "--preprocess")) {
+        else if (!strcmp(a, "--input-skip")) {
+            if (strcmp(v, "on") && strcmp(v, "off")) return cli_bad_value(a, v);
+            cfg.input_skip = !strcmp(v, "on");
+        } else if (!strcmp(a, "--preprocess")) {
             if (!cn_preprocess_from_name(v, &cfg.preprocess)) return cli_bad_value(a, v);
         }
         else if (!strcmp(a, "--synthetic")) {

@@ -83,6 +83,7 @@ typedef struct cn_unet_config {
     double bn_eps;            /* 1e-5 */
     double bn_momentum;       /* 0.1 */
     int same_padding;         /* 0: symmetric (k-1)/2 (PyTorch); 1: TensorFlow 'same' */
+    int input_skip;           /* 0: the seed's; 1: the last decoder block also concatenates the input (full resolution) */
 } cn_unet_config;
 
 void cn_unet_default_config(cn_unet_config *cfg);

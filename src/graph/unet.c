@@ -203,7 +203,9 @@ clunet_status cn_unet_build(const cn_unet_config *cfg, cn_graph *g)
     x = conv_bn_act(&b, x, 1280, 1, 1, 1, CN_OP_SWISH, "encoder.8", "encoder.8 top");
 
     static const int widths[5] = {256, 128, 64, 32, 16};
-    for (int i = 0; i < 5; i++) x = decoder_block(&b, x, i < 4 ? skips[3 - i] : -1, widths[i], i);
+    /* The encoder starts at half resolution, so without the input the last block sees nothing finer. */
+    int last_skip = cfg->input_skip ? g->input : -1;
+    for (int i = 0; i < 5; i++) x = decoder_block(&b, x, i < 4 ? skips[3 - i] : last_skip, widths[i], i);
     g->output = conv(&b, x, 1, 3, 1, 1, 1, "head", "head");
     if (b.failed) {
         cn_graph_free(g);

@@ -45,9 +45,10 @@ clunet_status cn_upcat_forward(clunet_context *ctx, const cn_tensor *x, const cn
 clunet_status cn_upcat_backward(clunet_context *ctx, const cn_tensor *dy, const cn_tensor *dx,
                                 const cn_tensor *dskip, int accumulate)
 {
-    // dy is (N,C1+C2,2H,2W), dx is (N,C1,H,W), dskip is (N,C2,2H,2W) or NULL
+    // dy is (N,C1+C2,2H,2W), dx is (N,C1,H,W), dskip is (N,C2,2H,2W) or NULL: a skip that needs no gradient
     CN_TRY(cn_pw_check_like("upcat_backward", "dx", dx, dx));
-    int c1 = dx->c, c2 = dskip ? dskip->c : 0, h = dx->h, w = dx->w;
+    int c1 = dx->c, c2 = dy->c - c1, h = dx->h, w = dx->w;
+    if (c2 < 0) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "upcat_backward: dy has %d channels, fewer than dx's %d", dy->c, c1);
     if (dskip) CN_TRY(cn_pw_check_shape("upcat_backward", "dskip", dskip, dx->n, c2, 2 * h, 2 * w));
     CN_TRY(cn_pw_check_shape("upcat_backward", "dy", dy, dx->n, c1 + c2, 2 * h, 2 * w));
     cl_kernel k;

@@ -19,7 +19,7 @@ void cn_ref_upcat_forward(const double *x, const double *skip, int n, int c1, in
 
 void cn_ref_upcat_backward(const double *dy, int n, int c1, int c2, int h, int w, double *dx, double *dskip)
 {
-    // dy is (N,C1+C2,2H,2W), dx is (N,C1,H,W), dskip is (N,C2,2H,2W)
+    // dy is (N,C1+C2,2H,2W), dx is (N,C1,H,W), dskip is (N,C2,2H,2W) or NULL (not wanted)
     int ho = 2 * h, wo = 2 * w, c = c1 + c2;
     for (size_t k = 0; k < (size_t)n * c1 * h * w; k++) dx[k] = 0.0;
     for (int b = 0; b < n; b++)
@@ -29,7 +29,7 @@ void cn_ref_upcat_backward(const double *dy, int n, int c1, int c2, int h, int w
                     double g = dy[(((size_t)b * c + ch) * ho + i) * wo + j];
                     if (ch < c1)
                         dx[(((size_t)b * c1 + ch) * h + i / 2) * w + j / 2] += g;
-                    else
+                    else if (dskip)
                         dskip[(((size_t)b * c2 + ch - c1) * ho + i) * wo + j] = g;
                 }
 }

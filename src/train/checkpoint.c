@@ -55,6 +55,7 @@ static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_in
     info->bn_eps = json_number(config, "bn_eps", &v) ? v : 1e-5;
     info->bn_momentum = json_number(config, "bn_momentum", &v) ? v : 0.1;
     info->same_padding = json_number(config, "same_padding", &v) ? (int)v : 0;
+    info->input_skip = json_number(config, "input_skip", &v) ? (int)v : 0;
     info->size = json_number(config, "size", &v) ? (int)v : 0;
     snprintf(info->config, sizeof info->config, "%s", config);
     if (!parse_triple(mean, info->input_mean) || !parse_triple(std, info->input_std))
@@ -173,8 +174,8 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
         snprintf(stdv, sizeof stdv, "[%.9g, %.9g, %.9g]", info->input_std[0], info->input_std[1], info->input_std[2]);
         snprintf(config, sizeof config,
                  "{\"model\": \"unet-efficientnet-b0\", \"bn_eps\": %.17g, \"bn_momentum\": %.17g, "
-                 "\"same_padding\": %d, \"size\": %d%s%s}",
-                 g->bn_eps, g->bn_momentum, info->same_padding, info->size, info->config[0] ? ", \"train\": " : "",
+                 "\"same_padding\": %d, \"input_skip\": %d, \"size\": %d%s%s}",
+                 g->bn_eps, g->bn_momentum, info->same_padding, info->input_skip, info->size, info->config[0] ? ", \"train\": " : "",
                  info->config);
         cn_st_meta md[] = {{"format", FORMAT}, {"config", config}, {"epoch", epoch}, {"epoch_step", epoch_step}, {"adam_step", step},
                            {"seed", seed},     {"best_f1", best},  {"input_mean", mean}, {"input_std", stdv}, {"partial", partial},

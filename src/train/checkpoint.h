@@ -13,6 +13,7 @@
 typedef struct cn_checkpoint_info {
     double bn_eps, bn_momentum;
     int same_padding;
+    int input_skip;          /* cn_unet_config's (0 in checkpoints that predate it) */
     int size;                /* training patch size */
     int epoch;               /* epochs completed */
     int epoch_step;          /* steps done in the next epoch (a run stopped mid-epoch) */

@@ -17,6 +17,7 @@ clunet_status cn_model_open(const char *weights, const char *device, int size, i
     cfg.bn_eps = m->info.bn_eps;
     cfg.bn_momentum = m->info.bn_momentum;
     cfg.same_padding = m->info.same_padding;
+    cfg.input_skip = m->info.input_skip;
     clunet_settings s;
     clunet_default_settings(&s);
     s.device = device;

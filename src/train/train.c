@@ -213,12 +213,14 @@ static clunet_status setup_model(run *r)
     ucfg.batch = cfg->batch;
     ucfg.height = ucfg.width = cfg->size;
     ucfg.bn_eps = cfg->bn_eps;
+    ucfg.input_skip = cfg->input_skip;
     if (cfg->resume) {
         cn_checkpoint_info peek;
         CN_TRY(cn_checkpoint_peek(cfg->resume, &peek));
         ucfg.bn_eps = peek.bn_eps;
         ucfg.bn_momentum = peek.bn_momentum;
         ucfg.same_padding = peek.same_padding;
+        ucfg.input_skip = peek.input_skip;
     }
     CN_TRY(cn_unet_build(&ucfg, &r->graph));
     clunet_status st = cn_exec_create(r->ctx, &r->graph, 1, &r->exec);
@@ -238,6 +240,8 @@ static clunet_status setup_model(run *r)
     r->info.best_f1 = -1;
     r->info.bn_eps = ucfg.bn_eps;
     r->info.bn_momentum = ucfg.bn_momentum;
+    r->info.same_padding = ucfg.same_padding;
+    r->info.input_skip = ucfg.input_skip;
     snprintf(r->info.config, sizeof r->info.config,
              "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
              "\"weight_decay\": %g, \"loss_lambda\": %g, \"augment\": %d, "

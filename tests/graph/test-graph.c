@@ -206,23 +206,27 @@ int main(void)
      * EfficientNet, which the seed used, has eps 1e-3 too.
      */
     cfg.bn_eps = 1e-3;
-    cn_graph g;
-    if (cn_unet_build(&cfg, &g) != CLUNET_OK) {
-        printf("FAIL: build: %s\n0 passed, 1 failed\n", clunet_last_error());
-        return 1;
-    }
     const clunet_device_info *devs;
     int n;
     if (clunet_devices(&devs, &n) != CLUNET_OK) {
         printf("FAIL: %s\n0 passed, 1 failed\n", clunet_last_error());
         return 1;
     }
-    for (int d = 0; d < n; d++) {
-        if (devs[d].simulator) continue;
-        char spec[16];
-        snprintf(spec, sizeof spec, "%d", d);
-        run_device(spec, &g);
+    /* The seed's U-Net, then the variant whose last decoder block also reads the input (--input-skip on). */
+    for (cfg.input_skip = 0; cfg.input_skip <= 1; cfg.input_skip++) {
+        cn_graph g;
+        if (cn_unet_build(&cfg, &g) != CLUNET_OK) {
+            printf("FAIL: build: %s\n0 passed, 1 failed\n", clunet_last_error());
+            return 1;
+        }
+        printf("U-Net, input skip %s\n", cfg.input_skip ? "on" : "off");
+        for (int d = 0; d < n; d++) {
+            if (devs[d].simulator) continue;
+            char spec[16];
+            snprintf(spec, sizeof spec, "%d", d);
+            run_device(spec, &g);
+        }
+        cn_graph_free(&g);
     }
-    cn_graph_free(&g);
     return check_summary();
 }

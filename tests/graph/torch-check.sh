@@ -11,7 +11,8 @@
 #     weight gradient by up to 1% (measured: the reference step with every op's
 #     output rounded to float reproduces the device's gradients to 1e-7 and
 #     differs from float64 by up to 1%; the twin in float32 differs too).
-#  3. a clunet checkpoint loads into the twin by name (no tensor missing), and
+#  3. a clunet checkpoint (of the --input-skip variant: 1 and 2 check the seed's
+#     network) loads into the twin by name (no tensor missing), and
 #     `clunet predict --npy` gives the twin's probabilities on the same image;
 #  4. the same with test-time views on both sides (mean of 8 mirrored and transposed views),
 #     also on an image that is not a multiple of 32 (padding after flipping).
@@ -40,7 +41,8 @@ grep -E "$rows" "$dir/table.txt" | awk '{ if ($NF == "FAIL") bad = 1; n++ } END 
 echo "forward and loss agree within 1e-3"
 
 echo "== 3. a clunet checkpoint in the twin: clunet predict --npy vs the twin's probabilities"
-"$clunet" train --synthetic 4 --size 64 --batch 2 --epochs 1 --steps 2 --lr 1e-3 --preprocess rgb --out "$dir/run" > /dev/null
+"$clunet" train --synthetic 4 --size 64 --batch 2 --epochs 1 --steps 2 --lr 1e-3 --preprocess rgb --input-skip on \
+    --out "$dir/run" > /dev/null
 "$clunet" synth --out "$dir/img" --n 1 --size 64 --seed 5 > /dev/null
 "$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred" --npy --views 1 "$dir/img/0000.png"
 "$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/0000.png" \

@@ -664,13 +664,15 @@ static void add_cases(to_run *r)
 
 typedef struct upcat_shape {
     int n, c1, c2, h, w; /* x (N,C1,H,W), skip (N,C2,2H,2W) */
+    int skip_constant;   /* the skip needs no gradient (the network input): backward gets no dskip */
 } upcat_shape;
 
-/* The last: rows of whole vectors and a rest (CPUs' row kernels), both directions. */
-static const upcat_shape upcat_small[] = {{2, 3, 4, 3, 5}, {1, 5, 0, 2, 3}, {2, 3, 1, 1, 1}, {1, 2, 3, 3, 13}};
-/* The decoder of the EfficientNet-B0 U-Net at 64x64 input. */
-static const upcat_shape upcat_full[] = {
-    {2, 1280, 672, 2, 2}, {2, 256, 240, 4, 4}, {2, 128, 144, 8, 8}, {2, 64, 96, 16, 16}, {2, 32, 0, 32, 32}};
+/* The last two: rows of whole vectors and a rest (CPUs' row kernels), both directions. */
+static const upcat_shape upcat_small[] = {
+    {2, 3, 4, 3, 5}, {1, 5, 0, 2, 3}, {2, 3, 1, 1, 1}, {2, 4, 3, 3, 5, 1}, {1, 2, 3, 3, 13}, {1, 2, 3, 3, 13, 1}};
+/* The decoder of the EfficientNet-B0 U-Net at 64x64 input, its last block without and with the input skip. */
+static const upcat_shape upcat_full[] = {{2, 1280, 672, 2, 2}, {2, 256, 240, 4, 4}, {2, 128, 144, 8, 8},
+                                         {2, 64, 96, 16, 16},  {2, 32, 0, 32, 32},  {2, 32, 3, 32, 32, 1}};
 static const upcat_shape upcat_perf[] = {{1, 64, 96, 128, 128}, {1, 32, 0, 256, 256}};
 
 typedef struct upcat_case {
@@ -689,7 +691,7 @@ static clunet_status upcat_fwd(clunet_context *ctx, void *p)
 static clunet_status upcat_bwd(clunet_context *ctx, void *p)
 {
     upcat_case *c = p;
-    return cn_upcat_backward(ctx, &c->dy, &c->dx, c->s.c2 ? &c->dskip : NULL, c->acc);
+    return cn_upcat_backward(ctx, &c->dy, &c->dx, c->s.c2 && !c->s.skip_constant ? &c->dskip : NULL, c->acc);
 }
 
 static double upcat_loss(void *p)
@@ -710,7 +712,9 @@ static void upcat_cases(to_run *r)
         size_t nx = (size_t)s.n * s.c1 * s.h * s.w, nskip = (size_t)s.n * s.c2 * 4 * s.h * s.w;
         size_t ny = nx * 4 + nskip;
         int acc = accumulates(r, i);
-        snprintf(desc, sizeof desc, "x %d,%d,%d,%d + skip %d@%dx%d", s.n, s.c1, s.h, s.w, s.c2, 2 * s.h, 2 * s.w);
+        int has_dskip = s.c2 && !s.skip_constant;
+        snprintf(desc, sizeof desc, "x %d,%d,%d,%d + skip %d@%dx%d%s", s.n, s.c1, s.h, s.w, s.c2, 2 * s.h, 2 * s.w,
+                 s.skip_constant ? " (constant)" : "");
         if (to_begin(r, "upcat_forward", desc)) {
             float *x = to_random(r, nx, -2.0f, 2.0f), *skip = s.c2 ? to_random(r, nskip, -2.0f, 2.0f) : NULL;
             upcat_case c = {.s = s,
@@ -727,19 +731,19 @@ static void upcat_cases(to_run *r)
         }
         if (to_begin(r, "upcat_backward", acc ? strcat(desc, " acc") : desc)) {
             float *dy = to_random(r, ny, -1.0f, 1.0f), *dx0 = to_random(r, nx, -1.0f, 1.0f);
-            float *dskip0 = s.c2 ? to_random(r, nskip, -1.0f, 1.0f) : NULL;
+            float *dskip0 = has_dskip ? to_random(r, nskip, -1.0f, 1.0f) : NULL;
             upcat_case c = {.s = s,
                             .dy = view(to_upload(r, dy, ny), s.n, s.c1 + s.c2, 2 * s.h, 2 * s.w),
                             .dx = view(to_inout(r, dx0, nx), s.n, s.c1, s.h, s.w),
                             .acc = acc};
-            if (s.c2) c.dskip = view(to_inout(r, dskip0, nskip), s.n, s.c2, 2 * s.h, 2 * s.w);
-            if (to_exec(r, upcat_bwd, &c, 3.0 * nx, 4.0 * (ny + (acc ? 2 : 1) * (nx + nskip)))) {
+            if (has_dskip) c.dskip = view(to_inout(r, dskip0, nskip), s.n, s.c2, 2 * s.h, 2 * s.w);
+            if (to_exec(r, upcat_bwd, &c, 3.0 * nx, 4.0 * (ny + (acc ? 2 : 1) * (nx + (has_dskip ? nskip : 0))))) {
                 double *dx = to_alloc_double(r, nx), *dskip = to_alloc_double(r, nskip);
                 c.w = to_widen(r, dy, ny);
                 cn_ref_upcat_backward(c.w, s.n, s.c1, s.c2, s.h, s.w, dx, dskip);
                 // Four-term sums in a fixed pairing: within a few float roundings.
                 to_compare(r, "dx", (to_buf){c.dx, nx}, plus_initial(r, dx, dx0, nx, acc), nx, 1e-6);
-                if (s.c2)
+                if (has_dskip)
                     to_compare(r, "dskip", (to_buf){c.dskip, nskip}, plus_initial(r, dskip, dskip0, nskip, acc), nskip,
                                1e-6);
                 if (r->grad && ny <= 300000) {
@@ -747,7 +751,7 @@ static void upcat_cases(to_run *r)
                     c.skipd = s.c2 ? to_widen(r, to_random(r, nskip, -2.0f, 2.0f), nskip) : NULL;
                     c.out = to_alloc_double(r, ny);
                     to_grad_check(r, "dx (reference)", c.xd, nx, dx, upcat_loss, &c);
-                    if (s.c2) to_grad_check(r, "dskip (reference)", c.skipd, nskip, dskip, upcat_loss, &c);
+                    if (has_dskip) to_grad_check(r, "dskip (reference)", c.skipd, nskip, dskip, upcat_loss, &c);
                 }
             }
             to_end(r);

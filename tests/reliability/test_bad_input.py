@@ -148,6 +148,8 @@ def main():
     size = os.path.getsize(good)
     tensors, meta, start = rel.st_header(good)
     some = sorted(n for n in tensors if n.startswith('decoder.') and len(tensors[n][0]) == 4)[0]
+    t.check('"input_skip": 0' in meta['config'], 'a run records whether it has the input skip',
+            'config: %s' % meta['config'][:200])
     broken = [
         ('truncated to half', lambda p: truncate_copy(good, p, size // 2)),
         ('truncated by one byte', lambda p: truncate_copy(good, p, size - 1)),
@@ -158,6 +160,9 @@ def main():
          lambda p: rewrite(good, p, lambda n, s: [s[1], s[0]] + s[2:] if n == some else s)),
         ('tensor %s reshaped to one dimension' % some,
          lambda p: rewrite(good, p, lambda n, s: [s[0] * s[1] * s[2] * s[3]] if n == some else s)),
+        # a config that claims the input skip, whose last decoder block has 3 input channels more
+        ('config with input_skip 1', lambda p: rewrite(good, p, lambda n, s: s, {
+            'config': meta['config'].replace('"input_skip": 0', '"input_skip": 1')})),
         ('input_std [0, 1, 1]', lambda p: rewrite(good, p, lambda n, s: s, {'input_std': '[0, 1, 1]'})),
         ('input_mean [nan, 0, 0]', lambda p: rewrite(good, p, lambda n, s: s, {'input_mean': '[nan, 0, 0]'})),
         ('format clunet-checkpoint-9', lambda p: rewrite(good, p, lambda n, s: s, {'format': 'clunet-checkpoint-9'})),

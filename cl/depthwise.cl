@@ -1,7 +1,8 @@
 /*
  * depthwise.cl - direct depthwise conv2d (groups == C == Co) for
- * src/ops/depthwise.c. Built once per kernel size and stride: -DDW_K=3|5
- * -DDW_S=1|2, so the tap loops unroll. Weights are (C, 1, K, K).
+ * src/ops/depthwise.c. Built once per kernel size, stride and left padding:
+ * -DDW_K=3|5 -DDW_S=1|2 -DDW_PAD=p (p < K), so the tap loops unroll and the
+ * tap offsets are constants. Weights are (C, 1, K, K).
  *
  * Every kernel works on 16 neighbouring pixels of a row as one float16 (CPUs
  * vectorise explicit vectors, not loops over pixels); lanes that fall in the
@@ -15,21 +16,63 @@
 #define DW_S 1
 #endif
 
-/* row[i0 + j*DW_S] for lanes j = 0..15, zero outside [0, w). */
-static float16 taps16(__global const float *row, const int i0, const int w)
+#ifndef DW_PAD
+#define DW_PAD 0
+#endif
+
+/* row[i0 + j*DW_S] for lanes j = 0..15, all inside the row. */
+static float16 taps16(__global const float *row, const int i0)
 {
 #if DW_S == 1
-    return cn_row16(row, i0, w);
+    return vload16(0, row + i0);
 #else
-#if DW_S == 2
-    if (i0 >= 0 && i0 + 32 <= w) return (float16)(vload16(0, row + i0).even, vload16(0, row + i0 + 16).even);
+    return (float16)(vload16(0, row + i0).even, vload16(0, row + i0 + 16).even);
 #endif
-    float v[16];
-    for (int j = 0; j < 16; j++) {
-        const int i = i0 + j * DW_S;
-        v[j] = i >= 0 && i < w ? row[i] : 0.0f;
+}
+
+/*
+ * Whether the taps of a work-item whose lane 0 sits over x0 may leave [0, n):
+ * such work-items take their taps from a window16 instead. A margin of DW_K
+ * on each side covers every tap offset (the pads are below DW_K).
+ */
+static int near_edge(const int x0, const int n) { return x0 < DW_K || x0 + 16 * DW_S + DW_K > n; }
+
+/*
+ * The vectors of a row from x0 - 16 to x0 + 16 * (DW_S + 1), zero outside
+ * [0, n); x0 a multiple of 16. Each tap is then a lane shift of two of them
+ * instead of 16 guarded scalar loads: on the 16- and 32-wide maps of the deep
+ * stages nearly every work-item is at an edge.
+ */
+typedef struct window16 {
+    float16 v[DW_S + 2];
+} window16;
+
+static window16 window_load(__global const float *row, const int x0, const int n)
+{
+    window16 win;
+#pragma unroll
+    for (int i = 0; i < DW_S + 2; i++) {
+        const int s = x0 + 16 * (i - 1);
+        win.v[i] = s >= 0 && s + 16 <= n ? vload16(0, row + s) : s >= 0 && s < n ? cn_row16(row, s, n) : (float16)0.0f;
     }
-    return vload16(0, v);
+    return win;
+}
+
+/* row[x0 + d + j] for lanes j; -16 <= d < 16 * DW_S, a constant once the tap loops unroll. */
+static float16 window_span(const window16 win, const int d)
+{
+    const uint16 lanes = (uint16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const int i = (d + 16) / 16;
+    return shuffle2(win.v[i], win.v[i + 1], lanes + (uint)((d + 16) % 16));
+}
+
+/* row[x0 + d + j*DW_S] for lanes j: the window's taps16. */
+static float16 window_taps(const window16 win, const int d)
+{
+#if DW_S == 1
+    return window_span(win, d);
+#else
+    return (float16)(window_span(win, d).even, window_span(win, d + 16).even);
 #endif
 }
 
@@ -49,7 +92,7 @@ static void store16(__global float *p, const float16 v, const int n, const int a
 __kernel void depthwise_fwd(__global const float *x, const int x_off, __global const float *wt, const int w_off,
                             __global const float *b, const int b_off, const int has_bias, __global float *y,
                             const int y_off, const int channels, const int h, const int w, const int ho,
-                            const int wo, const int pad_t, const int pad_l)
+                            const int wo, const int pad_t)
 {
     const int ox0 = get_global_id(0) * 16, oy = get_global_id(1), plane = get_global_id(2);
     if (ox0 >= wo || oy >= ho) return;
@@ -57,28 +100,47 @@ __kernel void depthwise_fwd(__global const float *x, const int x_off, __global c
     __global const float *xp = x + x_off + plane * h * w;
     __global const float *wp = wt + w_off + c * DW_K * DW_K;
     float16 acc = (float16)(has_bias ? b[b_off + c] : 0.0f);
+    const int x0 = ox0 * DW_S, edge = near_edge(x0, w);
 #pragma unroll
     for (int ky = 0; ky < DW_K; ky++) {
         const int iy = oy * DW_S - pad_t + ky;
         if (iy < 0 || iy >= h) continue;
+        __global const float *row = xp + iy * w;
+        if (edge) {
+            const window16 win = window_load(row, x0, w);
 #pragma unroll
-        for (int kx = 0; kx < DW_K; kx++)
-            acc = fma((float16)wp[ky * DW_K + kx], taps16(xp + iy * w, ox0 * DW_S - pad_l + kx, w), acc);
+            for (int kx = 0; kx < DW_K; kx++) acc = fma((float16)wp[ky * DW_K + kx], window_taps(win, kx - DW_PAD), acc);
+        } else {
+#pragma unroll
+            for (int kx = 0; kx < DW_K; kx++) acc = fma((float16)wp[ky * DW_K + kx], taps16(row, x0 - DW_PAD + kx), acc);
+        }
     }
     store16(y + y_off + (plane * ho + oy) * wo + ox0, acc, min(16, wo - ox0), 0);
 }
 
 /*
+ * The taps of one row of dy into the DW_S phases: lane 0 of phase ph reads dy
+ * column g0 + d through tap kx when ph + DW_PAD - kx = d * DW_S (ix0 is a
+ * multiple of DW_S). TAP gives the 16 values at g0 + d. A macro for two loops,
+ * not one loop with a select per tap: the edge path's shuffles would then run
+ * for every work-item.
+ */
+#define DW_DX_TAPS(TAP)                                                                                       \
+    _Pragma("unroll") for (int kx = 0; kx < DW_K; kx++) _Pragma("unroll") for (int ph = 0; ph < DW_S; ph++) { \
+        const int e = ph + DW_PAD - kx + DW_S * DW_K, d = e / DW_S - DW_K;                                    \
+        if (e % DW_S == 0) sum[ph] = fma((float16)wp[ky * DW_K + kx], TAP, sum[ph]);                         \
+    }
+
+/*
  * dx += the taps of dy that read each input pixel (a gather: no atomics).
  * Global (ceil(W/(16*DW_S)), H, N*C): 16*DW_S input pixels of a row each, as
  * DW_S phases of 16: pixel ix0 + DW_S*j + ph. A tap kx reaches phase ph only
- * when ix0 + ph + pad_l - kx is a multiple of the stride, and then reads 16
+ * when ix0 + ph + DW_PAD - kx is a multiple of the stride, and then reads 16
  * consecutive values of dy, so the phases stay whole vectors.
  */
 __kernel void depthwise_bwd_data(__global const float *dy, const int dy_off, __global const float *wt,
                                  const int w_off, __global float *dx, const int dx_off, const int channels,
-                                 const int h, const int w, const int ho, const int wo, const int pad_t,
-                                 const int pad_l)
+                                 const int h, const int w, const int ho, const int wo, const int pad_t)
 {
     const int ix0 = get_global_id(0) * 16 * DW_S, iy = get_global_id(1), plane = get_global_id(2);
     if (ix0 >= w || iy >= h) return;
@@ -86,18 +148,18 @@ __kernel void depthwise_bwd_data(__global const float *dy, const int dy_off, __g
     __global const float *wp = wt + w_off + (plane % channels) * DW_K * DW_K;
     float16 sum[DW_S];
     for (int ph = 0; ph < DW_S; ph++) sum[ph] = (float16)0.0f;
+    const int g0 = ix0 / DW_S, edge = near_edge(g0, wo); /* dy's column under lane 0 of phase 0, tap 0 */
 #pragma unroll
     for (int ky = 0; ky < DW_K; ky++) {
         const int ty = iy + pad_t - ky; /* = oy * DW_S for the output row reading iy through tap ky */
         if (ty < 0 || ty % DW_S || ty / DW_S >= ho) continue;
-#pragma unroll
-        for (int kx = 0; kx < DW_K; kx++)
-#pragma unroll
-            for (int ph = 0; ph < DW_S; ph++) {
-                const int tx = ix0 + ph + pad_l - kx; /* = ox * DW_S for lane 0 when it divides */
-                if (tx % DW_S == 0)
-                    sum[ph] = fma((float16)wp[ky * DW_K + kx], cn_row16(gp + ty / DW_S * wo, tx / DW_S, wo), sum[ph]);
-            }
+        __global const float *row = gp + ty / DW_S * wo;
+        if (edge) {
+            const window16 win = window_load(row, g0, wo);
+            DW_DX_TAPS(window_span(win, d))
+        } else {
+            DW_DX_TAPS(vload16(0, row + g0 + d))
+        }
     }
     __global float *dp = dx + dx_off + (plane * h + iy) * w + ix0;
 #if DW_S == 1
@@ -114,43 +176,48 @@ __kernel void depthwise_bwd_data(__global const float *dy, const int dy_off, __g
 
 /*
  * dw[c] += sum over batch and output pixels of dy * the input under each tap.
- * One work-group per channel, local size <= 64 (1 on CPUs: no barrier work):
- * work-item l sums output rows l, l + wg, ... 16 pixels at a time into one
- * float16 per tap, then work-item t adds up tap t's partials in order, so the
- * result is the same bits every run.
+ * One work-group per channel and tap row ky (a row's DW_K accumulators stay in
+ * registers; all DW_K * DW_K of a 5x5 kernel spill), local size <= 64 (1 on
+ * CPUs: no barrier work): work-item l sums output rows l, l + wg, ... 16 pixels
+ * at a time into one float16 per tap, then work-item t adds up tap t's
+ * partials in order, so the result is the same bits every run.
  */
 __kernel void depthwise_bwd_weight(__global const float *x, const int x_off, __global const float *dy,
                                    const int dy_off, __global float *dw, const int dw_off, const int n,
                                    const int channels, const int h, const int w, const int ho, const int wo,
-                                   const int pad_t, const int pad_l)
+                                   const int pad_t)
 {
-    __local float part[DW_K * DW_K][64];
-    const int c = get_group_id(0), lid = get_local_id(0), wg = get_local_size(0);
-    float16 acc[DW_K * DW_K];
-    for (int t = 0; t < DW_K * DW_K; t++) acc[t] = (float16)0.0f;
+    __local float part[DW_K][64];
+    const int c = get_group_id(0) / DW_K, ky = get_group_id(0) % DW_K, lid = get_local_id(0), wg = get_local_size(0);
+    float16 acc[DW_K];
+    for (int t = 0; t < DW_K; t++) acc[t] = (float16)0.0f;
     for (int b = 0; b < n; b++) {
         __global const float *xp = x + x_off + (b * channels + c) * h * w;
         __global const float *gp = dy + dy_off + (b * channels + c) * ho * wo;
-        for (int oy = lid; oy < ho; oy += wg)
+        for (int oy = lid; oy < ho; oy += wg) {
+            const int iy = oy * DW_S - pad_t + ky;
+            if (iy < 0 || iy >= h) continue;
+            __global const float *row = xp + iy * w;
             for (int ox0 = 0; ox0 < wo; ox0 += 16) {
                 /* lanes past wo hold zero, so their products vanish */
                 const float16 g = cn_row16(gp + oy * wo, ox0, wo);
+                const int x0 = ox0 * DW_S;
+                if (near_edge(x0, w)) {
+                    const window16 win = window_load(row, x0, w);
 #pragma unroll
-                for (int ky = 0; ky < DW_K; ky++) {
-                    const int iy = oy * DW_S - pad_t + ky;
-                    if (iy < 0 || iy >= h) continue;
+                    for (int kx = 0; kx < DW_K; kx++) acc[kx] = fma(g, window_taps(win, kx - DW_PAD), acc[kx]);
+                } else {
 #pragma unroll
-                    for (int kx = 0; kx < DW_K; kx++)
-                        acc[ky * DW_K + kx] =
-                            fma(g, taps16(xp + iy * w, ox0 * DW_S - pad_l + kx, w), acc[ky * DW_K + kx]);
+                    for (int kx = 0; kx < DW_K; kx++) acc[kx] = fma(g, taps16(row, x0 - DW_PAD + kx), acc[kx]);
                 }
             }
+        }
     }
-    for (int t = 0; t < DW_K * DW_K; t++) part[t][lid] = cn_lanes_sum(acc[t]);
+    for (int t = 0; t < DW_K; t++) part[t][lid] = cn_lanes_sum(acc[t]);
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int t = lid; t < DW_K * DW_K; t += wg) {
+    for (int t = lid; t < DW_K; t += wg) {
         float sum = 0.0f;
         for (int i = 0; i < wg; i++) sum += part[t][i];
-        dw[dw_off + c * DW_K * DW_K + t] += sum;
+        dw[dw_off + (c * DW_K + ky) * DW_K + t] += sum;
     }
 }

@@ -9,17 +9,20 @@
 
 static clunet_status dw_kernel(clunet_context *ctx, const cn_conv2d_params *p, const char *name, cl_kernel *k)
 {
-    char options[48];
-    snprintf(options, sizeof options, "-DDW_K=%d -DDW_S=%d", p->k, p->stride);
+    if (p->pad_l < 0 || p->pad_l >= p->k)
+        return cn_fail(CLUNET_ERR_UNSUPPORTED, "depthwise conv: left padding %d with a %dx%d kernel (needs 0 <= pad < k)",
+                       p->pad_l, p->k, p->k);
+    char options[64];
+    snprintf(options, sizeof options, "-DDW_K=%d -DDW_S=%d -DDW_PAD=%d", p->k, p->stride, p->pad_l);
     return cn_kernel(ctx, "depthwise.cl", name, options, k);
 }
 
-/* Sets the trailing arguments every kernel shares, from `first`: channels, h, w, ho, wo, pad_t, pad_l. */
+/* Sets the trailing arguments every kernel shares, from `first`: channels, h, w, ho, wo, pad_t (pad_l is built in). */
 static clunet_status geometry(cl_kernel k, cl_uint first, const cn_conv2d_params *p, const cn_tensor *x,
                               const cn_tensor *y)
 {
-    int args[7] = {x->c, x->h, x->w, y->h, y->w, p->pad_t, p->pad_l};
-    for (int i = 0; i < 7; i++) CN_TRY(CN_ARG_INT(k, first + i, args[i]));
+    int args[6] = {x->c, x->h, x->w, y->h, y->w, p->pad_t};
+    for (int i = 0; i < 6; i++) CN_TRY(CN_ARG_INT(k, first + i, args[i]));
     return CLUNET_OK;
 }
 
@@ -56,7 +59,7 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
         CN_TRY(geometry(k, 7, p, x, dy));
         /* a CPU core runs a channel's rows best alone: no local memory traffic, no barrier */
         size_t wg = cn_device_is_cpu(ctx) ? 1 : cn_conv_reduce_wg(ctx);
-        size_t global[1] = {wg * x->c}, local[1] = {wg};
+        size_t global[1] = {wg * x->c * p->k}, local[1] = {wg}; /* a group per channel and tap row */
         CN_TRY(cn_launch(ctx, k, 1, global, local));
     }
     if (dx) {

@@ -285,16 +285,18 @@ def load_twin(path, bn_eps=None):
     tensors, meta = st_read(path)
     # A clunet training checkpoint also holds Adam's moments: not part of the network.
     tensors = {k: v for k, v in tensors.items() if not k.startswith("adam.")}
+    try:
+        config = json.loads(meta["config"])
+    except (KeyError, ValueError, TypeError):
+        config = {}
+    if not isinstance(config, dict):
+        config = {}
     if bn_eps is None:
         try:
-            bn_eps = float(json.loads(meta["config"])["bn_eps"])
+            bn_eps = float(config["bn_eps"])
         except (KeyError, ValueError, TypeError):
             raise Fail(f"{path}: metadata has no config.bn_eps (pass --bn-eps)")
-    try:
-        input_skip = bool(json.loads(meta["config"]).get("input_skip", 0))
-    except (KeyError, ValueError, TypeError, AttributeError):
-        input_skip = False
-    model = Twin(bn_eps, input_skip)
+    model = Twin(bn_eps, bool(config.get("input_skip", 0)))
     want = twin_tensors(model)
     missing = sorted(set(want) - set(tensors))
     extra = sorted(set(tensors) - set(want))

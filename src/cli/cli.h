@@ -33,6 +33,9 @@ int cli_parse_int(const char *s, int lo, int hi, int *out);
 /* Parses --views: 1, 4 or 8 (test-time views, see cn_infer); 0 if s is none of them. */
 int cli_parse_views(const char *s, int *out);
 
+/* Parses a switch: "on" (1) or "off" (0); 0 returned if s is neither. */
+int cli_parse_on_off(const char *s, int *out);
+
 /* Prints "clunet: OPTION VALUE: not a valid value" and returns 2. */
 int cli_bad_value(const char *option, const char *value);
 

@@ -46,9 +46,7 @@ int cmd_info(int argc, char **argv)
             if (!cli_parse_int(argv[++i], 32, 32768, &cfg.height)) return cli_bad_value("--size", argv[i]);
             cfg.width = cfg.height;
         } else if (!strcmp(argv[i], "--input-skip") && i + 1 < argc) {
-            i++;
-            if (strcmp(argv[i], "on") && strcmp(argv[i], "off")) return cli_bad_value("--input-skip", argv[i]);
-            cfg.input_skip = !strcmp(argv[i], "on");
+            if (!cli_parse_on_off(argv[++i], &cfg.input_skip)) return cli_bad_value("--input-skip", argv[i]);
         } else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
             if (!cli_parse_int(argv[++i], 1, 4096, &cfg.batch)) return cli_bad_value("--batch", argv[i]);
         } else {
@@ -71,8 +69,7 @@ int cmd_info(int argc, char **argv)
                "\"training_memory_mib\": {\"parameters_and_optimizer\": %.1f, \"activations\": %.1f, "
                "\"gradients_peak\": %.1f, \"total\": %.1f}, \"inference_memory_mib\": %.1f, \"layers\": [",
                cfg.batch, cfg.in_channels, cfg.height, cfg.width, cfg.input_skip ? "true" : "false", g.trainable_count,
-               gflop, params * mib,
-               acts * mib, grads * mib, total, inference);
+               gflop, params * mib, acts * mib, grads * mib, total, inference);
         for (int i = 0; i < g.node_count; i++) {
             const cn_node *n = &g.nodes[i];
             cn_shape s = g.values[n->out].shape;

@@ -132,8 +132,7 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--resume")) cfg.resume = v;
         else if (!strcmp(a, "--encoder-weights")) cfg.encoder_weights = v;
         else if (!strcmp(a, "--input-skip")) {
-            if (strcmp(v, "on") && strcmp(v, "off")) return cli_bad_value(a, v);
-            cfg.input_skip = !strcmp(v, "on");
+            if (!cli_parse_on_off(v, &cfg.input_skip)) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--preprocess")) {
             if (!cn_preprocess_from_name(v, &cfg.preprocess)) return cli_bad_value(a, v);
         }

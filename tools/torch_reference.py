@@ -482,10 +482,13 @@ def cmd_predict(args):
     h, w = rgb.shape[:2]
     image = torch.from_numpy(rgb).permute(2, 0, 1)
 
+    tile = json.loads(meta.get("config", "{}")).get("size", 0)
+
     def probabilities(img):
-        # Padding is black pixels (what surrounds a fundus photograph), normalised like the rest.
+        # Padding is black pixels (what surrounds a fundus photograph), normalised like the rest; clunet pads an
+        # image smaller than its tile (the training size) to the tile (larger ones it tiles: not done here).
         vh, vw = img.shape[-2:]
-        x = torch.zeros(1, 3, -(-vh // 32) * 32, -(-vw // 32) * 32)
+        x = torch.zeros(1, 3, max(-(-vh // 32) * 32, tile), max(-(-vw // 32) * 32, tile))
         x[0, :, :vh, :vw] = img
         return torch.sigmoid(model((x - mean) / std))[0, 0, :vh, :vw]
 
@@ -499,10 +502,19 @@ def cmd_predict(args):
         t = t.flip(dims) if dims else t
         return t.transpose(-1, -2) if how & 4 else t
 
+    def resized(t, size):  # bilinear, pixel centres aligned, clamped at the edges (clunet's resize)
+        return F.interpolate(t[None], size=size, mode="bilinear", align_corners=False)[0]
+
+    def at_scale(scale):  # the image resized (to whole 8-bit levels, as clunet keeps it), its views, resized back
+        img = image if scale == 1 else resized(image, (round(h * scale), round(w * scale))).round().clamp(0, 255)
+        prob = sum(unview(probabilities(view(img, how)), how) for how in range(args.views)) / args.views
+        return prob if scale == 1 else resized(prob[None], (h, w))[0]
+
     model.eval()
     with torch.no_grad():  # each view padded after it is made, its probabilities mapped back
-        prob = sum(unview(probabilities(view(image, how)), how) for how in range(args.views)) / args.views
+        prob = sum(at_scale(scale) for scale in args.scales) / len(args.scales)
     views = f"{args.views} test-time views, " if args.views > 1 else ""
+    views += f"scales {args.scales}, " if args.scales != [1.0] else ""
     print(f"{args.image}: {w}x{h}, {views}probabilities {prob.min().item():.4f}..{prob.max().item():.4f}")
     if args.compare:
         got = torch.from_numpy(np.load(args.compare))
@@ -724,6 +736,8 @@ def build_parser():
     s.add_argument("--atol", type=float, default=1e-3, help="largest probability difference (default 1e-3)")
     s.add_argument("--views", type=int, choices=(1, 4, 8), default=1,
                    help="test-time views averaged, as clunet's --views (default 1)")
+    s.add_argument("--scales", type=lambda v: [float(x) for x in v.split(",")], default=[1.0],
+                   help="test-time scales averaged, as clunet's --scales (default 1)")
     s.add_argument("--threads", type=int, default=2)
 
     s = sub.add_parser("compare", help="compare two result files")

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "clunet.h"
+#include "train/infer.h"
 
 int cmd_version(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
@@ -32,6 +33,22 @@ int cli_parse_int(const char *s, int lo, int hi, int *out);
 
 /* Parses --views: 1, 4 or 8 (test-time views, see cn_infer); 0 if s is none of them. */
 int cli_parse_views(const char *s, int *out);
+
+/* Parses --scales: a comma-separated list of up to max factors in [0.25, 4] (test-time scales, see cn_infer). */
+int cli_parse_scales(const char *s, float *out, int max, int *n);
+
+/* Test-time augmentation, shared by eval, predict and report: --views and --scales. */
+typedef struct cli_tta {
+    int views, nscales;
+    float scales[CN_INFER_MAX_SCALES];
+} cli_tta;
+#define CLI_TTA_DEFAULT {.views = 8, .nscales = 0}
+
+/* Option a with value v: 1 if it is --views or --scales and v valid, -1 if v is not, 0 if a is another option. */
+int cli_tta_option(cli_tta *t, const char *a, const char *v);
+
+/* Sets inf's views and scales. */
+void cli_tta_apply(const cli_tta *t, cn_infer *inf);
 
 /* Parses a switch: "on" (1) or "off" (0); 0 returned if s is neither. */
 int cli_parse_on_off(const char *s, int *out);

@@ -23,6 +23,7 @@ static int usage(FILE *f, int status)
                "                      images during training, stored in the checkpoint; else 0.5)\n"
                "  --views N           test-time views averaged: 8 (default: the image, its mirrors and their\n"
                "                      transposes), 4 (the mirrors) or 1 (the image only, 8x faster)\n"
+               "  --scales LIST       test-time scales averaged (default 1; see `clunet predict --help`)\n"
                "  --datasets FILE     another datasets.txt than the built-in one\n"
                "  --size S            inference tile size (default: the training patch size)\n"
                "  --batch B           tiles per batch (default 1)\n"
@@ -80,7 +81,8 @@ int cmd_eval(int argc, char **argv)
 {
     const char *weights = NULL, *data = NULL, *dataset = NULL, *datasets = NULL, *device = NULL;
     const char *split_name = "test";
-    int json = 0, size = 0, batch = 1, views = 8;
+    int json = 0, size = 0, batch = 1, tta_rc;
+    cli_tta tta = CLI_TTA_DEFAULT;
     float threshold = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -100,10 +102,9 @@ int cmd_eval(int argc, char **argv)
         else if (!strcmp(a, "--datasets")) datasets = v;
         else if (!strcmp(a, "--device")) device = v;
         else if (!strcmp(a, "--split")) split_name = v;
-        else if (!strcmp(a, "--views")) {
-            if (!cli_parse_views(v, &views)) return cli_bad_value(a, v);
-        }
-        else if (!strcmp(a, "--size")) {
+        else if ((tta_rc = cli_tta_option(&tta, a, v))) {
+            if (tta_rc < 0) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--size")) {
             if (!cli_parse_int(v, 32, 8192, &size) || size % 32) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--batch")) {
             if (!cli_parse_int(v, 1, 256, &batch)) return cli_bad_value(a, v);
@@ -152,7 +153,7 @@ int cmd_eval(int argc, char **argv)
         cn_sample_set_free(&samples);
         return cli_fail("eval");
     }
-    model.infer.views = views;
+    cli_tta_apply(&tta, &model.infer);
     threshold = cn_model_threshold(&model, threshold);
     size_t most = 0;
     for (int i = 0; i < samples.count; i++)
@@ -191,8 +192,11 @@ int cmd_eval(int argc, char **argv)
             cli_json_string(stdout, weights);
             printf(", \"dataset\": ");
             cli_json_string(stdout, dataset);
-            printf(", \"split\": \"%s\", \"threshold\": %g, \"views\": %d, \"pixels\": \"field of view\", "
-                   "\"pooled\": ", split_name, threshold, views);
+            printf(", \"split\": \"%s\", \"threshold\": %g, \"views\": %d, \"scales\": [", split_name, threshold,
+                   tta.views);
+            for (int k = 0; k < (tta.nscales ? tta.nscales : 1); k++)
+                printf("%s%g", k ? ", " : "", tta.nscales ? tta.scales[k] : 1.0f);
+            printf("], \"pixels\": \"field of view\", \"pooled\": ");
             print_scores_json(&all);
             printf(", \"images\": [");
             for (int i = 0; i < samples.count; i++) {
@@ -205,8 +209,10 @@ int cmd_eval(int argc, char **argv)
             printf("\n], \"best_threshold_on_this_split\": {\"threshold\": %.4f, \"f1\": %.6f}}\n", split_threshold,
                    split_f1);
         } else {
-            printf("%s, %s split (%d images), threshold %g, mean of %d test-time view%s; counted at field-of-view "
-                   "pixels\n\n", dataset, split_name, samples.count, threshold, views, views > 1 ? "s" : "");
+            printf("%s, %s split (%d images), threshold %g, mean of %d test-time view%s", dataset, split_name,
+                   samples.count, threshold, tta.views, tta.views > 1 ? "s" : "");
+            for (int k = 0; k < tta.nscales; k++) printf("%s%g", k ? ", " : " at scales ", tta.scales[k]);
+            printf("; counted at field-of-view pixels\n\n");
             printf("%-24s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s\n", "image", "acc", "F1", "IoU", "mIoU", "MCC",
                    "prec", "recall", "spec", "AUC", "loss");
             for (int i = 0; i < samples.count; i++) print_scores_row(samples.items[i].name, &scores[i]);

@@ -22,6 +22,9 @@ static int usage(FILE *f, int status)
                "                 the validation images during training; else 0.5)\n"
                "  --views N      test-time views averaged: 8 (default: the image, its mirrors and their\n"
                "                 transposes), 4 (the mirrors) or 1 (the image only, 8x faster)\n"
+               "  --scales LIST  test-time scales averaged, e.g. 1,0.5: the image also resized by each, the\n"
+               "                 probabilities resized back (default 1; for images at another resolution\n"
+               "                 than the training images, the one scale that matches their vessel widths)\n"
                "  --npy          also write the probabilities as .npy\n"
                "  --size S       inference tile size (default: the training patch size)\n"
                "  --batch B      tiles per batch (default 1)\n"
@@ -115,7 +118,8 @@ done:
 int cmd_predict(int argc, char **argv)
 {
     const char *weights = NULL, *out = NULL, *device = NULL;
-    int npy = 0, size = 0, batch = 1, first_image = 0, n_images = 0, views = 8;
+    int npy = 0, size = 0, batch = 1, first_image = 0, n_images = 0;
+    cli_tta tta = CLI_TTA_DEFAULT;
     float threshold = 0;
     char **images = calloc((size_t)argc, sizeof *images);
     if (!images) return 1;
@@ -134,13 +138,13 @@ int cmd_predict(int argc, char **argv)
             return 2;
         } else {
             i++;
-            int bad = 0;
+            int bad = 0, tta_rc;
             if (!strcmp(a, "--weights")) weights = v;
             else if (!strcmp(a, "--out")) out = v;
             else if (!strcmp(a, "--device")) device = v;
             else if (!strcmp(a, "--size")) bad = !cli_parse_int(v, 32, 8192, &size) || size % 32;
             else if (!strcmp(a, "--batch")) bad = !cli_parse_int(v, 1, 256, &batch);
-            else if (!strcmp(a, "--views")) bad = !cli_parse_views(v, &views);
+            else if ((tta_rc = cli_tta_option(&tta, a, v))) bad = tta_rc < 0;
             else if (!strcmp(a, "--threshold")) {
                 char *end;
                 threshold = strtof(v, &end);
@@ -171,7 +175,7 @@ int cmd_predict(int argc, char **argv)
         free(images);
         return cli_fail("predict");
     }
-    model.infer.views = views;
+    cli_tta_apply(&tta, &model.infer);
     threshold = cn_model_threshold(&model, threshold);
     int failed = 0;
     for (int i = 0; i < n_images; i++) failed += predict_one(&model, images[i], out, threshold, npy);

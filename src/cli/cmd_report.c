@@ -16,7 +16,8 @@
 typedef struct options {
     const char *run_dir, *weights, *data, *dataset, *datasets, *device, *split_name;
     cn_split split;
-    int count, size, curves_only, views;
+    int count, size, curves_only;
+    cli_tta tta;
     float threshold;
 } options;
 
@@ -38,6 +39,7 @@ static int usage(FILE *f, int status)
                "  --threshold T      probability threshold of the error panel (default: the checkpoint's,\n"
                "                     chosen on the validation images during training; else 0.5)\n"
                "  --views N          test-time views averaged: 8 (default), 4 or 1 (see `clunet eval --help`)\n"
+               "  --scales LIST      test-time scales averaged (default 1; see `clunet predict --help`)\n"
                "  --size S           inference tile size (default: the training patch size)\n"
                "  --device D         OpenCL device\n"
                "  --curves-only      only the learning curves (no device needed)\n");
@@ -84,7 +86,7 @@ static int draw_grid(const options *o, const char *weights, const cn_sample_set 
 {
     cn_model model;
     if (cn_model_open(weights, o->device, o->size, 1, &model) != CLUNET_OK) return cli_fail("report");
-    model.infer.views = o->views;
+    cli_tta_apply(&o->tta, &model.infer);
     float threshold = cn_model_threshold(&model, o->threshold);
     float **probs = calloc((size_t)set->count, sizeof *probs);
     int rc = 0;
@@ -108,6 +110,7 @@ static int draw_grid(const options *o, const char *weights, const cn_sample_set 
 
 static int parse_options(int argc, char **argv, options *o)
 {
+    int tta_rc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--curves-only")) {
@@ -138,8 +141,8 @@ static int parse_options(int argc, char **argv, options *o)
             else return cli_bad_value(a, v);
             o->split_name = v;
         }
-        else if (!strcmp(a, "--views")) {
-            if (!cli_parse_views(v, &o->views)) return cli_bad_value(a, v);
+        else if ((tta_rc = cli_tta_option(&o->tta, a, v))) {
+            if (tta_rc < 0) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--count")) {
             if (!cli_parse_int(v, 1, 16, &o->count)) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--size")) {
@@ -167,7 +170,7 @@ static int parse_options(int argc, char **argv, options *o)
 int cmd_report(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) return usage(stdout, 0);
-    options o = {.split_name = "test", .split = CN_SPLIT_TEST, .count = 4, .views = 8};
+    options o = {.split_name = "test", .split = CN_SPLIT_TEST, .count = 4, .tta = CLI_TTA_DEFAULT};
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc;
 

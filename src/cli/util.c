@@ -50,6 +50,39 @@ int cli_parse_views(const char *s, int *out)
     return 1;
 }
 
+int cli_parse_scales(const char *s, float *out, int max, int *n)
+{
+    int count = 0;
+    for (const char *p = s;; p++) {
+        char *end;
+        errno = 0;
+        float v = strtof(p, &end);
+        if (errno || end == p || !(v >= 0.25f && v <= 4.0f) || count == max) return 0;
+        out[count++] = v;
+        if (!*end) break;
+        if (*end != ',') return 0;
+        p = end;
+    }
+    *n = count;
+    return 1;
+}
+
+int cli_tta_option(cli_tta *t, const char *a, const char *v)
+{
+    int ok;
+    if (!strcmp(a, "--views")) ok = cli_parse_views(v, &t->views);
+    else if (!strcmp(a, "--scales")) ok = cli_parse_scales(v, t->scales, CN_INFER_MAX_SCALES, &t->nscales);
+    else return 0;
+    return ok ? 1 : -1;
+}
+
+void cli_tta_apply(const cli_tta *t, cn_infer *inf)
+{
+    inf->views = t->views;
+    inf->nscales = t->nscales;
+    memcpy(inf->scales, t->scales, sizeof inf->scales);
+}
+
 int cli_parse_on_off(const char *s, int *out)
 {
     if (strcmp(s, "on") && strcmp(s, "off")) return 0;

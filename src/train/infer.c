@@ -1,6 +1,7 @@
 /* infer.c - tiled whole-image inference (see infer.h). */
 #include <math.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -95,9 +96,10 @@ static size_t view_source(int how, int w, int vw, int vh, int u, int v)
     return how & 4 ? (size_t)u * w + v : (size_t)v * w + u;
 }
 
-/* prob = the mean over `views` (4 or 8) views of s of their probabilities, each mapped back. */
+/* prob = the mean over `views` (1, 4 or 8) views of s of their probabilities, each mapped back. */
 static clunet_status infer_views(cn_infer *inf, const cn_sample_image *s, int views, float *prob)
 {
+    if (views == 1) return infer_tiles(inf, s, prob);
     size_t n = (size_t)s->width * s->height;
     cn_sample_image view = *s;
     view.rgb = malloc(3 * n);
@@ -123,17 +125,88 @@ static clunet_status infer_views(cn_infer *inf, const cn_sample_image *s, int vi
     return st;
 }
 
+/* Where destination pixel d of n_dst falls among n_src (centres aligned, clamped): taps *i0, *i1, weight *f of i1. */
+static void resize_taps(int d, int n_dst, int n_src, int *i0, int *i1, float *f)
+{
+    float x = ((float)d + 0.5f) * (float)n_src / (float)n_dst - 0.5f;
+    x = x < 0 ? 0 : x > n_src - 1 ? (float)(n_src - 1) : x;
+    *i0 = (int)x;
+    *i1 = *i0 + 1 < n_src ? *i0 + 1 : *i0;
+    *f = x - (float)*i0;
+}
+
+/*
+ * Bilinear resize of c interleaved channels, (h,w,c) -> (h2,w2,c); exactly one of the u8 or float pairs is
+ * given (an enlarged image, or probabilities brought back to the image's size).
+ */
+static void resize(const uint8_t *su8, const float *sf, int w, int h, int c, uint8_t *du8, float *df, int w2, int h2)
+{
+    for (int v = 0; v < h2; v++) {
+        int y0, y1, x0, x1;
+        float fy, fx;
+        resize_taps(v, h2, h, &y0, &y1, &fy);
+        for (int u = 0; u < w2; u++) {
+            resize_taps(u, w2, w, &x0, &x1, &fx);
+            size_t o00 = ((size_t)y0 * w + x0) * c, o01 = ((size_t)y0 * w + x1) * c;
+            size_t o10 = ((size_t)y1 * w + x0) * c, o11 = ((size_t)y1 * w + x1) * c;
+            for (int k = 0; k < c; k++) {
+                float a = su8 ? su8[o00 + k] : sf[o00 + k], b = su8 ? su8[o01 + k] : sf[o01 + k];
+                float cc = su8 ? su8[o10 + k] : sf[o10 + k], d = su8 ? su8[o11 + k] : sf[o11 + k];
+                float val = (a + (b - a) * fx) * (1 - fy) + (cc + (d - cc) * fx) * fy;
+                size_t o = ((size_t)v * w2 + u) * c + k;
+                if (du8) du8[o] = (uint8_t)lrintf(val);
+                else df[o] = val;
+            }
+        }
+    }
+}
+
+/* prob = the views' mean for s resized by `scale`, brought back to s's size. */
+static clunet_status infer_scaled(cn_infer *inf, const cn_sample_image *s, int views, float scale, float *prob)
+{
+    if (scale == 1.0f) return infer_views(inf, s, views, prob);
+    cn_sample_image big = *s;
+    big.width = (int)lrintf((float)s->width * scale);
+    big.height = (int)lrintf((float)s->height * scale);
+    if (big.width < 1 || big.height < 1)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: test-time scale %g leaves no pixels", s->name, scale);
+    size_t n2 = (size_t)big.width * big.height;
+    big.rgb = malloc(3 * n2);
+    float *bprob = malloc(n2 * sizeof *bprob);
+    clunet_status st =
+        big.rgb && bprob ? CLUNET_OK : cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
+    if (st == CLUNET_OK) {
+        resize(s->rgb, NULL, s->width, s->height, 3, big.rgb, NULL, big.width, big.height);
+        st = infer_views(inf, &big, views, bprob);
+    }
+    if (st == CLUNET_OK) resize(NULL, bprob, big.width, big.height, 1, NULL, prob, s->width, s->height);
+    free(big.rgb), free(bprob);
+    return st;
+}
+
 clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *prob)
 {
     int views = inf->views == 8 || inf->views == 4 ? inf->views : 1;
+    int nscales = inf->nscales > 1 ? inf->nscales : 1;
+    size_t n = (size_t)s->width * s->height;
     cn_sample_image pre = *s;
     if (inf->preprocess == CN_PREPROCESS_CLAHE_GREEN) {
-        size_t bytes = 3 * (size_t)s->width * s->height;
-        if (!(pre.rgb = malloc(bytes))) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
-        memcpy(pre.rgb, s->rgb, bytes);
+        if (!(pre.rgb = malloc(3 * n))) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
+        memcpy(pre.rgb, s->rgb, 3 * n);
     }
     clunet_status st = pre.rgb != s->rgb ? cn_clahe_green(&pre, CN_CLAHE_GRID, CN_CLAHE_CLIP) : CLUNET_OK;
-    if (st == CLUNET_OK) st = views > 1 ? infer_views(inf, &pre, views, prob) : infer_tiles(inf, &pre, prob);
+    if (nscales == 1) {
+        if (st == CLUNET_OK) st = infer_scaled(inf, &pre, views, inf->nscales ? inf->scales[0] : 1.0f, prob);
+    } else {
+        float *one = malloc(n * sizeof *one);
+        if (st == CLUNET_OK && !one) st = cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
+        if (st == CLUNET_OK) memset(prob, 0, n * sizeof *prob);
+        for (int k = 0; st == CLUNET_OK && k < nscales; k++) {
+            st = infer_scaled(inf, &pre, views, inf->scales[k], one);
+            for (size_t i = 0; st == CLUNET_OK && i < n; i++) prob[i] += one[i] / (float)nscales;
+        }
+        free(one);
+    }
     if (pre.rgb != s->rgb) free(pre.rgb);
     return st;
 }

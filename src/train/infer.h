@@ -9,12 +9,16 @@
 #include "data/pipeline.h"
 #include "graph/exec.h"
 
+enum { CN_INFER_MAX_SCALES = 4 };
+
 typedef struct cn_infer {
     cn_exec *exec;
     float mean[3], std[3]; /* input normalisation (0-255 scale) */
     cn_preprocess preprocess; /* applied to each image first (the checkpoint's) */
     int overlap;           /* pixels shared by neighbouring tiles */
     int views;             /* test-time augmentation: 1 (none), 4 (the mirrors) or 8 (mirrors and quarter turns) */
+    int nscales;           /* test-time scales: 0 or 1 = the image as it is */
+    float scales[CN_INFER_MAX_SCALES]; /* each > 0: the image resized by it, probabilities resized back */
     float *tiles;          /* (B,3,S,S) host staging */
     float *logits;         /* (B,1,S,S) */
     float *weight;         /* (S,S) stitching weights */
@@ -26,7 +30,8 @@ void cn_infer_free(cn_infer *inf);
 /*
  * prob (H,W) = sigmoid of the network's logits over the sample's image
  * (inference-mode BN); with views 4 or 8, the mean over the image's mirrored
- * (and transposed) views of their probabilities, each mapped back.
+ * (and transposed) views of their probabilities, each mapped back; with
+ * several scales, the mean over those too (each resized bilinearly).
  */
 clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *prob);
 

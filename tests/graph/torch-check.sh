@@ -15,7 +15,10 @@
 #     network) loads into the twin by name (no tensor missing), and
 #     `clunet predict --npy` gives the twin's probabilities on the same image;
 #  4. the same with test-time views on both sides (mean of 8 mirrored and transposed views),
-#     also on an image that is not a multiple of 32 (padding after flipping).
+#     also on an image that is not a multiple of 32 (padding after flipping);
+#  5. and with test-time scales: the image also resized by 0.6, its probabilities resized
+#     back (60x50 -> 36x30: source pixels per output pixel 5/3, so no bilinear value of
+#     8-bit levels is a rounding tie that the two sides could break differently).
 # Skips (77) where Debian's python3-torch is not installed.
 #   usage: torch-check.sh PYTHON TORCH_REFERENCE TORCH_STEP CLUNET
 python=$1 twin=$2 step=$3 clunet=$4
@@ -55,3 +58,7 @@ for name in 0000 crop; do
     "$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/$name.png" --views 8 \
         --compare "$dir/pred-flips/${name}_prob.npy" --atol 1e-3
 done
+echo "== 5. the crop with 8 views at scales 1 and 0.6 (clunet --scales) on both sides"
+"$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred-scales" --npy --scales 1,0.6 "$dir/img/crop.png"
+"$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/crop.png" --views 8 --scales 1,0.6 \
+    --compare "$dir/pred-scales/crop_prob.npy" --atol 1e-3

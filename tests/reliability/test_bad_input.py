@@ -270,6 +270,8 @@ def main():
     expect_error(t, 'predict --device nosuchdevice', predict(good) + ['--device', 'nosuchdevice'], work,
                  'nosuchdevice')
     expect_error(t, 'predict --size 33', predict(good) + ['--size', '33'], work, '--size')
+    for scales in ('0', '1,', '1,,2', '1;2', 'nan', '5', '1,1,1,1,1'):
+        expect_error(t, 'predict --scales ' + scales, predict(good) + ['--scales', scales], work, '--scales')
     expect_error(t, 'eval without --data', [clunet, 'eval', '--weights', good], work, '--data')
     expect_error(t, 'unknown command', [clunet, 'frobnicate'], work, 'frobnicate')
     t.finish()

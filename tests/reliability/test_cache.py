@@ -7,11 +7,12 @@ Afterwards every entry must be valid (src/runtime/cache.c: magic CLUNETK1, a nat
 u64 length, the SHA-256 of the payload, the payload, nothing after it), no .tmp-* file may
 remain, the four runs must agree byte for byte, and a further run must hit for every
 program: it adds and replaces no entry. Last, damaged entries (a flipped payload byte, a
-truncated file, a wrong magic) must be rebuilt by the next run, which must still succeed
-and train the same weights.
+truncated file, a wrong magic) of programs that run loads must be rebuilt by the next run,
+which must still succeed and train the same weights.
 """
 import hashlib
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -114,8 +115,19 @@ def main():
     t.check(not changed, 'the warm run hit the cache for every program (no entry added or replaced)',
             ', '.join(changed[:3]))
 
-    # Damaged entries fall back to compiling and are replaced by valid ones.
-    victims = sorted(bins, key=lambda n: before[n][1])[:3]
+    # Damaged entries fall back to compiling and are replaced by valid ones. The victims must be
+    # programs a tuned run loads (the cold runs also built the tuning probes' candidates): those a
+    # run stores into an empty cache that holds only the tuning file.
+    used_cache = os.path.join(work, 'xdg-used', 'clunet')
+    os.makedirs(used_cache)
+    for n in tuning:
+        shutil.copy(os.path.join(cache, n), used_cache)
+    r = rel.run(train('used'), 180, env=dict(env, XDG_CACHE_HOME=os.path.dirname(used_cache)))
+    used = sorted(n for n in os.listdir(used_cache) if n.endswith('.bin'))
+    t.check(r.rc == 0 and len(used) >= 3 and set(used) <= set(bins),
+            'a tuned run on an empty cache stores %d programs, all among the cold runs\' ones' % len(used),
+            rel.describe(r) if r.rc else ', '.join(sorted(set(used) - set(bins))[:3]))
+    victims = used[:3]
     damage = [('flipped payload byte', lambda b: b[:60] + bytes([b[60] ^ 1]) + b[61:]),
               ('truncated', lambda b: b[:len(b) // 2]),
               ('wrong magic', lambda b: b'CLUNETK0' + b[8:])]

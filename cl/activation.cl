@@ -39,7 +39,7 @@ __kernel void swish_fwd(__global const float *x, const int x_off, __global float
 #define SWISH_BWD(T, LOAD, STORE, SIG)                                 \
     {                                                                  \
         T v = LOAD(x + i), s = SIG(v);                                 \
-        ACT_OUT(LOAD, STORE, LOAD(dy + i) * (s + v * s * (1.0f - s))); \
+        ACT_OUT(LOAD, STORE, LOAD(dy + i) * CN_SWISH_SLOPE(v, s));     \
     }
 __kernel void swish_bwd(__global const float *x, const int x_off, __global const float *dy, const int dy_off,
                         __global float *dx, const int dx_off, const int count, const int span, const int acc)

@@ -164,21 +164,47 @@ __kernel void bn_apply_eval(__global const float *x, const int x_off, __global f
                  beta[beta_off + ch]);
 }
 
+/*
+ * The backward kernels take dy, the gradient of the batch norm's output y, or
+ * with act (the training forward fused with it) the gradient of act(y): then
+ * y = (x - mean) * scale + beta is recomputed from x as bn_normalise computes
+ * it, and dy is that gradient times act'(y), as cl/activation.cl's backward
+ * computes it, so y is never stored. For swish, whose slope costs more than a
+ * pass over memory, the sums' pass writes dy (write_dy) for bn_bwd_dx to read;
+ * for ReLU both passes recompute it.
+ */
+#define BN_ACT_DY(T, NAME, SIG)                                                                        \
+    T NAME(T d, T xv, float mean, float scale, float beta, int act)                                   \
+    {                                                                                                  \
+        if (act == BN_ACT_NONE) return d;                                                              \
+        T v = (xv - mean) * scale + beta;                                                              \
+        if (act == BN_ACT_RELU) return select((T)(0.0f), d, v > 0.0f);                                 \
+        T s = SIG(v);                                                                                  \
+        return d * CN_SWISH_SLOPE(v, s);                                                               \
+    }
+BN_ACT_DY(float, bn_act_dy, cn_sigmoid)
+BN_ACT_DY(float16, bn_act_dy16, cn_sigmoid16)
+
 /* Launch as bn_stats_group: per-chunk sums of dy and dy * (x - mean). */
 __kernel void bn_bwd_group(__global const float *x, const int x_off, __global const float *dy, const int dy_off,
-                           __global const float *saved, const int saved_off, __global float *work, const int work_off,
-                           const int c, const int hw, const int chunk, const int parts, __local float *scratch)
+                           __global const float *saved, const int saved_off, __global const float *gamma,
+                           const int gamma_off, __global const float *beta, const int beta_off, const int act,
+                           __global float *dyw, const int dyw_off, const int write_dy, __global float *work,
+                           const int work_off, const int c, const int hw, const int chunk, const int parts,
+                           __local float *scratch)
 {
     int g = get_group_id(0), p = get_group_id(1), l = get_local_id(0), L = get_local_size(0);
-    int chunks = get_num_groups(0);
+    int chunks = get_num_groups(0), ch = p % c;
     size_t base = (size_t)p * hw;
-    float mean = saved[saved_off + p % c];
+    float mean = saved[saved_off + ch], scale = saved[saved_off + c + ch] * gamma[gamma_off + ch];
+    float b = beta[beta_off + ch];
     int end = min(hw, (g + 1) * chunk);
     float s1 = 0.0f, s2 = 0.0f;
     for (int i = g * chunk + l; i < end; i += L) {
-        float d = dy[dy_off + base + i];
+        float xv = x[x_off + base + i], d = bn_act_dy(dy[dy_off + base + i], xv, mean, scale, b, act);
+        if (write_dy) dyw[dyw_off + base + i] = d;
         s1 += d;
-        s2 += d * (x[x_off + base + i] - mean);
+        s2 += d * (xv - mean);
     }
     s1 = cn_group_sum(scratch, s1);
     s2 = cn_group_sum(scratch, s2);
@@ -191,25 +217,32 @@ __kernel void bn_bwd_group(__global const float *x, const int x_off, __global co
 
 /* Launch as bn_stats_serial: the same sums, one item per chunk. */
 __kernel void bn_bwd_serial(__global const float *x, const int x_off, __global const float *dy, const int dy_off,
-                            __global const float *saved, const int saved_off, __global float *work,
+                            __global const float *saved, const int saved_off, __global const float *gamma,
+                            const int gamma_off, __global const float *beta, const int beta_off, const int act,
+                            __global float *dyw, const int dyw_off, const int write_dy, __global float *work,
                             const int work_off, const int c, const int hw, const int chunk, const int parts)
 {
-    int g = get_global_id(0), p = get_global_id(1), chunks = (hw + chunk - 1) / chunk;
+    int g = get_global_id(0), p = get_global_id(1), chunks = (hw + chunk - 1) / chunk, ch = p % c;
     if (g >= chunks) return;
     size_t base = (size_t)p * hw;
     __global const float *xp = x + x_off + base, *dyp = dy + dy_off + base;
-    float mean = saved[saved_off + p % c];
+    __global float *dywp = dyw + dyw_off + base;
+    float mean = saved[saved_off + ch], scale = saved[saved_off + c + ch] * gamma[gamma_off + ch];
+    float b = beta[beta_off + ch];
     int i = g * chunk, end = min(hw, i + chunk);
     float16 v1 = (float16)(0.0f), v2 = (float16)(0.0f);
     for (; i + 16 <= end; i += 16) {
-        float16 d = vload16(0, dyp + i);
+        float16 xv = vload16(0, xp + i), d = bn_act_dy16(vload16(0, dyp + i), xv, mean, scale, b, act);
+        if (write_dy) vstore16(d, 0, dywp + i);
         v1 += d;
-        v2 += d * (vload16(0, xp + i) - mean);
+        v2 += d * (xv - mean);
     }
     float s1 = cn_lanes_sum(v1), s2 = cn_lanes_sum(v2);
     for (; i < end; i++) {
-        s1 += dyp[i];
-        s2 += dyp[i] * (xp[i] - mean);
+        float d = bn_act_dy(dyp[i], xp[i], mean, scale, b, act);
+        if (write_dy) dywp[i] = d;
+        s1 += d;
+        s2 += d * (xp[i] - mean);
     }
     int k = bn_part(p, g, c, chunks, parts);
     work[work_off + k] = s1;
@@ -240,24 +273,26 @@ __kernel void bn_bwd_dx(__global const float *x, const int x_off, __global const
                         __global float *dx, const int dx_off, __global const float *gamma, const int gamma_off,
                         __global const float *saved, const int saved_off, __global const float *work,
                         const int work_off, const int c, const int hw, const int parts, const int planes,
-                        const int span, const int acc)
+                        const int span, const int acc, __global const float *beta, const int beta_off,
+                        const int act)
 {
     int i = get_global_id(0) * span, p = get_global_id(1);
     if (i >= hw || p >= planes) return;
     int ch = p % c, end = i + min(span, hw - i);
     float inv = saved[saved_off + c + ch], mean = saved[saved_off + ch];
-    float scale = gamma[gamma_off + ch] * inv, mdy = work[work_off + 2 * c * parts + ch];
+    float scale = gamma[gamma_off + ch] * inv, mdy = work[work_off + 2 * c * parts + ch], b = beta[beta_off + ch];
     // xhat * mean(dy * xhat) = (x - mean) * k
     float k = inv * work[work_off + 2 * c * parts + c + ch];
     size_t base = (size_t)p * hw;
     __global const float *xp = x + x_off + base, *dyp = dy + dy_off + base;
     __global float *dxp = dx + dx_off + base;
     for (; i + 16 <= end; i += 16) {
-        float16 v = scale * (vload16(0, dyp + i) - mdy - (vload16(0, xp + i) - mean) * k);
+        float16 xv = vload16(0, xp + i);
+        float16 v = scale * (bn_act_dy16(vload16(0, dyp + i), xv, mean, scale, b, act) - mdy - (xv - mean) * k);
         vstore16(acc ? vload16(0, dxp + i) + v : v, 0, dxp + i);
     }
     for (; i < end; i++) {
-        float v = scale * (dyp[i] - mdy - (xp[i] - mean) * k);
+        float v = scale * (bn_act_dy(dyp[i], xp[i], mean, scale, b, act) - mdy - (xp[i] - mean) * k);
         dxp[i] = acc ? dxp[i] + v : v;
     }
 }

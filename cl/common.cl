@@ -27,6 +27,9 @@ float16 cn_sigmoid16(float16 z)
     return select(e * r, r, z >= 0.0f);
 }
 
+/* d swish(v) / dv from v and s = sigmoid(v), for float and float16 alike. */
+#define CN_SWISH_SLOPE(v, s) ((s) + (v) * (s) * (1.0f - (s)))
+
 /*
  * Sum of v over the work-group, whose size must be a power of two; every item
  * gets the total. A fixed tree, so the result is bitwise reproducible.

@@ -11,16 +11,17 @@
 #include "common/clock.h"
 
 /*
- * A view of e that holds node i alone, so cn_exec_forward/backward run just
- * that node. exec.c finds per-node state (e->bn) by the node's position in
+ * A view of e that holds the `count` nodes from node i (cn_exec_run_length:
+ * a fused batch norm and activation run together), so cn_exec_forward/backward
+ * run just those. exec.c finds per-node state (e->bn) by the node's position in
  * g->nodes, so the view shifts both. Its backward zeroes only one float of the
  * parameter gradients: the real step's zeroing is timed once, separately.
  */
-static void node_view(const cn_exec *e, int i, cn_graph *gv, cn_exec *ev)
+static void node_view(const cn_exec *e, int i, int count, cn_graph *gv, cn_exec *ev)
 {
     *gv = *e->g;
     gv->nodes = e->g->nodes + i;
-    gv->node_count = 1;
+    gv->node_count = count;
     gv->trainable_floats = 1;
     *ev = *e;
     ev->g = gv;
@@ -48,8 +49,10 @@ clunet_status cn_profile_step(cn_exec *e, cn_step_profile *p)
     cn_exec ev;
     double t0;
     clunet_status st = cn_finish(e->ctx);
-    for (int i = 0; i < g->node_count && st == CLUNET_OK; i++) {
-        node_view(e, i, &gv, &ev);
+    /* a fused pair's time goes to its first node (the batch norm) */
+    for (int i = 0, len; i < g->node_count && st == CLUNET_OK; i += len) {
+        len = cn_exec_run_length(g, i);
+        node_view(e, i, len, &gv, &ev);
         t0 = cn_seconds();
         if ((st = cn_exec_forward(&ev, 1)) == CLUNET_OK) st = timed_finish(e->ctx, t0, &p->forward_ms[i]);
     }
@@ -60,7 +63,8 @@ clunet_status cn_profile_step(cn_exec *e, cn_step_profile *p)
         (st = cn_buffer_fill_float(e->ctx, e->grads, 0, g->trainable_floats * sizeof(float), 0.0f)) == CLUNET_OK)
         st = timed_finish(e->ctx, t0, &p->zero_ms);
     for (int i = g->node_count - 1; i >= 0 && st == CLUNET_OK; i--) {
-        node_view(e, i, &gv, &ev);
+        if (i > 0 && cn_exec_run_length(g, i - 1) == 2) i--;
+        node_view(e, i, cn_exec_run_length(g, i), &gv, &ev);
         t0 = cn_seconds();
         if ((st = cn_exec_backward(&ev)) == CLUNET_OK) st = timed_finish(e->ctx, t0, &p->backward_ms[i]);
     }
@@ -82,12 +86,15 @@ void cn_step_profile_free(cn_step_profile *p)
     p->forward_ms = p->backward_ms = NULL;
 }
 
-/* "conv 3x3 s1", "conv 5x5 dw s2", "batchnorm", ... */
-static void kind_name(const cn_node *n, char *out, size_t size)
+/* "conv 3x3 s1", "conv 5x5 dw s2", "batchnorm", "batchnorm+swish" (a fused pair), ... for node i of g */
+static void kind_name(const cn_graph *g, int i, char *out, size_t size)
 {
+    const cn_node *n = &g->nodes[i];
     const cn_conv_attr *a = &n->conv;
     if (n->op == CN_OP_CONV)
         snprintf(out, size, "conv %dx%d%s s%d", a->k, a->k, a->groups > 1 ? " dw" : "", a->stride);
+    else if (cn_exec_run_length(g, i) == 2)
+        snprintf(out, size, "%s+%s", cn_op_name(n->op), cn_op_name(g->nodes[i + 1].op));
     else
         snprintf(out, size, "%s", cn_op_name(n->op));
 }
@@ -124,9 +131,9 @@ int cn_profile_group(const cn_graph *g, const cn_step_profile *p, int by_kind, c
     int count = 0;
     for (int i = 0; i < g->node_count; i++) {
         const cn_node *n = &g->nodes[i];
-        if (n->op == CN_OP_INPUT) continue;
+        if (n->op == CN_OP_INPUT || (i > 0 && cn_exec_run_length(g, i - 1) == 2)) continue; /* timed with i - 1 */
         char kind[48], name[96];
-        kind_name(n, kind, sizeof kind);
+        kind_name(g, i, kind, sizeof kind);
         snprintf(name, sizeof name, "%s%s%s", by_kind ? "" : n->label, by_kind ? "" : " ", kind);
         add_time(t, &count, name, p->forward_ms[i] + p->backward_ms[i], p->forward_ms[i]);
     }

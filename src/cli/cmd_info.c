@@ -58,7 +58,8 @@ int cmd_info(int argc, char **argv)
     if (cn_unet_build(&cfg, &g) != CLUNET_OK) return cli_fail("info");
 
     double gflop = cn_graph_forward_flops(&g) * 1e-9;
-    size_t acts = cn_graph_activation_floats(&g), grads = cn_graph_gradient_peak_floats(&g);
+    size_t acts, grads;
+    cn_exec_planned_arenas(&g, 1, &acts, &grads);
     /* parameters, their gradients, Adam's m and v; BN running statistics */
     size_t params = 4 * g.trainable_floats + g.state_floats;
     double mib = 4.0 / (1024 * 1024), total = cn_exec_planned_bytes(&g, 1) / 1048576.0;

@@ -67,7 +67,33 @@ static void arena_rename(arena_plan *a, int from, int to)
         if (a->live[i].value == from) a->live[i].value = to;
 }
 
-/* Gradient offsets per value; returns the arena size in floats, or 0 on allocation failure. */
+/*
+ * Whether node i (batch norm) and node i + 1 (swish or ReLU of its output, the
+ * only reader) run as one pass each way: cn_batchnorm_act_forward reads the
+ * input and writes the activation, without the batch norm's output between
+ * them; cn_batchnorm_act_backward goes from the activation's gradient to the
+ * input's, recomputing that output. A view of the graph that holds one of the
+ * two nodes alone cannot run it (the profile views both: cn_exec_run_length).
+ */
+static int fused_with_next(const cn_graph *g, int i)
+{
+    if (i + 1 >= g->node_count) return 0;
+    const cn_node *n = &g->nodes[i], *a = &g->nodes[i + 1];
+    return n->op == CN_OP_BN && (a->op == CN_OP_SWISH || a->op == CN_OP_RELU) && a->in[0] == n->out &&
+           g->values[n->out].consumers == 1 && n->out != g->output && needs_grad(g, n->in[0]);
+}
+
+int cn_exec_run_length(const cn_graph *g, int i) { return fused_with_next(g, i) ? 2 : 1; }
+
+/*
+ * Gradient offsets per value; returns the arena size in floats, or 0 on
+ * allocation failure. In backward order: a value's slot is taken where its last
+ * reader's backward first writes it and dropped after its producer's backward.
+ * A fused pair is one step: the batch norm's input and output take their
+ * slots while the activation's gradient is live, so the fused backward, which
+ * reads that, writes the output's (swish: see cn_batchnorm_act_backward) and
+ * then the input's, never writes over what it still reads.
+ */
 static size_t plan_gradients(const cn_graph *g, size_t *grad_off)
 {
     arena_plan a = {calloc((size_t)g->value_count + 1, sizeof(slot)), 0, 0};
@@ -75,34 +101,25 @@ static size_t plan_gradients(const cn_graph *g, size_t *grad_off)
     for (int v = 0; v < g->value_count; v++) grad_off[v] = UNPLACED;
     grad_off[g->output] = arena_take(&a, align_up(cn_shape_count(g->values[g->output].shape)), g->output);
     for (int i = g->node_count - 1; i >= 0; i--) {
-        const cn_node *n = &g->nodes[i];
-        for (int k = 0; k < 2; k++) {
-            int v = n->in[k];
-            if (needs_grad(g, v) && grad_off[v] == UNPLACED)
-                grad_off[v] = arena_take(&a, align_up(cn_shape_count(g->values[v].shape)), v);
-        }
-        arena_drop(&a, n->out);
+        int first = i > 0 && fused_with_next(g, i - 1) ? i - 1 : i;
+        for (int j = i; j >= first; j--)
+            for (int k = 0; k < 2; k++) {
+                int v = g->nodes[j].in[k];
+                if (needs_grad(g, v) && grad_off[v] == UNPLACED)
+                    grad_off[v] = arena_take(&a, align_up(cn_shape_count(g->values[v].shape)), v);
+            }
+        for (int j = i; j >= first; j--) arena_drop(&a, g->nodes[j].out);
+        i = first;
     }
     free(a.live);
     return a.end;
 }
 
 /*
- * Whether node i (batch norm) and node i + 1 (swish or ReLU of its output, the
- * only reader) run as one pass (cn_batchnorm_act_forward): it reads and writes
- * the activations once instead of twice. Not in a one-node view (the profile).
- */
-static int fused_with_next(const cn_graph *g, int i)
-{
-    if (i + 1 >= g->node_count) return 0;
-    const cn_node *n = &g->nodes[i], *a = &g->nodes[i + 1];
-    return n->op == CN_OP_BN && (a->op == CN_OP_SWISH || a->op == CN_OP_RELU) && a->in[0] == n->out &&
-           g->values[n->out].consumers == 1 && n->out != g->output;
-}
-
-/*
  * Forward value offsets; returns their arena size in floats, or 0 on allocation
- * failure. Training keeps every value for the backward pass; inference reuses
+ * failure. Training keeps every value for the backward pass but the output of
+ * a batch norm fused with its activation, which neither pass of the pair
+ * stores (UNPLACED); inference reuses
  * a value's slot once the last node that reads it has run (first-fit, in node
  * order), keeping only the input and the output throughout; a batch norm
  * fused with its activation has no slot (the pair writes the activation's,
@@ -112,7 +129,11 @@ static size_t plan_values(const cn_graph *g, int training, size_t *value_off)
 {
     size_t total = 0;
     if (training) {
+        for (int v = 0; v < g->value_count; v++) value_off[v] = 0;
+        for (int i = 0; i < g->node_count; i++)
+            if (fused_with_next(g, i)) value_off[g->nodes[i].out] = UNPLACED;
         for (int v = 0; v < g->value_count; v++) {
+            if (value_off[v] == UNPLACED) continue;
             value_off[v] = total;
             total += align_up(cn_shape_count(g->values[v].shape));
         }
@@ -178,14 +199,20 @@ static size_t bn_saved_floats(const cn_graph *g)
     return total;
 }
 
-size_t cn_exec_planned_bytes(const cn_graph *g, int training)
+void cn_exec_planned_arenas(const cn_graph *g, int training, size_t *values, size_t *gradients)
 {
     size_t *grad_off = training ? malloc((size_t)g->value_count * sizeof *grad_off) : NULL;
-    size_t grads = grad_off ? plan_gradients(g, grad_off) : 0;
+    *gradients = grad_off ? plan_gradients(g, grad_off) : 0;
     free(grad_off);
     size_t *value_off = malloc((size_t)g->value_count * sizeof *value_off);
-    size_t values = value_off ? plan_values(g, training, value_off) : 0;
+    *values = value_off ? plan_values(g, training, value_off) : 0;
     free(value_off);
+}
+
+size_t cn_exec_planned_bytes(const cn_graph *g, int training)
+{
+    size_t values, grads;
+    cn_exec_planned_arenas(g, training, &values, &grads);
     size_t pixels = cn_shape_count(g->values[g->output].shape);
     return 4 * ((training ? 4 : 1) * g->trainable_floats + g->state_floats + values + grads + plan_work(g) + bn_saved_floats(g) +
                 2 * pixels + CN_LOSS_FLOATS + 4 + 2 * CN_EXEC_BINS);
@@ -357,14 +384,14 @@ static clunet_status forward_node(cn_exec *e, const cn_node *n, int training)
     return cn_fail(CLUNET_ERR_INTERNAL, "graph node of unknown kind %d", (int)n->op);
 }
 
-/* Batch norm node i and its activation (fused_with_next) in one pass; inference writes the activation alone. */
+static cn_activation fused_act(const cn_node *a) { return a->op == CN_OP_SWISH ? CN_ACT_SWISH : CN_ACT_RELU; }
+
+/* Batch norm node i and its activation (fused_with_next) in one pass: only the activation is written. */
 static clunet_status forward_fused(cn_exec *e, int i, int training)
 {
     const cn_node *n = &e->g->nodes[i], *a = &e->g->nodes[i + 1];
     cn_tensor x = cn_exec_value(e, n->in[0]), z = cn_exec_value(e, a->out);
-    cn_tensor y = training ? cn_exec_value(e, n->out) : (cn_tensor){0};
-    cn_activation act = a->op == CN_OP_SWISH ? CN_ACT_SWISH : CN_ACT_RELU;
-    return cn_batchnorm_act_forward(e->ctx, &e->bn[i], training, act, &x, training ? &y : NULL, &z);
+    return cn_batchnorm_act_forward(e->ctx, &e->bn[i], training, fused_act(a), &x, NULL, &z);
 }
 
 clunet_status cn_exec_forward(cn_exec *e, int training)
@@ -444,6 +471,17 @@ static clunet_status backward_node(cn_exec *e, const cn_node *n, char *ready)
     return st;
 }
 
+/* The backward of forward_fused: the input's gradient from the activation's. */
+static clunet_status backward_fused(cn_exec *e, int i, char *ready)
+{
+    const cn_node *n = &e->g->nodes[i], *a = &e->g->nodes[i + 1];
+    int x = n->in[0];
+    cn_tensor xv = cn_exec_value(e, x), dz = value_grad(e, a->out), dy = value_grad(e, n->out), dx = value_grad(e, x);
+    CN_TRY(cn_batchnorm_act_backward(e->ctx, &e->bn[i], fused_act(a), &xv, &dz, &dy, &dx, ready[x]));
+    ready[x] = 1;
+    return CLUNET_OK;
+}
+
 clunet_status cn_exec_backward(cn_exec *e)
 {
     const cn_graph *g = e->g;
@@ -453,7 +491,8 @@ clunet_status cn_exec_backward(cn_exec *e)
     clunet_status st =
         cn_buffer_fill_float(e->ctx, e->grads, 0, g->trainable_floats * sizeof(float), 0.0f);
     for (int i = g->node_count - 1; i >= 0 && st == CLUNET_OK; i--) {
-        st = backward_node(e, &g->nodes[i], ready);
+        if (i > 0 && fused_with_next(g, i - 1)) continue; /* the activation of a pair: done with its batch norm */
+        st = fused_with_next(g, i) ? backward_fused(e, i, ready) : backward_node(e, &g->nodes[i], ready);
         if (st != CLUNET_OK)
             st = cn_fail(st, "backward, layer %d (%s): %s", i, g->nodes[i].label, clunet_last_error());
     }

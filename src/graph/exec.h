@@ -5,8 +5,9 @@
  *
  * Device memory: one flat buffer each for parameters, gradients, Adam's m and
  * v (llm.c style) and the BN running statistics; one arena for the forward
- * values (training keeps them all: the backward needs them; inference reuses
- * a value's slot once its last reader ran); one arena for value gradients,
+ * values (training keeps them for the backward, all but the output of a batch
+ * norm fused with its activation, recomputed there; inference reuses a
+ * value's slot once its last reader ran); one arena for value gradients,
  * whose slots are reused by liveness; scratch sized for the largest op.
  */
 #ifndef CLUNET_GRAPH_EXEC_H
@@ -53,7 +54,18 @@ void cn_exec_destroy(cn_exec *e);
 /* Total device bytes the plan needs (also without a device: for `info` and error hints). */
 size_t cn_exec_planned_bytes(const cn_graph *g, int training);
 
-/* A view of value v in the forward arena (after an inference forward, only the input's and the output's hold their values). */
+/* Floats of the plan's forward-value arena and gradient arena (0 without training). */
+void cn_exec_planned_arenas(const cn_graph *g, int training, size_t *values, size_t *gradients);
+
+/*
+ * How many nodes from node i run as one: 2 for a batch norm and its activation
+ * (swish or ReLU, its only reader), which run fused both ways and cannot run
+ * apart (the batch norm's output is not stored); else 1.
+ */
+int cn_exec_run_length(const cn_graph *g, int i);
+
+/* A view of value v in the forward arena (after an inference forward, only the input's and the output's hold their values;
+   never a batch norm output that cn_exec_run_length fuses). */
 cn_tensor cn_exec_value(const cn_exec *e, int v);
 
 /* A view of parameter i in the parameter (or state) buffer, or in the gradient buffer. */

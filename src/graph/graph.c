@@ -104,13 +104,6 @@ double cn_graph_forward_flops(const cn_graph *g)
     return flops;
 }
 
-size_t cn_graph_activation_floats(const cn_graph *g)
-{
-    size_t total = 0;
-    for (int i = 0; i < g->value_count; i++) total += cn_shape_count(g->values[i].shape);
-    return total;
-}
-
 int cn_graph_find_param(const cn_graph *g, const char *name)
 {
     for (int i = 0; i < g->param_count; i++)
@@ -118,29 +111,6 @@ int cn_graph_find_param(const cn_graph *g, const char *name)
     return -1;
 }
 
-size_t cn_graph_gradient_peak_floats(const cn_graph *g)
-{
-    char *live = calloc((size_t)g->value_count, 1);
-    if (!live) return 0;
-    size_t now = cn_shape_count(g->values[g->output].shape), peak = now;
-    live[g->output] = 1;
-    for (int i = g->node_count - 1; i >= 0; i--) {
-        const cn_node *n = &g->nodes[i];
-        for (int k = 0; k < 2; k++) {
-            int v = n->in[k];
-            if (v < 0 || v == g->input || live[v]) continue;
-            live[v] = 1;
-            now += cn_shape_count(g->values[v].shape);
-        }
-        if (now > peak) peak = now;
-        if (live[n->out]) {
-            live[n->out] = 0;
-            now -= cn_shape_count(g->values[n->out].shape);
-        }
-    }
-    free(live);
-    return peak;
-}
 
 const char *cn_op_name(cn_op op)
 {

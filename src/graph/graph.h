@@ -96,15 +96,6 @@ void cn_graph_free(cn_graph *g);
 /* Forward multiply-adds x 2 of every conv, in FLOP. */
 double cn_graph_forward_flops(const cn_graph *g);
 
-/* Floats of activation memory: every forward value kept for the backward pass. */
-size_t cn_graph_activation_floats(const cn_graph *g);
-
-/*
- * Peak floats of gradient buffers during the backward pass when each value's
- * gradient lives from its first contribution to its producer's backward.
- */
-size_t cn_graph_gradient_peak_floats(const cn_graph *g);
-
 /* The parameter named `name`, or -1. */
 int cn_graph_find_param(const cn_graph *g, const char *name);
 

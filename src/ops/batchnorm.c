@@ -109,8 +109,7 @@ static clunet_status forward(clunet_context *ctx, const cn_batchnorm *bn, int tr
     CN_TRY(check_layer(op, bn, x, training));
     if (y) CN_TRY(cn_pw_check_like(op, "y", y, x));
     if (act != BN_ACT_NONE) CN_TRY(cn_pw_check_like(op, "z", z, x));
-    if (!y && (training || act == BN_ACT_NONE))
-        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: y is missing", op);
+    if (!y && act == BN_ACT_NONE) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: y is missing", op);
     size_t c = (size_t)x->c;
     CN_TRY(cn_pw_check(op, "running_mean", &bn->running_mean, c));
     CN_TRY(cn_pw_check(op, "running_var", &bn->running_var, c));
@@ -159,14 +158,20 @@ clunet_status cn_batchnorm_act_forward(clunet_context *ctx, const cn_batchnorm *
     return forward(ctx, bn, training, act == CN_ACT_SWISH ? BN_ACT_SWISH : BN_ACT_RELU, x, y, z);
 }
 
-clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn, const cn_tensor *x,
-                                    const cn_tensor *dy, const cn_tensor *dx, int accumulate)
+/*
+ * dx from dy, the gradient of y = bn(x), or with act of z = act(y) (y recomputed from x); with swish, dy_out
+ * receives the gradient of y in the first pass and the second reads it.
+ */
+static clunet_status backward(clunet_context *ctx, const cn_batchnorm *bn, int act, const cn_tensor *x,
+                              const cn_tensor *dy, const cn_tensor *dy_out, const cn_tensor *dx, int accumulate)
 {
-    // x, dy, dx are (N,C,H,W)
-    const char *op = "batchnorm_backward";
+    // x, dy, dy_out, dx are (N,C,H,W)
+    const char *op = act == BN_ACT_NONE ? "batchnorm_backward" : "batchnorm_act_backward";
     CN_TRY(check_layer(op, bn, x, 1));
-    CN_TRY(cn_pw_check_like(op, "dy", dy, x));
+    CN_TRY(cn_pw_check_like(op, act == BN_ACT_NONE ? "dy" : "dz", dy, x));
     CN_TRY(cn_pw_check_like(op, "dx", dx, x));
+    int write_dy = act == BN_ACT_SWISH;
+    if (write_dy) CN_TRY(cn_pw_check_like(op, "dy (scratch)", dy_out, x));
     size_t c = (size_t)x->c;
     CN_TRY(cn_pw_check(op, "dgamma", &bn->dgamma, c));
     CN_TRY(cn_pw_check(op, "dbeta", &bn->dbeta, c));
@@ -177,8 +182,13 @@ clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn,
     CN_TRY(cn_arg_view(k, 0, x));
     CN_TRY(cn_arg_view(k, 2, dy));
     CN_TRY(cn_arg_view(k, 4, &bn->saved));
-    CN_TRY(cn_arg_view(k, 6, &bn->work));
-    CN_TRY(launch_partial(ctx, k, 8, x));
+    CN_TRY(cn_arg_view(k, 6, &bn->gamma));
+    CN_TRY(cn_arg_view(k, 8, &bn->beta));
+    CN_TRY(CN_ARG_INT(k, 10, act));
+    CN_TRY(cn_arg_view(k, 11, write_dy ? dy_out : dx)); /* not written without write_dy */
+    CN_TRY(CN_ARG_INT(k, 13, write_dy));
+    CN_TRY(cn_arg_view(k, 14, &bn->work));
+    CN_TRY(launch_partial(ctx, k, 16, x));
 
     CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_bwd_final", NULL, &k));
     CN_TRY(cn_arg_view(k, 0, &bn->work));
@@ -192,7 +202,7 @@ clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn,
 
     CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_bwd_dx", NULL, &k));
     CN_TRY(cn_arg_view(k, 0, x));
-    CN_TRY(cn_arg_view(k, 2, dy));
+    CN_TRY(cn_arg_view(k, 2, write_dy ? dy_out : dy));
     CN_TRY(cn_arg_view(k, 4, dx));
     CN_TRY(cn_arg_view(k, 6, &bn->gamma));
     CN_TRY(cn_arg_view(k, 8, &bn->saved));
@@ -203,6 +213,23 @@ clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn,
     CN_TRY(CN_ARG_INT(k, 15, planes));
     CN_TRY(CN_ARG_INT(k, 16, span));
     CN_TRY(CN_ARG_INT(k, 17, accumulate != 0));
+    CN_TRY(cn_arg_view(k, 18, &bn->beta));
+    CN_TRY(CN_ARG_INT(k, 20, write_dy ? BN_ACT_NONE : act));
     size_t global[2] = {(size_t)((hw + span - 1) / span), (size_t)planes};
     return cn_launch(ctx, k, 2, global, NULL);
+}
+
+clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn, const cn_tensor *x,
+                                    const cn_tensor *dy, const cn_tensor *dx, int accumulate)
+{
+    return backward(ctx, bn, BN_ACT_NONE, x, dy, NULL, dx, accumulate);
+}
+
+clunet_status cn_batchnorm_act_backward(clunet_context *ctx, const cn_batchnorm *bn, cn_activation act,
+                                        const cn_tensor *x, const cn_tensor *dz, const cn_tensor *dy,
+                                        const cn_tensor *dx, int accumulate)
+{
+    if (act != CN_ACT_SWISH && act != CN_ACT_RELU)
+        return cn_fail(CLUNET_ERR_UNSUPPORTED, "batchnorm_act_backward: no fused %s", cn_activation_name(act));
+    return backward(ctx, bn, act == CN_ACT_SWISH ? BN_ACT_SWISH : BN_ACT_RELU, x, dz, dy, dx, accumulate);
 }

@@ -60,9 +60,8 @@ typedef enum cn_activation { CN_ACT_SWISH, CN_ACT_SIGMOID, CN_ACT_RELU } cn_acti
 
 /*
  * The same followed by act (swish or ReLU) in one pass: z = act(y), with the
- * same bits as cn_activation_forward on y where H*W is a multiple of 16. y,
- * which the activation's backward reads, may be NULL in inference (then only
- * z is written).
+ * same bits as cn_activation_forward on y where H*W is a multiple of 16. y may
+ * be NULL (then only z is written): cn_batchnorm_act_backward does without it.
  */
 clunet_status cn_batchnorm_act_forward(clunet_context *ctx, const cn_batchnorm *bn, int training, cn_activation act,
                                        const cn_tensor *x, const cn_tensor *y, const cn_tensor *z);
@@ -70,6 +69,17 @@ clunet_status cn_batchnorm_act_forward(clunet_context *ctx, const cn_batchnorm *
 /* Backward of the training forward: dx (N,C,H,W), dgamma and dbeta accumulated. */
 clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn, const cn_tensor *x,
                                     const cn_tensor *dy, const cn_tensor *dx, int accumulate);
+
+/*
+ * Backward of cn_batchnorm_act_forward in training, from dz (the gradient of
+ * z = act(y)) and x alone: y is recomputed, so the forward need not have
+ * written it; dx (N,C,H,W), dgamma and dbeta accumulated as above. With swish,
+ * dy (as x; scratch, apart from dz and dx) receives the gradient of y between
+ * the two passes; ReLU recomputes it instead (dy may be NULL).
+ */
+clunet_status cn_batchnorm_act_backward(clunet_context *ctx, const cn_batchnorm *bn, cn_activation act,
+                                        const cn_tensor *x, const cn_tensor *dz, const cn_tensor *dy,
+                                        const cn_tensor *dx, int accumulate);
 
 /* ---- activations ---------------------------------------------------------- */
 

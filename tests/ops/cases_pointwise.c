@@ -234,8 +234,8 @@ typedef struct bn_case {
     cn_activation act;
     int train, acc;
     shape4 s;
-    double *xd, *gamma, *beta, *w; /* grad check: loss = sum w * bn(x) */
-    double *yd, *mean, *var;       /* its scratch */
+    double *xd, *gamma, *beta, *w; /* grad check: loss = sum w * bn(x), or sum w * swish(bn(x)) with zd */
+    double *yd, *zd, *mean, *var;  /* its scratch */
     double eps;
 } bn_case;
 
@@ -271,13 +271,23 @@ static clunet_status bn_backward(clunet_context *ctx, void *p)
     return cn_batchnorm_backward(ctx, &b->bn, &b->x, &b->dy, &b->dx, b->acc);
 }
 
+static clunet_status bn_act_backward(clunet_context *ctx, void *p)
+{
+    bn_case *b = p;
+    return cn_batchnorm_act_backward(ctx, &b->bn, b->act, &b->x, &b->dy, b->act == CN_ACT_SWISH ? &b->y : NULL,
+                                     &b->dx, b->acc);
+}
+
 static double bn_loss(void *p)
 {
     bn_case *b = p;
+    size_t n = count4(b->s);
     cn_ref_batchnorm_forward_train(b->xd, b->s.n, b->s.c, b->s.h, b->s.w, b->gamma, b->beta, b->eps, b->yd,
                                    b->mean, b->var);
+    if (b->zd) cn_ref_swish_forward(b->yd, b->zd, n); /* batchnorm_act_backward's swish cases */
+    const double *out = b->zd ? b->zd : b->yd;
     double total = 0.0;
-    for (size_t i = 0; i < count4(b->s); i++) total += b->w[i] * b->yd[i];
+    for (size_t i = 0; i < n; i++) total += b->w[i] * out[i];
     return total;
 }
 
@@ -305,6 +315,49 @@ static bn_case bn_setup(to_run *r, shape4 s, float **gamma, float **beta, float 
     b.bn.work = view(to_output(r, work), 1, 1, 1, (int)work);
     b.y = view(to_output(r, count4(s)), s.n, s.c, s.h, s.w);
     return b;
+}
+
+/* The random inputs of a backward case: x, dy (dz for the fused pair), and what dx, dgamma, dbeta held. */
+typedef struct bn_grads {
+    float *x, *dy, *dx0, *dg0, *db0;
+} bn_grads;
+
+static bn_grads bn_backward_inputs(to_run *r, bn_case *b, int acc)
+{
+    shape4 s = b->s;
+    size_t n = count4(s), c = (size_t)s.c;
+    bn_grads g = {to_random(r, n, -1.0f, 4.0f), to_random(r, n, -1.0f, 1.0f), to_random(r, n, -1.0f, 1.0f),
+                  to_random(r, c, -1.0f, 1.0f), to_random(r, c, -1.0f, 1.0f)};
+    b->x = view(to_upload(r, g.x, n), s.n, s.c, s.h, s.w);
+    b->dy = view(to_upload(r, g.dy, n), s.n, s.c, s.h, s.w);
+    b->dx = view(to_inout(r, g.dx0, n), s.n, s.c, s.h, s.w);
+    b->bn.dgamma = vec(to_inout(r, g.dg0, c), s.c);
+    b->bn.dbeta = vec(to_inout(r, g.db0, c), s.c);
+    b->acc = acc;
+    return g;
+}
+
+/*
+ * dx, dgamma and dbeta against the reference's plus what they held (dx only with acc); then, without acc,
+ * fn run again must give dx bit for bit.
+ */
+static void bn_backward_compare(to_run *r, bn_case *b, to_fn fn, const bn_grads *g, const double *dx,
+                                const double *dg, const double *db)
+{
+    size_t n = count4(b->s), c = (size_t)b->s.c;
+    double *want_dx = to_alloc_double(r, n), *want_dg = to_alloc_double(r, c), *want_db = to_alloc_double(r, c);
+    for (size_t k = 0; k < n; k++) want_dx[k] = dx[k] + (b->acc ? g->dx0[k] : 0.0);
+    for (size_t k = 0; k < c; k++) want_dg[k] = dg[k] + g->dg0[k], want_db[k] = db[k] + g->db0[k];
+    // With perf, the timed runs accumulated further into dgamma/dbeta (and dx when acc).
+    if (!r->perf) {
+        to_compare(r, "dx", (to_buf){b->dx, n}, want_dx, n, 1e-4);
+        to_compare(r, "dgamma", (to_buf){b->bn.dgamma, c}, want_dg, c, 1e-4);
+        to_compare(r, "dbeta", (to_buf){b->bn.dbeta, c}, want_db, c, 1e-4);
+    }
+    if (!b->acc) {
+        float *dx1 = snapshot(r, (to_buf){b->dx, n});
+        if (run_again(r, fn, b)) require_same_bits(r, "dx", (to_buf){b->dx, n}, dx1);
+    }
 }
 
 static void bn_cases(to_run *r)
@@ -394,41 +447,52 @@ static void bn_cases(to_run *r)
         describe(desc, sizeof desc, s, acc ? "acc" : "");
         if (to_begin(r, "batchnorm_backward", desc)) {
             bn_case b = bn_setup(r, s, &gamma, &beta, &rmean, &rvar);
-            float *x = to_random(r, n, -1.0f, 4.0f), *dy = to_random(r, n, -1.0f, 1.0f);
-            float *dx0 = to_random(r, n, -1.0f, 1.0f), *dg0 = to_random(r, c, -1.0f, 1.0f);
-            float *db0 = to_random(r, c, -1.0f, 1.0f);
-            b.x = view(to_upload(r, x, n), s.n, s.c, s.h, s.w);
-            b.dy = view(to_upload(r, dy, n), s.n, s.c, s.h, s.w);
-            b.dx = view(to_inout(r, dx0, n), s.n, s.c, s.h, s.w);
-            b.bn.dgamma = vec(to_inout(r, dg0, c), s.c);
-            b.bn.dbeta = vec(to_inout(r, db0, c), s.c);
-            b.acc = acc;
+            bn_grads in = bn_backward_inputs(r, &b, acc);
             // The backward reads the statistics its training forward saved.
             if (run_again(r, bn_train, &b) && to_exec(r, bn_backward, &b, 12.0 * n, 20.0 * n)) {
                 double *dx = to_alloc_double(r, n), *dg = to_alloc_double(r, c), *db = to_alloc_double(r, c);
-                b.xd = to_widen(r, x, n);
+                b.xd = to_widen(r, in.x, n);
                 b.gamma = to_widen(r, gamma, c);
                 b.beta = to_widen(r, beta, c);
-                b.w = to_widen(r, dy, n);
+                b.w = to_widen(r, in.dy, n);
                 cn_ref_batchnorm_backward(b.xd, b.w, s.n, s.c, s.h, s.w, b.gamma, b.eps, dx, dg, db);
-                double *want_dx = to_alloc_double(r, n), *want_dg = to_alloc_double(r, c);
-                double *want_db = to_alloc_double(r, c);
-                for (size_t k = 0; k < n; k++) want_dx[k] = dx[k] + (b.acc ? dx0[k] : 0.0);
-                for (size_t k = 0; k < c; k++) want_dg[k] = dg[k] + dg0[k], want_db[k] = db[k] + db0[k];
-                // With perf, the timed runs accumulated further into dgamma/dbeta (and dx when acc).
-                if (!r->perf) {
-                    to_compare(r, "dx", (to_buf){b.dx, n}, want_dx, n, 1e-4);
-                    to_compare(r, "dgamma", (to_buf){b.bn.dgamma, c}, want_dg, c, 1e-4);
-                    to_compare(r, "dbeta", (to_buf){b.bn.dbeta, c}, want_db, c, 1e-4);
-                }
-                if (!b.acc) {
-                    float *dx1 = snapshot(r, (to_buf){b.dx, n});
-                    if (run_again(r, bn_backward, &b)) require_same_bits(r, "dx", (to_buf){b.dx, n}, dx1);
-                }
+                bn_backward_compare(r, &b, bn_backward, &in, dx, dg, db);
                 if (r->grad && n <= 300000) {
                     b.yd = to_alloc_double(r, n);
                     b.mean = to_alloc_double(r, c);
                     b.var = to_alloc_double(r, c);
+                    to_grad_check(r, "dx (reference)", b.xd, n, dx, bn_loss, &b);
+                    to_grad_check(r, "dgamma (reference)", b.gamma, c, dg, bn_loss, &b);
+                    to_grad_check(r, "dbeta (reference)", b.beta, c, db, bn_loss, &b);
+                }
+            }
+            to_end(r);
+        }
+        // The backward of batch norm + activation from the activation's gradient, y recomputed from x: swish on
+        // even shapes, ReLU on odd ones. ReLU's mask is taken from the device's float y (from the training
+        // forward): a y within rounding distance of 0 may fall either side in float, and its gradient jumps.
+        describe(desc, sizeof desc, s, train ? (acc ? "swish acc" : "swish") : (acc ? "relu acc" : "relu"));
+        if (to_begin(r, "batchnorm_act_backward", desc)) {
+            bn_case b = bn_setup(r, s, &gamma, &beta, &rmean, &rvar);
+            bn_grads in = bn_backward_inputs(r, &b, acc); /* in.dy: the activation's gradient */
+            b.act = train ? CN_ACT_SWISH : CN_ACT_RELU;
+            if (run_again(r, bn_train, &b) && to_exec(r, bn_act_backward, &b, 30.0 * n, 20.0 * n)) {
+                double *y = to_alloc_double(r, n), *dy = to_alloc_double(r, n), *dx = to_alloc_double(r, n);
+                double *dg = to_alloc_double(r, c), *db = to_alloc_double(r, c);
+                b.mean = to_alloc_double(r, c);
+                b.var = to_alloc_double(r, c);
+                b.xd = to_widen(r, in.x, n);
+                b.gamma = to_widen(r, gamma, c);
+                b.beta = to_widen(r, beta, c);
+                b.w = to_widen(r, in.dy, n);
+                cn_ref_batchnorm_forward_train(b.xd, s.n, s.c, s.h, s.w, b.gamma, b.beta, b.eps, y, b.mean, b.var);
+                if (train) cn_ref_swish_backward(y, b.w, dy, n);
+                else cn_ref_relu_backward(to_widen(r, to_download(r, (to_buf){b.y, n}), n), b.w, dy, n);
+                cn_ref_batchnorm_backward(b.xd, dy, s.n, s.c, s.h, s.w, b.gamma, b.eps, dx, dg, db);
+                bn_backward_compare(r, &b, bn_act_backward, &in, dx, dg, db);
+                if (r->grad && train && n <= 300000) {
+                    b.yd = to_alloc_double(r, n);
+                    b.zd = to_alloc_double(r, n);
                     to_grad_check(r, "dx (reference)", b.xd, n, dx, bn_loss, &b);
                     to_grad_check(r, "dgamma (reference)", b.gamma, c, dg, bn_loss, &b);
                     to_grad_check(r, "dbeta (reference)", b.beta, c, db, bn_loss, &b);

@@ -117,13 +117,12 @@ static size_t plan_gradients(const cn_graph *g, size_t *grad_off)
 
 /*
  * Forward value offsets; returns their arena size in floats, or 0 on allocation
- * failure. Training keeps every value for the backward pass but the output of
- * a batch norm fused with its activation, which neither pass of the pair
- * stores (UNPLACED); inference reuses
- * a value's slot once the last node that reads it has run (first-fit, in node
- * order), keeping only the input and the output throughout; a batch norm
- * fused with its activation has no slot (the pair writes the activation's,
+ * failure. The output of a batch norm fused with its activation never has a
+ * slot (UNPLACED in training; in inference the pair writes the activation's,
  * in place over the batch norm's input where nothing reads that later).
+ * Training keeps every other value for the backward pass; inference reuses a
+ * value's slot once the last node that reads it has run (first-fit, in node
+ * order), keeping only the input and the output throughout.
  */
 static size_t plan_values(const cn_graph *g, int training, size_t *value_off)
 {

@@ -17,7 +17,7 @@ typedef struct cn_infer {
     cn_preprocess preprocess; /* applied to each image first (the checkpoint's) */
     int overlap;           /* pixels shared by neighbouring tiles */
     int views;             /* test-time augmentation: 1 (none), 4 (the mirrors) or 8 (mirrors and quarter turns) */
-    int nscales;           /* test-time scales: 0 or 1 = the image as it is */
+    int nscales;           /* test-time scales in `scales`; 0 = the image as it is */
     float scales[CN_INFER_MAX_SCALES]; /* each > 0: the image resized by it, probabilities resized back */
     float *tiles;          /* (B,3,S,S) host staging */
     float *logits;         /* (B,1,S,S) */

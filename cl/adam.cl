@@ -21,3 +21,15 @@ __kernel void adam_step(__global float *p, const int p_off, __global const float
     pi -= lr * wd * pi;
     p[p_off + i] = pi - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);
 }
+
+/*
+ * avg = decay * avg + (1 - decay) * x over a flat range: the running average
+ * of the weights (and BN statistics) that validation and checkpoints use.
+ */
+__kernel void ema_update(__global float *avg, const int avg_off, __global const float *x, const int x_off,
+                         const int count, const float decay)
+{
+    int i = get_global_id(0);
+    if (i >= count) return;
+    avg[avg_off + i] = decay * avg[avg_off + i] + (1.0f - decay) * x[x_off + i];
+}

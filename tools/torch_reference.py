@@ -283,8 +283,9 @@ def twin_metadata(model):
 
 def load_twin(path, bn_eps=None):
     tensors, meta = st_read(path)
-    # A clunet training checkpoint also holds Adam's moments: not part of the network.
-    tensors = {k: v for k, v in tensors.items() if not k.startswith("adam.")}
+    # A clunet training checkpoint also holds Adam's moments (and, with --ema, the weights Adam steps
+    # as train.NAME, the average being NAME): not part of the network.
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(("adam.", "train."))}
     try:
         config = json.loads(meta["config"])
     except (KeyError, ValueError, TypeError):

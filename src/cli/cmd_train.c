@@ -1,4 +1,5 @@
 /* cmd_train.c - `clunet train`: trains the U-Net and writes checkpoints, metrics.csv and curves. */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,9 @@ static int usage(FILE *f, int status)
             "                    or constant\n"
             "  --warmup E        epochs of warm-up of the cosine schedule (default %g)\n"
             "  --weight-decay W  decoupled weight decay (default 0)\n"
+            "  --ema D           validate, checkpoint and predict with a running average of the\n"
+            "                    weights, moved by 1-D each step (e.g. 0.999; default 0: the\n"
+            "                    weights themselves); training steps the weights as before\n"
             "  --loss-lambda L   loss = L*focal + (1-L)*dice (default: focal + dice)\n"
             "  --bn-eps E        batch-norm epsilon (default %g)\n"
             "  --threshold T     probability threshold for F1 and the counts (default %g)\n"
@@ -97,11 +101,12 @@ static void progress(const cn_train_progress *p, void *user)
     fflush(stdout);
 }
 
+/* A finite number: no setting here means anything by NaN or infinity. */
 static int parse_double(const char *s, double *out)
 {
     char *end;
     double v = strtod(s, &end);
-    if (end == s || *end) return 0;
+    if (end == s || *end || !isfinite(v)) return 0;
     *out = v;
     return 1;
 }
@@ -164,6 +169,8 @@ int cmd_train(int argc, char **argv)
             if (!parse_double(v, &cfg.warmup_epochs) || cfg.warmup_epochs < 0) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--weight-decay")) {
             if (!parse_double(v, &cfg.weight_decay) || cfg.weight_decay < 0) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--ema")) {
+            if (!parse_double(v, &cfg.ema) || !(cfg.ema >= 0 && cfg.ema < 1)) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--loss-lambda")) {
             if (!parse_double(v, &cfg.loss_lambda) || cfg.loss_lambda < 0 || cfg.loss_lambda > 1)
                 return cli_bad_value(a, v);

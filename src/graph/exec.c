@@ -1,4 +1,5 @@
 /* exec.c - plans, allocates and runs a cn_graph on a device (see exec.h). */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,7 +337,8 @@ void cn_exec_destroy(cn_exec *e)
     if (!e->ctx) return;
     cl_mem *bufs[] = {&e->params,      &e->grads,    &e->adam_m, &e->adam_v,   &e->state,
                       &e->values,      &e->value_grads, &e->work, &e->bn_saved, &e->labels,
-                      &e->mask,        &e->loss_out, &e->metric_counts, &e->metric_hist};
+                      &e->mask,        &e->loss_out, &e->metric_counts, &e->metric_hist, &e->ema_params,
+                      &e->ema_state};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         cn_buffer_free(e->ctx, *bufs[i]);
         *bufs[i] = NULL;
@@ -506,6 +508,56 @@ clunet_status cn_exec_adam(cn_exec *e)
     cn_tensor p = vec(e->params, 0, n), g = vec(e->grads, 0, n), m = vec(e->adam_m, 0, n), v = vec(e->adam_v, 0, n);
     e->step++;
     return cn_adam_step(e->ctx, &e->adam, e->step, &p, &g, &m, &v, n);
+}
+
+clunet_status cn_exec_ema_enable(cn_exec *e, float decay)
+{
+    if (!e->training) return cn_fail(CLUNET_ERR_INTERNAL, "a weight average on a graph allocated for inference");
+    if (!(decay > 0.0f && decay < 1.0f)) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--ema %g: must be in (0, 1)", decay);
+    if (e->ema_params) return cn_fail(CLUNET_ERR_INTERNAL, "the weight average is already enabled");
+    CN_TRY(alloc_floats(e, e->g->trainable_floats, &e->ema_params));
+    CN_TRY(alloc_floats(e, e->g->state_floats, &e->ema_state));
+    e->ema_decay = decay;
+    return CLUNET_OK;
+}
+
+/* dst = src over `floats` (once per run: through the host). */
+static clunet_status copy_floats(cn_exec *e, cl_mem dst, cl_mem src, size_t floats)
+{
+    if (!floats) return CLUNET_OK;
+    float *h = malloc(floats * sizeof *h);
+    if (!h) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+    clunet_status st = cn_buffer_read(e->ctx, src, 0, floats * sizeof *h, h);
+    if (!st) st = cn_buffer_write(e->ctx, dst, 0, floats * sizeof *h, h);
+    free(h);
+    return st;
+}
+
+clunet_status cn_exec_ema_reset(cn_exec *e)
+{
+    if (!e->ema_params) return CLUNET_OK;
+    CN_TRY(copy_floats(e, e->ema_params, e->params, e->g->trainable_floats));
+    return copy_floats(e, e->ema_state, e->state, e->g->state_floats);
+}
+
+clunet_status cn_exec_ema_update(cn_exec *e)
+{
+    if (!e->ema_params) return CLUNET_OK;
+    float d = fminf(e->ema_decay, (1.0f + (float)e->step) / (10.0f + (float)e->step));
+    size_t P = e->g->trainable_floats, S = e->g->state_floats;
+    cn_tensor avg = vec(e->ema_params, 0, P), p = vec(e->params, 0, P);
+    CN_TRY(cn_ema_update(e->ctx, d, &avg, &p, P));
+    cn_tensor savg = vec(e->ema_state, 0, S), s = vec(e->state, 0, S);
+    return cn_ema_update(e->ctx, d, &savg, &s, S);
+}
+
+void cn_exec_ema_swap(cn_exec *e)
+{
+    if (!e->ema_params) return;
+    cl_mem t = e->params;
+    e->params = e->ema_params, e->ema_params = t;
+    t = e->state;
+    e->state = e->ema_state, e->ema_state = t;
 }
 
 clunet_status cn_exec_read_loss(cn_exec *e, float out[3])

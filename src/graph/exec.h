@@ -39,6 +39,8 @@ typedef struct cn_exec {
     cl_mem metric_hist;   /* 2 * CN_EXEC_BINS uint32 */
     cn_adam adam;
     int step;             /* Adam steps taken */
+    cl_mem ema_params, ema_state; /* running averages of params and state (NULL: none; see cn_exec_ema_enable) */
+    float ema_decay;
     int training;         /* allocated for training */
 } cn_exec;
 
@@ -86,6 +88,20 @@ clunet_status cn_exec_backward(cn_exec *e);
 
 /* One Adam step with e->adam over all parameters. */
 clunet_status cn_exec_adam(cn_exec *e);
+
+/*
+ * A running average of the weights and BN statistics beside training
+ * (Polyak averaging), for validation and checkpoints. enable allocates it
+ * (filled by reset or by loading a checkpoint); reset copies the weights into
+ * it; update, after each Adam step t, sets avg = d * avg + (1 - d) * weights
+ * with d = min(decay, (1 + t) / (10 + t)), so that the first steps, far from
+ * where training ends, fade fast; swap exchanges it with the weights, so that
+ * the same forward runs on the average.
+ */
+clunet_status cn_exec_ema_enable(cn_exec *e, float decay);
+clunet_status cn_exec_ema_reset(cn_exec *e);
+clunet_status cn_exec_ema_update(cn_exec *e);
+void cn_exec_ema_swap(cn_exec *e);
 
 /* Reads the loss values (total, focal, dice) computed by the last cn_exec_loss. */
 clunet_status cn_exec_read_loss(cn_exec *e, float out[3]);

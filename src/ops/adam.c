@@ -3,7 +3,8 @@
  *
  * The update is the paper's (and PyTorch's): p -= lr * mhat / (sqrt(vhat) + eps),
  * with mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t); eps defaults to
- * Keras' 1e-7. Weight decay is decoupled as in AdamW.
+ * Keras' 1e-7. Weight decay is decoupled as in AdamW. cn_ema_update keeps
+ * the running average of the weights beside it.
  */
 #include <math.h>
 
@@ -48,5 +49,23 @@ clunet_status cn_adam_step(clunet_context *ctx, const cn_adam *adam, int t, cons
     // Bias corrections computed in double, rounded to float once.
     CN_TRY(CN_ARG_FLOAT(k, 14, 1.0 - pow(adam->beta1, t)));
     CN_TRY(CN_ARG_FLOAT(k, 15, 1.0 - pow(adam->beta2, t)));
+    return cn_launch(ctx, k, 1, &count, NULL);
+}
+
+clunet_status cn_ema_update(clunet_context *ctx, float decay, const cn_tensor *avg, const cn_tensor *x, size_t count)
+{
+    // avg and x are flat ranges of count floats
+    const char *op = "ema";
+    if (!(decay >= 0.0f && decay < 1.0f)) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: decay %g must be in [0,1)", op, decay);
+    if (!avg || !avg->buf || !x || !x->buf) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: a range is missing", op);
+    if (avg->offset + count > (size_t)INT32_MAX || x->offset + count > (size_t)INT32_MAX)
+        return cn_fail(CLUNET_ERR_UNSUPPORTED, "%s: a range ends past 2^31 floats in its buffer", op);
+    if (count == 0) return CLUNET_OK;
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "adam.cl", "ema_update", NULL, &k));
+    CN_TRY(cn_arg_view(k, 0, avg));
+    CN_TRY(cn_arg_view(k, 2, x));
+    CN_TRY(CN_ARG_INT(k, 4, count));
+    CN_TRY(CN_ARG_FLOAT(k, 5, decay));
     return cn_launch(ctx, k, 1, &count, NULL);
 }

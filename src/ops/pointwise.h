@@ -161,6 +161,9 @@ void cn_adam_default(cn_adam *adam);
 clunet_status cn_adam_step(clunet_context *ctx, const cn_adam *adam, int t, const cn_tensor *p,
                            const cn_tensor *g, const cn_tensor *m, const cn_tensor *v, size_t count);
 
+/* avg = decay * avg + (1 - decay) * x over `count` floats (decay in [0,1)): a running average of the weights. */
+clunet_status cn_ema_update(clunet_context *ctx, float decay, const cn_tensor *avg, const cn_tensor *x, size_t count);
+
 /* ---- metrics ------------------------------------------------------------------------- */
 
 /*

@@ -1,5 +1,6 @@
 /*
- * adam.c - reference Adam step with bias correction and decoupled (AdamW) weight decay.
+ * adam.c - reference Adam step with bias correction and decoupled (AdamW) weight
+ * decay, and the running average of the weights.
  */
 #include <math.h>
 
@@ -15,4 +16,9 @@ void cn_ref_adam(double *p, const double *g, double *m, double *v, size_t count,
         p[i] -= lr * weight_decay * p[i];
         p[i] -= lr * (m[i] / bc1) / (sqrt(v[i] / bc2) + eps);
     }
+}
+
+void cn_ref_ema(double *avg, const double *x, size_t count, double decay)
+{
+    for (size_t i = 0; i < count; i++) avg[i] = decay * avg[i] + (1.0 - decay) * x[i];
 }

@@ -80,6 +80,9 @@ double cn_ref_focal_dice(const double *z, const double *y, const double *mask, s
 void cn_ref_adam(double *p, const double *g, double *m, double *v, size_t count, double lr, double beta1,
                  double beta2, double eps, double weight_decay, int t);
 
+/* avg = decay * avg + (1 - decay) * x, in place. */
+void cn_ref_ema(double *avg, const double *x, size_t count, double decay);
+
 /* ---- metrics ---------------------------------------------------------------- */
 
 /* p = sigmoid(z) when logits, else z. counts = {TP, FP, TN, FN} of p > threshold inside the mask. */

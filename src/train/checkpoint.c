@@ -93,29 +93,53 @@ clunet_status cn_checkpoint_peek(const char *path, cn_checkpoint_info *info)
     return st;
 }
 
-/* Host copies of the four flat buffers. */
+/*
+ * Host copies of the flat buffers. params and state are the model's weights
+ * (the running average when the executor keeps one); with the optimizer and
+ * an average, raw_params and raw_state are the weights Adam steps.
+ */
 typedef struct host_state {
-    float *params, *state, *m, *v;
+    float *params, *state, *m, *v, *raw_params, *raw_state;
 } host_state;
 
 static void host_free(host_state *h)
 {
-    free(h->params), free(h->state), free(h->m), free(h->v);
+    free(h->params), free(h->state), free(h->m), free(h->v), free(h->raw_params), free(h->raw_state);
 }
 
-static clunet_status host_alloc(const cn_graph *g, host_state *h, int with_optimizer)
+static clunet_status host_alloc(const cn_graph *g, host_state *h, int with_optimizer, int with_raw)
 {
     memset(h, 0, sizeof *h);
     size_t P = g->trainable_floats ? g->trainable_floats : 1, S = g->state_floats ? g->state_floats : 1;
     h->params = calloc(P, sizeof(float));
     h->state = calloc(S, sizeof(float));
+    int bad = !h->params || !h->state;
     if (with_optimizer) {
         h->m = calloc(P, sizeof(float));
         h->v = calloc(P, sizeof(float));
+        bad |= !h->m || !h->v;
     }
-    if (!h->params || !h->state || (with_optimizer && (!h->m || !h->v))) {
+    if (with_raw) {
+        h->raw_params = calloc(P, sizeof(float));
+        h->raw_state = calloc(S, sizeof(float));
+        bad |= !h->raw_params || !h->raw_state;
+    }
+    if (bad) {
         host_free(h);
         return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory for a checkpoint");
+    }
+    return CLUNET_OK;
+}
+
+/* The first non-finite value of the params and state in h (weights: the model's or the raw ones), else OK. */
+static clunet_status check_finite(const cn_graph *g, const float *params, const float *state, const char *path,
+                                  const char *prefix)
+{
+    for (int i = 0; i < g->param_count; i++) {
+        const cn_param *p = &g->params[i];
+        const float *v = (p->trainable ? params : state) + p->offset;
+        for (size_t k = 0; k < p->count; k++)
+            if (!isfinite(v[k])) return cn_fail(CLUNET_ERR_NUMERIC, "%s not written: %s%s[%zu] is %g", path, prefix, p->name, k, v[k]);
     }
     return CLUNET_OK;
 }
@@ -123,26 +147,23 @@ static clunet_status host_alloc(const cn_graph *g, host_state *h, int with_optim
 clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoint_info *info, int with_optimizer)
 {
     const cn_graph *g = e->g;
+    int raw = with_optimizer && e->ema_params; /* the weights Adam steps, beside their average */
+    size_t P = g->trainable_floats * sizeof(float), S = g->state_floats * sizeof(float);
     host_state h;
-    CN_TRY(host_alloc(g, &h, with_optimizer));
-    clunet_status st = cn_buffer_read(e->ctx, e->params, 0, g->trainable_floats * sizeof(float), h.params);
-    if (!st && g->state_floats) st = cn_buffer_read(e->ctx, e->state, 0, g->state_floats * sizeof(float), h.state);
-    if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_m, 0, g->trainable_floats * sizeof(float), h.m);
-    if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_v, 0, g->trainable_floats * sizeof(float), h.v);
+    CN_TRY(host_alloc(g, &h, with_optimizer, raw));
+    clunet_status st = cn_buffer_read(e->ctx, e->ema_params ? e->ema_params : e->params, 0, P, h.params);
+    if (!st && S) st = cn_buffer_read(e->ctx, e->ema_params ? e->ema_state : e->state, 0, S, h.state);
+    if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_m, 0, P, h.m);
+    if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_v, 0, P, h.v);
+    if (!st && raw) st = cn_buffer_read(e->ctx, e->params, 0, P, h.raw_params);
+    if (!st && raw && S) st = cn_buffer_read(e->ctx, e->state, 0, S, h.raw_state);
+    if (!st) st = check_finite(g, h.params, h.state, path, "");
+    if (!st && raw) st = check_finite(g, h.raw_params, h.raw_state, path, "train.");
 
-    for (int i = 0; !st && i < g->param_count; i++) {
-        const cn_param *p = &g->params[i];
-        const float *v = (p->trainable ? h.params : h.state) + p->offset;
-        for (size_t k = 0; k < p->count; k++)
-            if (!isfinite(v[k])) {
-                st = cn_fail(CLUNET_ERR_NUMERIC, "%s not written: %s[%zu] is %g", path, p->name, k, v[k]);
-                break;
-            }
-    }
-    int copies = with_optimizer ? 3 : 1, n = 0;
+    int copies = 1 + 2 * with_optimizer + raw, n = 0;
     cn_st_entry *entries = calloc((size_t)g->param_count * copies, sizeof *entries);
     int64_t *shapes = calloc((size_t)g->param_count * 4, sizeof *shapes);
-    char *names = calloc((size_t)g->param_count * 2, 112);
+    char *names = calloc((size_t)g->param_count * 3, 112);
     if (!st && (!entries || !shapes || !names)) st = cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
     for (int i = 0; !st && i < g->param_count; i++) {
         const cn_param *p = &g->params[i];
@@ -152,8 +173,12 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
     }
     for (int i = 0; !st && with_optimizer && i < g->param_count; i++) {
         const cn_param *p = &g->params[i];
+        char *mn = names + (size_t)336 * i, *vn = mn + 112, *rn = vn + 112;
+        if (raw) {
+            snprintf(rn, 112, "train.%s", p->name);
+            entries[n++] = (cn_st_entry){rn, p->ndim, shapes + 4 * i, (p->trainable ? h.raw_params : h.raw_state) + p->offset};
+        }
         if (!p->trainable) continue;
-        char *mn = names + (size_t)224 * i, *vn = mn + 112;
         snprintf(mn, 112, "adam.m.%s", p->name);
         snprintf(vn, 112, "adam.v.%s", p->name);
         entries[n++] = (cn_st_entry){mn, p->ndim, shapes + 4 * i, h.m + p->offset};
@@ -206,9 +231,14 @@ static clunet_status read_param(cn_st_file *f, const char *path, const char *nam
 static clunet_status upload(cn_exec *e, const host_state *h, int with_optimizer)
 {
     const cn_graph *g = e->g;
-    size_t P = g->trainable_floats * sizeof(float);
-    CN_TRY(cn_buffer_write(e->ctx, e->params, 0, P, h->params));
-    if (g->state_floats) CN_TRY(cn_buffer_write(e->ctx, e->state, 0, g->state_floats * sizeof(float), h->state));
+    size_t P = g->trainable_floats * sizeof(float), S = g->state_floats * sizeof(float);
+    int raw = with_optimizer && e->ema_params;
+    CN_TRY(cn_buffer_write(e->ctx, raw ? e->ema_params : e->params, 0, P, h->params));
+    if (S) CN_TRY(cn_buffer_write(e->ctx, raw ? e->ema_state : e->state, 0, S, h->state));
+    if (raw) {
+        CN_TRY(cn_buffer_write(e->ctx, e->params, 0, P, h->raw_params));
+        if (S) CN_TRY(cn_buffer_write(e->ctx, e->state, 0, S, h->raw_state));
+    }
     if (with_optimizer) {
         CN_TRY(cn_buffer_write(e->ctx, e->adam_m, 0, P, h->m));
         CN_TRY(cn_buffer_write(e->ctx, e->adam_v, 0, P, h->v));
@@ -225,14 +255,19 @@ clunet_status cn_checkpoint_load(const char *path, cn_exec *e, cn_checkpoint_inf
     if (!st && fabs(info->bn_eps - g->bn_eps) > 1e-12 * g->bn_eps)
         st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: was trained with BN eps %g, the network is built with %g", path,
                      info->bn_eps, g->bn_eps);
+    int raw = with_optimizer && e->ema_params;
     host_state h;
-    if (!st) st = host_alloc(g, &h, with_optimizer);
+    if (!st) st = host_alloc(g, &h, with_optimizer, raw);
     else memset(&h, 0, sizeof h);
     for (int i = 0; !st && i < g->param_count; i++) {
         const cn_param *p = &g->params[i];
+        char name[112];
         st = read_param(f, path, p->name, p, (p->trainable ? h.params : h.state) + p->offset);
+        if (!st && raw) {
+            snprintf(name, sizeof name, "train.%s", p->name);
+            st = read_param(f, path, name, p, (p->trainable ? h.raw_params : h.raw_state) + p->offset);
+        }
         if (!st && with_optimizer && p->trainable) {
-            char name[112];
             snprintf(name, sizeof name, "adam.m.%s", p->name);
             st = read_param(f, path, name, p, h.m + p->offset);
             snprintf(name, sizeof name, "adam.v.%s", p->name);
@@ -250,7 +285,7 @@ clunet_status cn_checkpoint_load_encoder(const char *path, cn_exec *e)
 {
     const cn_graph *g = e->g;
     host_state h;
-    CN_TRY(host_alloc(g, &h, 0));
+    CN_TRY(host_alloc(g, &h, 0, 0));
     cn_st_file *f;
     clunet_status st = cn_st_open(path, &f);
     if (st) {

@@ -2,7 +2,10 @@
  * checkpoint.h - the network's weights, BN statistics and Adam state in a
  * safetensors file, with the run's configuration and preprocessing in its
  * metadata. Names follow graph/unet.c (torchvision's for the encoder); Adam's
- * moments are stored as "adam.m.NAME" and "adam.v.NAME".
+ * moments are stored as "adam.m.NAME" and "adam.v.NAME". When the executor
+ * keeps a running average of the weights (cn_exec_ema_enable), NAME holds the
+ * average, the weights to evaluate and predict with, and a checkpoint with the
+ * optimizer adds the weights Adam steps as "train.NAME".
  */
 #ifndef CLUNET_TRAIN_CHECKPOINT_H
 #define CLUNET_TRAIN_CHECKPOINT_H

@@ -232,6 +232,7 @@ static clunet_status setup_model(run *r)
     CN_TRY(st);
     r->exec.adam.lr = (float)cfg->lr;
     r->exec.adam.weight_decay = (float)cfg->weight_decay;
+    if (cfg->ema > 0) CN_TRY(cn_exec_ema_enable(&r->exec, (float)cfg->ema));
     r->exec.loss.lambda = (float)cfg->loss_lambda;
 
     r->info.seed = cfg->seed;
@@ -244,10 +245,10 @@ static clunet_status setup_model(run *r)
     r->info.input_skip = ucfg.input_skip;
     snprintf(r->info.config, sizeof r->info.config,
              "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
-             "\"weight_decay\": %g, \"loss_lambda\": %g, \"augment\": %d, "
+             "\"weight_decay\": %g, \"ema\": %g, \"loss_lambda\": %g, \"augment\": %d, "
              "\"synthetic\": %d, \"val\": %d, \"val_by_subject\": 1, \"dataset\": \"%s\"}",
              cfg->batch, cfg->epochs, cfg->lr, cfg->schedule == CN_LR_COSINE ? "cosine" : "constant",
-             cfg->warmup_epochs, cfg->weight_decay, cfg->loss_lambda, cfg->augment,
+             cfg->warmup_epochs, cfg->weight_decay, cfg->ema, cfg->loss_lambda, cfg->augment,
              cfg->data_dir ? 0 : cfg->synthetic, r->val.count,
              cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic");
     if (cfg->resume) {
@@ -257,6 +258,11 @@ static clunet_status setup_model(run *r)
             return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: was trained at --size %d, not %d", cfg->resume,
                            got.size, cfg->size);
         CN_TRY(check_resume_schedule(cfg, &got));
+        const char *ema = cn_checkpoint_config_value(&got, "ema");
+        double was_ema = ema ? atof(ema) : 0;
+        if (fabs(was_ema - cfg->ema) > 1e-9)
+            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run was trained with --ema %g; resume with the same",
+                           cfg->resume, was_ema);
         r->info.epoch = got.epoch;
         r->info.epoch_step = got.epoch_step;
         memcpy(r->info.partial_loss, got.partial_loss, sizeof got.partial_loss);
@@ -286,6 +292,7 @@ static clunet_status setup_model(run *r)
         CN_TRY(cn_checkpoint_load_encoder(cfg->encoder_weights, &r->exec));
         say(r, "encoder weights from %s", cfg->encoder_weights);
     }
+    CN_TRY(cn_exec_ema_reset(&r->exec));
     CN_TRY(cn_sample_set_preprocess(&r->train, r->info.preprocess));
     cn_sample_set_stats(&r->train, r->info.input_mean, r->info.input_std);
     return CLUNET_OK;
@@ -414,6 +421,7 @@ static clunet_status train_epochs(run *r)
                                loss[0], epoch + 1, step + 1, r->last_path);
             CN_TRY(cn_exec_backward(&r->exec));
             CN_TRY(cn_exec_adam(&r->exec));
+            CN_TRY(cn_exec_ema_update(&r->exec));
             CN_TRY(cn_exec_metrics(&r->exec, cfg->threshold));
             for (int k = 0; k < 3; k++) sum[k] += loss[k];
             double now = cn_seconds();
@@ -443,7 +451,10 @@ static clunet_status train_epochs(run *r)
                                .dice = (float)(sum[2] / steps),
                                .lr = cn_train_lr(cfg, (long)(epoch + 1) * steps - 1, run_steps, warmup)};
         cn_scores_from_counts(counts[0], counts[1], counts[2], counts[3], &p.train);
-        CN_TRY(validate(r, epoch + 1, &p.val, &p.val_threshold, &p.val_best_f1));
+        cn_exec_ema_swap(&r->exec); /* validation scores the average (a no-op without one) */
+        st = validate(r, epoch + 1, &p.val, &p.val_threshold, &p.val_best_f1);
+        cn_exec_ema_swap(&r->exec);
+        CN_TRY(st);
         p.best = r->val.count > 0 && p.val_best_f1 > r->info.best_f1;
         if (p.best) r->info.best_f1 = p.val_best_f1;
         if (r->val.count > 0) r->info.threshold = p.val_threshold; /* each checkpoint: its own weights' choice */

@@ -27,6 +27,8 @@ typedef struct cn_train_config {
     int steps_per_epoch;         /* 0: about one pass over the training pixels */
     int val_count;               /* training images held out for validation (-1: a tenth, at least 1; whole subjects) */
     double lr, weight_decay, loss_lambda; /* loss_lambda < 0: focal + dice */
+    double ema;                  /* decay of the running average of the weights that validation and checkpoints
+                                    use (0: none, the weights themselves) */
     cn_lr_schedule schedule;
     double warmup_epochs;        /* cosine schedule: epochs of linear warm-up from lr / 100 */
     double bn_eps;

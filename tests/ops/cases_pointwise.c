@@ -965,6 +965,45 @@ static void adam_cases(to_run *r)
     }
 }
 
+/* ==== running average of the weights ========================================= */
+
+typedef struct ema_case {
+    float decay;
+    cn_tensor avg, x;
+    size_t n;
+} ema_case;
+
+static clunet_status ema_run(clunet_context *ctx, void *p)
+{
+    ema_case *c = p;
+    return cn_ema_update(ctx, c->decay, &c->avg, &c->x, c->n);
+}
+
+static void ema_cases(to_run *r)
+{
+    static const size_t small_counts[] = {1021}, full_counts[] = {4099, 100003}, perf_counts[] = {6000000};
+    static const float decays[] = {0.5f, 0.999f};
+    char desc[96];
+    int ns = 1, nf = r->small ? 0 : 2, np = r->perf && !r->small ? 1 : 0;
+    for (int i = 0; i < ns + nf + np; i++) {
+        size_t n = i < ns ? small_counts[i] : i < ns + nf ? full_counts[i - ns] : perf_counts[i - ns - nf];
+        for (int d = 0; d < 2; d++) {
+            snprintf(desc, sizeof desc, "%zu floats, decay %g", n, decays[d]);
+            if (!to_begin(r, "ema", desc)) continue;
+            ema_case c = {.decay = decays[d], .n = n};
+            float *avg = to_random(r, n, -1.0f, 1.0f), *x = to_random(r, n, -2.0f, 2.0f);
+            to_buf ab = to_inout(r, avg, n);
+            c.avg = ab.t, c.x = to_upload(r, x, n).t;
+            if (to_exec(r, ema_run, &c, 3.0 * n, 12.0 * n) && !r->perf) {
+                double *ref = to_widen(r, avg, n);
+                cn_ref_ema(ref, to_widen(r, x, n), n, c.decay);
+                compare_scaled(r, "avg", ab, ref, n, 1e-6);
+            }
+            to_end(r);
+        }
+    }
+}
+
 /* ==== metrics ================================================================ */
 
 #define BINS 1000
@@ -1127,6 +1166,7 @@ void cases_pointwise(to_run *r)
     upcat_cases(r);
     loss_cases(r);
     adam_cases(r);
+    ema_cases(r);
     metrics_cases(r);
     auc_cases(r);
 }

@@ -77,6 +77,37 @@ def main():
     t.check(r.rc == 0 and 'resumed from' in r.out, '--resume to epoch %d' % EPOCHS, rel.describe(r))
     rel.compare_runs(t, '1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full_constant, split, ignore_meta=('config',))
 
+    # --ema: training is unchanged (its loss columns equal the run without it), validation and the
+    # checkpoints' NAME tensors are the running average, train.NAME the stepped weights, and a
+    # resume restores both; resuming without the same --ema is refused.
+    ema = constant + ('--ema', '0.9')
+    full_ema = os.path.join(work, 'full-ema')
+    r = rel.run(train_cmd(clunet, full_ema, extra=ema), 180)
+    if t.check(r.rc == 0, 'uninterrupted run with --ema 0.9', rel.describe(r)):
+        plain = rel.csv_rows(os.path.join(full_constant, 'metrics.csv'))
+        avg = rel.csv_rows(os.path.join(full_ema, 'metrics.csv'))
+        train_cols = ('train_loss', 'train_focal', 'train_dice', 'train_f1', 'train_accuracy')
+        t.check(len(plain) == len(avg) and all(a[k] == b[k] for a, b in zip(plain, avg) for k in train_cols),
+                '--ema: training columns identical to the run without it')
+        t.check(any(a['val_loss'] != b['val_loss'] for a, b in zip(plain, avg)),
+                '--ema: validation scores the average (val_loss differs)')
+        _, digests, _ = rel.st_scan(os.path.join(full_ema, 'last.safetensors'))
+        names = [k for k in digests if not k.startswith(('adam.', 'train.'))]
+        t.check(all('train.' + k in digests for k in names), '--ema: train.NAME beside every NAME (%d)' % len(names))
+        t.check(any(digests[k] != digests.get('train.' + k) for k in names), '--ema: NAME (the average) differs from train.NAME')
+        _, ref_digests, _ = rel.st_scan(os.path.join(full_constant, 'last.safetensors'))
+        t.check(all(digests.get('train.' + k) == ref_digests[k] for k in names),
+                '--ema: train.NAME byte-identical to the weights of the run without it')
+    split_ema = os.path.join(work, 'split-ema')
+    r = rel.run(train_cmd(clunet, split_ema, epochs=1, extra=ema), 180)
+    t.check(r.rc == 0, '--ema: first 1 epoch of %d' % EPOCHS, rel.describe(r))
+    r = rel.run(train_cmd(clunet, split_ema, resume=True, extra=constant), 60)
+    t.check(r.rc not in (0, None) and '--ema 0.9' in r.err and len(r.err_lines()) == 1,
+            '--ema: resuming without it is refused in one line naming it', rel.describe(r))
+    r = rel.run(train_cmd(clunet, split_ema, resume=True, extra=ema), 180)
+    t.check(r.rc == 0 and 'resumed from' in r.out, '--ema: --resume to epoch %d' % EPOCHS, rel.describe(r))
+    rel.compare_runs(t, '--ema: 1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full_ema, split_ema, ignore_meta=('config',))
+
     # With one step per epoch, a signal during epoch 1 comes in its last step: the run stops after it.
     full1 = os.path.join(work, 'full1')
     r = rel.run(train_cmd(clunet, full1, steps=1), 180)

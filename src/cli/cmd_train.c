@@ -170,7 +170,7 @@ int cmd_train(int argc, char **argv)
         } else if (!strcmp(a, "--weight-decay")) {
             if (!parse_double(v, &cfg.weight_decay) || cfg.weight_decay < 0) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--ema")) {
-            if (!parse_double(v, &cfg.ema) || !(cfg.ema >= 0 && cfg.ema < 1)) return cli_bad_value(a, v);
+            if (!parse_double(v, &cfg.ema) || cfg.ema < 0 || cfg.ema >= 1) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--loss-lambda")) {
             if (!parse_double(v, &cfg.loss_lambda) || cfg.loss_lambda < 0 || cfg.loss_lambda > 1)
                 return cli_bad_value(a, v);

@@ -217,6 +217,15 @@ static clunet_status setup_model(run *r)
     if (cfg->resume) {
         cn_checkpoint_info peek;
         CN_TRY(cn_checkpoint_peek(cfg->resume, &peek));
+        /* before loading: with and without an average, a checkpoint holds different tensors */
+        const char *ema = cn_checkpoint_config_value(&peek, "ema");
+        double was_ema = ema ? atof(ema) : 0;
+        if (fabs(was_ema - cfg->ema) > 1e-9)
+            return was_ema > 0 ? cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                                         "--resume %s: the run was trained with --ema %g; resume with the same",
+                                         cfg->resume, was_ema)
+                               : cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                                         "--resume %s: the run was trained without --ema; resume without it", cfg->resume);
         ucfg.bn_eps = peek.bn_eps;
         ucfg.bn_momentum = peek.bn_momentum;
         ucfg.same_padding = peek.same_padding;
@@ -258,11 +267,6 @@ static clunet_status setup_model(run *r)
             return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: was trained at --size %d, not %d", cfg->resume,
                            got.size, cfg->size);
         CN_TRY(check_resume_schedule(cfg, &got));
-        const char *ema = cn_checkpoint_config_value(&got, "ema");
-        double was_ema = ema ? atof(ema) : 0;
-        if (fabs(was_ema - cfg->ema) > 1e-9)
-            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run was trained with --ema %g; resume with the same",
-                           cfg->resume, was_ema);
         r->info.epoch = got.epoch;
         r->info.epoch_step = got.epoch_step;
         memcpy(r->info.partial_loss, got.partial_loss, sizeof got.partial_loss);

@@ -4,8 +4,10 @@
 The twin is the seed project's segmentation_models Unet('efficientnetb0'): a torchvision
 EfficientNet-B0 encoder (stochastic depth off), five decoder blocks (nearest 2x upsample,
 concat skip, 2 x [conv3x3 no bias, BN, ReLU]) and a conv3x3 head with one logit channel.
-With input_skip (clunet train --input-skip on; "input_skip": 1 in a checkpoint's config) the
-last decoder block also concatenates the network input, as the others concatenate encoder features.
+With input_skip 1 (clunet train --input-skip on; "input_skip": 1 in a checkpoint's config) the
+last decoder block also concatenates the network input, as the others concatenate encoder features;
+with input_skip 2 (--input-skip conv) it concatenates the input passed through two 3x3
+conv-BN-SiLU layers of 16 channels at full resolution (tensors fullres.{0,1}.{0,1}.*).
 It is not a training program: it writes weights, runs one step on a given batch, and
 compares tensors.
 
@@ -14,7 +16,7 @@ Tensor names (float32, num_batches_tracked excluded):
   decoder.{i}.conv1.weight  decoder.{i}.bn1.{weight,bias,running_mean,running_var}  (same for 2)
   head.weight  head.bias
 Decoder i concatenates [upsampled, skip] in that channel order (skips: 672, 240, 144, 96 ch, then
-the 3-channel input with input_skip).
+the 3-channel input or the 16 full-resolution features with input_skip).
 
 Files are safetensors, read and written here without the safetensors package.
 
@@ -207,14 +209,19 @@ class DecoderBlock(nn.Module if HAVE_TORCH else object):
 class Twin(nn.Module if HAVE_TORCH else object):
     """Unet(efficientnetb0); forward returns logits (N,1,H,W) for H, W multiples of 32."""
 
-    def __init__(self, bn_eps=1e-5, input_skip=False):
+    def __init__(self, bn_eps=1e-5, input_skip=0):
         super().__init__()
         self.bn_eps = bn_eps
         self.input_skip = input_skip
         self.encoder = torchvision.models.efficientnet_b0(stochastic_depth_prob=0.0).features
         blocks = []
         cin = 1280
-        for cout, skip in zip(DECODER_CHANNELS, SKIP_CHANNELS + (3 if input_skip else 0,)):
+        if input_skip == 2:
+            self.fullres = nn.Sequential(
+                torchvision.ops.Conv2dNormActivation(3, 16, 3, activation_layer=nn.SiLU),
+                torchvision.ops.Conv2dNormActivation(16, 16, 3, activation_layer=nn.SiLU))
+        last_skip = {0: 0, 1: 3, 2: 16}[input_skip]
+        for cout, skip in zip(DECODER_CHANNELS, SKIP_CHANNELS + (last_skip,)):
             blocks.append(DecoderBlock(cin + skip, cout))
             cin = cout
         self.decoder = nn.ModuleList(blocks)
@@ -245,16 +252,18 @@ class Twin(nn.Module if HAVE_TORCH else object):
         image = x
         x, skips = self.encode(x)
         skips.reverse()
-        if self.input_skip:
+        if self.input_skip == 1:
             skips.append(image)
+        elif self.input_skip == 2:
+            skips.append(self.fullres(image))
         for i, block in enumerate(self.decoder):
             x = block(x, skips[i] if i < len(skips) else None)
         return self.head(x)
 
 
-def new_twin(bn_eps=1e-5, seed=0, random_bn=False):
+def new_twin(bn_eps=1e-5, seed=0, random_bn=False, input_skip=0):
     torch.manual_seed(seed)
-    model = Twin(bn_eps)
+    model = Twin(bn_eps, input_skip)
     if random_bn:  # non-trivial BN affine and running statistics, so eval mode tests something
         g = torch.Generator().manual_seed(seed + 1)
         for m in model.modules():
@@ -276,7 +285,7 @@ def twin_tensors(model):
 def twin_metadata(model):
     config = {"format_version": FORMAT_VERSION, "arch": "unet-efficientnet_b0",
               "in_channels": 3, "classes": 1, "decoder_channels": list(DECODER_CHANNELS),
-              "bn_eps": model.bn_eps, "bn_momentum": 0.1}
+              "bn_eps": model.bn_eps, "bn_momentum": 0.1, "input_skip": model.input_skip}
     return {"config": json.dumps(config), "input_mean": json.dumps(list(INPUT_MEAN)),
             "input_std": json.dumps(list(INPUT_STD))}
 
@@ -297,7 +306,10 @@ def load_twin(path, bn_eps=None):
             bn_eps = float(config["bn_eps"])
         except (KeyError, ValueError, TypeError):
             raise Fail(f"{path}: metadata has no config.bn_eps (pass --bn-eps)")
-    model = Twin(bn_eps, bool(config.get("input_skip", 0)))
+    input_skip = config.get("input_skip", 0)
+    if input_skip not in (0, 1, 2):
+        raise Fail(f"{path}: config input_skip {input_skip!r} is not 0, 1 or 2")
+    model = Twin(bn_eps, input_skip)
     want = twin_tensors(model)
     missing = sorted(set(want) - set(tensors))
     extra = sorted(set(tensors) - set(want))
@@ -351,7 +363,7 @@ def cmd_count(args):
 
 
 def cmd_export(args):
-    model = new_twin(args.bn_eps, args.seed, args.random_bn)
+    model = new_twin(args.bn_eps, args.seed, args.random_bn, args.input_skip)
     st_write(args.out, twin_tensors(model), twin_metadata(model))
     print(f"wrote {args.out}: {len(twin_tensors(model))} tensors, seed {args.seed}")
     return 0
@@ -702,6 +714,9 @@ def build_parser():
     s.add_argument("--bn-eps", type=float, default=1e-5, help="BatchNorm epsilon (default 1e-5)")
     s.add_argument("--random-bn", action="store_true",
                    help="randomise BN weight/bias/running stats (default: 1, 0, 0, 1)")
+    s.add_argument("--input-skip", type=int, choices=(0, 1, 2), default=0,
+                   help="the last decoder block's extra input: 0 none, 1 the image, 2 full-resolution "
+                        "conv features (clunet train --input-skip off|on|conv)")
 
     s = sub.add_parser("make-batch", help="write a random batch file (x, y[, mask])")
     s.add_argument("--out", required=True)

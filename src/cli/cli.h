@@ -50,9 +50,6 @@ int cli_tta_option(cli_tta *t, const char *a, const char *v);
 /* Sets inf's views and scales. */
 void cli_tta_apply(const cli_tta *t, cn_infer *inf);
 
-/* Parses a switch: "on" (1) or "off" (0); 0 returned if s is neither. */
-int cli_parse_on_off(const char *s, int *out);
-
 /* Prints "clunet: OPTION VALUE: not a valid value" and returns 2. */
 int cli_bad_value(const char *option, const char *value);
 

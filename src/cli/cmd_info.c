@@ -22,14 +22,15 @@ static void describe_conv(const cn_node *n, char *out, size_t size)
 
 static int usage(FILE *f, int status)
 {
-    fprintf(f, "usage: clunet info [--size S] [--batch B] [--input-skip on|off] [--json]\n\n"
+    fprintf(f, "usage: clunet info [--size S] [--batch B] [--input-skip off|on|conv] [--json]\n\n"
                "Describes the network: a U-Net with an EfficientNet-B0 encoder. Prints every layer with\n"
                "its output shape and parameters, the forward GFLOP at an SxS input, and the device memory\n"
                "that training at batch B needs.\n\n"
                "  --size S    input height and width, a multiple of 32 (default 512)\n"
                "  --batch B   batch size for the memory plan (default 1)\n"
-               "  --input-skip on|off  off (default, as clunet train): the seed's network; on: the last\n"
-               "              decoder block also sees the input image\n"
+               "  --input-skip M  off (default, as clunet train): the seed's network; on: the last\n"
+               "              decoder block also sees the input image; conv: features of it from\n"
+               "              two conv layers at full resolution\n"
                "  --json      machine-readable output\n");
     return status;
 }
@@ -46,7 +47,7 @@ int cmd_info(int argc, char **argv)
             if (!cli_parse_int(argv[++i], 32, 32768, &cfg.height)) return cli_bad_value("--size", argv[i]);
             cfg.width = cfg.height;
         } else if (!strcmp(argv[i], "--input-skip") && i + 1 < argc) {
-            if (!cli_parse_on_off(argv[++i], &cfg.input_skip)) return cli_bad_value("--input-skip", argv[i]);
+            if (!cn_input_skip_from_name(argv[++i], &cfg.input_skip)) return cli_bad_value("--input-skip", argv[i]);
         } else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
             if (!cli_parse_int(argv[++i], 1, 4096, &cfg.batch)) return cli_bad_value("--batch", argv[i]);
         } else {
@@ -66,10 +67,10 @@ int cmd_info(int argc, char **argv)
     double inference = cn_exec_planned_bytes(&g, 0) / 1048576.0;
 
     if (json) {
-        printf("{\"input\": [%d, %d, %d, %d], \"input_skip\": %s, \"parameters\": %zu, \"forward_gflop\": %.4f, "
+        printf("{\"input\": [%d, %d, %d, %d], \"input_skip\": \"%s\", \"parameters\": %zu, \"forward_gflop\": %.4f, "
                "\"training_memory_mib\": {\"parameters_and_optimizer\": %.1f, \"activations\": %.1f, "
                "\"gradients_peak\": %.1f, \"total\": %.1f}, \"inference_memory_mib\": %.1f, \"layers\": [",
-               cfg.batch, cfg.in_channels, cfg.height, cfg.width, cfg.input_skip ? "true" : "false", g.trainable_count,
+               cfg.batch, cfg.in_channels, cfg.height, cfg.width, cn_input_skip_name(cfg.input_skip), g.trainable_count,
                gflop, params * mib, acts * mib, grads * mib, total, inference);
         for (int i = 0; i < g.node_count; i++) {
             const cn_node *n = &g.nodes[i];
@@ -81,8 +82,9 @@ int cmd_info(int argc, char **argv)
         }
         printf("\n]}\n");
     } else {
-        printf("U-Net, EfficientNet-B0 encoder%s; input (N,C,H,W) = (%d,%d,%d,%d)\n\n",
-               cfg.input_skip ? ", input skip" : " (the seed's)", cfg.batch, cfg.in_channels, cfg.height, cfg.width);
+        printf("U-Net, EfficientNet-B0 encoder%s%s; input (N,C,H,W) = (%d,%d,%d,%d)\n\n",
+               cfg.input_skip ? ", input skip " : " (the seed's)", cfg.input_skip ? cn_input_skip_name(cfg.input_skip) : "",
+               cfg.batch, cfg.in_channels, cfg.height, cfg.width);
         printf("%4s  %-22s %-16s %-18s %-24s %10s\n", "#", "block", "op", "details", "output (N,C,H,W)", "params");
         for (int i = 0; i < g.node_count; i++) {
             const cn_node *n = &g.nodes[i];

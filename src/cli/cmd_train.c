@@ -38,9 +38,11 @@ static int usage(FILE *f, int status)
             "  --preprocess P             clahe-green (default): CLAHE of the green channel, where\n"
             "                             vessels contrast best; or rgb (kept in the checkpoint)\n"
             "model and optimisation:\n"
-            "  --input-skip on|off  off (default): the seed's U-Net; on: its last decoder block, at full\n"
+            "  --input-skip M    off (default): the seed's U-Net; on: its last decoder block, at full\n"
             "                    resolution, also sees the input image, as the others see encoder\n"
-            "                    features (the encoder starts at half resolution; kept in the checkpoint)\n"
+            "                    features (the encoder starts at half resolution); conv: it sees\n"
+            "                    features of the image from two 3x3 conv-BN-swish layers at full\n"
+            "                    resolution, 16 channels (kept in the checkpoint)\n"
             "  --size S          patch size, a multiple of 32 (default %d)\n"
             "  --batch B         batch size (default %d)\n"
             "  --epochs E        epochs (default %d)\n"
@@ -137,7 +139,7 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--resume")) cfg.resume = v;
         else if (!strcmp(a, "--encoder-weights")) cfg.encoder_weights = v;
         else if (!strcmp(a, "--input-skip")) {
-            if (!cli_parse_on_off(v, &cfg.input_skip)) return cli_bad_value(a, v);
+            if (!cn_input_skip_from_name(v, &cfg.input_skip)) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--preprocess")) {
             if (!cn_preprocess_from_name(v, &cfg.preprocess)) return cli_bad_value(a, v);
         }

@@ -83,13 +83,6 @@ void cli_tta_apply(const cli_tta *t, cn_infer *inf)
     memcpy(inf->scales, t->scales, sizeof inf->scales);
 }
 
-int cli_parse_on_off(const char *s, int *out)
-{
-    if (strcmp(s, "on") && strcmp(s, "off")) return 0;
-    *out = !strcmp(s, "on");
-    return 1;
-}
-
 int cli_bad_value(const char *option, const char *value)
 {
     fprintf(stderr, "clunet: %s %s: not a valid value (see --help)\n", option, value);

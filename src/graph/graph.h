@@ -83,8 +83,19 @@ typedef struct cn_unet_config {
     double bn_eps;            /* 1e-5 */
     double bn_momentum;       /* 0.1 */
     int same_padding;         /* 0: symmetric (k-1)/2 (PyTorch); 1: TensorFlow 'same' */
-    int input_skip;           /* 0: the seed's; 1: the last decoder block also concatenates the input (full resolution) */
+    int input_skip;           /* what the last decoder block (full resolution) concatenates: CN_INPUT_SKIP_* */
 } cn_unet_config;
+
+/*
+ * The encoder starts at half resolution, so the seed's last decoder block sees
+ * nothing finer than its upsampled input. The variants give it the image, or
+ * features of the image from two 3x3 conv-BN-swish layers at full resolution.
+ */
+enum { CN_INPUT_SKIP_OFF, CN_INPUT_SKIP_IMAGE, CN_INPUT_SKIP_CONV, CN_INPUT_SKIP_COUNT };
+
+/* "off", "on" (the image) and "conv"; NULL / 0 for anything else. */
+const char *cn_input_skip_name(int mode);
+int cn_input_skip_from_name(const char *name, int *mode);
 
 void cn_unet_default_config(cn_unet_config *cfg);
 

@@ -22,6 +22,23 @@ void cn_unet_default_config(cn_unet_config *cfg)
     cfg->bn_momentum = 0.1;
 }
 
+static const char *const input_skip_names[CN_INPUT_SKIP_COUNT] = {"off", "on", "conv"};
+
+const char *cn_input_skip_name(int mode)
+{
+    return mode >= 0 && mode < CN_INPUT_SKIP_COUNT ? input_skip_names[mode] : NULL;
+}
+
+int cn_input_skip_from_name(const char *name, int *mode)
+{
+    for (int i = 0; i < CN_INPUT_SKIP_COUNT; i++)
+        if (!strcmp(name, input_skip_names[i])) {
+            *mode = i;
+            return 1;
+        }
+    return 0;
+}
+
 typedef struct builder {
     cn_graph *g;
     const cn_unet_config *cfg;
@@ -177,6 +194,8 @@ clunet_status cn_unet_build(const cn_unet_config *cfg, cn_graph *g)
                        "network input %dx%d (batch %d): height and width must be positive multiples of 32",
                        cfg->height, cfg->width, cfg->batch);
     if (cfg->in_channels < 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "input channels must be positive");
+    if (!cn_input_skip_name(cfg->input_skip))
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "input skip %d: not one of 0 (off), 1 (on), 2 (conv)", cfg->input_skip);
     builder b = {g, cfg, 0};
     g->bn_eps = cfg->bn_eps;
     g->bn_momentum = cfg->bn_momentum;
@@ -203,9 +222,15 @@ clunet_status cn_unet_build(const cn_unet_config *cfg, cn_graph *g)
     x = conv_bn_act(&b, x, 1280, 1, 1, 1, CN_OP_SWISH, "encoder.8", "encoder.8 top");
 
     static const int widths[5] = {256, 128, 64, 32, 16};
-    /* The encoder starts at half resolution, so without the input the last block sees nothing finer. */
-    int last_skip = cfg->input_skip ? g->input : -1;
-    for (int i = 0; i < 5; i++) x = decoder_block(&b, x, i < 4 ? skips[3 - i] : last_skip, widths[i], i);
+    for (int i = 0; i < 4; i++) x = decoder_block(&b, x, skips[3 - i], widths[i], i);
+    int last_skip = -1;
+    if (cfg->input_skip == CN_INPUT_SKIP_IMAGE) last_skip = g->input;
+    if (cfg->input_skip == CN_INPUT_SKIP_CONV) {
+        /* built next to decoder.4, its only reader, so that inference reuses its buffers right after */
+        int h = conv_bn_act(&b, g->input, 16, 3, 1, 1, CN_OP_SWISH, "fullres.0", "fullres");
+        last_skip = conv_bn_act(&b, h, 16, 3, 1, 1, CN_OP_SWISH, "fullres.1", "fullres");
+    }
+    x = decoder_block(&b, x, last_skip, widths[4], 4);
     g->output = conv(&b, x, 1, 3, 1, 1, 1, "head", "head");
     if (b.failed) {
         cn_graph_free(g);

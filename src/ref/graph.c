@@ -4,6 +4,8 @@
  * are compared against. Slow and simple by design: one array per value and per
  * gradient, gradients summed explicitly where a value feeds several nodes.
  */
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +35,16 @@ static cn_ref_conv2d conv_shape(const cn_graph *g, const cn_node *nd)
     return s;
 }
 
+/* y = relu(x), but on the device's side of zero where x is a tie (backward reads y's sign). */
+static void follow_branches(const double *x, double *y, size_t count, const float *device, double tie, int *followed)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (fabs(x[i]) >= tie || (device[i] > 0) == (y[i] > 0)) continue;
+        y[i] = device[i] > 0 ? FLT_MIN : 0; /* FLT_MIN: positive, and kept by rounding to float */
+        (*followed)++;
+    }
+}
+
 static const double *param(const cn_graph *g, const double *params, const double *state, int i)
 {
     if (i < 0) return NULL;
@@ -41,7 +53,7 @@ static const double *param(const cn_graph *g, const double *params, const double
 
 int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, const double *images,
                       const double *labels, const double *mask, const cn_ref_loss *loss, double *logits,
-                      double *loss_out, double *param_grads, int float_rounding)
+                      double *loss_out, double *param_grads, int float_rounding, cn_ref_branches *branches)
 {
     int nv = g->value_count, ok = 0;
     double **val = calloc((size_t)nv, sizeof *val), **grad = calloc((size_t)nv, sizeof *grad);
@@ -79,7 +91,11 @@ int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, co
             break;
         }
         case CN_OP_SWISH: cn_ref_swish_forward(x, y, count); break;
-        case CN_OP_RELU: cn_ref_relu_forward(x, y, count); break;
+        case CN_OP_RELU:
+            cn_ref_relu_forward(x, y, count);
+            if (branches && branches->relu_out[nd->out])
+                follow_branches(x, y, count, branches->relu_out[nd->out], branches->tie, &branches->followed);
+            break;
         case CN_OP_SIGMOID: cn_ref_sigmoid_forward(x, y, count); break;
         case CN_OP_AVGPOOL: cn_ref_avgpool_forward(x, s.n, s.c, s.h, s.w, y); break;
         case CN_OP_CHSCALE: cn_ref_chscale_forward(x, x1, s.n, s.c, s.h, s.w, y); break;
@@ -139,7 +155,7 @@ int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, co
             break;
         }
         case CN_OP_SWISH: cn_ref_swish_backward(val[a], dy, ta, count); break;
-        case CN_OP_RELU: cn_ref_relu_backward(val[a], dy, ta, count); break;
+        case CN_OP_RELU: cn_ref_relu_backward(val[nd->out], dy, ta, count); break; /* y > 0 iff x > 0, but for ties */
         case CN_OP_SIGMOID: cn_ref_sigmoid_backward(val[nd->out], dy, ta, count); break;
         case CN_OP_AVGPOOL: cn_ref_avgpool_backward(dy, s.n, s.c, s.h, s.w, ta); break;
         case CN_OP_CHSCALE: cn_ref_chscale_backward(val[a], val[b], dy, s.n, s.c, s.h, s.w, ta, tb); break;

@@ -9,6 +9,20 @@ typedef struct cn_ref_loss {
 } cn_ref_loss;
 
 /*
+ * A device's ReLU decisions, for the reference to follow where its own input is
+ * within `tie` of zero: a float32 sum lands on either side of zero there, and
+ * behind a batch norm one such flip moves the gradients upstream by up to 1e-2
+ * (measured at 64x64), far above the rounding the comparison is about. Where the
+ * input is further from zero the reference keeps its own branch, so a wrong
+ * ReLU on the device still shows.
+ */
+typedef struct cn_ref_branches {
+    const float *const *relu_out; /* per value id: the device's output of the ReLU producing it, or NULL */
+    double tie;                   /* e.g. 1e-4 for inputs of order 1 */
+    int followed;                 /* out: inputs where the device's branch was taken against the reference's own */
+} cn_ref_branches;
+
+/*
  * Forward in training mode (batch statistics; `state`, the BN running
  * statistics, is updated), focal Dice loss, backward. Writes the logits
  * (N,1,H,W), loss_out[3] = {total, focal, dice}, and the gradient of every
@@ -16,10 +30,11 @@ typedef struct cn_ref_loss {
  * mask may be NULL. With float_rounding, every value and value gradient is
  * rounded to float after each op: comparing that run with the exact one
  * measures how much float32 alone moves each result (the conditioning that a
- * device's error is judged against). Returns 0 when out of memory.
+ * device's error is judged against). branches may be NULL (see below).
+ * Returns 0 when out of memory.
  */
 int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, const double *images,
                       const double *labels, const double *mask, const cn_ref_loss *loss, double *logits,
-                      double *loss_out, double *param_grads, int float_rounding);
+                      double *loss_out, double *param_grads, int float_rounding, cn_ref_branches *branches);
 
 #endif

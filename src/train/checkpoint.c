@@ -57,6 +57,9 @@ static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_in
     info->same_padding = json_number(config, "same_padding", &v) ? (int)v : 0;
     info->input_skip = json_number(config, "input_skip", &v) ? (int)v : 0;
     info->size = json_number(config, "size", &v) ? (int)v : 0;
+    if (!cn_input_skip_name(info->input_skip))
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: config input_skip %d is not 0 (off), 1 (on) or 2 (conv)", path,
+                       info->input_skip);
     snprintf(info->config, sizeof info->config, "%s", config);
     if (!parse_triple(mean, info->input_mean) || !parse_triple(std, info->input_std))
         return cn_fail(CLUNET_ERR_FORMAT, "%s: input_mean and input_std must be lists of three numbers", path);

@@ -33,7 +33,7 @@ typedef struct cn_train_config {
     double warmup_epochs;        /* cosine schedule: epochs of linear warm-up from lr / 100 */
     double bn_eps;
     int augment;
-    int input_skip;              /* 1: the last decoder block also sees the input (a resumed run keeps its checkpoint's) */
+    int input_skip;              /* CN_INPUT_SKIP_* (a resumed run keeps its checkpoint's) */
     cn_preprocess preprocess;    /* what the network sees (a resumed run keeps its checkpoint's) */
     float threshold;             /* for F1 and the other counts */
     uint64_t seed;

@@ -89,6 +89,7 @@ static int run_device(const char *spec, const cn_graph *g)
     double *dlab = malloc(pix * sizeof *dlab), *dmask = malloc(pix * sizeof *dmask), *dlogits = malloc(pix * sizeof *dlogits);
     double *dgrads = malloc(P * sizeof *dgrads), *fgrads = malloc(P * sizeof *fgrads);
     double *fstate = malloc(S * sizeof *fstate), *flogits = malloc(pix * sizeof *flogits);
+    float **relu_out = calloc((size_t)g->value_count, sizeof *relu_out);
 
     cn_graph_init_params(g, 7, params, state);
     /* BN affine parameters away from 1 and 0 so their gradients matter. */
@@ -117,6 +118,14 @@ static int run_device(const char *spec, const cn_graph *g)
     if (!st) st = cn_buffer_write(ctx, e.state, 0, S * sizeof(float), state);
     if (!st) st = cn_exec_set_batch(&e, images, labels, mask);
     if (!st) st = cn_exec_forward(&e, 1);
+    /* the device's ReLU outputs, whose branches the reference follows at ties (see cn_ref_branches) */
+    for (int i = 0; !st && i < g->node_count; i++) {
+        const cn_node *nd = &g->nodes[i];
+        if (nd->op != CN_OP_RELU) continue;
+        cn_tensor t = cn_exec_value(&e, nd->out);
+        relu_out[nd->out] = malloc(cn_tensor_count(&t) * sizeof(float));
+        st = relu_out[nd->out] ? cn_tensor_download(ctx, &t, relu_out[nd->out]) : CLUNET_ERR_OUT_OF_MEMORY;
+    }
     if (!st) st = cn_exec_loss(&e, 1);
     if (!st) st = cn_exec_backward(&e);
     if (!st) st = cn_exec_read_loss(&e, loss);
@@ -142,11 +151,14 @@ static int run_device(const char *spec, const cn_graph *g)
     cn_ref_loss rl = {e.loss.alpha, e.loss.gamma, e.loss.eps, e.loss.smooth, e.loss.lambda};
     double rloss[3], floss[3];
     memcpy(fstate, ds, S * sizeof *ds);
-    if (!cn_ref_graph_step(g, dp, ds, dimg, dlab, dmask, &rl, dlogits, rloss, dgrads, 0) ||
-        !cn_ref_graph_step(g, dp, fstate, dimg, dlab, dmask, &rl, flogits, floss, fgrads, 1)) {
+    cn_ref_branches exact = {(const float *const *)relu_out, 1e-4, 0}, rounded = exact;
+    if (!cn_ref_graph_step(g, dp, ds, dimg, dlab, dmask, &rl, dlogits, rloss, dgrads, 0, &exact) ||
+        !cn_ref_graph_step(g, dp, fstate, dimg, dlab, dmask, &rl, flogits, floss, fgrads, 1, &rounded)) {
         CHECK(0, "reference step: out of memory");
         goto out;
     }
+    /* more than a handful would be a wrong ReLU, not rounding */
+    CHECK(exact.followed <= 8, "%d ReLU inputs within 1e-4 of zero took the device's branch", exact.followed);
     int fin;
     double err = rel_error(logits, dlogits, pix, &fin);
     CHECK(fin && err < 1e-4, "logits: relative error %.3g", err);
@@ -179,8 +191,8 @@ static int run_device(const char *spec, const cn_graph *g)
         if (ratio > 1) printf("  %-40s error %.3g, float32 noise %.3g\n", p->name, r, noise);
         if (ratio > worst) worst = ratio, worst_name = p->name;
     }
-    printf("loss %.6f (reference %.6f); logits error %.2g; worst gradient %s at %.2f of its bound\n", loss[0],
-           rloss[0], err, worst_name, worst);
+    printf("loss %.6f (reference %.6f); logits error %.2g; worst gradient %s at %.2f of its bound; "
+           "%d ReLU ties took the device's branch\n", loss[0], rloss[0], err, worst_name, worst, exact.followed);
     CHECK(worst <= 1, "every parameter gradient and running statistic within 1e-3 + 10x its float32 noise");
     check_inference(ctx, g, &e, params, state, images);
 out:
@@ -189,6 +201,8 @@ out:
     free(params), free(state), free(images), free(labels), free(mask), free(logits), free(grads), free(grads2);
     free(state_out), free(dp), free(ds), free(dimg), free(dlab), free(dmask), free(dlogits), free(dgrads);
     free(fgrads), free(fstate), free(flogits);
+    for (int v = 0; v < g->value_count; v++) free(relu_out[v]);
+    free(relu_out);
     return 1;
 }
 
@@ -212,14 +226,15 @@ int main(void)
         printf("FAIL: %s\n0 passed, 1 failed\n", clunet_last_error());
         return 1;
     }
-    /* The seed's U-Net, then the variant whose last decoder block also reads the input (--input-skip on). */
-    for (cfg.input_skip = 0; cfg.input_skip <= 1; cfg.input_skip++) {
+    /* The seed's U-Net, then the variants whose last decoder block also reads the input (--input-skip on)
+     * or full-resolution features of it (--input-skip conv). */
+    for (cfg.input_skip = 0; cfg.input_skip < CN_INPUT_SKIP_COUNT; cfg.input_skip++) {
         cn_graph g;
         if (cn_unet_build(&cfg, &g) != CLUNET_OK) {
             printf("FAIL: build: %s\n0 passed, 1 failed\n", clunet_last_error());
             return 1;
         }
-        printf("U-Net, input skip %s\n", cfg.input_skip ? "on" : "off");
+        printf("U-Net, input skip %s\n", cn_input_skip_name(cfg.input_skip));
         for (int d = 0; d < n; d++) {
             if (devs[d].simulator) continue;
             char spec[16];

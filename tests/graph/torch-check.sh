@@ -11,8 +11,8 @@
 #     weight gradient by up to 1% (measured: the reference step with every op's
 #     output rounded to float reproduces the device's gradients to 1e-7 and
 #     differs from float64 by up to 1%; the twin in float32 differs too).
-#  3. a clunet checkpoint (of the --input-skip variant: 1 and 2 check the seed's
-#     network) loads into the twin by name (no tensor missing), and
+#  3. a clunet checkpoint (of the --input-skip variants on and conv: 1 and 2 check
+#     the seed's network) loads into the twin by name (no tensor missing), and
 #     `clunet predict --npy` gives the twin's probabilities on the same image;
 #  4. the same with test-time views on both sides (mean of 8 mirrored and transposed views),
 #     also on an image that is not a multiple of 32 (padding after flipping);
@@ -32,6 +32,11 @@ echo "== 1. reference step (double) vs the twin in float64"
 "$step" --reference "$dir/w.safetensors" "$dir/b.safetensors" "$dir/ref.safetensors"
 "$python" "$twin" check --weights "$dir/w.safetensors" --batch "$dir/b.safetensors" --mode train --double \
     --compare "$dir/ref.safetensors" --rtol 1e-5
+echo "== 1b. the same for --input-skip conv (its full-resolution layers)"
+"$python" "$twin" export --out "$dir/wc.safetensors" --seed 3 --random-bn --input-skip 2
+"$step" --reference "$dir/wc.safetensors" "$dir/b.safetensors" "$dir/refc.safetensors"
+"$python" "$twin" check --weights "$dir/wc.safetensors" --batch "$dir/b.safetensors" --mode train --double \
+    --compare "$dir/refc.safetensors" --rtol 1e-5
 echo "== 2. OpenCL device vs the twin in float32: forward and loss"
 "$step" "$dir/w.safetensors" "$dir/b.safetensors" "$dir/dev.safetensors"
 "$python" "$twin" check --weights "$dir/w.safetensors" --batch "$dir/b.safetensors" --mode train \
@@ -50,6 +55,11 @@ echo "== 3. a clunet checkpoint in the twin: clunet predict --npy vs the twin's 
 "$clunet" predict --weights "$dir/run/last.safetensors" --out "$dir/pred" --npy --views 1 "$dir/img/0000.png"
 "$python" "$twin" predict --weights "$dir/run/last.safetensors" --image "$dir/img/0000.png" \
     --compare "$dir/pred/0000_prob.npy" --atol 1e-3
+"$clunet" train --synthetic 4 --size 64 --batch 2 --epochs 1 --steps 2 --lr 1e-3 --preprocess rgb --input-skip conv \
+    --out "$dir/run-conv" > /dev/null
+"$clunet" predict --weights "$dir/run-conv/last.safetensors" --out "$dir/pred-conv" --npy --views 1 "$dir/img/0000.png"
+"$python" "$twin" predict --weights "$dir/run-conv/last.safetensors" --image "$dir/img/0000.png" \
+    --compare "$dir/pred-conv/0000_prob.npy" --atol 1e-3
 echo "== 4. the same with 8 test-time views (clunet's default) on both sides, also on a 60x50 crop (padded)"
 "$python" -c 'import sys; from PIL import Image; Image.open(sys.argv[1]).crop((0, 0, 60, 50)).save(sys.argv[2])' \
     "$dir/img/0000.png" "$dir/img/crop.png"

@@ -21,11 +21,14 @@ static int fail(const char *what)
     return 1;
 }
 
-static double config_bn_eps(cn_st_file *w)
+/* A number in the weights' metadata "config" (JSON written by the twin), or fallback. */
+static double config_number(cn_st_file *w, const char *key, double fallback)
 {
-    const char *c = cn_st_meta_get(w, "config"), *p = c ? strstr(c, "\"bn_eps\"") : NULL;
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\"", key);
+    const char *c = cn_st_meta_get(w, "config"), *p = c ? strstr(c, quoted) : NULL;
     p = p ? strchr(p, ':') : NULL;
-    return p ? strtod(p + 1, NULL) : 1e-5;
+    return p ? strtod(p + 1, NULL) : fallback;
 }
 
 /* The step in double with the reference ops; results rounded to float for the file. */
@@ -42,7 +45,7 @@ static int reference_step(const cn_graph *g, float *params, float *state, const 
     for (size_t i = 0; ok && i < nx; i++) x[i] = xs[i];
     for (size_t i = 0; ok && i < pix; i++) y[i] = ys[i], ms ? m[i] = ms[i] : 0;
     cn_ref_loss rl = {0.25, 2, 1e-7, 1e-5, -1};
-    ok = ok && cn_ref_graph_step(g, p, st, x, y, m, &rl, z, l, gr, 0);
+    ok = ok && cn_ref_graph_step(g, p, st, x, y, m, &rl, z, l, gr, 0, NULL);
     for (size_t i = 0; ok && i < P; i++) grads[i] = (float)gr[i];
     for (size_t i = 0; ok && i < S; i++) state[i] = (float)st[i];
     for (size_t i = 0; ok && i < pix; i++) logits[i] = (float)z[i];
@@ -72,7 +75,8 @@ int main(int argc, char **argv)
     cfg.batch = (int)x->shape[0];
     cfg.height = (int)x->shape[2];
     cfg.width = (int)x->shape[3];
-    cfg.bn_eps = config_bn_eps(w);
+    cfg.bn_eps = config_number(w, "bn_eps", 1e-5);
+    cfg.input_skip = (int)config_number(w, "input_skip", 0);
     cn_graph g;
     if (cn_unet_build(&cfg, &g)) return fail("graph");
     size_t P = g.trainable_floats, S = g.state_floats, pix = y->count;

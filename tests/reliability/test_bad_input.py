@@ -163,6 +163,9 @@ def main():
         # a config that claims the input skip, whose last decoder block has 3 input channels more
         ('config with input_skip 1', lambda p: rewrite(good, p, lambda n, s: s, {
             'config': meta['config'].replace('"input_skip": 0', '"input_skip": 1')})),
+        # ... and one that no clunet builds
+        ('config with input_skip 7', lambda p: rewrite(good, p, lambda n, s: s, {
+            'config': meta['config'].replace('"input_skip": 0', '"input_skip": 7')})),
         ('input_std [0, 1, 1]', lambda p: rewrite(good, p, lambda n, s: s, {'input_std': '[0, 1, 1]'})),
         ('input_mean [nan, 0, 0]', lambda p: rewrite(good, p, lambda n, s: s, {'input_mean': '[nan, 0, 0]'})),
         ('format clunet-checkpoint-9', lambda p: rewrite(good, p, lambda n, s: s, {'format': 'clunet-checkpoint-9'})),
@@ -263,7 +266,7 @@ def main():
         (['--seed', '99999999999'], '--seed'), (['--loss-lambda', '2'], '--loss-lambda'),
         (['--ema', '1'], '--ema'), (['--ema', '-0.5'], '--ema'), (['--ema', 'nan'], '--ema'),
         (['--weight-decay', 'nan'], '--weight-decay'), (['--loss-lambda', 'nan'], '--loss-lambda'),
-        (['--warmup', 'nan'], '--warmup'),
+        (['--warmup', 'nan'], '--warmup'), (['--input-skip', 'yes'], '--input-skip'),
         (['--frobnicate', '1'], '--frobnicate'), (['--size'], '--size'),
         (['--device', '99'], '99'), (['--device', 'nosuchdevice'], 'nosuchdevice'),
         (['--data', ok_ds], '--dataset'),

@@ -30,7 +30,7 @@ typedef struct cn_ref_branches {
  * mask may be NULL. With float_rounding, every value and value gradient is
  * rounded to float after each op: comparing that run with the exact one
  * measures how much float32 alone moves each result (the conditioning that a
- * device's error is judged against). branches may be NULL (see below).
+ * device's error is judged against). branches may be NULL (cn_ref_branches above).
  * Returns 0 when out of memory.
  */
 int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, const double *images,

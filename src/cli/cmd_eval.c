@@ -18,7 +18,7 @@ static int usage(FILE *f, int status)
                "MCC, precision, recall (sensitivity), specificity, ROC AUC and the loss, counted at the\n"
                "field-of-view pixels, pooled over the split and per image.\n\n"
                "  --split S           test (default), train, or val: the training images the checkpoint's run\n"
-               "                      held out for validation (from its seed and count)\n"
+               "                      held out for validation (from its --val-seed and count)\n"
                "  --threshold T       probability threshold (default: the one chosen on the validation\n"
                "                      images during training, stored in the checkpoint; else 0.5)\n"
                "  --views N           test-time views averaged: 8 (default: the image, its mirrors and their\n"
@@ -53,7 +53,7 @@ static clunet_status hold_out_val(const char *weights, const char *dataset, cn_s
 {
     cn_checkpoint_info info;
     clunet_status st = cn_checkpoint_peek(weights, &info);
-    /* Rebuilt from the run's seed and count by the rule training used (whole subjects since val_by_subject). */
+    /* Rebuilt from the run's validation seed and count by the rule training used (whole subjects since val_by_subject). */
     const char *v = st ? NULL : cn_checkpoint_config_value(&info, "val");
     const char *by_subject = st ? NULL : cn_checkpoint_config_value(&info, "val_by_subject");
     char trained_on[128];
@@ -67,7 +67,7 @@ static clunet_status hold_out_val(const char *weights, const char *dataset, cn_s
     if (!st && !(d && !strcmp(d, dataset)))
         st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--split val: %s was not trained on %s", weights, dataset);
     if (!st && n < 1) st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: its run held out no validation images", weights);
-    if (!st) st = cn_sample_set_split(samples, n, info.seed, &val);
+    if (!st) st = cn_sample_set_split(samples, n, cn_checkpoint_val_seed(&info), &val);
     if (st) {
         cn_sample_set_free(samples);
         return st;

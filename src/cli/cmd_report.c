@@ -200,7 +200,7 @@ int cmd_report(int argc, char **argv)
         }
         rc = load_dataset(&o, o.dataset ? o.dataset : dataset, &set);
     } else if (dataset && !strcmp(dataset, "synthetic")) {
-        if (cn_sample_set_synthetic(&set, info.seed, SYNTHETIC_VAL_FIRST, o.count, info.size) != CLUNET_OK)
+        if (cn_sample_set_synthetic(&set, cn_checkpoint_val_seed(&info), SYNTHETIC_VAL_FIRST, o.count, info.size) != CLUNET_OK)
             rc = cli_fail("report");
     } else {
         printf("%s was trained on %s: add --data DIR for a prediction grid\n", weights, dataset ? dataset : "a dataset");

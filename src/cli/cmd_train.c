@@ -59,6 +59,8 @@ static int usage(FILE *f, int status)
             "  --bn-eps E        batch-norm epsilon (default %g)\n"
             "  --threshold T     probability threshold for F1 and the counts (default %g)\n"
             "  --seed K          seed of weights, data order and augmentation (default %llu)\n"
+            "  --val-seed K      seed of the choice of validation images (default: --seed), to\n"
+            "                    compare runs of several --seed on the same validation images\n"
             "  --encoder-weights FILE  encoder.* tensors (e.g. an ImageNet EfficientNet-B0) to start from\n"
             "  --resume CKPT     continue a run from its checkpoint (bit-exact)\n"
             "run:\n"
@@ -161,6 +163,9 @@ int cmd_train(int argc, char **argv)
         } else if (!strcmp(a, "--seed")) {
             if (!cli_parse_int(v, 0, 2147483647, &n)) return cli_bad_value(a, v);
             cfg.seed = (uint64_t)n;
+        } else if (!strcmp(a, "--val-seed")) {
+            if (!cli_parse_int(v, 0, 2147483647, &n)) return cli_bad_value(a, v);
+            cfg.val_seed = n;
         } else if (!strcmp(a, "--lr")) {
             if (!parse_double(v, &cfg.lr) || !(cfg.lr > 0)) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--schedule")) {

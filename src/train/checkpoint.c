@@ -316,6 +316,12 @@ const char *cn_checkpoint_config_value(const cn_checkpoint_info *info, const cha
     return p ? p + strlen(pattern) : NULL;
 }
 
+uint64_t cn_checkpoint_val_seed(const cn_checkpoint_info *info)
+{
+    const char *v = cn_checkpoint_config_value(info, "val_seed");
+    return v ? strtoull(v, NULL, 10) : info->seed;
+}
+
 const char *cn_checkpoint_config_string(const cn_checkpoint_info *info, const char *key, char *out, size_t n)
 {
     const char *p = cn_checkpoint_config_value(info, key);

@@ -40,6 +40,9 @@ const char *cn_checkpoint_config_value(const cn_checkpoint_info *info, const cha
 /* A string value of the same ("key": "value") copied to out; NULL when absent or longer than n - 1. */
 const char *cn_checkpoint_config_string(const cn_checkpoint_info *info, const char *key, char *out, size_t n);
 
+/* The seed that picked the run's validation images: "val_seed" of the config, else (older runs) the seed. */
+uint64_t cn_checkpoint_val_seed(const cn_checkpoint_info *info);
+
 /* Reads the metadata only (to build a graph that matches before loading). */
 clunet_status cn_checkpoint_peek(const char *path, cn_checkpoint_info *info);
 

@@ -34,6 +34,7 @@ void cn_train_default_config(cn_train_config *cfg)
     cfg->preprocess = CN_PREPROCESS_CLAHE_GREEN;
     cfg->threshold = 0.5f;
     cfg->seed = 1;
+    cfg->val_seed = -1;
     cfg->out_dir = "runs/latest";
 }
 
@@ -130,6 +131,11 @@ static clunet_status trim_csv(const char *path, int epochs)
 /* Validation picks thresholds and checkpoints, which a tenth of the images does well; the rest train. */
 static int default_val_count(int train_images) { return train_images / 10 > 1 ? train_images / 10 : 1; }
 
+static uint64_t val_seed(const cn_train_config *cfg)
+{
+    return cfg->val_seed >= 0 ? (uint64_t)cfg->val_seed : cfg->seed;
+}
+
 static clunet_status load_data(run *r)
 {
     const cn_train_config *cfg = r->cfg;
@@ -137,9 +143,10 @@ static clunet_status load_data(run *r)
         int nval = cfg->val_count >= 0 ? cfg->val_count : (cfg->synthetic / 4 > 2 ? cfg->synthetic / 4 : 2);
         /* Validation retinas come from a far part of the same stream: never seen in training. */
         CN_TRY(cn_sample_set_synthetic(&r->train, cfg->seed, 0, cfg->synthetic, cfg->size));
-        CN_TRY(cn_sample_set_synthetic(&r->val, cfg->seed, 1000000, nval, cfg->size));
-        say(r, "data: %d synthetic retinas for training, %d for validation, %dx%d (seed %llu)", r->train.count,
-            r->val.count, cfg->size, cfg->size, (unsigned long long)cfg->seed);
+        CN_TRY(cn_sample_set_synthetic(&r->val, val_seed(cfg), 1000000, nval, cfg->size));
+        say(r, "data: %d synthetic retinas for training, %d for validation, %dx%d (seed %llu, validation seed %llu)",
+            r->train.count, r->val.count, cfg->size, cfg->size, (unsigned long long)cfg->seed,
+            (unsigned long long)val_seed(cfg));
         return CLUNET_OK;
     }
     if (!cfg->dataset) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--data needs --dataset NAME (see `clunet data list`)");
@@ -163,7 +170,7 @@ static clunet_status load_data(run *r)
     if (r->train.count - nval < 1)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %d training images are too few to hold out %d for validation",
                        cfg->data_dir, r->train.count, nval);
-    CN_TRY(cn_sample_set_split(&r->train, nval, cfg->seed, &r->val));
+    CN_TRY(cn_sample_set_split(&r->train, nval, val_seed(cfg), &r->val));
     char names[200] = "";
     for (int i = 0, at = 0; i < r->val.count && at < (int)sizeof names; i++)
         at += snprintf(names + at, sizeof names - at, "%s%s", i ? " " : ": ", r->val.items[i].name);
@@ -203,6 +210,19 @@ static clunet_status check_resume_schedule(const cn_train_config *cfg, const cn_
     if (was_cosine) snprintf(warmup, sizeof warmup, " --warmup %g", was_warm);
     return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run was trained with --lr %g --schedule %s%s; resume with the same",
                    cfg->resume, was_lr, was_cosine ? "cosine" : "constant", warmup);
+}
+
+/* The seeds decide the data order, the augmentation and the validation images: a resumed run keeps them. */
+static clunet_status check_resume_seeds(const cn_train_config *cfg, const cn_checkpoint_info *got)
+{
+    if (got->seed != cfg->seed)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run was trained with --seed %llu; resume with the same",
+                       cfg->resume, (unsigned long long)got->seed);
+    if (cn_checkpoint_val_seed(got) != val_seed(cfg))
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                       "--resume %s: the run held out validation images by --val-seed %llu; resume with the same",
+                       cfg->resume, (unsigned long long)cn_checkpoint_val_seed(got));
+    return CLUNET_OK;
 }
 
 static clunet_status setup_model(run *r)
@@ -255,10 +275,10 @@ static clunet_status setup_model(run *r)
     snprintf(r->info.config, sizeof r->info.config,
              "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
              "\"weight_decay\": %g, \"ema\": %g, \"loss_lambda\": %g, \"augment\": %d, "
-             "\"synthetic\": %d, \"val\": %d, \"val_by_subject\": 1, \"dataset\": \"%s\"}",
+             "\"synthetic\": %d, \"val\": %d, \"val_by_subject\": 1, \"val_seed\": %llu, \"dataset\": \"%s\"}",
              cfg->batch, cfg->epochs, cfg->lr, cfg->schedule == CN_LR_COSINE ? "cosine" : "constant",
              cfg->warmup_epochs, cfg->weight_decay, cfg->ema, cfg->loss_lambda, cfg->augment,
-             cfg->data_dir ? 0 : cfg->synthetic, r->val.count,
+             cfg->data_dir ? 0 : cfg->synthetic, r->val.count, (unsigned long long)val_seed(cfg),
              cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic");
     if (cfg->resume) {
         cn_checkpoint_info got;
@@ -518,6 +538,7 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
         /* metrics.csv holds this run's epochs: those of the checkpoint when resuming, else none yet. */
         cn_checkpoint_info peek = {0};
         if (cfg->resume) st = cn_checkpoint_peek(cfg->resume, &peek);
+        if (!st && cfg->resume) st = check_resume_seeds(cfg, &peek);
         if (!st) st = trim_csv(r->csv_path, peek.epoch);
     }
     if (!st) st = clunet_context_create(&s, &r->ctx);

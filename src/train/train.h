@@ -37,6 +37,8 @@ typedef struct cn_train_config {
     cn_preprocess preprocess;    /* what the network sees (a resumed run keeps its checkpoint's) */
     float threshold;             /* for F1 and the other counts */
     uint64_t seed;
+    int64_t val_seed;            /* picks the validation images (-1: seed), so that runs of several seeds can be
+                                    validated on the same images */
     const char *out_dir;         /* created if missing */
     const char *resume;          /* checkpoint to continue from */
     const char *encoder_weights; /* safetensors with encoder.* tensors */

@@ -108,6 +108,23 @@ def main():
     t.check(r.rc == 0 and 'resumed from' in r.out, '--ema: --resume to epoch %d' % EPOCHS, rel.describe(r))
     rel.compare_runs(t, '--ema: 1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full_ema, split_ema, ignore_meta=('config',))
 
+    # The seeds pick the data order and the validation images: resuming with others is refused. --val-seed
+    # changes the validation images only (synthetic here: retinas of its own stream) and reaches the config.
+    for extra, names in ((('--seed', '6'), '--seed 5'), (('--val-seed', '9'), '--val-seed 5')):
+        r = rel.run(train_cmd(clunet, split_ema, resume=True, extra=ema + extra), 60)
+        t.check(r.rc not in (0, None) and names in r.err and len(r.err_lines()) == 1,
+                'resuming with %s is refused in one line naming %s' % (' '.join(extra), names), rel.describe(r))
+    other_val = os.path.join(work, 'other-val')
+    r = rel.run(train_cmd(clunet, other_val, epochs=1, extra=constant + ('--val-seed', '7')), 180)
+    if t.check(r.rc == 0 and 'validation seed 7' in r.out, '--val-seed 7: one epoch', rel.describe(r)):
+        a = rel.csv_rows(os.path.join(full_constant, 'metrics.csv'))[0]
+        b = rel.csv_rows(os.path.join(other_val, 'metrics.csv'))[0]
+        t.check(all(a[k] == b[k] for k in ('train_loss', 'train_f1')) and a['val_loss'] != b['val_loss'],
+                '--val-seed 7: the same training, other validation images')
+        meta = rel.st_header(os.path.join(other_val, 'last.safetensors'))[1]
+        t.check('"val_seed": 7' in meta.get('config', ''), '--val-seed 7: kept in the checkpoint\'s config',
+                meta.get('config', '')[:300])
+
     # With one step per epoch, a signal during epoch 1 comes in its last step: the run stops after it.
     full1 = os.path.join(work, 'full1')
     r = rel.run(train_cmd(clunet, full1, steps=1), 180)

@@ -14,6 +14,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -66,9 +67,11 @@ def main():
     try:
         run_dir = os.path.join(work, 'run')
         p = run([clunet, 'train', '--data', data, '--dataset', 'CHASE_DB1', '--size', '128', '--epochs', '3',
-                 '--steps', '24', '--out', run_dir])
-        if not check(p.returncode == 0, 'train: 3 epochs x 24 steps of 4 x 128 x 128, recipe defaults otherwise'):
+                 '--steps', '24', '--val-seed', '2', '--out', run_dir])
+        if not check(p.returncode == 0, 'train: 3 epochs x 24 steps of 4 x 128 x 128, recipe defaults otherwise '
+                     '(validation images picked by --val-seed 2, not the --seed)'):
             return 1
+        held_out = sorted(re.findall(r'Image_\w+\.jpg', next(l for l in p.stdout.splitlines() if 'held out' in l)))
         rows = list(csv.DictReader(open(os.path.join(run_dir, 'metrics.csv'))))
         check(len(rows) == 3, 'metrics.csv: 3 epochs (got %d)' % len(rows))
         check(all(math.isfinite(float(v)) for r in rows for v in r.values()), 'metrics.csv: every value finite')
@@ -94,6 +97,7 @@ def main():
             names = sorted(i['image'] for i in v['images'])
             check(len(names) == 2 and names[0][:8] == names[1][:8],
                   'eval --split val: both eyes of one child (%s)' % ', '.join(names))
+            check(names == held_out, 'eval --split val: the images training held out (%s)' % ', '.join(held_out))
             check(len(same) == 4,
                   'eval --split val: F1/AUC/accuracy/loss = metrics.csv\'s last validation (%s of 4 agree)' % len(same))
 

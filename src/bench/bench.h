@@ -53,6 +53,9 @@ typedef struct cn_op_time {
     double ms;
     double forward_ms; /* the part of ms in forward passes (the rest: backward, loss, Adam) */
     int nodes;
+    /* Convs only (else 0): their multiply-adds x 2 in ms, forward and backward, and the least memory
+       traffic they need: every tensor they read or write, once (x, w, y forward; dy, w, dx, x, dw back). */
+    double flops, bytes;
 } cn_op_time;
 
 /*
@@ -64,7 +67,7 @@ int cn_profile_group(const cn_graph *g, const cn_step_profile *p, int by_kind, c
 
 /* ---- the model ---------------------------------------------------------- */
 
-#define CN_BENCH_TOP 12
+#define CN_BENCH_TOP 24 /* every op kind of the U-Net fits */
 
 typedef struct cn_bench_config {
     int batch, size;  /* the synthetic batch: (batch, 3, size, size) */

@@ -99,19 +99,39 @@ static void kind_name(const cn_graph *g, int i, char *out, size_t size)
         snprintf(out, size, "%s", cn_op_name(n->op));
 }
 
-/* Adds ms (of which forward_ms forward) to the entry called `name`, creating it (the table holds every node at most). */
-static void add_time(cn_op_time *t, int *count, const char *name, double ms, double forward_ms)
+/*
+ * The work of node i in a training step: a conv's FLOP forward and backward
+ * (the data gradient only where its input has one: not the image's) and the
+ * bytes of the tensors it reads and writes; 0 for other ops.
+ */
+static void node_work(const cn_graph *g, int i, double *flops, double *bytes)
+{
+    const cn_node *n = &g->nodes[i];
+    *flops = *bytes = 0;
+    if (n->op != CN_OP_CONV) return;
+    int dx = n->in[0] != g->input;
+    double f = cn_node_forward_flops(g, i);
+    double x = (double)cn_shape_count(g->values[n->in[0]].shape), y = (double)cn_shape_count(g->values[n->out].shape);
+    double w = (double)g->params[n->param[0]].count;
+    *flops = f * (2 + dx);
+    *bytes = sizeof(float) * ((x + w + y) + (y + x + w) + dx * (y + w + x));
+}
+
+/* Adds a node's times and work to the entry called `name`, creating it (the table holds every node at most). */
+static void add_time(cn_op_time *t, int *count, const char *name, double ms, double forward_ms, double flops,
+                     double bytes)
 {
     int i = 0;
     while (i < *count && strcmp(t[i].name, name)) i++;
     if (i == *count) {
+        memset(&t[i], 0, sizeof t[i]);
         snprintf(t[i].name, sizeof t[i].name, "%s", name);
-        t[i].ms = t[i].forward_ms = 0;
-        t[i].nodes = 0;
         (*count)++;
     }
     t[i].ms += ms;
     t[i].forward_ms += forward_ms;
+    t[i].flops += flops;
+    t[i].bytes += bytes;
     t[i].nodes++;
 }
 
@@ -135,11 +155,13 @@ int cn_profile_group(const cn_graph *g, const cn_step_profile *p, int by_kind, c
         char kind[48], name[96];
         kind_name(g, i, kind, sizeof kind);
         snprintf(name, sizeof name, "%s%s%s", by_kind ? "" : n->label, by_kind ? "" : " ", kind);
-        add_time(t, &count, name, p->forward_ms[i] + p->backward_ms[i], p->forward_ms[i]);
+        double flops, bytes;
+        node_work(g, i, &flops, &bytes);
+        add_time(t, &count, name, p->forward_ms[i] + p->backward_ms[i], p->forward_ms[i], flops, bytes);
     }
-    add_time(t, &count, "loss", p->loss_ms, 0);
-    add_time(t, &count, "zero gradients", p->zero_ms, 0);
-    add_time(t, &count, "adam", p->adam_ms, 0);
+    add_time(t, &count, "loss", p->loss_ms, 0, 0, 0);
+    add_time(t, &count, "zero gradients", p->zero_ms, 0, 0, 0);
+    add_time(t, &count, "adam", p->adam_ms, 0, 0, 0);
     qsort(t, (size_t)count, sizeof *t, by_time);
     if (count > cap) count = cap;
     memcpy(out, t, (size_t)count * sizeof *t);

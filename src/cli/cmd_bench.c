@@ -146,7 +146,8 @@ static void json_times(const char *key, const cn_op_time *t, int count)
     for (int i = 0; i < count; i++) {
         printf("%s{\"name\": ", i ? ", " : "");
         cli_json_string(stdout, t[i].name);
-        printf(", \"ms\": %.3f, \"forward_ms\": %.3f, \"nodes\": %d}", t[i].ms, t[i].forward_ms, t[i].nodes);
+        printf(", \"ms\": %.3f, \"forward_ms\": %.3f, \"nodes\": %d, \"gflop\": %.4f, \"gb\": %.4f}", t[i].ms,
+               t[i].forward_ms, t[i].nodes, t[i].flops * 1e-9, t[i].bytes * 1e-9);
     }
     printf("]");
 }
@@ -242,12 +243,20 @@ static const struct {
     {"peak memory MiB", "%14.1f", m_mem},
 };
 
-static void print_top(const char *title, const cn_op_time *t, int count, double total)
+/* Convs also get their rates against the device's FMA and copy probes (the speed issue's per-op targets). */
+static void print_top(const char *title, const cn_op_time *t, int count, int shown, const cn_bench_result *r)
 {
     printf("  %s\n", title);
-    for (int i = 0; i < count && i < TOP_SHOWN; i++)
-        printf("    %-36s %10.1f ms %5.1f%%  forward %7.1f ms  (%d node%s)\n", t[i].name, t[i].ms,
-               percent(t[i].ms, total), t[i].forward_ms, t[i].nodes, t[i].nodes == 1 ? "" : "s");
+    for (int i = 0; i < count && i < shown; i++) {
+        printf("    %-36s %10.1f ms %5.1f%%  forward %7.1f ms  (%d node%s)", t[i].name, t[i].ms,
+               percent(t[i].ms, r->profile_total_ms), t[i].forward_ms, t[i].nodes, t[i].nodes == 1 ? "" : "s");
+        if (t[i].flops > 0 && t[i].ms > 0) {
+            double gf = t[i].flops / t[i].ms * 1e-6, gb = t[i].bytes / t[i].ms * 1e-6;
+            printf("  %7.1f GFLOP/s %3.0f%% of FMA, %6.1f GB/s %3.0f%% of copy", gf, percent(gf, r->fma_gflops), gb,
+                   percent(gb, r->bandwidth_gbs));
+        }
+        printf("\n");
+    }
 }
 
 static void print_table(const bench_options *o, const device_run *runs, int count)
@@ -292,8 +301,8 @@ static void print_table(const bench_options *o, const device_run *runs, int coun
         if (!d->r.profiled) continue;
         printf("  profile: %.1f ms for one step timed node by node (unprofiled median %.1f ms)\n",
                d->r.profile_total_ms, d->r.train_median_ms);
-        print_top("by block and op:", d->r.top_blocks, d->r.block_count, d->r.profile_total_ms);
-        print_top("by op kind:", d->r.top_kinds, d->r.kind_count, d->r.profile_total_ms);
+        print_top("by block and op:", d->r.top_blocks, d->r.block_count, TOP_SHOWN, &d->r);
+        print_top("by op kind:", d->r.top_kinds, d->r.kind_count, d->r.kind_count, &d->r);
     }
 }
 

@@ -92,15 +92,18 @@ cn_shape cn_conv_out_shape(cn_shape in, int cout, const cn_conv_attr *a)
     return s;
 }
 
+double cn_node_forward_flops(const cn_graph *g, int i)
+{
+    const cn_node *n = &g->nodes[i];
+    if (n->op != CN_OP_CONV) return 0;
+    cn_shape in = g->values[n->in[0]].shape, out = g->values[n->out].shape;
+    return 2.0 * cn_shape_count(out) * (in.c / n->conv.groups) * n->conv.k * n->conv.k;
+}
+
 double cn_graph_forward_flops(const cn_graph *g)
 {
     double flops = 0;
-    for (int i = 0; i < g->node_count; i++) {
-        const cn_node *n = &g->nodes[i];
-        if (n->op != CN_OP_CONV) continue;
-        cn_shape in = g->values[n->in[0]].shape, out = g->values[n->out].shape;
-        flops += 2.0 * cn_shape_count(out) * (in.c / n->conv.groups) * n->conv.k * n->conv.k;
-    }
+    for (int i = 0; i < g->node_count; i++) flops += cn_node_forward_flops(g, i);
     return flops;
 }
 

@@ -104,7 +104,8 @@ clunet_status cn_unet_build(const cn_unet_config *cfg, cn_graph *g);
 
 void cn_graph_free(cn_graph *g);
 
-/* Forward multiply-adds x 2 of every conv, in FLOP. */
+/* Forward multiply-adds x 2 of node i if it is a conv (else 0), and of every conv, in FLOP. */
+double cn_node_forward_flops(const cn_graph *g, int i);
 double cn_graph_forward_flops(const cn_graph *g);
 
 /* The parameter named `name`, or -1. */

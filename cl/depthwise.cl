@@ -88,34 +88,53 @@ static void store16(__global float *p, const float16 v, const int n, const int a
     for (int j = 0; j < n; j++) p[j] = accumulate ? p[j] + s[j] : s[j];
 }
 
-/* y = x * w (+ b). Global (ceil(Wo/16), Ho, N*C): 16 output pixels of a row each; c = plane % channels. */
+#ifndef DW_R
+#define DW_R 1 /* output rows per work-item of depthwise_fwd (the host passes the one measured fastest) */
+#endif
+
+/*
+ * y = x * w (+ b). Global (ceil(Wo/16), ceil(Ho/DW_R), N*C): 16 output pixels
+ * of DW_R rows each; c = plane % channels. Each input row's taps are loaded
+ * once for all the output rows that read them (an input row feeds up to
+ * DW_K / DW_S of them), then added in the same order as one row at a time.
+ */
 __kernel void depthwise_fwd(__global const float *x, const int x_off, __global const float *wt, const int w_off,
                             __global const float *b, const int b_off, const int has_bias, __global float *y,
                             const int y_off, const int channels, const int h, const int w, const int ho,
                             const int wo, const int pad_t)
 {
-    const int ox0 = get_global_id(0) * 16, oy = get_global_id(1), plane = get_global_id(2);
-    if (ox0 >= wo || oy >= ho) return;
+    const int ox0 = get_global_id(0) * 16, oy0 = get_global_id(1) * DW_R, plane = get_global_id(2);
+    if (ox0 >= wo || oy0 >= ho) return;
     const int c = plane % channels;
     __global const float *xp = x + x_off + plane * h * w;
     __global const float *wp = wt + w_off + c * DW_K * DW_K;
-    float16 acc = (float16)(has_bias ? b[b_off + c] : 0.0f);
+    float16 acc[DW_R];
+    for (int q = 0; q < DW_R; q++) acc[q] = (float16)(has_bias ? b[b_off + c] : 0.0f);
     const int x0 = ox0 * DW_S, edge = near_edge(x0, w);
 #pragma unroll
-    for (int ky = 0; ky < DW_K; ky++) {
-        const int iy = oy * DW_S - pad_t + ky;
+    for (int r = 0; r < (DW_R - 1) * DW_S + DW_K; r++) {
+        const int iy = oy0 * DW_S - pad_t + r;
         if (iy < 0 || iy >= h) continue;
         __global const float *row = xp + iy * w;
+        float16 t[DW_K];
         if (edge) {
             const window16 win = window_load(row, x0, w);
 #pragma unroll
-            for (int kx = 0; kx < DW_K; kx++) acc = fma((float16)wp[ky * DW_K + kx], window_taps(win, kx - DW_PAD), acc);
+            for (int kx = 0; kx < DW_K; kx++) t[kx] = window_taps(win, kx - DW_PAD);
         } else {
 #pragma unroll
-            for (int kx = 0; kx < DW_K; kx++) acc = fma((float16)wp[ky * DW_K + kx], taps16(row, x0 - DW_PAD + kx), acc);
+            for (int kx = 0; kx < DW_K; kx++) t[kx] = taps16(row, x0 - DW_PAD + kx);
+        }
+#pragma unroll
+        for (int q = 0; q < DW_R; q++) {
+            const int ky = r - q * DW_S; /* output row oy0 + q reads this row through tap row ky */
+            if (ky < 0 || ky >= DW_K) continue;
+#pragma unroll
+            for (int kx = 0; kx < DW_K; kx++) acc[q] = fma((float16)wp[ky * DW_K + kx], t[kx], acc[q]);
         }
     }
-    store16(y + y_off + (plane * ho + oy) * wo + ox0, acc, min(16, wo - ox0), 0);
+    for (int q = 0; q < DW_R && oy0 + q < ho; q++)
+        store16(y + y_off + (plane * ho + oy0 + q) * wo + ox0, acc[q], min(16, wo - ox0), 0);
 }
 
 /*

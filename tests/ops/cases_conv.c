@@ -312,6 +312,7 @@ static const conv_shape small_shapes[] = {
     DW("dw3 wide", 1, 2, 4, 37, 3, 1, 1, 1, 1, 1, 0), /* whole float16 rows and a rest */
     DW("dw3 tf-same s2 wide", 1, 2, 5, 75, 3, 2, 0, 0, 1, 1, 0),
     DW("dw5 same s2 wide", 1, 2, 6, 70, 5, 2, 2, 2, 2, 2, 1),
+    DW("dw3 same, over 64 wide", 1, 2, 5, 67, 3, 1, 1, 1, 1, 1, 1), /* CPUs: a row per work-item, not 8 */
 };
 
 /* The EfficientNet-B0 U-Net at a 64x64 input (TF 'same' pads: the odd pixel goes bottom/right). */

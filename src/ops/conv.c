@@ -422,8 +422,11 @@ static clunet_status tiled_conv(clunet_context *ctx, const cn_conv2d_params *p, 
 {
     if (ctx->conv_ob < 0) CN_TRY(conv_choose(ctx));
     CN_TRY(copy_weights(ctx, p, w, flip, in->c, out->c, work->buf, work->offset));
+    /* no more output channels per pass than there are: the head's single one would otherwise pay for 8 */
+    int ob = ctx->conv_ob;
+    while (ob > 1 && ob / 2 >= out->c) ob /= 2;
     char options[64];
-    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1 -DTILE_OB=%d", p->k, ctx->conv_ob);
+    snprintf(options, sizeof options, "-DCONV_K=%d -DCONV_S=1 -DTILE_OB=%d", p->k, ob);
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "conv.cl", "conv2d_tiled", options, &k));
     CN_TRY(cn_arg_view(k, 0, in));

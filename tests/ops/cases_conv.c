@@ -386,6 +386,7 @@ static const conv_shape unet512_shapes[] = {
     DENSE("dec4b", 1, 32, 256, 256, 32, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec5", 1, 32, 512, 512, 16, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec6", 1, 16, 512, 512, 16, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("head", 1, 16, 512, 512, 1, 3, 1, 1, 1, 1, 1, 1),
 };
 
 static void conv_shapes(to_run *r, const conv_shape *shapes, size_t count, const int *impls, int impl_count)

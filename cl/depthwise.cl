@@ -89,7 +89,7 @@ static void store16(__global float *p, const float16 v, const int n, const int a
 }
 
 #ifndef DW_R
-#define DW_R 1 /* output rows per work-item of depthwise_fwd (the host passes the one measured fastest) */
+#define DW_R 1 /* output rows per work-item of depthwise_fwd (the host chooses: see src/ops/depthwise.c) */
 #endif
 
 /*

@@ -195,6 +195,9 @@ __kernel void depthwise_bwd_data(__global const float *dy, const int dy_off, __g
 
 /*
  * dw[c] += sum over batch and output pixels of dy * the input under each tap.
+ * dy's planes lie dy_image floats apart from image to image and dy_channel
+ * from channel to channel (0: one plane of dy for every channel of x, the
+ * weight gradient of one output of a dense conv).
  * One work-group per channel and tap row ky (a row's DW_K accumulators stay in
  * registers; all DW_K * DW_K of a 5x5 kernel spill), local size <= 64 (1 on
  * CPUs: no barrier work): work-item l sums output rows l, l + wg, ... 16 pixels
@@ -204,7 +207,7 @@ __kernel void depthwise_bwd_data(__global const float *dy, const int dy_off, __g
 __kernel void depthwise_bwd_weight(__global const float *x, const int x_off, __global const float *dy,
                                    const int dy_off, __global float *dw, const int dw_off, const int n,
                                    const int channels, const int h, const int w, const int ho, const int wo,
-                                   const int pad_t)
+                                   const int pad_t, const int dy_image, const int dy_channel)
 {
     __local float part[DW_K][64];
     const int c = get_group_id(0) / DW_K, ky = get_group_id(0) % DW_K, lid = get_local_id(0), wg = get_local_size(0);
@@ -212,7 +215,7 @@ __kernel void depthwise_bwd_weight(__global const float *x, const int x_off, __g
     for (int t = 0; t < DW_K; t++) acc[t] = (float16)0.0f;
     for (int b = 0; b < n; b++) {
         __global const float *xp = x + x_off + (b * channels + c) * h * w;
-        __global const float *gp = dy + dy_off + (b * channels + c) * ho * wo;
+        __global const float *gp = dy + dy_off + b * dy_image + c * dy_channel;
         for (int oy = lid; oy < ho; oy += wg) {
             const int iy = oy * DW_S - pad_t + ky;
             if (iy < 0 || iy >= h) continue;

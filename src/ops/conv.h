@@ -127,4 +127,12 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
                                     const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx,
                                     const cn_tensor *dw);
 
+/*
+ * The weight gradient of a dense stride-1 conv (groups 1) through the
+ * depthwise kernel, one output channel at a time: for CPUs, where convs with
+ * one or a few outputs leave most lanes of conv2d_direct_dw empty.
+ */
+clunet_status cn_depthwise_dense_weight_grad(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                             const cn_tensor *dy, const cn_tensor *dw);
+
 #endif

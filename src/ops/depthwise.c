@@ -58,24 +58,46 @@ clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *
     return cn_launch(ctx, k, 3, global, NULL);
 }
 
+/* dw (C,1,K,K) += dy (*) x per channel; dy's planes lie dy_image and dy_channel floats apart (see the kernel). */
+static clunet_status weight_grad(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                 const cn_tensor *dy, const cn_tensor *dw, size_t dy_image, size_t dy_channel)
+{
+    cl_kernel k;
+    CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_weight", 1, &k));
+    CN_TRY(cn_arg_view(k, 0, x));
+    CN_TRY(cn_arg_view(k, 2, dy));
+    CN_TRY(cn_arg_view(k, 4, dw));
+    CN_TRY(CN_ARG_INT(k, 6, x->n));
+    CN_TRY(geometry(k, 7, p, x, dy));
+    CN_TRY(CN_ARG_INT(k, 13, (int)dy_image));
+    CN_TRY(CN_ARG_INT(k, 14, (int)dy_channel));
+    /* a CPU core runs a channel's rows best alone: no local memory traffic, no barrier */
+    size_t wg = cn_device_is_cpu(ctx) ? 1 : cn_conv_reduce_wg(ctx);
+    size_t global[1] = {wg * x->c * p->k}, local[1] = {wg}; /* a group per channel and tap row */
+    return cn_launch(ctx, k, 1, global, local);
+}
+
+clunet_status cn_depthwise_dense_weight_grad(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                             const cn_tensor *dy, const cn_tensor *dw)
+{
+    // x is (N,C,H,W), dy is (N,Co,Ho,Wo), dw is (Co,C,K,K) and accumulates
+    size_t plane = (size_t)dy->h * dy->w, filters = (size_t)x->c * p->k * p->k;
+    for (int o = 0; o < dy->c; o++) {
+        cn_tensor g = *dy, d = *dw;
+        g.offset += o * plane;
+        d.offset += o * filters;
+        CN_TRY(weight_grad(ctx, p, x, &g, &d, (size_t)dy->c * plane, 0));
+    }
+    return CLUNET_OK;
+}
+
 clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
                                     const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx,
                                     const cn_tensor *dw)
 {
     // x is (N,C,H,W), w is (C,1,K,K), dy is (N,C,Ho,Wo); dx and dw accumulate
     cl_kernel k;
-    if (dw) {
-        CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_weight", 1, &k));
-        CN_TRY(cn_arg_view(k, 0, x));
-        CN_TRY(cn_arg_view(k, 2, dy));
-        CN_TRY(cn_arg_view(k, 4, dw));
-        CN_TRY(CN_ARG_INT(k, 6, x->n));
-        CN_TRY(geometry(k, 7, p, x, dy));
-        /* a CPU core runs a channel's rows best alone: no local memory traffic, no barrier */
-        size_t wg = cn_device_is_cpu(ctx) ? 1 : cn_conv_reduce_wg(ctx);
-        size_t global[1] = {wg * x->c * p->k}, local[1] = {wg}; /* a group per channel and tap row */
-        CN_TRY(cn_launch(ctx, k, 1, global, local));
-    }
+    if (dw) CN_TRY(weight_grad(ctx, p, x, dy, dw, (size_t)dy->c * dy->h * dy->w, (size_t)dy->h * dy->w));
     if (dx) {
         CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_data", 1, &k));
         CN_TRY(cn_arg_view(k, 0, dy));

@@ -697,14 +697,6 @@ static clunet_status flipped_gemm_dx(clunet_context *ctx, const cn_conv2d_params
 }
 
 /*
- * Rows of output per chunk for conv2d_direct_dw (CPUs), or 0 where it does not
- * apply: stride 1, K > 1, at most 32 output channels (16 for K > 3: the
- * accumulators must stay in registers). A chunk's pixel-major dy (rows x Wo x
- * cop floats) stays within ~256 KiB, so the input channels that read it in
- * turn find it in L2, and there are chunks enough for >= 64 work-items; dy's
- * copy and the chunks' partial sums must fit the workspace the columns would use.
- */
-/*
  * CPUs: a stride-1 conv with at most 4 outputs (the head has 1) takes its weight
  * gradient from the depthwise kernel, an output at a time, vectorised along
  * the pixels: conv2d_direct_dw vectorises along 16 output channels, so the
@@ -716,6 +708,14 @@ static int few_outputs_dw(const clunet_context *ctx, int mode, const cn_conv2d_p
            p->k > 1 && p->pad_l < p->k;
 }
 
+/*
+ * Rows of output per chunk for conv2d_direct_dw (CPUs), or 0 where it does not
+ * apply: stride 1, K > 1, at most 32 output channels (16 for K > 3: the
+ * accumulators must stay in registers). A chunk's pixel-major dy (rows x Wo x
+ * cop floats) stays within ~256 KiB, so the input channels that read it in
+ * turn find it in L2, and there are chunks enough for >= 64 work-items; dy's
+ * copy and the chunks' partial sums must fit the workspace the columns would use.
+ */
 static int direct_dw_rows(const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *dy)
 {
     int cop = pad16(dy->c);

@@ -56,6 +56,9 @@ static int usage(FILE *f, int status)
             "                    weights, moved by 1-D each step (e.g. 0.999; default 0: the\n"
             "                    weights themselves); training steps the weights as before\n"
             "  --loss-lambda L   loss = L*focal + (1-L)*dice (default: focal + dice)\n"
+            "  --focal-alpha A   the focal term's weight of vessel pixels (default 0.25)\n"
+            "  --focal-gamma G   the focal term's exponent, 0 or in [1, 8] (default 2); with\n"
+            "                    --focal-alpha 0.5, gamma 0 makes it half the binary cross-entropy\n"
             "  --bn-eps E        batch-norm epsilon (default %g)\n"
             "  --threshold T     probability threshold for F1 and the counts (default %g)\n"
             "  --seed K          seed of weights, data order and augmentation (default %llu)\n"
@@ -180,6 +183,12 @@ int cmd_train(int argc, char **argv)
             if (!parse_double(v, &cfg.ema) || cfg.ema < 0 || cfg.ema >= 1) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--loss-lambda")) {
             if (!parse_double(v, &cfg.loss_lambda) || cfg.loss_lambda < 0 || cfg.loss_lambda > 1)
+                return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--focal-alpha")) {
+            if (!parse_double(v, &cfg.focal_alpha) || !(cfg.focal_alpha >= 0 && cfg.focal_alpha <= 1))
+                return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--focal-gamma")) {
+            if (!parse_double(v, &cfg.focal_gamma) || !(cfg.focal_gamma == 0 || (cfg.focal_gamma >= 1 && cfg.focal_gamma <= 8)))
                 return cli_bad_value(a, v);
         } else if (!strcmp(a, "--bn-eps")) {
             if (!parse_double(v, &cfg.bn_eps) || !(cfg.bn_eps > 0)) return cli_bad_value(a, v);

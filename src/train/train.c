@@ -29,6 +29,8 @@ void cn_train_default_config(cn_train_config *cfg)
     cfg->schedule = CN_LR_COSINE;
     cfg->warmup_epochs = 1;
     cfg->loss_lambda = -1;
+    cfg->focal_alpha = 0.25;
+    cfg->focal_gamma = 2;
     cfg->bn_eps = 1e-5;
     cfg->augment = 1;
     cfg->preprocess = CN_PREPROCESS_CLAHE_GREEN;
@@ -263,6 +265,8 @@ static clunet_status setup_model(run *r)
     r->exec.adam.weight_decay = (float)cfg->weight_decay;
     if (cfg->ema > 0) CN_TRY(cn_exec_ema_enable(&r->exec, (float)cfg->ema));
     r->exec.loss.lambda = (float)cfg->loss_lambda;
+    r->exec.loss.alpha = (float)cfg->focal_alpha;
+    r->exec.loss.gamma = (float)cfg->focal_gamma;
 
     r->info.seed = cfg->seed;
     r->info.preprocess = cfg->preprocess;
@@ -274,10 +278,12 @@ static clunet_status setup_model(run *r)
     r->info.input_skip = ucfg.input_skip;
     snprintf(r->info.config, sizeof r->info.config,
              "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
-             "\"weight_decay\": %g, \"ema\": %g, \"loss_lambda\": %g, \"augment\": %d, "
+             "\"weight_decay\": %g, \"ema\": %g, \"loss_lambda\": %g, \"focal_alpha\": %g, \"focal_gamma\": %g, "
+             "\"augment\": %d, "
              "\"synthetic\": %d, \"val\": %d, \"val_by_subject\": 1, \"val_seed\": %llu, \"dataset\": \"%s\"}",
              cfg->batch, cfg->epochs, cfg->lr, cfg->schedule == CN_LR_COSINE ? "cosine" : "constant",
-             cfg->warmup_epochs, cfg->weight_decay, cfg->ema, cfg->loss_lambda, cfg->augment,
+             cfg->warmup_epochs, cfg->weight_decay, cfg->ema, cfg->loss_lambda, cfg->focal_alpha, cfg->focal_gamma,
+             cfg->augment,
              cfg->data_dir ? 0 : cfg->synthetic, r->val.count, (unsigned long long)val_seed(cfg),
              cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic");
     if (cfg->resume) {
@@ -511,6 +517,10 @@ static clunet_status check_config(const cn_train_config *cfg)
     if (!(cfg->warmup_epochs >= 0) || cfg->warmup_epochs > cfg->epochs)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--warmup %g: must be between 0 and --epochs", cfg->warmup_epochs);
     if (cfg->loss_lambda > 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--loss-lambda %g: must be in [0, 1]", cfg->loss_lambda);
+    if (!(cfg->focal_alpha >= 0 && cfg->focal_alpha <= 1))
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--focal-alpha %g: must be in [0, 1]", cfg->focal_alpha);
+    if (!(cfg->focal_gamma == 0 || (cfg->focal_gamma >= 1 && cfg->focal_gamma <= 8)))
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--focal-gamma %g: must be 0 or in [1, 8]", cfg->focal_gamma);
     if (!cfg->data_dir && cfg->synthetic < 1)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--synthetic %d: must be at least 1", cfg->synthetic);
     return CLUNET_OK;

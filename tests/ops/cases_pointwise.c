@@ -865,15 +865,20 @@ static void loss_cases(to_run *r)
     for (int i = 0; i < ns + nf + np; i++) {
         shape4 s = i < ns ? loss_small[i] : i < ns + nf ? loss_full[i - ns] : loss_perf[i - ns - nf];
         size_t n = count4(s);
-        for (int variant = 0; variant < 4; variant++) {
-            int has_mask = variant & 1;
+        // Bits of the variant: a mask, lambda 0.3, the focal term as half the cross-entropy (alpha 0.5, gamma 0).
+        for (int variant = 0; variant < 8; variant++) {
+            int has_mask = variant & 1, bce = variant & 4;
             float lambda = variant & 2 ? 0.3f : -1.0f;
-            describe(desc, sizeof desc, s, has_mask ? (lambda < 0 ? "mask" : "mask lambda 0.3")
-                                                    : (lambda < 0 ? "" : "lambda 0.3"));
+            char what[48];
+            int len = snprintf(what, sizeof what, "%s%s%s", has_mask ? "mask " : "", lambda < 0 ? "" : "lambda 0.3 ",
+                               bce ? "alpha 0.5 gamma 0" : "");
+            if (len > 0 && what[len - 1] == ' ') what[len - 1] = '\0';
+            describe(desc, sizeof desc, s, what);
             if (!to_begin(r, "focal_dice_loss", desc)) continue;
             loss_case c = {.has_mask = has_mask, .n = n};
             cn_focal_dice_default(&c.settings);
             c.settings.lambda = lambda;
+            if (bce) c.settings.alpha = 0.5f, c.settings.gamma = 0.0f;
             float *z = to_random(r, n, -4.0f, 4.0f), *y = to_random_binary(r, n, 0.15);
             float *m = to_random_binary(r, n, 0.8);
             size_t work = cn_focal_dice_work_floats(n);

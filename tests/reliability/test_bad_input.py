@@ -267,6 +267,8 @@ def main():
         (['--ema', '1'], '--ema'), (['--ema', '-0.5'], '--ema'), (['--ema', 'nan'], '--ema'),
         (['--weight-decay', 'nan'], '--weight-decay'), (['--loss-lambda', 'nan'], '--loss-lambda'),
         (['--warmup', 'nan'], '--warmup'), (['--input-skip', 'yes'], '--input-skip'),
+        (['--focal-alpha', '1.5'], '--focal-alpha'), (['--focal-gamma', '0.5'], '--focal-gamma'),
+        (['--focal-gamma', 'nan'], '--focal-gamma'),
         (['--frobnicate', '1'], '--frobnicate'), (['--size'], '--size'),
         (['--device', '99'], '99'), (['--device', 'nosuchdevice'], 'nosuchdevice'),
         (['--data', ok_ds], '--dataset'),

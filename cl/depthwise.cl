@@ -138,59 +138,79 @@ __kernel void depthwise_fwd(__global const float *x, const int x_off, __global c
 }
 
 /*
- * The taps of one row of dy into the DW_S phases: lane 0 of phase ph reads dy
- * column g0 + d through tap kx when ph + DW_PAD - kx = d * DW_S (ix0 is a
- * multiple of DW_S). TAP gives the 16 values at g0 + d. A macro for two loops,
- * not one loop with a select per tap: the edge path's shuffles would then run
- * for every work-item.
+ * dy's values that one row of dy gives the DW_S phases of 16 input pixels:
+ * lane j of t[kx][ph] multiplies tap kx into input pixel ix0 + DW_S*j + ph,
+ * and is dy's column g0 + j + d, where ph + DW_PAD - kx = d * DW_S (ix0 is a
+ * multiple of DW_S; taps with a remainder never reach that phase). TAP gives
+ * the 16 values at g0 + d. A macro for two loops, not one loop with a select
+ * per tap: the edge path's shuffles would then run for every work-item.
  */
 #define DW_DX_TAPS(TAP)                                                                                       \
     _Pragma("unroll") for (int kx = 0; kx < DW_K; kx++) _Pragma("unroll") for (int ph = 0; ph < DW_S; ph++) { \
         const int e = ph + DW_PAD - kx + DW_S * DW_K, d = e / DW_S - DW_K;                                    \
-        if (e % DW_S == 0) sum[ph] = fma((float16)wp[ky * DW_K + kx], TAP, sum[ph]);                         \
+        if (e % DW_S == 0) t[kx][ph] = TAP;                                                                  \
     }
 
 /*
  * dx += the taps of dy that read each input pixel (a gather: no atomics).
- * Global (ceil(W/(16*DW_S)), H, N*C): 16*DW_S input pixels of a row each, as
- * DW_S phases of 16: pixel ix0 + DW_S*j + ph. A tap kx reaches phase ph only
- * when ix0 + ph + DW_PAD - kx is a multiple of the stride, and then reads 16
- * consecutive values of dy, so the phases stay whole vectors.
+ * Global (ceil(W/(16*DW_S)), ceil(H/DW_R), N*C): 16*DW_S input pixels of DW_R
+ * rows each, as DW_S phases of 16: pixel ix0 + DW_S*j + ph. A tap kx reaches
+ * phase ph only when ix0 + ph + DW_PAD - kx is a multiple of the stride, and
+ * then reads 16 consecutive values of dy, so the phases stay whole vectors.
+ * Each row of dy is loaded once for all the input rows it feeds (up to
+ * DW_K / DW_S), in descending order so that every input row adds its taps
+ * in ascending ky, as with one row per work-item.
  */
 __kernel void depthwise_bwd_data(__global const float *dy, const int dy_off, __global const float *wt,
                                  const int w_off, __global float *dx, const int dx_off, const int channels,
                                  const int h, const int w, const int ho, const int wo, const int pad_t)
 {
-    const int ix0 = get_global_id(0) * 16 * DW_S, iy = get_global_id(1), plane = get_global_id(2);
-    if (ix0 >= w || iy >= h) return;
+    const int ix0 = get_global_id(0) * 16 * DW_S, iy0 = get_global_id(1) * DW_R, plane = get_global_id(2);
+    if (ix0 >= w || iy0 >= h) return;
     __global const float *gp = dy + dy_off + plane * ho * wo;
     __global const float *wp = wt + w_off + (plane % channels) * DW_K * DW_K;
-    float16 sum[DW_S];
-    for (int ph = 0; ph < DW_S; ph++) sum[ph] = (float16)0.0f;
+    float16 sum[DW_R][DW_S];
+    for (int q = 0; q < DW_R; q++)
+        for (int ph = 0; ph < DW_S; ph++) sum[q][ph] = (float16)0.0f;
     const int g0 = ix0 / DW_S, edge = near_edge(g0, wo); /* dy's column under lane 0 of phase 0, tap 0 */
 #pragma unroll
-    for (int ky = 0; ky < DW_K; ky++) {
-        const int ty = iy + pad_t - ky; /* = oy * DW_S for the output row reading iy through tap ky */
+    for (int r = DW_R + DW_K - 2; r >= 0; r--) {
+        /* = oy * DW_S for the row oy of dy that reads input row iy0 + q through tap ky = DW_K - 1 - r + q */
+        const int ty = iy0 + pad_t - (DW_K - 1) + r;
         if (ty < 0 || ty % DW_S || ty / DW_S >= ho) continue;
         __global const float *row = gp + ty / DW_S * wo;
+        float16 t[DW_K][DW_S];
         if (edge) {
             const window16 win = window_load(row, g0, wo);
             DW_DX_TAPS(window_span(win, d))
         } else {
             DW_DX_TAPS(vload16(0, row + g0 + d))
         }
+#pragma unroll
+        for (int q = 0; q < DW_R; q++) {
+            const int ky = DW_K - 1 - r + q;
+            if (ky < 0 || ky >= DW_K) continue;
+#pragma unroll
+            for (int kx = 0; kx < DW_K; kx++)
+#pragma unroll
+                for (int ph = 0; ph < DW_S; ph++)
+                    if ((ph + DW_PAD - kx + DW_S * DW_K) % DW_S == 0)
+                        sum[q][ph] = fma((float16)wp[ky * DW_K + kx], t[kx][ph], sum[q][ph]);
+        }
     }
-    __global float *dp = dx + dx_off + (plane * h + iy) * w + ix0;
+    for (int q = 0; q < DW_R && iy0 + q < h; q++) {
+        __global float *dp = dx + dx_off + (plane * h + iy0 + q) * w + ix0;
 #if DW_S == 1
-    store16(dp, sum[0], min(16, w - ix0), 1);
+        store16(dp, sum[q][0], min(16, w - ix0), 1);
 #else
-    float v[16 * DW_S], s[16];
-    for (int ph = 0; ph < DW_S; ph++) {
-        vstore16(sum[ph], 0, s);
-        for (int j = 0; j < 16; j++) v[j * DW_S + ph] = s[j];
-    }
-    for (int q = 0; q < DW_S; q++) store16(dp + 16 * q, vload16(q, v), clamp(w - ix0 - 16 * q, 0, 16), 1);
+        /* the two phases interleaved back into pixel order */
+        const float16 lo = shuffle2(sum[q][0], sum[q][1], (uint16)(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+        const float16 hi =
+            shuffle2(sum[q][0], sum[q][1], (uint16)(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
+        store16(dp, lo, clamp(w - ix0, 0, 16), 1);
+        store16(dp + 16, hi, clamp(w - ix0 - 16, 0, 16), 1);
 #endif
+    }
 }
 
 /*

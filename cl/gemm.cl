@@ -12,7 +12,7 @@
  *    block, every micro-tile of its row range, so the block of B it holds
  *    stays in L1 while rows of A stream past. gemm_nn takes A or A^T
  *    (GEMM_TA) and B; gemm_nt takes A and B^T, vectorised along K since both are
- *    contiguous there.
+ *    contiguous there. gemv takes the products with a single column.
  *  - gemm_tiled: the classic local-memory tiling for GPUs, any transposes.
  *
  * With beta == 0, C is never read (it may hold garbage or NaN).
@@ -182,6 +182,59 @@ __kernel void gemm_nt(const int m, const int n, const int kdim, const float alph
                         *cp = old + alpha * sum;
                     }
             }
+    }
+}
+
+/*
+ * C = alpha * op(A) * b + beta * C for a single column (N == 1): the squeeze-
+ * excite convs on their 1x1 maps, where gemm_nn would fill one lane of its
+ * 32-wide panels. b's elements lie sb apart (ldb; 1 when B is stored (1,K)).
+ * Global (ceil(M/16), 1, batch), local (1,1,1): 16 rows of C per work-item.
+ * With A stored (K,M) (ta) each k adds a row of A's 16 neighbouring values;
+ * otherwise each row of C is a dot product along K, 16 lanes at a time.
+ */
+__kernel void gemv(const int m, const int n, const int kdim, const float alpha, const float beta, const int ta,
+                   const int sb, __global const float *a, const int a_off, const int lda, const int a_stride,
+                   __global const float *b, const int b_off, const int ldb, const int b_stride,
+                   __global float *c, const int c_off, const int ldc, const int c_stride)
+{
+    const int m0 = get_global_id(0) * 16, bi = get_global_id(2);
+    if (m0 >= m) return;
+    a += a_off + bi * a_stride;
+    b += b_off + bi * b_stride;
+    c += c_off + bi * c_stride;
+    float r[16];
+    if (ta) {
+        float16 acc = (float16)0.0f;
+        for (int k = 0; k < kdim; k++) {
+            const float16 av = m0 + 16 <= m ? vload16(0, a + k * lda + m0) : load16_edge(a + k * lda, m0, m);
+            acc = fma(av, (float16)b[k * sb], acc);
+        }
+        vstore16(acc, 0, r);
+    } else {
+        const int kv = kdim / 16 * 16;
+        for (int i = 0; i < 16; i++) {
+            __global const float *row = a + min(m0 + i, m - 1) * lda; /* clamped rows are never stored */
+            float16 acc = (float16)0.0f;
+            for (int k = 0; k < kv; k += 16) {
+                float16 bv;
+                if (sb == 1) {
+                    bv = vload16(0, b + k);
+                } else {
+                    float t[16];
+                    for (int j = 0; j < 16; j++) t[j] = b[(k + j) * sb];
+                    bv = vload16(0, t);
+                }
+                acc = fma(vload16(0, row + k), bv, acc);
+            }
+            float sum = cn_lanes_sum(acc);
+            for (int k = kv; k < kdim; k++) sum = fma(row[k], b[k * sb], sum);
+            r[i] = sum;
+        }
+    }
+    for (int i = 0; i < 16 && m0 + i < m; i++) {
+        __global float *cp = c + (m0 + i) * ldc;
+        *cp = (beta == 0.0f ? 0.0f : beta * *cp) + alpha * r[i];
     }
 }
 

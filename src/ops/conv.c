@@ -358,7 +358,9 @@ static clunet_status bias_backward(clunet_context *ctx, const cn_tensor *dy, con
     CN_TRY(CN_ARG_INT(k, 4, dy->n));
     CN_TRY(CN_ARG_INT(k, 5, dy->c));
     CN_TRY(CN_ARG_INT(k, 6, dy->h * dy->w));
-    size_t wg = cn_conv_reduce_wg(ctx);
+    /* CPUs: a channel of few pixels (squeeze-excite: one) per work-item, without the barriers of a group */
+    int few = (size_t)dy->n * dy->h * dy->w <= 4096;
+    size_t wg = cn_device_is_cpu(ctx) && few ? 1 : cn_conv_reduce_wg(ctx);
     size_t global[1] = {wg * dy->c}, local[1] = {wg};
     return cn_launch(ctx, k, 1, global, local);
 }

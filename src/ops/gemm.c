@@ -98,8 +98,27 @@ static int shrink_block(int block, int min, size_t others, int extent, unsigned 
 
 static clunet_status register_tiles(clunet_context *ctx);
 
+/* A product with one column of C (see the kernel), 16 rows of C per work-item. */
+static clunet_status gemv(clunet_context *ctx, const cn_gemm_args *g)
+{
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "gemm.cl", "gemv", NULL, &k));
+    CN_TRY(CN_ARG_INT(k, 0, g->m));
+    CN_TRY(CN_ARG_INT(k, 1, g->n));
+    CN_TRY(CN_ARG_INT(k, 2, g->k));
+    CN_TRY(CN_ARG_FLOAT(k, 3, g->alpha));
+    CN_TRY(CN_ARG_FLOAT(k, 4, g->beta));
+    CN_TRY(CN_ARG_INT(k, 5, g->ta));
+    CN_TRY(CN_ARG_INT(k, 6, g->tb ? 1 : g->ldb));
+    CN_TRY(set_operands(k, 7, g));
+    size_t global[3] = {((size_t)g->m + 15) / 16, 1, (size_t)g->batch}, local[3] = {1, 1, 1};
+    return cn_launch(ctx, k, 3, global, local);
+}
+
 static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
 {
+    /* one column (squeeze-excite on 1x1 maps): gemm_nn's panels would use one lane of 32 */
+    if (g->n == 1) return gemv(ctx, g);
     if (g->ta && g->tb) return gemm_local(ctx, g); /* unused by the convs: the generic kernel is enough */
     if (ctx->gemm_mr < 0 || ctx->gemm_nt < 0 || ctx->gemm_nt_packed < 0) CN_TRY(register_tiles(ctx));
     unsigned cores = ctx->info.compute_units ? ctx->info.compute_units : 1;

@@ -132,6 +132,14 @@ static void gemm_cases(to_run *r, const int *impls, int count)
         {33, 70, 50, 1, 1, 1.0f, 0.0f, 1, 0, 0, 0},
         {40, 300, 77, 0, 0, 1.0f, 0.0f, 4, 1, 0, 0},
         {256, 16, 17568, 0, 0, 1.0f, 0.0f, 1, 0, 0, 0}, /* the first decoder conv at 64x64 */
+        /* one column (CPUs: gemv), all transposes, rows past a multiple of 16, K with a rest */
+        {5, 1, 3, 0, 0, 1.0f, 0.0f, 1, 0, 0, 1},
+        {37, 1, 41, 1, 0, 1.0f, 0.0f, 2, 0, 1, 1},
+        {37, 1, 41, 0, 1, 0.5f, 0.75f, 1, 0, 2, 1},
+        {21, 1, 19, 1, 1, 1.0f, 0.0f, 1, 0, 0, 1},
+        {29, 1, 40, 0, 0, 1.0f, 0.0f, 1, 0, 3, 1}, /* b's elements 4 apart */
+        {48, 1, 1152, 0, 0, 1.0f, 0.0f, 3, 1, 0, 0}, /* squeeze-excite 1152 -> 48 */
+        {48, 1, 1152, 1, 0, 1.0f, 1.0f, 2, 0, 0, 0}, /* its data gradient */
     };
     if (r->perf) return; /* the conv cases time the shapes that matter */
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
@@ -308,6 +316,7 @@ static const conv_shape small_shapes[] = {
     /* at most 4 outputs: CPUs take the weight gradient from the depthwise kernel, an output at a time */
     DENSE("3x3 odd pads, 2 outputs", 2, 3, 6, 7, 2, 3, 1, 0, 2, 1, 0, 0),
     DENSE("5x5, 1 output, 37 wide", 2, 4, 8, 37, 1, 5, 1, 2, 2, 2, 2, 1),
+    DENSE("bias over 4096 pixels", 2, 3, 48, 48, 2, 3, 1, 1, 1, 1, 1, 1), /* CPUs: the bias gradient by work-groups */
     DW("dw3 same", 2, 5, 7, 9, 3, 1, 1, 1, 1, 1, 1),
     DW("dw3 tf-same s2", 1, 3, 8, 8, 3, 2, 0, 0, 1, 1, 0),
     DW("dw5 same", 2, 4, 9, 9, 5, 1, 2, 2, 2, 2, 0),
@@ -316,6 +325,7 @@ static const conv_shape small_shapes[] = {
     DW("dw3 tf-same s2 wide", 1, 2, 5, 75, 3, 2, 0, 0, 1, 1, 0),
     DW("dw5 same s2 wide", 1, 2, 6, 70, 5, 2, 2, 2, 2, 2, 1),
     DW("dw3 same, over 64 wide", 1, 2, 5, 67, 3, 1, 1, 1, 1, 1, 1), /* CPUs: a row per work-item, not 8 */
+    DW("dw3 s2, over 128 wide", 1, 2, 7, 139, 3, 2, 0, 0, 1, 1, 0),    /* CPUs: dx a row per work-item, not 8 */
 };
 
 /* The EfficientNet-B0 U-Net at a 64x64 input (TF 'same' pads: the odd pixel goes bottom/right). */
@@ -371,7 +381,10 @@ static const conv_shape unet512_shapes[] = {
     DENSE("b5 expand", 1, 80, 32, 32, 480, 1, 1, 0, 0, 0, 0, 0),
     DENSE("b6 expand", 1, 112, 32, 32, 672, 1, 1, 0, 0, 0, 0, 0),
     DENSE("b7 expand", 1, 192, 16, 16, 1152, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b7 project", 1, 1152, 16, 16, 320, 1, 1, 0, 0, 0, 0, 0),
     DENSE("top", 1, 320, 16, 16, 1280, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b7 se reduce", 1, 1152, 1, 1, 48, 1, 1, 0, 0, 0, 0, 1), /* squeeze-excite: the pooled map */
+    DENSE("b7 se expand", 1, 48, 1, 1, 1152, 1, 1, 0, 0, 0, 0, 1),
     DW("b1 dw", 1, 32, 256, 256, 3, 1, 1, 1, 1, 1, 0),
     DW("b2 dw s2", 1, 96, 256, 256, 3, 2, 0, 0, 1, 1, 0),
     DW("b3 dw s2", 1, 144, 128, 128, 5, 2, 1, 1, 2, 2, 0),

@@ -214,6 +214,25 @@ static clunet_status check_resume_schedule(const cn_train_config *cfg, const cn_
                    cfg->resume, was_lr, was_cosine ? "cosine" : "constant", warmup);
 }
 
+/* The loss a run was trained with stays for its resumed part (checkpoints from before its options: the defaults). */
+static clunet_status check_resume_loss(const cn_train_config *cfg, const cn_checkpoint_info *got)
+{
+    const char *keys[3] = {"loss_lambda", "focal_alpha", "focal_gamma"};
+    double now[3] = {cfg->loss_lambda, cfg->focal_alpha, cfg->focal_gamma}, was[3] = {-1, 0.25, 2};
+    int same = 1;
+    for (int i = 0; i < 3; i++) {
+        const char *v = cn_checkpoint_config_value(got, keys[i]);
+        if (v) was[i] = atof(v);
+        same &= fabs(was[i] - now[i]) <= 1e-6;
+    }
+    if (same) return CLUNET_OK;
+    char lambda[40] = "";
+    if (was[0] >= 0) snprintf(lambda, sizeof lambda, " --loss-lambda %g", was[0]);
+    return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                   "--resume %s: the run was trained with --focal-alpha %g --focal-gamma %g%s; resume with the same",
+                   cfg->resume, was[1], was[2], lambda);
+}
+
 /* The seeds decide the data order, the augmentation and the validation images: a resumed run keeps them. */
 static clunet_status check_resume_seeds(const cn_train_config *cfg, const cn_checkpoint_info *got)
 {
@@ -293,6 +312,7 @@ static clunet_status setup_model(run *r)
             return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: was trained at --size %d, not %d", cfg->resume,
                            got.size, cfg->size);
         CN_TRY(check_resume_schedule(cfg, &got));
+        CN_TRY(check_resume_loss(cfg, &got));
         r->info.epoch = got.epoch;
         r->info.epoch_step = got.epoch_step;
         memcpy(r->info.partial_loss, got.partial_loss, sizeof got.partial_loss);

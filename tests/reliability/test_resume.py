@@ -110,7 +110,9 @@ def main():
 
     # The seeds pick the data order and the validation images: resuming with others is refused. --val-seed
     # changes the validation images only (synthetic here: retinas of its own stream) and reaches the config.
-    for extra, names in ((('--seed', '6'), '--seed 5'), (('--val-seed', '9'), '--val-seed 5')):
+    # So is the loss (older checkpoints: the default focal term).
+    for extra, names in ((('--seed', '6'), '--seed 5'), (('--val-seed', '9'), '--val-seed 5'),
+                         (('--focal-gamma', '0'), '--focal-gamma 2')):
         r = rel.run(train_cmd(clunet, split_ema, resume=True, extra=ema + extra), 60)
         t.check(r.rc not in (0, None) and names in r.err and len(r.err_lines()) == 1,
                 'resuming with %s is refused in one line naming %s' % (' '.join(extra), names), rel.describe(r))
@@ -124,6 +126,8 @@ def main():
         meta = rel.st_header(os.path.join(other_val, 'last.safetensors'))[1]
         t.check('"val_seed": 7' in meta.get('config', ''), '--val-seed 7: kept in the checkpoint\'s config',
                 meta.get('config', '')[:300])
+        t.check('"focal_alpha": 0.25, "focal_gamma": 2' in meta.get('config', ''),
+                'the focal term\'s settings are kept in the checkpoint\'s config', meta.get('config', '')[:300])
 
     # With one step per epoch, a signal during epoch 1 comes in its last step: the run stops after it.
     full1 = os.path.join(work, 'full1')

@@ -12,7 +12,8 @@
  *    block, every micro-tile of its row range, so the block of B it holds
  *    stays in L1 while rows of A stream past. gemm_nn takes A or A^T
  *    (GEMM_TA) and B; gemm_nt takes A and B^T, vectorised along K since both are
- *    contiguous there. gemv takes the products with a single column.
+ *    contiguous there. gemv takes the products with a single column, gemm_k1
+ *    those with K == 1.
  *  - gemm_tiled: the classic local-memory tiling for GPUs, any transposes.
  *
  * With beta == 0, C is never read (it may hold garbage or NaN).
@@ -236,6 +237,34 @@ __kernel void gemv(const int m, const int n, const int kdim, const float alpha, 
         __global float *cp = c + (m0 + i) * ldc;
         *cp = (beta == 0.0f ? 0.0f : beta * *cp) + alpha * r[i];
     }
+}
+
+/*
+ * C = alpha * op(A) * op(B) + beta * C for K == 1, an outer product: the
+ * weight gradients of the squeeze-excite convs, whose maps are one pixel.
+ * Column i of op(A) and row 0 of op(B) are a[i * sa] and b[j * sb] (sa: lda,
+ * or 1 when A is stored (1,M); sb: 1, or ldb when B is stored (N,1)).
+ * Global (ceil(N/16), M, batch), local (1,1,1): 16 columns of a row of C each.
+ */
+__kernel void gemm_k1(const int m, const int n, const int kdim, const float alpha, const float beta, const int sa,
+                      const int sb, __global const float *a, const int a_off, const int lda, const int a_stride,
+                      __global const float *b, const int b_off, const int ldb, const int b_stride,
+                      __global float *c, const int c_off, const int ldc, const int c_stride)
+{
+    const int n0 = get_global_id(0) * 16, i = get_global_id(1), bi = get_global_id(2);
+    if (n0 >= n || i >= m) return;
+    a += a_off + bi * a_stride;
+    b += b_off + bi * b_stride;
+    c += c_off + bi * c_stride;
+    float16 bv;
+    if (sb == 1) {
+        bv = n0 + 16 <= n ? vload16(0, b + n0) : load16_edge(b, n0, n);
+    } else {
+        float t[16];
+        for (int j = 0; j < 16; j++) t[j] = b[min(n0 + j, n - 1) * sb];
+        bv = vload16(0, t);
+    }
+    store16(c + i * ldc, n0, n, a[i * sa] * bv, alpha, beta, 1);
 }
 
 #ifndef GEMM_TS

@@ -115,10 +115,32 @@ static clunet_status gemv(clunet_context *ctx, const cn_gemm_args *g)
     return cn_launch(ctx, k, 3, global, local);
 }
 
+/* An outer product (K == 1, see the kernel), 16 columns of a row of C per work-item. */
+static clunet_status gemm_k1(clunet_context *ctx, const cn_gemm_args *g)
+{
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_k1", NULL, &k));
+    CN_TRY(CN_ARG_INT(k, 0, g->m));
+    CN_TRY(CN_ARG_INT(k, 1, g->n));
+    CN_TRY(CN_ARG_INT(k, 2, g->k));
+    CN_TRY(CN_ARG_FLOAT(k, 3, g->alpha));
+    CN_TRY(CN_ARG_FLOAT(k, 4, g->beta));
+    CN_TRY(CN_ARG_INT(k, 5, g->ta ? 1 : g->lda));
+    CN_TRY(CN_ARG_INT(k, 6, g->tb ? g->ldb : 1));
+    CN_TRY(set_operands(k, 7, g));
+    size_t global[3] = {((size_t)g->n + 15) / 16, (size_t)g->m, (size_t)g->batch}, local[3] = {1, 1, 1};
+    return cn_launch(ctx, k, 3, global, local);
+}
+
 static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
 {
-    /* one column (squeeze-excite on 1x1 maps): gemm_nn's panels would use one lane of 32 */
+    /*
+     * The squeeze-excite convs on 1x1 maps: one column (y, dx) or a sum of one
+     * term (dw), where gemm_nn's panels would use one lane of 32 and gemm_nt
+     * one of 16.
+     */
     if (g->n == 1) return gemv(ctx, g);
+    if (g->k == 1) return gemm_k1(ctx, g);
     if (g->ta && g->tb) return gemm_local(ctx, g); /* unused by the convs: the generic kernel is enough */
     if (ctx->gemm_mr < 0 || ctx->gemm_nt < 0 || ctx->gemm_nt_packed < 0) CN_TRY(register_tiles(ctx));
     unsigned cores = ctx->info.compute_units ? ctx->info.compute_units : 1;

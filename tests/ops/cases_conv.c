@@ -140,6 +140,12 @@ static void gemm_cases(to_run *r, const int *impls, int count)
         {29, 1, 40, 0, 0, 1.0f, 0.0f, 1, 0, 3, 1}, /* b's elements 4 apart */
         {48, 1, 1152, 0, 0, 1.0f, 0.0f, 3, 1, 0, 0}, /* squeeze-excite 1152 -> 48 */
         {48, 1, 1152, 1, 0, 1.0f, 1.0f, 2, 0, 0, 0}, /* its data gradient */
+        /* K == 1 (CPUs: gemm_k1), all transposes, columns past a multiple of 16 */
+        {7, 37, 1, 0, 0, 1.0f, 0.0f, 1, 0, 0, 1},
+        {7, 37, 1, 1, 0, 0.5f, 0.75f, 2, 0, 2, 1},
+        {9, 21, 1, 0, 1, 1.0f, 1.0f, 1, 0, 3, 1},
+        {9, 21, 1, 1, 1, -1.0f, 0.0f, 2, 1, 1, 1},
+        {48, 1152, 1, 0, 1, 1.0f, 1.0f, 1, 0, 0, 0}, /* squeeze-excite 1152 -> 48: its weight gradient */
     };
     if (r->perf) return; /* the conv cases time the shapes that matter */
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)

@@ -22,21 +22,48 @@
  * a time in local memory, never written out.
  */
 
+#define WG_TILES 16 /* tiles per work-item of the input and output transforms: one float16 per plane */
+
+/* The first n lanes of v at p (all 16: one vector store). */
+static void wg_store_lanes(__global float *p, const float16 v, const int n)
+{
+    if (n == WG_TILES) {
+        vstore16(v, 0, p);
+        return;
+    }
+    float lane[WG_TILES];
+    vstore16(v, 0, lane);
+    for (int l = 0; l < n; l++) p[l] = lane[l];
+}
+
 /*
- * U from w (Co, C, 3, 3). Global (C, Co). Forward: U[xi][o][i]; flip: the conv
- * from dy to dx, U[xi][i][o] with the kernel rotated by 180 degrees. For
- * winograd_fused (fused = 1) each plane is transposed instead, the conv's
- * output channels innermost and rounded up to 16 (the host zeroes the rest).
+ * U from w (Co, C, 3, 3). Forward: U[xi][o][i]; flip: the conv from dy to dx,
+ * U[xi][i][o] with the kernel rotated by 180 degrees. For winograd_fused
+ * (fused = 1) each plane is transposed instead, the conv's output channels
+ * innermost and rounded up to 16 (the host zeroes the rest). A work-item
+ * transforms 16 filters side by side, neighbours along the channel that is
+ * innermost in U (o when flip != fused, else i), so that every plane of U gets
+ * one vector store: with a filter per work-item, decoder.0's 0.5M filters took
+ * a fifth of its forward on a CPU, and through the flipped U's scattered
+ * stores over a third of its data gradient.
+ * Global (ceil(Co/16), C) when along o, else (ceil(C/16), Co).
  */
 __kernel void winograd_weights(__global const float *w, const int w_off, __global float *u, const int u_off,
                                const int co, const int ci, const int flip, const int fused)
 {
-    const int i = get_global_id(0), o = get_global_id(1);
-    if (i >= ci || o >= co) return;
+    const int along_o = flip != fused, l0 = get_global_id(0) * 16, other = get_global_id(1);
+    const int lanes = min(16, (along_o ? co : ci) - l0);
+    if (lanes <= 0 || other >= (along_o ? ci : co)) return;
+    const int o = along_o ? l0 : other, i = along_o ? other : l0;
+    const int lane_step = along_o ? ci * 9 : 9; /* floats from one lane's filter to the next's */
     __global const float *g = w + w_off + (o * ci + i) * 9;
-    float k[9];
-    for (int t = 0; t < 9; t++) k[t] = g[flip ? 8 - t : t];
-    float t0[3], t1[3], t2[3], t3[3]; /* G g: four rows of three */
+    float16 k[9];
+    for (int t = 0; t < 9; t++) {
+        float v[16];
+        for (int j = 0; j < 16; j++) v[j] = g[min(j, lanes - 1) * lane_step + (flip ? 8 - t : t)];
+        k[t] = vload16(0, v);
+    }
+    float16 t0[3], t1[3], t2[3], t3[3]; /* G g: four rows of three */
     for (int c = 0; c < 3; c++) {
         t0[c] = k[c];
         t1[c] = 0.5f * (k[c] + k[3 + c] + k[6 + c]);
@@ -47,17 +74,14 @@ __kernel void winograd_weights(__global const float *w, const int w_off, __globa
     const int rows_p = (rows + 15) / 16 * 16;
     __global float *out = u + u_off + (fused ? c * rows_p + r : r * cols + c);
     const size_t step = (size_t)(fused ? rows_p : rows) * cols;
-    float *tr[4] = {t0, t1, t2, t3};
     for (int a = 0; a < 4; a++) {
-        const float *t = tr[a];
-        out[(4 * a + 0) * step] = t[0];
-        out[(4 * a + 1) * step] = 0.5f * (t[0] + t[1] + t[2]);
-        out[(4 * a + 2) * step] = 0.5f * (t[0] - t[1] + t[2]);
-        out[(4 * a + 3) * step] = t[2];
+        const float16 *t = a == 0 ? t0 : a == 1 ? t1 : a == 2 ? t2 : t3;
+        wg_store_lanes(out + (4 * a + 0) * step, t[0], lanes);
+        wg_store_lanes(out + (4 * a + 1) * step, 0.5f * (t[0] + t[1] + t[2]), lanes);
+        wg_store_lanes(out + (4 * a + 2) * step, 0.5f * (t[0] - t[1] + t[2]), lanes);
+        wg_store_lanes(out + (4 * a + 3) * step, t[2], lanes);
     }
 }
-
-#define WG_TILES 16 /* tiles per work-item of the input and output transforms: one float16 per plane */
 
 /*
  * Row y of the image from column x0, 34 floats (zeros outside the image):
@@ -139,18 +163,6 @@ static inline __attribute__((always_inline)) void wg_untile16(const float16 *m, 
         }
         for (int j = 0; j < cols; j++) dst[j] = accumulate ? dst[j] + row[j] : row[j];
     }
-}
-
-/* The first n lanes of v at p (all 16: one vector store). */
-static void wg_store_lanes(__global float *p, const float16 v, const int n)
-{
-    if (n == WG_TILES) {
-        vstore16(v, 0, p);
-        return;
-    }
-    float lane[WG_TILES];
-    vstore16(v, 0, lane);
-    for (int l = 0; l < n; l++) p[l] = lane[l];
 }
 
 /*
@@ -319,26 +331,38 @@ __kernel void winograd_dy(__global const float *dy, const int dy_off, __global f
 
 /*
  * dw (Co, C, 3, 3) += G^T dU G, dU (16, Co, C) the sum over tiles of dM * V
- * (the products' gradient, 16 GEMMs on the host). Global (C, Co).
+ * (the products' gradient, 16 GEMMs on the host). A work-item takes 16
+ * neighbouring input channels as vector lanes, as winograd_weights does.
+ * Global (ceil(C/16), Co).
  */
 __kernel void winograd_weights_grad(__global const float *du, const int du_off, __global float *dw, const int dw_off,
                                     const int co, const int ci)
 {
-    const int i = get_global_id(0), o = get_global_id(1);
-    if (i >= ci || o >= co) return;
+    const int i = get_global_id(0) * 16, o = get_global_id(1), lanes = min(16, ci - i);
+    if (lanes <= 0 || o >= co) return;
     const size_t step = (size_t)co * ci;
     __global const float *g = du + du_off + o * ci + i;
-    float d[16], t[3][4]; /* t = G^T dU: three rows of four */
-    for (int xi = 0; xi < 16; xi++) d[xi] = g[xi * step];
+    float16 d[16], t[3][4]; /* t = G^T dU: three rows of four */
+    for (int xi = 0; xi < 16; xi++) {
+        if (lanes == 16) {
+            d[xi] = vload16(0, g + xi * step);
+            continue;
+        }
+        float v[16];
+        for (int j = 0; j < 16; j++) v[j] = g[xi * step + min(j, lanes - 1)];
+        d[xi] = vload16(0, v);
+    }
     for (int b = 0; b < 4; b++) {
         t[0][b] = d[b] + 0.5f * (d[4 + b] + d[8 + b]);
         t[1][b] = 0.5f * (d[4 + b] - d[8 + b]);
         t[2][b] = 0.5f * (d[4 + b] + d[8 + b]) + d[12 + b];
     }
-    __global float *out = dw + dw_off + (o * ci + i) * 9;
-    for (int k = 0; k < 3; k++) { /* then times G */
-        out[3 * k + 0] += t[k][0] + 0.5f * (t[k][1] + t[k][2]);
-        out[3 * k + 1] += 0.5f * (t[k][1] - t[k][2]);
-        out[3 * k + 2] += 0.5f * (t[k][1] + t[k][2]) + t[k][3];
+    float r[9][16]; /* then times G: tap (k, x) of the 16 filters */
+    for (int k = 0; k < 3; k++) {
+        vstore16(t[k][0] + 0.5f * (t[k][1] + t[k][2]), 0, r[3 * k]);
+        vstore16(0.5f * (t[k][1] - t[k][2]), 0, r[3 * k + 1]);
+        vstore16(0.5f * (t[k][1] + t[k][2]) + t[k][3], 0, r[3 * k + 2]);
     }
+    __global float *out = dw + dw_off + (o * ci + i) * 9; /* the lanes' filters follow each other */
+    for (int e = 0; e < 9 * lanes; e++) out[e] += r[e % 9][e / 9];
 }

@@ -496,8 +496,10 @@ static clunet_status winograd_weights(clunet_context *ctx, const cn_conv2d_param
     CN_TRY(CN_ARG_INT(k, 5, w->c));
     CN_TRY(CN_ARG_INT(k, 6, flip));
     CN_TRY(CN_ARG_INT(k, 7, fused));
-    size_t wg[2] = {(size_t)w->c, (size_t)p->cout};
-    return cn_launch(ctx, k, 2, wg, NULL);
+    /* 16 filters per work-item, neighbours along the channel innermost in U (see the kernel) */
+    size_t lanes = flip != fused ? (size_t)p->cout : (size_t)w->c, other = flip != fused ? (size_t)w->c : (size_t)p->cout;
+    size_t global[2] = {(lanes + 15) / 16, other}, single[2] = {1, 1};
+    return cn_launch(ctx, k, 2, global, cn_device_is_cpu(ctx) ? single : NULL); /* CPUs: see winograd_tiles */
 }
 
 /*
@@ -575,8 +577,8 @@ static clunet_status winograd_dw(clunet_context *ctx, const cn_tensor *x, const 
     CN_TRY(cn_arg_view(k, 2, dw));
     CN_TRY(CN_ARG_INT(k, 4, co));
     CN_TRY(CN_ARG_INT(k, 5, ci));
-    size_t global[2] = {(size_t)ci, (size_t)co};
-    return cn_launch(ctx, k, 2, global, NULL);
+    size_t global[2] = {((size_t)ci + 15) / 16, (size_t)co}, single[2] = {1, 1}; /* 16 filters per work-item */
+    return cn_launch(ctx, k, 2, global, cn_device_is_cpu(ctx) ? single : NULL);  /* CPUs: see winograd_tiles */
 }
 
 /*

@@ -54,7 +54,8 @@ static clunet_status dw_kernel(clunet_context *ctx, const cn_conv2d_params *p, c
 static clunet_status launch_rows(clunet_context *ctx, cl_kernel k, const size_t global[3])
 {
     size_t local[3] = {global[0], 1, 1};
-    return cn_launch(ctx, k, 3, global, cn_device_is_cpu(ctx) ? local : NULL);
+    int rows = cn_device_is_cpu(ctx) && global[0] <= ctx->info.max_work_group_size;
+    return cn_launch(ctx, k, 3, global, rows ? local : NULL);
 }
 
 /* Sets the trailing arguments every kernel shares, from `first`: channels, h, w, ho, wo, pad_t (pad_l is built in). */

@@ -67,6 +67,16 @@ static clunet_status set_operands(cl_kernel k, cl_uint first, const cn_gemm_args
     return CN_ARG_INT(k, i + 11, g->c_stride);
 }
 
+/* Sets arguments 0-4 every own kernel starts with: m, n, k, alpha, beta. */
+static clunet_status set_sizes(cl_kernel k, const cn_gemm_args *g)
+{
+    CN_TRY(CN_ARG_INT(k, 0, g->m));
+    CN_TRY(CN_ARG_INT(k, 1, g->n));
+    CN_TRY(CN_ARG_INT(k, 2, g->k));
+    CN_TRY(CN_ARG_FLOAT(k, 3, g->alpha));
+    return CN_ARG_FLOAT(k, 4, g->beta);
+}
+
 static clunet_status gemm_local(clunet_context *ctx, const cn_gemm_args *g)
 {
     /* work-groups of ts x ts, each work-item computing 4x4 outputs */
@@ -75,11 +85,7 @@ static clunet_status gemm_local(clunet_context *ctx, const cn_gemm_args *g)
     snprintf(options, sizeof options, "-DGEMM_TS=%zu", ts);
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_tiled", options, &k));
-    CN_TRY(CN_ARG_INT(k, 0, g->m));
-    CN_TRY(CN_ARG_INT(k, 1, g->n));
-    CN_TRY(CN_ARG_INT(k, 2, g->k));
-    CN_TRY(CN_ARG_FLOAT(k, 3, g->alpha));
-    CN_TRY(CN_ARG_FLOAT(k, 4, g->beta));
+    CN_TRY(set_sizes(k, g));
     CN_TRY(CN_ARG_INT(k, 5, g->ta));
     CN_TRY(CN_ARG_INT(k, 6, g->tb));
     CN_TRY(set_operands(k, 7, g));
@@ -98,37 +104,23 @@ static int shrink_block(int block, int min, size_t others, int extent, unsigned 
 
 static clunet_status register_tiles(clunet_context *ctx);
 
-/* A product with one column of C (see the kernel), 16 rows of C per work-item. */
-static clunet_status gemv(clunet_context *ctx, const cn_gemm_args *g)
+/*
+ * A product with one column of C (gemv: 16 rows of C per work-item) or with
+ * K == 1 (gemm_k1: 16 columns of a row of C per work-item); see the kernels.
+ * Their arguments 5 and 6 say how A and B are laid out.
+ */
+static clunet_status gemm_thin(clunet_context *ctx, const cn_gemm_args *g)
 {
+    int column = g->n == 1;
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "gemm.cl", "gemv", NULL, &k));
-    CN_TRY(CN_ARG_INT(k, 0, g->m));
-    CN_TRY(CN_ARG_INT(k, 1, g->n));
-    CN_TRY(CN_ARG_INT(k, 2, g->k));
-    CN_TRY(CN_ARG_FLOAT(k, 3, g->alpha));
-    CN_TRY(CN_ARG_FLOAT(k, 4, g->beta));
-    CN_TRY(CN_ARG_INT(k, 5, g->ta));
-    CN_TRY(CN_ARG_INT(k, 6, g->tb ? 1 : g->ldb));
+    CN_TRY(cn_kernel(ctx, "gemm.cl", column ? "gemv" : "gemm_k1", NULL, &k));
+    CN_TRY(set_sizes(k, g));
+    CN_TRY(CN_ARG_INT(k, 5, column ? g->ta : g->ta ? 1 : g->lda));
+    CN_TRY(CN_ARG_INT(k, 6, column ? (g->tb ? 1 : g->ldb) : g->tb ? g->ldb : 1));
     CN_TRY(set_operands(k, 7, g));
-    size_t global[3] = {((size_t)g->m + 15) / 16, 1, (size_t)g->batch}, local[3] = {1, 1, 1};
-    return cn_launch(ctx, k, 3, global, local);
-}
-
-/* An outer product (K == 1, see the kernel), 16 columns of a row of C per work-item. */
-static clunet_status gemm_k1(clunet_context *ctx, const cn_gemm_args *g)
-{
-    cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_k1", NULL, &k));
-    CN_TRY(CN_ARG_INT(k, 0, g->m));
-    CN_TRY(CN_ARG_INT(k, 1, g->n));
-    CN_TRY(CN_ARG_INT(k, 2, g->k));
-    CN_TRY(CN_ARG_FLOAT(k, 3, g->alpha));
-    CN_TRY(CN_ARG_FLOAT(k, 4, g->beta));
-    CN_TRY(CN_ARG_INT(k, 5, g->ta ? 1 : g->lda));
-    CN_TRY(CN_ARG_INT(k, 6, g->tb ? g->ldb : 1));
-    CN_TRY(set_operands(k, 7, g));
-    size_t global[3] = {((size_t)g->n + 15) / 16, (size_t)g->m, (size_t)g->batch}, local[3] = {1, 1, 1};
+    size_t global[3] = {column ? ((size_t)g->m + 15) / 16 : ((size_t)g->n + 15) / 16, column ? 1 : (size_t)g->m,
+                        (size_t)g->batch};
+    size_t local[3] = {1, 1, 1};
     return cn_launch(ctx, k, 3, global, local);
 }
 
@@ -139,8 +131,7 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
      * term (dw), where gemm_nn's panels would use one lane of 32 and gemm_nt
      * one of 16.
      */
-    if (g->n == 1) return gemv(ctx, g);
-    if (g->k == 1) return gemm_k1(ctx, g);
+    if (g->n == 1 || g->k == 1) return gemm_thin(ctx, g);
     if (g->ta && g->tb) return gemm_local(ctx, g); /* unused by the convs: the generic kernel is enough */
     if (ctx->gemm_mr < 0 || ctx->gemm_nt < 0 || ctx->gemm_nt_packed < 0) CN_TRY(register_tiles(ctx));
     unsigned cores = ctx->info.compute_units ? ctx->info.compute_units : 1;
@@ -181,11 +172,7 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
         global[0] = (panels + np - 1) / np;
         global[1] = (g->m + mb - 1) / mb;
     }
-    CN_TRY(CN_ARG_INT(k, 0, g->m));
-    CN_TRY(CN_ARG_INT(k, 1, g->n));
-    CN_TRY(CN_ARG_INT(k, 2, g->k));
-    CN_TRY(CN_ARG_FLOAT(k, 3, g->alpha));
-    CN_TRY(CN_ARG_FLOAT(k, 4, g->beta));
+    CN_TRY(set_sizes(k, g));
     global[2] = (size_t)g->batch;
     return cn_launch(ctx, k, 3, global, local);
 }

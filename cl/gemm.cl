@@ -37,11 +37,15 @@
 #define A_AT(r, k) a[(r) * lda + (k)]
 #endif
 
-/* 16 floats of a row from column n0, columns past n clamped (their lanes are never stored). */
-static float16 load16_edge(__global const float *p, int n0, int n)
+/*
+ * p[j * s] for j = n0 .. n0+15 as one vector, j past n clamped to n - 1 (their
+ * lanes are never stored): one vector load where s is 1 and all 16 are inside.
+ */
+static float16 load16_clamped(__global const float *p, int n0, int n, int s)
 {
+    if (s == 1 && n0 + 16 <= n) return vload16(0, p + n0);
     float v[16];
-    for (int j = 0; j < 16; j++) v[j] = p[min(n0 + j, n - 1)];
+    for (int j = 0; j < 16; j++) v[j] = p[min(n0 + j, n - 1) * s];
     return vload16(0, v);
 }
 
@@ -98,8 +102,8 @@ __kernel void gemm_nn(const int m, const int n, const int kdim, const float alph
                 }
             else
                 for (int k = k0; k < k1; k++) {
-                    vstore16(load16_edge(b + k * ldb, n0, n), 0, bp + (k - k0) * 32);
-                    vstore16(load16_edge(b + k * ldb, n0 + 16, n), 0, bp + (k - k0) * 32 + 16);
+                    vstore16(load16_clamped(b + k * ldb, n0, n, 1), 0, bp + (k - k0) * 32);
+                    vstore16(load16_clamped(b + k * ldb, n0 + 16, n, 1), 0, bp + (k - k0) * 32 + 16);
                 }
 #endif
             for (int m0 = mb0; m0 < mb1; m0 += GEMM_MR) {
@@ -207,27 +211,14 @@ __kernel void gemv(const int m, const int n, const int kdim, const float alpha, 
     float r[16];
     if (ta) {
         float16 acc = (float16)0.0f;
-        for (int k = 0; k < kdim; k++) {
-            const float16 av = m0 + 16 <= m ? vload16(0, a + k * lda + m0) : load16_edge(a + k * lda, m0, m);
-            acc = fma(av, (float16)b[k * sb], acc);
-        }
+        for (int k = 0; k < kdim; k++) acc = fma(load16_clamped(a + k * lda, m0, m, 1), (float16)b[k * sb], acc);
         vstore16(acc, 0, r);
     } else {
         const int kv = kdim / 16 * 16;
         for (int i = 0; i < 16; i++) {
             __global const float *row = a + min(m0 + i, m - 1) * lda; /* clamped rows are never stored */
             float16 acc = (float16)0.0f;
-            for (int k = 0; k < kv; k += 16) {
-                float16 bv;
-                if (sb == 1) {
-                    bv = vload16(0, b + k);
-                } else {
-                    float t[16];
-                    for (int j = 0; j < 16; j++) t[j] = b[(k + j) * sb];
-                    bv = vload16(0, t);
-                }
-                acc = fma(vload16(0, row + k), bv, acc);
-            }
+            for (int k = 0; k < kv; k += 16) acc = fma(vload16(0, row + k), load16_clamped(b, k, kdim, sb), acc);
             float sum = cn_lanes_sum(acc);
             for (int k = kv; k < kdim; k++) sum = fma(row[k], b[k * sb], sum);
             r[i] = sum;
@@ -256,15 +247,7 @@ __kernel void gemm_k1(const int m, const int n, const int kdim, const float alph
     a += a_off + bi * a_stride;
     b += b_off + bi * b_stride;
     c += c_off + bi * c_stride;
-    float16 bv;
-    if (sb == 1) {
-        bv = n0 + 16 <= n ? vload16(0, b + n0) : load16_edge(b, n0, n);
-    } else {
-        float t[16];
-        for (int j = 0; j < 16; j++) t[j] = b[min(n0 + j, n - 1) * sb];
-        bv = vload16(0, t);
-    }
-    store16(c + i * ldc, n0, n, a[i * sa] * bv, alpha, beta, 1);
+    store16(c + i * ldc, n0, n, a[i * sa] * load16_clamped(b, n0, n, sb), alpha, beta, 1);
 }
 
 #ifndef GEMM_TS

@@ -496,8 +496,9 @@ static clunet_status winograd_weights(clunet_context *ctx, const cn_conv2d_param
     CN_TRY(CN_ARG_INT(k, 5, w->c));
     CN_TRY(CN_ARG_INT(k, 6, flip));
     CN_TRY(CN_ARG_INT(k, 7, fused));
-    /* 16 filters per work-item, neighbours along the channel innermost in U (see the kernel) */
-    size_t lanes = flip != fused ? (size_t)p->cout : (size_t)w->c, other = flip != fused ? (size_t)w->c : (size_t)p->cout;
+    /* 16 filters per work-item, neighbours along the channel innermost in U (o when flip != fused; see the kernel) */
+    int along_o = flip != fused;
+    size_t lanes = (size_t)(along_o ? p->cout : w->c), other = (size_t)(along_o ? w->c : p->cout);
     size_t global[2] = {(lanes + 15) / 16, other}, single[2] = {1, 1};
     return cn_launch(ctx, k, 2, global, cn_device_is_cpu(ctx) ? single : NULL); /* CPUs: see winograd_tiles */
 }

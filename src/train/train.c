@@ -217,8 +217,11 @@ static clunet_status check_resume_schedule(const cn_train_config *cfg, const cn_
 /* The loss a run was trained with stays for its resumed part (checkpoints from before its options: the defaults). */
 static clunet_status check_resume_loss(const cn_train_config *cfg, const cn_checkpoint_info *got)
 {
+    cn_train_config d;
+    cn_train_default_config(&d);
     const char *keys[3] = {"loss_lambda", "focal_alpha", "focal_gamma"};
-    double now[3] = {cfg->loss_lambda, cfg->focal_alpha, cfg->focal_gamma}, was[3] = {-1, 0.25, 2};
+    double now[3] = {cfg->loss_lambda, cfg->focal_alpha, cfg->focal_gamma};
+    double was[3] = {d.loss_lambda, d.focal_alpha, d.focal_gamma};
     int same = 1;
     for (int i = 0; i < 3; i++) {
         const char *v = cn_checkpoint_config_value(got, keys[i]);

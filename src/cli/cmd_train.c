@@ -52,6 +52,10 @@ static int usage(FILE *f, int status)
             "                    or constant\n"
             "  --warmup E        epochs of warm-up of the cosine schedule (default %g)\n"
             "  --weight-decay W  decoupled weight decay (default 0)\n"
+            "  --drop-connect P  stochastic depth in the encoder: in training, each residual\n"
+            "                    block skips its branch for a patch with a probability that grows\n"
+            "                    with depth to P (EfficientNet's drop connect, 0.2 in the seed's\n"
+            "                    Keras encoder; default 0: never)\n"
             "  --ema D           validate, checkpoint and predict with a running average of the\n"
             "                    weights, moved by 1-D each step (e.g. 0.999; default 0: the\n"
             "                    weights themselves); training steps the weights as before\n"
@@ -179,6 +183,9 @@ int cmd_train(int argc, char **argv)
             if (!parse_double(v, &cfg.warmup_epochs) || cfg.warmup_epochs < 0) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--weight-decay")) {
             if (!parse_double(v, &cfg.weight_decay) || cfg.weight_decay < 0) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--drop-connect")) {
+            if (!parse_double(v, &cfg.drop_connect) || !(cfg.drop_connect >= 0 && cfg.drop_connect < 1))
+                return cli_bad_value(a, v);
         } else if (!strcmp(a, "--ema")) {
             if (!parse_double(v, &cfg.ema) || cfg.ema < 0 || cfg.ema >= 1) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--loss-lambda")) {

@@ -359,6 +359,12 @@ clunet_status cn_exec_set_batch(cn_exec *e, const float *images, const float *la
     return cn_buffer_fill_float(e->ctx, e->mask, 0, pixels * sizeof(float), 1.0f);
 }
 
+/* A residual add's stochastic depth at this step (keep 1: none); the backward repeats the forward's draw. */
+static cn_drop drop_of(const cn_exec *e, const cn_node *n)
+{
+    return (cn_drop){1.0f - n->drop, cn_graph_drop_key(e->drop_seed, e->step, (int)(n - e->g->nodes))};
+}
+
 static clunet_status forward_node(cn_exec *e, const cn_node *n, int training)
 {
     const cn_graph *g = e->g;
@@ -378,7 +384,10 @@ static clunet_status forward_node(cn_exec *e, const cn_node *n, int training)
     case CN_OP_SIGMOID: return cn_activation_forward(e->ctx, CN_ACT_SIGMOID, &x, &y);
     case CN_OP_AVGPOOL: return cn_avgpool_forward(e->ctx, &x, &y);
     case CN_OP_CHSCALE: return cn_chscale_forward(e->ctx, &x, &x1, &y);
-    case CN_OP_ADD: return cn_add_forward(e->ctx, &x, &x1, &y);
+    case CN_OP_ADD: {
+        cn_drop d = drop_of(e, n);
+        return cn_add_forward(e->ctx, &x, &x1, &y, training && d.keep < 1.0f ? &d : NULL);
+    }
     case CN_OP_UPCAT: return cn_upcat_forward(e->ctx, &x, n->in[1] >= 0 ? &x1 : NULL, &y);
     case CN_OP_INPUT: break;
     }
@@ -463,7 +472,11 @@ static clunet_status backward_node(cn_exec *e, const cn_node *n, char *ready)
     case CN_OP_SIGMOID: st = cn_activation_backward(e->ctx, CN_ACT_SIGMOID, &x, &y, &dy, &dx, acc); break;
     case CN_OP_AVGPOOL: st = cn_avgpool_backward(e->ctx, &dy, &dx, acc); break;
     case CN_OP_CHSCALE: st = cn_chscale_backward(e->ctx, &x, &x1, &dy, &dx, &dx1, acc); break;
-    case CN_OP_ADD: st = cn_add_backward(e->ctx, &dy, &dx, &dx1, acc); break;
+    case CN_OP_ADD: {
+        cn_drop d = drop_of(e, n);
+        st = cn_add_backward(e->ctx, &dy, &dx, &dx1, d.keep < 1.0f ? &d : NULL, acc);
+        break;
+    }
     case CN_OP_UPCAT: st = cn_upcat_backward(e->ctx, &dy, &dx, gb ? &dx1 : NULL, acc); break;
     case CN_OP_INPUT: break;
     }

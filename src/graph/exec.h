@@ -39,6 +39,7 @@ typedef struct cn_exec {
     cl_mem metric_hist;   /* 2 * CN_EXEC_BINS uint32 */
     cn_adam adam;
     int step;             /* Adam steps taken */
+    uint64_t drop_seed;   /* stochastic depth draws (nodes' drop) are a hash of it, the step and the node */
     cl_mem ema_params, ema_state; /* running averages of params and state (NULL: none; see cn_exec_ema_enable) */
     float ema_decay;
     int training;         /* allocated for training */

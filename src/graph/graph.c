@@ -114,6 +114,15 @@ int cn_graph_find_param(const cn_graph *g, const char *name)
     return -1;
 }
 
+uint32_t cn_graph_drop_key(uint64_t seed, int step, int node)
+{
+    /* splitmix64's finaliser over the three: every (step, node) its own stream */
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + (uint64_t)(uint32_t)step * 0xBF58476D1CE4E5B9ull +
+                 (uint64_t)(uint32_t)node * 0x94D049BB133111EBull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
 
 const char *cn_op_name(cn_op op)
 {

@@ -54,6 +54,7 @@ typedef struct cn_node {
     cn_conv_attr conv;
     int param[4];    /* conv: weight, bias; bn: gamma, beta, running mean, running var; -1 when absent */
     char label[48];  /* where it sits, e.g. "encoder.2.0 expand" */
+    float drop;      /* add: the probability that training drops in[0], the residual branch, per sample */
 } cn_node;
 
 typedef struct cn_value {
@@ -84,6 +85,9 @@ typedef struct cn_unet_config {
     double bn_momentum;       /* 0.1 */
     int same_padding;         /* 0: symmetric (k-1)/2 (PyTorch); 1: TensorFlow 'same' */
     int input_skip;           /* what the last decoder block (full resolution) concatenates: CN_INPUT_SKIP_* */
+    double drop_connect;      /* stochastic depth of the encoder's residual blocks: block b of 16 drops its
+                                 branch with probability drop_connect * b / 16 in training (EfficientNet's
+                                 drop_connect_rate, 0.2 in Keras and torchvision; 0: none) */
 } cn_unet_config;
 
 /*
@@ -110,6 +114,9 @@ double cn_graph_forward_flops(const cn_graph *g);
 
 /* The parameter named `name`, or -1. */
 int cn_graph_find_param(const cn_graph *g, const char *name);
+
+/* The stochastic-depth key of node `node` at training step `step` of a run seeded by `seed` (see cn_drop). */
+uint32_t cn_graph_drop_key(uint64_t seed, int step, int node);
 
 /* "conv", "batchnorm", ... */
 const char *cn_op_name(cn_op op);

@@ -136,7 +136,8 @@ static int conv_bn_act(builder *b, int x, int cout, int k, int stride, int group
  * squeeze-excitation, project 1x1, residual when the shape is kept.
  * *expanded receives the expand activation (the U-Net's skip source).
  */
-static int mbconv(builder *b, int x, int stage, int block, int expand, int k, int cout, int stride, int *expanded)
+static int mbconv(builder *b, int x, int stage, int block, int expand, int k, int cout, int stride, float drop,
+                  int *expanded)
 {
     if (b->failed) return -1;
     int cin = shape_of(b, x).c, ch = cin * expand, j = 0;
@@ -165,7 +166,10 @@ static int mbconv(builder *b, int x, int stage, int block, int expand, int k, in
 
     snprintf(name, sizeof name, "encoder.%d.%d.block.%d", stage, block, j);
     h = conv_bn_act(b, h, cout, 1, 1, 1, CN_OP_INPUT, name, label);
-    if (stride == 1 && cin == cout) h = binary(b, CN_OP_ADD, h, x, shape_of(b, h), label);
+    if (stride == 1 && cin == cout) {
+        h = binary(b, CN_OP_ADD, h, x, shape_of(b, h), label);
+        if (!b->failed) b->g->nodes[b->g->node_count - 1].drop = drop;
+    }
     return h;
 }
 
@@ -194,6 +198,8 @@ clunet_status cn_unet_build(const cn_unet_config *cfg, cn_graph *g)
                        "network input %dx%d (batch %d): height and width must be positive multiples of 32",
                        cfg->height, cfg->width, cfg->batch);
     if (cfg->in_channels < 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "input channels must be positive");
+    if (!(cfg->drop_connect >= 0 && cfg->drop_connect < 1))
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "drop connect %g: must be in [0, 1)", cfg->drop_connect);
     if (!cn_input_skip_name(cfg->input_skip))
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "input skip %d: not one of 0 (off), 1 (on), 2 (conv)", cfg->input_skip);
     builder b = {g, cfg, 0};
@@ -210,12 +216,16 @@ clunet_status cn_unet_build(const cn_unet_config *cfg, cn_graph *g)
     static const int stages[7][5] = {{1, 3, 16, 1, 1},  {6, 3, 24, 2, 2},  {6, 5, 40, 2, 2},  {6, 3, 80, 3, 2},
                                      {6, 5, 112, 3, 1}, {6, 5, 192, 4, 2}, {6, 3, 320, 1, 1}};
     int skips[4] = {-1, -1, -1, -1}; /* stages 2, 3, 4, 6: strides 2, 4, 8, 16 */
+    int blocks = 0, id = 0;
+    for (int s = 0; s < 7; s++) blocks += stages[s][3];
     for (int s = 0; s < 7; s++) {
         for (int r = 0; r < stages[s][3]; r++) {
             int stage = s + 1, *expanded = NULL;
             if (r == 0 && (stage == 2 || stage == 3 || stage == 4)) expanded = &skips[stage - 2];
             if (r == 0 && stage == 6) expanded = &skips[3];
-            x = mbconv(&b, x, stage, r, stages[s][0], stages[s][1], stages[s][2], r == 0 ? stages[s][4] : 1,
+            /* stochastic depth grows linearly with depth, as in EfficientNet */
+            float drop = (float)(cfg->drop_connect * id++ / blocks);
+            x = mbconv(&b, x, stage, r, stages[s][0], stages[s][1], stages[s][2], r == 0 ? stages[s][4] : 1, drop,
                        expanded);
         }
     }

@@ -108,10 +108,23 @@ clunet_status cn_chscale_backward(clunet_context *ctx, const cn_tensor *x, const
 
 /* ---- residual add -------------------------------------------------------------- */
 
-clunet_status cn_add_forward(clunet_context *ctx, const cn_tensor *a, const cn_tensor *b, const cn_tensor *y);
-/* da = db = dy. */
+/*
+ * Stochastic depth (EfficientNet's drop connect) on the residual branch `a`:
+ * in training, sample n's branch is kept with probability `keep` and then
+ * scaled by 1/keep, else dropped. Whether it is kept is a hash of (key, n)
+ * (cn_drop_kept), so the backward repeats the forward's draw without storing it.
+ */
+typedef struct cn_drop {
+    float keep;   /* in (0, 1] */
+    uint32_t key; /* a fresh one per step and node */
+} cn_drop;
+
+/* y = a * m[n] + b, m[n] = 1 without drop (NULL), else 1/keep or 0. */
+clunet_status cn_add_forward(clunet_context *ctx, const cn_tensor *a, const cn_tensor *b, const cn_tensor *y,
+                             const cn_drop *drop);
+/* da = dy * m[n] (the forward's m: the same drop), db = dy. */
 clunet_status cn_add_backward(clunet_context *ctx, const cn_tensor *dy, const cn_tensor *da, const cn_tensor *db,
-                              int accumulate);
+                              const cn_drop *drop, int accumulate);
 
 /* ---- upsample-concat ----------------------------------------------------------- */
 

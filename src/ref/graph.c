@@ -53,7 +53,8 @@ static const double *param(const cn_graph *g, const double *params, const double
 
 int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, const double *images,
                       const double *labels, const double *mask, const cn_ref_loss *loss, double *logits,
-                      double *loss_out, double *param_grads, int float_rounding, cn_ref_branches *branches)
+                      double *loss_out, double *param_grads, int float_rounding, cn_ref_branches *branches,
+                      uint64_t drop_seed, int step)
 {
     int nv = g->value_count, ok = 0;
     double **val = calloc((size_t)nv, sizeof *val), **grad = calloc((size_t)nv, sizeof *grad);
@@ -99,7 +100,9 @@ int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, co
         case CN_OP_SIGMOID: cn_ref_sigmoid_forward(x, y, count); break;
         case CN_OP_AVGPOOL: cn_ref_avgpool_forward(x, s.n, s.c, s.h, s.w, y); break;
         case CN_OP_CHSCALE: cn_ref_chscale_forward(x, x1, s.n, s.c, s.h, s.w, y); break;
-        case CN_OP_ADD: cn_ref_add_forward(x, x1, y, count); break;
+        case CN_OP_ADD:
+            cn_ref_add_forward(x, x1, y, s.n, count / s.n, 1.0f - nd->drop, cn_graph_drop_key(drop_seed, step, i));
+            break;
         case CN_OP_UPCAT:
             cn_ref_upcat_forward(x, x1, s.n, s.c, x1 ? g->values[nd->in[1]].shape.c : 0, s.h, s.w, y);
             break;
@@ -159,7 +162,9 @@ int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, co
         case CN_OP_SIGMOID: cn_ref_sigmoid_backward(val[nd->out], dy, ta, count); break;
         case CN_OP_AVGPOOL: cn_ref_avgpool_backward(dy, s.n, s.c, s.h, s.w, ta); break;
         case CN_OP_CHSCALE: cn_ref_chscale_backward(val[a], val[b], dy, s.n, s.c, s.h, s.w, ta, tb); break;
-        case CN_OP_ADD: cn_ref_add_backward(dy, ta, tb, count); break;
+        case CN_OP_ADD:
+            cn_ref_add_backward(dy, ta, tb, s.n, count / s.n, 1.0f - nd->drop, cn_graph_drop_key(drop_seed, step, i));
+            break;
         case CN_OP_UPCAT:
             cn_ref_upcat_backward(dy, s.n, s.c, b >= 0 ? g->values[b].shape.c : 0, s.h, s.w, ta, b >= 0 ? tb : NULL);
             break;

@@ -31,10 +31,12 @@ typedef struct cn_ref_branches {
  * rounded to float after each op: comparing that run with the exact one
  * measures how much float32 alone moves each result (the conditioning that a
  * device's error is judged against). branches may be NULL (cn_ref_branches above).
- * Returns 0 when out of memory.
+ * Residual adds with a drop draw their stochastic depth as the executor does
+ * with drop_seed at Adam step `step`. Returns 0 when out of memory.
  */
 int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, const double *images,
                       const double *labels, const double *mask, const cn_ref_loss *loss, double *logits,
-                      double *loss_out, double *param_grads, int float_rounding, cn_ref_branches *branches);
+                      double *loss_out, double *param_grads, int float_rounding, cn_ref_branches *branches,
+                      uint64_t drop_seed, int step);
 
 #endif

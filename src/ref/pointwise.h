@@ -55,8 +55,18 @@ void cn_ref_chscale_backward(const double *x, const double *s, const double *dy,
 
 /* ---- residual add --------------------------------------------------------- */
 
-void cn_ref_add_forward(const double *a, const double *b, double *y, size_t count);
-void cn_ref_add_backward(const double *dy, double *da, double *db, size_t count);
+/*
+ * Stochastic depth: whether sample n's branch is kept, with probability keep
+ * in (0, 1], drawn by a hash of (key, n) (the kernel's drop_scale).
+ */
+int cn_ref_drop_kept(uint32_t key, int n, double keep);
+
+/* y = a * m[n] + b over n samples of per_sample values; m[n] = 1/keep if kept, else 0 (keep 1: always 1). */
+void cn_ref_add_forward(const double *a, const double *b, double *y, int n, size_t per_sample, double keep,
+                        uint32_t key);
+/* da = dy * m[n], db = dy. */
+void cn_ref_add_backward(const double *dy, double *da, double *db, int n, size_t per_sample, double keep,
+                         uint32_t key);
 
 /* ---- upsample-concat ------------------------------------------------------ */
 

@@ -236,6 +236,16 @@ static clunet_status check_resume_loss(const cn_train_config *cfg, const cn_chec
                    cfg->resume, was[1], was[2], lambda);
 }
 
+/* Stochastic depth's rate is part of the run's training (0 in checkpoints that predate it). */
+static clunet_status check_resume_drop(const cn_train_config *cfg, const cn_checkpoint_info *got)
+{
+    const char *v = cn_checkpoint_config_value(got, "drop_connect");
+    double was = v ? atof(v) : 0;
+    if (fabs(was - cfg->drop_connect) <= 1e-9) return CLUNET_OK;
+    return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run was trained with --drop-connect %g; resume with the same",
+                   cfg->resume, was);
+}
+
 /* The seeds decide the data order, the augmentation and the validation images: a resumed run keeps them. */
 static clunet_status check_resume_seeds(const cn_train_config *cfg, const cn_checkpoint_info *got)
 {
@@ -258,6 +268,7 @@ static clunet_status setup_model(run *r)
     ucfg.height = ucfg.width = cfg->size;
     ucfg.bn_eps = cfg->bn_eps;
     ucfg.input_skip = cfg->input_skip;
+    ucfg.drop_connect = cfg->drop_connect;
     if (cfg->resume) {
         cn_checkpoint_info peek;
         CN_TRY(cn_checkpoint_peek(cfg->resume, &peek));
@@ -285,6 +296,7 @@ static clunet_status setup_model(run *r)
     CN_TRY(st);
     r->exec.adam.lr = (float)cfg->lr;
     r->exec.adam.weight_decay = (float)cfg->weight_decay;
+    r->exec.drop_seed = cfg->seed;
     if (cfg->ema > 0) CN_TRY(cn_exec_ema_enable(&r->exec, (float)cfg->ema));
     r->exec.loss.lambda = (float)cfg->loss_lambda;
     r->exec.loss.alpha = (float)cfg->focal_alpha;
@@ -301,11 +313,11 @@ static clunet_status setup_model(run *r)
     snprintf(r->info.config, sizeof r->info.config,
              "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
              "\"weight_decay\": %g, \"ema\": %g, \"loss_lambda\": %g, \"focal_alpha\": %g, \"focal_gamma\": %g, "
-             "\"augment\": %d, "
+             "\"drop_connect\": %g, \"augment\": %d, "
              "\"synthetic\": %d, \"val\": %d, \"val_by_subject\": 1, \"val_seed\": %llu, \"dataset\": \"%s\"}",
              cfg->batch, cfg->epochs, cfg->lr, cfg->schedule == CN_LR_COSINE ? "cosine" : "constant",
              cfg->warmup_epochs, cfg->weight_decay, cfg->ema, cfg->loss_lambda, cfg->focal_alpha, cfg->focal_gamma,
-             cfg->augment,
+             cfg->drop_connect, cfg->augment,
              cfg->data_dir ? 0 : cfg->synthetic, r->val.count, (unsigned long long)val_seed(cfg),
              cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic");
     if (cfg->resume) {
@@ -316,6 +328,7 @@ static clunet_status setup_model(run *r)
                            got.size, cfg->size);
         CN_TRY(check_resume_schedule(cfg, &got));
         CN_TRY(check_resume_loss(cfg, &got));
+        CN_TRY(check_resume_drop(cfg, &got));
         r->info.epoch = got.epoch;
         r->info.epoch_step = got.epoch_step;
         memcpy(r->info.partial_loss, got.partial_loss, sizeof got.partial_loss);

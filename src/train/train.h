@@ -28,6 +28,7 @@ typedef struct cn_train_config {
     int val_count;               /* training images held out for validation (-1: a tenth, at least 1; whole subjects) */
     double lr, weight_decay, loss_lambda; /* loss_lambda < 0: focal + dice */
     double focal_alpha, focal_gamma; /* the focal term's (0.25, 2; alpha 0.5 and gamma 0: half the cross-entropy) */
+    double drop_connect;         /* stochastic depth of the encoder's residual blocks (cn_unet_config's) */
     double ema;                  /* decay of the running average of the weights that validation and checkpoints
                                     use (0: none, the weights themselves) */
     cn_lr_schedule schedule;

@@ -11,8 +11,12 @@
 
 #include "graph/exec.h"
 #include "ref/graph.h"
+#include "ref/pointwise.h"
 
 #include "check.h"
+
+/* The step's stochastic depth draws (with a drop connect): a run seeded DROP_SEED at Adam step DROP_STEP. */
+enum { DROP_SEED = 5, DROP_STEP = 3 };
 
 static uint64_t rng = 12345;
 static double uniform(void)
@@ -111,6 +115,8 @@ static int run_device(const char *spec, const cn_graph *g)
     clunet_status st = cn_exec_create(ctx, g, 1, &e);
     CHECK(st == CLUNET_OK, "plan and allocate: %s", clunet_last_error());
     if (st != CLUNET_OK) goto out;
+    e.drop_seed = DROP_SEED;
+    e.step = DROP_STEP;
     clunet_memory_stats m0, m1;
     clunet_context_memory(ctx, &m0);
     float loss[3];
@@ -152,8 +158,9 @@ static int run_device(const char *spec, const cn_graph *g)
     double rloss[3], floss[3];
     memcpy(fstate, ds, S * sizeof *ds);
     cn_ref_branches exact = {(const float *const *)relu_out, 1e-4, 0}, rounded = exact;
-    if (!cn_ref_graph_step(g, dp, ds, dimg, dlab, dmask, &rl, dlogits, rloss, dgrads, 0, &exact) ||
-        !cn_ref_graph_step(g, dp, fstate, dimg, dlab, dmask, &rl, flogits, floss, fgrads, 1, &rounded)) {
+    if (!cn_ref_graph_step(g, dp, ds, dimg, dlab, dmask, &rl, dlogits, rloss, dgrads, 0, &exact, e.drop_seed, e.step) ||
+        !cn_ref_graph_step(g, dp, fstate, dimg, dlab, dmask, &rl, flogits, floss, fgrads, 1, &rounded, e.drop_seed,
+                           e.step)) {
         CHECK(0, "reference step: out of memory");
         goto out;
     }
@@ -208,6 +215,22 @@ out:
     return 1;
 }
 
+/* Stochastic depth at the test's seed and step both keeps and drops residual branches (else it tests little). */
+static void check_drops(const cn_graph *g)
+{
+    int kept = 0, dropped = 0;
+    for (int i = 0; i < g->node_count; i++) {
+        const cn_node *nd = &g->nodes[i];
+        if (nd->op != CN_OP_ADD || nd->drop <= 0) continue;
+        for (int n = 0; n < g->values[nd->out].shape.n; n++) {
+            int k = cn_ref_drop_kept(cn_graph_drop_key(DROP_SEED, DROP_STEP, i), n, 1.0f - nd->drop);
+            kept += k;
+            dropped += !k;
+        }
+    }
+    CHECK(kept > 0 && dropped > 0, "stochastic depth keeps %d and drops %d residual branches", kept, dropped);
+}
+
 int main(void)
 {
     cn_unet_config cfg;
@@ -228,15 +251,18 @@ int main(void)
         printf("FAIL: %s\n0 passed, 1 failed\n", clunet_last_error());
         return 1;
     }
-    /* The seed's U-Net, then the variants whose last decoder block also reads the input (--input-skip on)
-     * or full-resolution features of it (--input-skip conv). */
-    for (cfg.input_skip = 0; cfg.input_skip < CN_INPUT_SKIP_COUNT; cfg.input_skip++) {
+    /* The seed's U-Net, the variants whose last decoder block also reads the input (--input-skip on) or
+     * full-resolution features of it (--input-skip conv), and the seed's with stochastic depth. */
+    for (int variant = 0; variant <= CN_INPUT_SKIP_COUNT; variant++) {
+        cfg.input_skip = variant < CN_INPUT_SKIP_COUNT ? variant : CN_INPUT_SKIP_OFF;
+        cfg.drop_connect = variant < CN_INPUT_SKIP_COUNT ? 0 : 0.6;
         cn_graph g;
         if (cn_unet_build(&cfg, &g) != CLUNET_OK) {
             printf("FAIL: build: %s\n0 passed, 1 failed\n", clunet_last_error());
             return 1;
         }
-        printf("U-Net, input skip %s\n", cn_input_skip_name(cfg.input_skip));
+        printf("U-Net, input skip %s, drop connect %g\n", cn_input_skip_name(cfg.input_skip), cfg.drop_connect);
+        if (cfg.drop_connect > 0) check_drops(&g);
         for (int d = 0; d < n; d++) {
             if (devs[d].simulator) continue;
             char spec[16];

@@ -45,7 +45,7 @@ static int reference_step(const cn_graph *g, float *params, float *state, const 
     for (size_t i = 0; ok && i < nx; i++) x[i] = xs[i];
     for (size_t i = 0; ok && i < pix; i++) y[i] = ys[i], ms ? m[i] = ms[i] : 0;
     cn_ref_loss rl = {0.25, 2, 1e-7, 1e-5, -1};
-    ok = ok && cn_ref_graph_step(g, p, st, x, y, m, &rl, z, l, gr, 0, NULL);
+    ok = ok && cn_ref_graph_step(g, p, st, x, y, m, &rl, z, l, gr, 0, NULL, 0, 0);
     for (size_t i = 0; ok && i < P; i++) grads[i] = (float)gr[i];
     for (size_t i = 0; ok && i < S; i++) state[i] = (float)st[i];
     for (size_t i = 0; ok && i < pix; i++) logits[i] = (float)z[i];

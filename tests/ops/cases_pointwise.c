@@ -668,56 +668,94 @@ static void se_cases(to_run *r)
 /* ==== residual add ======================================================== */
 
 static const shape4 add_full[] = {{2, 24, 16, 16}, {2, 40, 8, 8}, {2, 112, 4, 4}, {2, 320, 2, 2}};
+/* Stochastic depth: enough samples that a keep of 0.6 both keeps and drops some (checked per case). */
+static const shape4 add_drop[] = {{8, 3, 5, 7}, {16, 40, 8, 8}};
 
 typedef struct add_case {
     cn_tensor a, b, y, dy, da, db;
     int acc;
+    const cn_drop *drop;
+    shape4 shape;
+    double *ad, *bd, *w, *out; /* grad check: loss = sum w * add(a, b) */
 } add_case;
 
 static clunet_status add_fwd(clunet_context *ctx, void *p)
 {
     add_case *c = p;
-    return cn_add_forward(ctx, &c->a, &c->b, &c->y);
+    return cn_add_forward(ctx, &c->a, &c->b, &c->y, c->drop);
 }
 
 static clunet_status add_bwd(clunet_context *ctx, void *p)
 {
     add_case *c = p;
-    return cn_add_backward(ctx, &c->dy, &c->da, &c->db, c->acc);
+    return cn_add_backward(ctx, &c->dy, &c->da, &c->db, c->drop, c->acc);
+}
+
+static double drop_keep(const cn_drop *d) { return d ? d->keep : 1.0; }
+
+static double add_loss(void *p)
+{
+    add_case *c = p;
+    shape4 s = c->shape;
+    size_t n = count4(s);
+    cn_ref_add_forward(c->ad, c->bd, c->out, s.n, n / s.n, drop_keep(c->drop), c->drop ? c->drop->key : 0);
+    return weighted(c->w, c->out, n);
 }
 
 static void add_cases(to_run *r)
 {
     char desc[96];
-    int ns = (int)COUNT(small_shapes), nf = r->small ? 0 : (int)COUNT(add_full);
-    for (int i = 0; i < ns + nf; i++) {
-        shape4 s = i < ns ? small_shapes[i] : add_full[i - ns];
-        size_t n = count4(s);
+    int ns = (int)COUNT(small_shapes), nf = r->small ? 0 : (int)COUNT(add_full), nd = (int)COUNT(add_drop);
+    for (int i = 0; i < ns + nf + nd; i++) {
+        shape4 s = i < ns ? small_shapes[i] : i < ns + nf ? add_full[i - ns] : add_drop[i - ns - nf];
+        size_t n = count4(s), per = n / s.n;
         int acc = accumulates(r, i);
-        describe(desc, sizeof desc, s, "");
+        cn_drop drop = {0.6f, 0x2545F491u * (uint32_t)(i + 1)};
+        const cn_drop *d = i >= ns + nf ? &drop : NULL;
+        uint32_t key = d ? d->key : 0;
+        if (d) {
+            int kept = 0;
+            for (int k = 0; k < s.n; k++) kept += cn_ref_drop_kept(key, k, d->keep);
+            if (kept == 0 || kept == s.n) {
+                if (to_begin(r, "add_forward", "drop: the key keeps or drops every sample"))
+                    to_failf(r, "choose another key: %d of %d samples kept", kept, s.n);
+                to_end(r);
+                continue;
+            }
+        }
+        describe(desc, sizeof desc, s, d ? "drop 0.4" : "");
         if (to_begin(r, "add_forward", desc)) {
             float *a = to_random(r, n, -2.0f, 2.0f), *b = to_random(r, n, -2.0f, 2.0f);
             add_case c = {view(to_upload(r, a, n), s.n, s.c, s.h, s.w), view(to_upload(r, b, n), s.n, s.c, s.h, s.w),
                           view(to_output(r, n), s.n, s.c, s.h, s.w)};
+            c.drop = d;
             if (to_exec(r, add_fwd, &c, (double)n, 12.0 * n)) {
                 double *y = to_alloc_double(r, n);
-                cn_ref_add_forward(to_widen(r, a, n), to_widen(r, b, n), y, n);
+                cn_ref_add_forward(to_widen(r, a, n), to_widen(r, b, n), y, s.n, per, drop_keep(d), key);
                 to_compare(r, "y", (to_buf){c.y, n}, y, n, 1e-6);
             }
             to_end(r);
         }
-        describe(desc, sizeof desc, s, acc ? "acc" : "");
+        describe(desc, sizeof desc, s, d ? (acc ? "drop 0.4 acc" : "drop 0.4") : acc ? "acc" : "");
         if (to_begin(r, "add_backward", desc)) {
             float *dy = to_random(r, n, -1.0f, 1.0f), *da0 = to_random(r, n, -1.0f, 1.0f);
             float *db0 = to_random(r, n, -1.0f, 1.0f);
             add_case c = {.dy = view(to_upload(r, dy, n), s.n, s.c, s.h, s.w),
                           .da = view(to_inout(r, da0, n), s.n, s.c, s.h, s.w),
-                          .db = view(to_inout(r, db0, n), s.n, s.c, s.h, s.w), .acc = acc};
+                          .db = view(to_inout(r, db0, n), s.n, s.c, s.h, s.w), .acc = acc, .drop = d, .shape = s};
             if (to_exec(r, add_bwd, &c, acc ? 2.0 * n : 0.0, 4.0 * (acc ? 5 : 3) * n)) {
                 double *da = to_alloc_double(r, n), *db = to_alloc_double(r, n);
-                cn_ref_add_backward(to_widen(r, dy, n), da, db, n);
+                c.w = to_widen(r, dy, n);
+                cn_ref_add_backward(c.w, da, db, s.n, per, drop_keep(d), key);
                 to_compare(r, "da", (to_buf){c.da, n}, plus_initial(r, da, da0, n, acc), n, 1e-6);
                 to_compare(r, "db", (to_buf){c.db, n}, plus_initial(r, db, db0, n, acc), n, 1e-6);
+                if (r->grad && d && n <= 300000) {
+                    c.ad = to_widen(r, to_random(r, n, -2.0f, 2.0f), n);
+                    c.bd = to_widen(r, to_random(r, n, -2.0f, 2.0f), n);
+                    c.out = to_alloc_double(r, n);
+                    to_grad_check(r, "da (reference)", c.ad, n, da, add_loss, &c);
+                    to_grad_check(r, "db (reference)", c.bd, n, db, add_loss, &c);
+                }
             }
             to_end(r);
         }

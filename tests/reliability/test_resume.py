@@ -108,6 +108,30 @@ def main():
     t.check(r.rc == 0 and 'resumed from' in r.out, '--ema: --resume to epoch %d' % EPOCHS, rel.describe(r))
     rel.compare_runs(t, '--ema: 1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full_ema, split_ema, ignore_meta=('config',))
 
+    # --drop-connect: the stochastic depth draws follow the step, so a resumed run repeats them bit for bit;
+    # they change training (its loss differs from the run without), and resuming without them is refused.
+    drop = constant + ('--drop-connect', '0.5')
+    full_drop = os.path.join(work, 'full-drop')
+    r = rel.run(train_cmd(clunet, full_drop, extra=drop), 180)
+    if t.check(r.rc == 0, 'uninterrupted run with --drop-connect 0.5', rel.describe(r)):
+        plain = rel.csv_rows(os.path.join(full_constant, 'metrics.csv'))
+        dropped = rel.csv_rows(os.path.join(full_drop, 'metrics.csv'))
+        t.check(any(a['train_loss'] != b['train_loss'] for a, b in zip(plain, dropped)),
+                '--drop-connect: training differs from the run without it')
+        meta = rel.st_header(os.path.join(full_drop, 'last.safetensors'))[1]
+        t.check('"drop_connect": 0.5' in meta.get('config', ''), '--drop-connect: kept in the checkpoint\'s config',
+                meta.get('config', '')[:300])
+    split_drop = os.path.join(work, 'split-drop')
+    r = rel.run(train_cmd(clunet, split_drop, epochs=1, extra=drop), 180)
+    t.check(r.rc == 0, '--drop-connect: first 1 epoch of %d' % EPOCHS, rel.describe(r))
+    r = rel.run(train_cmd(clunet, split_drop, resume=True, extra=constant), 60)
+    t.check(r.rc not in (0, None) and '--drop-connect 0.5' in r.err and len(r.err_lines()) == 1,
+            '--drop-connect: resuming without it is refused in one line naming it', rel.describe(r))
+    r = rel.run(train_cmd(clunet, split_drop, resume=True, extra=drop), 180)
+    t.check(r.rc == 0 and 'resumed from' in r.out, '--drop-connect: --resume to epoch %d' % EPOCHS, rel.describe(r))
+    rel.compare_runs(t, '--drop-connect: 1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full_drop, split_drop,
+                     ignore_meta=('config',))
+
     # The seeds pick the data order and the validation images: resuming with others is refused. --val-seed
     # changes the validation images only (synthetic here: retinas of its own stream) and reaches the config.
     # So is the loss (older checkpoints: the default focal term).

@@ -132,6 +132,11 @@ static void gemm_cases(to_run *r, const int *impls, int count)
         {33, 70, 50, 1, 1, 1.0f, 0.0f, 1, 0, 0, 0},
         {40, 300, 77, 0, 0, 1.0f, 0.0f, 4, 1, 0, 0},
         {256, 16, 17568, 0, 0, 1.0f, 0.0f, 1, 0, 0, 0}, /* the first decoder conv at 64x64 */
+        /* K of a 1x1 conv with few inputs, over enough columns that a work-item takes several panels, and a
+         * partial last one */
+        {24, 4500, 16, 0, 0, 1.0f, 0.5f, 2, 0, 1, 0},
+        {19, 4100, 24, 1, 0, 1.0f, 0.0f, 1, 0, 0, 0},
+        {19, 4100, 24, 0, 1, -1.0f, 1.0f, 1, 0, 2, 0},
         /* one column (CPUs: gemv), all transposes, rows past a multiple of 16, K with a rest */
         {5, 1, 3, 0, 0, 1.0f, 0.0f, 1, 0, 0, 1},
         {37, 1, 41, 1, 0, 1.0f, 0.0f, 2, 0, 1, 1},

@@ -196,7 +196,7 @@ int cmd_eval(int argc, char **argv)
                    tta.views);
             for (int k = 0; k < (tta.nscales ? tta.nscales : 1); k++)
                 printf("%s%g", k ? ", " : "", tta.nscales ? tta.scales[k] : 1.0f);
-            printf("], \"pixels\": \"field of view\", \"pooled\": ");
+            printf("], \"input_scale\": %g, \"pixels\": \"field of view\", \"pooled\": ", model.info.input_scale);
             print_scores_json(&all);
             printf(", \"images\": [");
             for (int i = 0; i < samples.count; i++) {
@@ -212,6 +212,7 @@ int cmd_eval(int argc, char **argv)
             printf("%s, %s split (%d images), threshold %g, mean of %d test-time view%s", dataset, split_name,
                    samples.count, threshold, tta.views, tta.views > 1 ? "s" : "");
             for (int k = 0; k < tta.nscales; k++) printf("%s%g", k ? ", " : " at scales ", tta.scales[k]);
+            if (model.info.input_scale != 1) printf(" (on top of the training's input scale %g)", model.info.input_scale);
             printf("; counted at field-of-view pixels\n\n");
             printf("%-24s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s\n", "image", "acc", "F1", "IoU", "mIoU", "MCC",
                    "prec", "recall", "spec", "AUC", "loss");

@@ -44,6 +44,10 @@ static int usage(FILE *f, int status)
             "                    features of the image from two 3x3 conv-BN-swish layers at full\n"
             "                    resolution, 16 channels (kept in the checkpoint)\n"
             "  --size S          patch size, a multiple of 32 (default %d)\n"
+            "  --input-scale F   resize the images by F in [0.25, 4] for training and validation,\n"
+            "                    so that thin vessels span more pixels (default 1; kept in the\n"
+            "                    checkpoint: eval, predict and report resize by it, and their\n"
+            "                    --scales act on top of it); an epoch grows with F^2\n"
             "  --batch B         batch size (default %d)\n"
             "  --epochs E        epochs (default %d)\n"
             "  --steps N         steps per epoch (default: about one pass over the training pixels)\n"
@@ -183,6 +187,10 @@ int cmd_train(int argc, char **argv)
             if (!parse_double(v, &cfg.warmup_epochs) || cfg.warmup_epochs < 0) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--weight-decay")) {
             if (!parse_double(v, &cfg.weight_decay) || cfg.weight_decay < 0) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--input-scale")) {
+            if (!parse_double(v, &cfg.input_scale) ||
+                !(cfg.input_scale >= CN_INPUT_SCALE_MIN && cfg.input_scale <= CN_INPUT_SCALE_MAX))
+                return cli_bad_value(a, v);
         } else if (!strcmp(a, "--drop-connect")) {
             if (!parse_double(v, &cfg.drop_connect) || !(cfg.drop_connect >= 0 && cfg.drop_connect < 1))
                 return cli_bad_value(a, v);

@@ -282,6 +282,7 @@ static void make_slot(const cn_sample_image *s, const cn_batch_spec *spec, uint6
     int S = spec->size;
     int on = a->enabled;
     double zoom = on && a->scale > 0 ? exp(between(&rng, -log1p(a->scale), log1p(a->scale))) : 1.0;
+    if (spec->input_scale > 0) zoom /= spec->input_scale; /* image pixels per patch pixel */
     int flip_x = on && a->flips && uniform(&rng) < 0.5, flip_y = on && a->flips && uniform(&rng) < 0.5;
     int turns = on && a->rot90 ? (int)(uniform(&rng) * 4) & 3 : 0;
     float bright = on ? (float)between(&rng, -a->brightness, a->brightness) * 255 : 0;

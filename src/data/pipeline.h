@@ -84,8 +84,13 @@ typedef struct cn_augment {
 
 void cn_augment_default(cn_augment *aug);
 
+/* The range of a training run's input scale (clunet train --input-scale; a checkpoint's input_scale). */
+#define CN_INPUT_SCALE_MIN 0.25
+#define CN_INPUT_SCALE_MAX 4.0
+
 typedef struct cn_batch_spec {
     int batch, size;      /* patches of size x size */
+    float input_scale;    /* images resized by it before the augmentation's zoom (0 or 1: as they are) */
     float mean[3], std[3];
     cn_augment aug;
     uint64_t seed;

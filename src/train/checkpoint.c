@@ -57,6 +57,10 @@ static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_in
     info->same_padding = json_number(config, "same_padding", &v) ? (int)v : 0;
     info->input_skip = json_number(config, "input_skip", &v) ? (int)v : 0;
     info->size = json_number(config, "size", &v) ? (int)v : 0;
+    info->input_scale = json_number(config, "input_scale", &v) ? v : 1.0;
+    if (!(info->input_scale >= CN_INPUT_SCALE_MIN && info->input_scale <= CN_INPUT_SCALE_MAX))
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: config input_scale %g is not in [%g, %g]", path, info->input_scale,
+                       CN_INPUT_SCALE_MIN, CN_INPUT_SCALE_MAX);
     if (!cn_input_skip_name(info->input_skip))
         return cn_fail(CLUNET_ERR_FORMAT, "%s: config input_skip %d is not 0 (off), 1 (on) or 2 (conv)", path,
                        info->input_skip);
@@ -188,7 +192,7 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
         entries[n++] = (cn_st_entry){vn, p->ndim, shapes + 4 * i, h.v + p->offset};
     }
     if (!st) {
-        char epoch[32], epoch_step[32], step[32], seed[32], best[32], threshold[32], mean[96], stdv[96], config[1200], partial[200];
+        char epoch[32], epoch_step[32], step[32], seed[32], best[32], threshold[32], mean[96], stdv[96], config[1280], partial[200];
         snprintf(epoch, sizeof epoch, "%d", info->epoch);
         snprintf(epoch_step, sizeof epoch_step, "%d", info->epoch_step);
         snprintf(step, sizeof step, "%d", e->step);
@@ -202,8 +206,9 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
         snprintf(stdv, sizeof stdv, "[%.9g, %.9g, %.9g]", info->input_std[0], info->input_std[1], info->input_std[2]);
         snprintf(config, sizeof config,
                  "{\"model\": \"unet-efficientnet-b0\", \"bn_eps\": %.17g, \"bn_momentum\": %.17g, "
-                 "\"same_padding\": %d, \"input_skip\": %d, \"size\": %d%s%s}",
-                 g->bn_eps, g->bn_momentum, info->same_padding, info->input_skip, info->size, info->config[0] ? ", \"train\": " : "",
+                 "\"same_padding\": %d, \"input_skip\": %d, \"size\": %d, \"input_scale\": %.9g%s%s}",
+                 g->bn_eps, g->bn_momentum, info->same_padding, info->input_skip, info->size, info->input_scale,
+                 info->config[0] ? ", \"train\": " : "",
                  info->config);
         cn_st_meta md[] = {{"format", FORMAT}, {"config", config}, {"epoch", epoch}, {"epoch_step", epoch_step}, {"adam_step", step},
                            {"seed", seed},     {"best_f1", best},  {"input_mean", mean}, {"input_std", stdv}, {"partial", partial},

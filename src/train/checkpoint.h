@@ -18,6 +18,7 @@ typedef struct cn_checkpoint_info {
     int same_padding;
     int input_skip;          /* cn_unet_config's (0 in checkpoints that predate it) */
     int size;                /* training patch size */
+    double input_scale;      /* the images were resized by it for training (1 in checkpoints that predate it) */
     int epoch;               /* epochs completed */
     int epoch_step;          /* steps done in the next epoch (a run stopped mid-epoch) */
     double partial_loss[3];  /* ... their summed loss, focal and dice */

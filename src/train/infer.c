@@ -11,6 +11,7 @@ clunet_status cn_infer_init(cn_infer *inf, cn_exec *exec, const float mean[3], c
 {
     memset(inf, 0, sizeof *inf);
     inf->exec = exec;
+    inf->input_scale = 1.0f;
     memcpy(inf->mean, mean, sizeof inf->mean);
     memcpy(inf->std, std, sizeof inf->std);
     cn_shape in = exec->g->values[exec->g->input].shape;
@@ -196,13 +197,14 @@ clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *pro
     }
     clunet_status st = pre.rgb != s->rgb ? cn_clahe_green(&pre, CN_CLAHE_GRID, CN_CLAHE_CLIP) : CLUNET_OK;
     if (nscales == 1) {
-        if (st == CLUNET_OK) st = infer_scaled(inf, &pre, views, inf->nscales ? inf->scales[0] : 1.0f, prob);
+        if (st == CLUNET_OK)
+            st = infer_scaled(inf, &pre, views, inf->input_scale * (inf->nscales ? inf->scales[0] : 1.0f), prob);
     } else {
         float *one = malloc(n * sizeof *one);
         if (st == CLUNET_OK && !one) st = cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
         if (st == CLUNET_OK) memset(prob, 0, n * sizeof *prob);
         for (int k = 0; st == CLUNET_OK && k < nscales; k++) {
-            st = infer_scaled(inf, &pre, views, inf->scales[k], one);
+            st = infer_scaled(inf, &pre, views, inf->input_scale * inf->scales[k], one);
             for (size_t i = 0; st == CLUNET_OK && i < n; i++) prob[i] += one[i] / (float)nscales;
         }
         free(one);

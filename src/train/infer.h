@@ -17,7 +17,8 @@ typedef struct cn_infer {
     cn_preprocess preprocess; /* applied to each image first (the checkpoint's) */
     int overlap;           /* pixels shared by neighbouring tiles */
     int views;             /* test-time augmentation: 1 (none), 4 (the mirrors) or 8 (mirrors and quarter turns) */
-    int nscales;           /* test-time scales in `scales`; 0 = the image as it is */
+    float input_scale;     /* the scale the network was trained at: each image resized by it first (1: none) */
+    int nscales;           /* test-time scales in `scales`, on top of input_scale; 0 = none */
     float scales[CN_INFER_MAX_SCALES]; /* each > 0: the image resized by it, probabilities resized back */
     float *tiles;          /* (B,3,S,S) host staging */
     float *logits;         /* (B,1,S,S) */

@@ -33,6 +33,7 @@ clunet_status cn_model_open(const char *weights, const char *device, int size, i
     if (!st) st = cn_checkpoint_load(weights, &m->exec, &loaded, 0);
     if (!st) st = cn_infer_init(&m->infer, &m->exec, m->info.input_mean, m->info.input_std);
     if (!st) m->infer.preprocess = m->info.preprocess;
+    if (!st) m->infer.input_scale = (float)m->info.input_scale;
     if (st) cn_model_close(m);
     return st;
 }

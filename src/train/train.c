@@ -33,6 +33,7 @@ void cn_train_default_config(cn_train_config *cfg)
     cfg->focal_gamma = 2;
     cfg->bn_eps = 1e-5;
     cfg->augment = 1;
+    cfg->input_scale = 1.0;
     cfg->preprocess = CN_PREPROCESS_CLAHE_GREEN;
     cfg->threshold = 0.5f;
     cfg->seed = 1;
@@ -185,9 +186,10 @@ static int steps_per_epoch(const run *r)
 {
     const cn_train_config *cfg = r->cfg;
     if (cfg->steps_per_epoch > 0) return cfg->steps_per_epoch;
-    /* About one pass over the training pixels, at least one image per slot. */
+    /* About one pass over the training pixels as the network sees them (resized), at least one image per slot. */
     double pixels = 0;
     for (int i = 0; i < r->train.count; i++) pixels += (double)r->train.items[i].width * r->train.items[i].height;
+    pixels *= cfg->input_scale * cfg->input_scale;
     double patches = pixels / ((double)cfg->size * cfg->size);
     if (patches < r->train.count) patches = r->train.count;
     int steps = (int)ceil(patches / cfg->batch);
@@ -310,6 +312,7 @@ static clunet_status setup_model(run *r)
     r->info.bn_momentum = ucfg.bn_momentum;
     r->info.same_padding = ucfg.same_padding;
     r->info.input_skip = ucfg.input_skip;
+    r->info.input_scale = cfg->input_scale;
     snprintf(r->info.config, sizeof r->info.config,
              "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
              "\"weight_decay\": %g, \"ema\": %g, \"loss_lambda\": %g, \"focal_alpha\": %g, \"focal_gamma\": %g, "
@@ -329,6 +332,10 @@ static clunet_status setup_model(run *r)
         CN_TRY(check_resume_schedule(cfg, &got));
         CN_TRY(check_resume_loss(cfg, &got));
         CN_TRY(check_resume_drop(cfg, &got));
+        if (fabs(got.input_scale - cfg->input_scale) > 1e-9)
+            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                           "--resume %s: the run was trained with --input-scale %g; resume with the same", cfg->resume,
+                           got.input_scale);
         r->info.epoch = got.epoch;
         r->info.epoch_step = got.epoch_step;
         memcpy(r->info.partial_loss, got.partial_loss, sizeof got.partial_loss);
@@ -454,8 +461,10 @@ static clunet_status train_epochs(run *r)
     long run_steps = (long)cfg->epochs * steps, warmup = (long)ceil(cfg->warmup_epochs * steps);
     /* --warmup may equal --epochs (the default 1 with --epochs 1): leave half the run for the decay */
     if (warmup >= run_steps) warmup = run_steps / 2;
-    say(r, "training: %d epochs x %d steps of batch %d at %dx%d, Adam lr %g%s; checkpoints in %s", cfg->epochs, steps,
-        cfg->batch, cfg->size, cfg->size, cfg->lr,
+    char scaled[48] = "";
+    if (cfg->input_scale != 1) snprintf(scaled, sizeof scaled, " of the images resized by %g", cfg->input_scale);
+    say(r, "training: %d epochs x %d steps of batch %d at %dx%d%s, Adam lr %g%s; checkpoints in %s", cfg->epochs,
+        steps, cfg->batch, cfg->size, cfg->size, scaled, cfg->lr,
         cfg->schedule == CN_LR_COSINE ? " (warm-up, then cosine decay)" : "", cfg->out_dir);
     cn_batch_worker_request(&r->worker, first_epoch, first_step);
     double t_start = cn_seconds(), t_first = 0; /* t_first: the end of the first step */
@@ -595,6 +604,7 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
         r->spec.batch = cfg->batch;
         r->spec.size = cfg->size;
         r->spec.seed = cfg->seed;
+        r->spec.input_scale = (float)r->info.input_scale;
         memcpy(r->spec.mean, r->info.input_mean, sizeof r->spec.mean);
         memcpy(r->spec.std, r->info.input_std, sizeof r->spec.std);
         cn_augment_default(&r->spec.aug);
@@ -608,6 +618,7 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
     }
     if (!st) st = cn_infer_init(&r->infer, &r->exec, r->info.input_mean, r->info.input_std);
     if (!st) r->infer.preprocess = r->info.preprocess;
+    if (!st) r->infer.input_scale = (float)r->info.input_scale;
     if (!st) st = cn_batch_alloc(&r->batch, cfg->batch, cfg->size);
     if (!st) st = cn_batch_worker_start(&r->worker, &r->train, &r->spec);
     if (!st) st = train_epochs(r);

@@ -36,6 +36,8 @@ typedef struct cn_train_config {
     double bn_eps;
     int augment;
     int input_skip;              /* CN_INPUT_SKIP_* (a resumed run keeps its checkpoint's) */
+    double input_scale;          /* images resized by it for training, validation and (kept in the checkpoint)
+                                    inference, so that thin vessels span more pixels (1: as they are) */
     cn_preprocess preprocess;    /* what the network sees (a resumed run keeps its checkpoint's) */
     float threshold;             /* for F1 and the other counts */
     uint64_t seed;

@@ -69,6 +69,33 @@ static void test_batches(void)
     CHECK(in_view / (8 * 64 * 64) > 0.6, "patches lie mostly in the field of view (%.2f)", in_view / (8 * 64 * 64));
     cn_batch_free(&p);
     cn_sample_set_free(&big);
+
+    /*
+     * --input-scale 0.5: a 96 px image shrinks to 48 px, which fits the 64 px patch: it lies centred,
+     * nothing outside its 48 x 48 square, and a patch pixel covers 2 x 2 of its pixels.
+     */
+    cn_batch_spec s3 = spec;
+    s3.batch = 1;
+    s3.aug.enabled = 0;
+    s3.input_scale = 0.5f;
+    cn_sample_set one;
+    CHECK(cn_sample_set_synthetic(&one, 3, 0, 1, 96) == CLUNET_OK, "a 96 px sample");
+    CHECK(cn_batch_alloc(&p, 1, 64) == CLUNET_OK, "patch buffers");
+    cn_batch_make(&one, &s3, 0, 0, &p);
+    const cn_sample_image *im = &one.items[0];
+    double fov = 0, got = 0, outside = 0;
+    for (size_t i = 0; i < (size_t)im->width * im->height; i++) fov += im->mask[i];
+    for (int v = 0; v < 64; v++)
+        for (int u = 0; u < 64; u++) {
+            float m = p.masks[v * 64 + u];
+            got += m;
+            if (u < 8 || u >= 56 || v < 8 || v >= 56) outside += m;
+        }
+    CHECK(outside == 0 && fabs(got - fov / 4) < 0.05 * fov / 4,
+          "--input-scale 0.5: the image's field of view (%.0f px) in a centred quarter of its area (%.0f, %.0f "
+          "outside)", fov, got, outside);
+    cn_batch_free(&p);
+    cn_sample_set_free(&one);
     cn_sample_set_free(&set);
 }
 

@@ -270,6 +270,8 @@ def main():
         (['--focal-alpha', '1.5'], '--focal-alpha'), (['--focal-gamma', '0.5'], '--focal-gamma'),
         (['--focal-gamma', 'nan'], '--focal-gamma'), (['--drop-connect', '1'], '--drop-connect'),
         (['--drop-connect', '-0.1'], '--drop-connect'), (['--drop-connect', 'nan'], '--drop-connect'),
+        (['--input-scale', '0.1'], '--input-scale'), (['--input-scale', '5'], '--input-scale'),
+        (['--input-scale', 'nan'], '--input-scale'),
         (['--frobnicate', '1'], '--frobnicate'), (['--size'], '--size'),
         (['--device', '99'], '99'), (['--device', 'nosuchdevice'], 'nosuchdevice'),
         (['--data', ok_ds], '--dataset'),

@@ -132,6 +132,23 @@ def main():
     rel.compare_runs(t, '--drop-connect: 1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full_drop, split_drop,
                      ignore_meta=('config',))
 
+    # --input-scale: the images resized for training and validation (kept in the checkpoint's config);
+    # resuming without it is refused.
+    scaled = constant + ('--input-scale', '1.5')
+    full_scaled = os.path.join(work, 'full-scaled')
+    r = rel.run(train_cmd(clunet, full_scaled, epochs=1, extra=scaled), 180)
+    if t.check(r.rc == 0, 'one epoch with --input-scale 1.5', rel.describe(r)):
+        plain = rel.csv_rows(os.path.join(full_constant, 'metrics.csv'))[0]
+        row = rel.csv_rows(os.path.join(full_scaled, 'metrics.csv'))[0]
+        t.check(row['train_loss'] != plain['train_loss'] and row['val_loss'] != plain['val_loss'],
+                '--input-scale: training and validation differ from the run without it')
+        meta = rel.st_header(os.path.join(full_scaled, 'last.safetensors'))[1]
+        t.check('"input_scale": 1.5' in meta.get('config', ''), '--input-scale: kept in the checkpoint\'s config',
+                meta.get('config', '')[:300])
+        r = rel.run(train_cmd(clunet, full_scaled, resume=True, extra=constant), 60)
+        t.check(r.rc not in (0, None) and '--input-scale 1.5' in r.err and len(r.err_lines()) == 1,
+                '--input-scale: resuming without it is refused in one line naming it', rel.describe(r))
+
     # The seeds pick the data order and the validation images: resuming with others is refused. --val-seed
     # changes the validation images only (synthetic here: retinas of its own stream) and reaches the config.
     # So is the loss (older checkpoints: the default focal term).

@@ -25,6 +25,23 @@ def train_cmd(clunet, out, epochs=EPOCHS, resume=False, steps=STEPS, extra=()):
     return cmd + list(extra) + (['--resume', os.path.join(out, 'last.safetensors')] if resume else [])
 
 
+def split_and_resume(t, clunet, work, full, extra, without):
+    """The run `full` again as 1 epoch with `extra` (its last two items an option and its value), then a
+    resume with `without` instead (refused in one line naming the option and value), then a resume with
+    `extra` to epoch EPOCHS, which must equal `full` bit for bit. Returns the split run's folder."""
+    option = ' '.join(extra[-2:])
+    split = os.path.join(work, 'split-' + extra[-2].lstrip('-'))
+    r = rel.run(train_cmd(clunet, split, epochs=1, extra=extra), 180)
+    t.check(r.rc == 0, '%s: first 1 epoch of %d' % (option, EPOCHS), rel.describe(r))
+    r = rel.run(train_cmd(clunet, split, resume=True, extra=without), 60)
+    t.check(r.rc not in (0, None) and option in r.err and len(r.err_lines()) == 1,
+            '%s: resuming without it is refused in one line naming it' % option, rel.describe(r))
+    r = rel.run(train_cmd(clunet, split, resume=True, extra=extra), 180)
+    t.check(r.rc == 0 and 'resumed from' in r.out, '%s: --resume to epoch %d' % (option, EPOCHS), rel.describe(r))
+    rel.compare_runs(t, '%s: 1 + %d epochs vs %d' % (option, EPOCHS - 1, EPOCHS), full, split, ignore_meta=('config',))
+    return split
+
+
 def interrupted(clunet, out, trigger, steps, timeout=120):
     """Runs training and sends SIGINT once `trigger(line)` holds for a line of its output (or,
     with trigger 'write', once a checkpoint write is under way). Returns (rc, output)."""
@@ -98,15 +115,7 @@ def main():
         _, ref_digests, _ = rel.st_scan(os.path.join(full_constant, 'last.safetensors'))
         t.check(all(digests.get('train.' + k) == ref_digests[k] for k in names),
                 '--ema: train.NAME byte-identical to the weights of the run without it')
-    split_ema = os.path.join(work, 'split-ema')
-    r = rel.run(train_cmd(clunet, split_ema, epochs=1, extra=ema), 180)
-    t.check(r.rc == 0, '--ema: first 1 epoch of %d' % EPOCHS, rel.describe(r))
-    r = rel.run(train_cmd(clunet, split_ema, resume=True, extra=constant), 60)
-    t.check(r.rc not in (0, None) and '--ema 0.9' in r.err and len(r.err_lines()) == 1,
-            '--ema: resuming without it is refused in one line naming it', rel.describe(r))
-    r = rel.run(train_cmd(clunet, split_ema, resume=True, extra=ema), 180)
-    t.check(r.rc == 0 and 'resumed from' in r.out, '--ema: --resume to epoch %d' % EPOCHS, rel.describe(r))
-    rel.compare_runs(t, '--ema: 1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full_ema, split_ema, ignore_meta=('config',))
+    split_ema = split_and_resume(t, clunet, work, full_ema, ema, constant)
 
     # --drop-connect: the stochastic depth draws follow the step, so a resumed run repeats them bit for bit;
     # they change training (its loss differs from the run without), and resuming without them is refused.
@@ -121,16 +130,7 @@ def main():
         meta = rel.st_header(os.path.join(full_drop, 'last.safetensors'))[1]
         t.check('"drop_connect": 0.5' in meta.get('config', ''), '--drop-connect: kept in the checkpoint\'s config',
                 meta.get('config', '')[:300])
-    split_drop = os.path.join(work, 'split-drop')
-    r = rel.run(train_cmd(clunet, split_drop, epochs=1, extra=drop), 180)
-    t.check(r.rc == 0, '--drop-connect: first 1 epoch of %d' % EPOCHS, rel.describe(r))
-    r = rel.run(train_cmd(clunet, split_drop, resume=True, extra=constant), 60)
-    t.check(r.rc not in (0, None) and '--drop-connect 0.5' in r.err and len(r.err_lines()) == 1,
-            '--drop-connect: resuming without it is refused in one line naming it', rel.describe(r))
-    r = rel.run(train_cmd(clunet, split_drop, resume=True, extra=drop), 180)
-    t.check(r.rc == 0 and 'resumed from' in r.out, '--drop-connect: --resume to epoch %d' % EPOCHS, rel.describe(r))
-    rel.compare_runs(t, '--drop-connect: 1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full_drop, split_drop,
-                     ignore_meta=('config',))
+    split_and_resume(t, clunet, work, full_drop, drop, constant)
 
     # --input-scale: the images resized for training and validation (kept in the checkpoint's config);
     # resuming without it is refused.

@@ -112,7 +112,8 @@ clunet_status cn_chscale_backward(clunet_context *ctx, const cn_tensor *x, const
  * Stochastic depth (EfficientNet's drop connect) on the residual branch `a`:
  * in training, sample n's branch is kept with probability `keep` and then
  * scaled by 1/keep, else dropped. Whether it is kept is a hash of (key, n)
- * (cn_drop_kept), so the backward repeats the forward's draw without storing it.
+ * (drop_scale in cl/elementwise.cl; cn_ref_drop_kept is the reference), so
+ * the backward repeats the forward's draw without storing it.
  */
 typedef struct cn_drop {
     float keep;   /* in (0, 1] */

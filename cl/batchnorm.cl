@@ -120,9 +120,9 @@ void bn_normalise(__global const float *x, __global float *y, __global float *z,
 {
     for (; i + 16 <= end; i += 16) {
         const float16 v = (vload16(0, x + i) - mean) * scale + beta;
-        if (write_y) vstore16(v, 0, y + i);
-        if (act == BN_ACT_SWISH) vstore16(v * cn_sigmoid16(v), 0, z + i);
-        else if (act == BN_ACT_RELU) vstore16(fmax(v, 0.0f), 0, z + i);
+        if (write_y) cn_stream16(v, y + i);
+        if (act == BN_ACT_SWISH) cn_stream16(v * cn_sigmoid16(v), z + i);
+        else if (act == BN_ACT_RELU) cn_stream16(fmax(v, 0.0f), z + i);
     }
     for (; i < end; i++) {
         const float v = (x[i] - mean) * scale + beta;
@@ -289,7 +289,8 @@ __kernel void bn_bwd_dx(__global const float *x, const int x_off, __global const
     for (; i + 16 <= end; i += 16) {
         float16 xv = vload16(0, xp + i);
         float16 v = scale * (bn_act_dy16(vload16(0, dyp + i), xv, mean, scale, b, act) - mdy - (xv - mean) * k);
-        vstore16(acc ? vload16(0, dxp + i) + v : v, 0, dxp + i);
+        if (acc) vstore16(vload16(0, dxp + i) + v, 0, dxp + i);
+        else cn_stream16(v, dxp + i);
     }
     for (; i < end; i++) {
         float v = scale * (bn_act_dy(dyp[i], xp[i], mean, scale, b, act) - mdy - (xp[i] - mean) * k);

@@ -4,6 +4,8 @@
  * The host also defines, per device:
  *   CN_DEVICE_CPU  1 on CPU devices, else 0
  *   CN_MAX_WG      the device's maximum work-group size
+ * and, per kernel where the output is large (cn_stream_option):
+ *   CN_NT_STORE    1: cn_stream16 writes past the caches
  */
 #ifndef CN_DEVICE_CPU
 #define CN_DEVICE_CPU 0
@@ -11,6 +13,25 @@
 #ifndef CN_MAX_WG
 #define CN_MAX_WG 256
 #endif
+#ifndef CN_NT_STORE
+#define CN_NT_STORE 0
+#endif
+
+/*
+ * vstore16(v, 0, p) for an output nothing reads soon. With CN_NT_STORE, a
+ * non-temporal store where p is aligned to the vector (the instruction needs
+ * it): the line is written without being read first, and leaves the cache.
+ */
+void cn_stream16(float16 v, __global float *p)
+{
+#if CN_NT_STORE
+    if (((ulong)p & 63) == 0) {
+        __builtin_nontemporal_store(v, (__global float16 *)p);
+        return;
+    }
+#endif
+    vstore16(v, 0, p);
+}
 
 /* Numerically stable logistic function: never overflows exp(). */
 float cn_sigmoid(float z)

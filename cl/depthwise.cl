@@ -80,7 +80,8 @@ static float16 window_taps(const window16 win, const int d)
 static void store16(__global float *p, const float16 v, const int n, const int accumulate)
 {
     if (n == 16) {
-        vstore16(accumulate ? vload16(0, p) + v : v, 0, p);
+        if (accumulate) vstore16(vload16(0, p) + v, 0, p);
+        else cn_stream16(v, p);
         return;
     }
     float s[16];

@@ -49,9 +49,17 @@ static float16 load16_clamped(__global const float *p, int n0, int n, int s)
     return vload16(0, v);
 }
 
-/* Adds alpha * acc to 16 floats of C at column n0 (the first call of a sum scales the old C by beta). */
-static void store16(__global float *p, int n0, int n, float16 acc, float alpha, float beta, int first)
+/*
+ * Adds alpha * acc to 16 floats of C at column n0 (the first call of a sum
+ * scales the old C by beta). A sum in one call that overwrites C (first, last,
+ * beta 0) writes it as a stream: nothing in this kernel reads it back.
+ */
+static void store16(__global float *p, int n0, int n, float16 acc, float alpha, float beta, int first, int last)
 {
+    if (n0 + 16 <= n && first && last && beta == 0.0f) {
+        cn_stream16(alpha * acc, p + n0);
+        return;
+    }
     if (n0 + 16 <= n) {
         float16 old = first ? (beta == 0.0f ? (float16)0.0f : beta * vload16(0, p + n0)) : vload16(0, p + n0);
         vstore16(old + alpha * acc, 0, p + n0);
@@ -123,8 +131,8 @@ __kernel void gemm_nn(const int m, const int n, const int kdim, const float alph
                     }
                 }
                 for (int i = 0; i < GEMM_MR && m0 + i < m; i++) {
-                    store16(c + (m0 + i) * ldc, n0, n, acc0[i], alpha, beta, k0 == 0);
-                    store16(c + (m0 + i) * ldc, n0 + 16, n, acc1[i], alpha, beta, k0 == 0);
+                    store16(c + (m0 + i) * ldc, n0, n, acc0[i], alpha, beta, k0 == 0, k1 >= kdim);
+                    store16(c + (m0 + i) * ldc, n0 + 16, n, acc1[i], alpha, beta, k0 == 0, k1 >= kdim);
                 }
             }
         }
@@ -247,7 +255,7 @@ __kernel void gemm_k1(const int m, const int n, const int kdim, const float alph
     a += a_off + bi * a_stride;
     b += b_off + bi * b_stride;
     c += c_off + bi * c_stride;
-    store16(c + i * ldc, n0, n, a[i * sa] * load16_clamped(b, n0, n, sb), alpha, beta, 1);
+    store16(c + i * ldc, n0, n, a[i * sa] * load16_clamped(b, n0, n, sb), alpha, beta, 1, 1);
 }
 
 #ifndef GEMM_TS

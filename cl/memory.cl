@@ -13,3 +13,10 @@ __kernel void fill_f32(__global float *y, const int y_off, const float value, co
     int i = get_global_id(0);
     if (i < n) y[y_off + i] = value;
 }
+
+/* y[16 i .. 16 i + 15] = x[...]: the probe that decides CN_NT_STORE (src/runtime/stream.c) */
+__kernel void copy16(__global const float *x, __global float *y)
+{
+    const int i = get_global_id(0) * 16;
+    cn_stream16(vload16(0, x + i), y + i);
+}

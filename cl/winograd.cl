@@ -157,8 +157,13 @@ static inline __attribute__((always_inline)) void wg_untile16(const float16 *m, 
         const int cols = min(2 * WG_TILES, w - 2 * tx0);
         if (cols == 2 * WG_TILES) {
             const float16 r0 = vload16(0, row), r1 = vload16(1, row);
-            vstore16(accumulate ? vload16(0, dst) + r0 : r0, 0, dst);
-            vstore16(accumulate ? vload16(1, dst) + r1 : r1, 1, dst);
+            if (accumulate) {
+                vstore16(vload16(0, dst) + r0, 0, dst);
+                vstore16(vload16(1, dst) + r1, 1, dst);
+            } else {
+                cn_stream16(r0, dst);
+                cn_stream16(r1, dst + 16);
+            }
             continue;
         }
         for (int j = 0; j < cols; j++) dst[j] = accumulate ? dst[j] + row[j] : row[j];

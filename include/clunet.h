@@ -76,6 +76,7 @@ typedef struct clunet_device_info {
     uint64_t global_mem_bytes;
     uint64_t local_mem_bytes;
     uint64_t max_alloc_bytes;
+    uint64_t global_cache_bytes;  /* the device's cache for global memory (0 if it reports none) */
     size_t max_work_group_size;
     int fp16;                     /* cl_khr_fp16 */
     int fp64;                     /* cl_khr_fp64 */

@@ -172,6 +172,7 @@ static clunet_status run_probes(clunet_context *ctx, const cn_bench_config *cfg,
     r->gemm_mr = ctx->gemm_mr, r->gemm_nt = ctx->gemm_nt, r->gemm_nt_packed = ctx->gemm_nt_packed;
     r->conv_ob = ctx->conv_ob, r->conv_dw = ctx->conv_dw, r->conv_winograd = ctx->conv_winograd;
     r->conv_wino_fused = ctx->conv_wino_fused, r->conv_wino_dw = ctx->conv_wino_dw;
+    r->stream_stores = ctx->stream_stores;
     progress(cfg, "probing the memory bandwidth", 0, 0);
     return cn_probe_bandwidth(ctx, &r->bandwidth_gbs);
 }

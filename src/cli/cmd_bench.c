@@ -174,8 +174,8 @@ static void json_device(const bench_options *o, const device_run *d)
            r->fma_gflops, r->gemm_gflops, r->gemm_impl, r->bandwidth_gbs);
     printf("   \"tiles\": {\"gemm_nn_rows\": %d, \"gemm_nt_tile\": %d, \"gemm_nt_packed\": %d, \"conv_tiled_ob\": %d, "
            "\"conv_direct_dw_outputs\": %d, \"conv_winograd\": %d, \"conv_winograd_fused\": %d, "
-           "\"conv_winograd_dw\": %d},\n", r->gemm_mr, r->gemm_nt, r->gemm_nt_packed, r->conv_ob, r->conv_dw,
-           r->conv_winograd, r->conv_wino_fused, r->conv_wino_dw);
+           "\"conv_winograd_dw\": %d, \"stream_stores\": %d},\n", r->gemm_mr, r->gemm_nt, r->gemm_nt_packed, r->conv_ob,
+           r->conv_dw, r->conv_winograd, r->conv_wino_fused, r->conv_wino_dw, r->stream_stores);
     printf("   \"percent_of_fma_peak\": {\"train\": %.1f, \"infer\": %.1f}, "
            "\"percent_of_gemm_peak\": {\"train\": %.1f, \"infer\": %.1f},\n",
            percent(tg, r->fma_gflops), percent(ig, r->fma_gflops), percent(tg, r->gemm_gflops),
@@ -297,6 +297,7 @@ static void print_table(const bench_options *o, const device_run *runs, int coun
                    d->r.conv_ob, d->r.conv_dw, d->r.conv_winograd > 0 ? "as Winograd F(2x2,3x3)" : "by conv2d_tiled",
                    d->r.conv_wino_fused > 0 ? "by winograd_fused" : "by conv2d_tiled");
         if (d->r.conv_wino_dw > 0) printf("; 3x3 weight gradients with enough channels as Winograd");
+        if (d->r.stream_stores > 0) printf("; large outputs by streaming stores");
         printf("\n");
         if (!d->r.profiled) continue;
         printf("  profile: %.1f ms for one step timed node by node (unprofiled median %.1f ms)\n",

@@ -31,11 +31,11 @@ static void print_json(const clunet_device_info *d, int n, int selected)
         printf(", \"opencl_c_version\": ");
         cli_json_string(stdout, d[i].opencl_c_version);
         printf(", \"compute_units\": %u, \"clock_mhz\": %u, \"global_mem_bytes\": %llu, \"local_mem_bytes\": %llu, "
-               "\"max_alloc_bytes\": %llu, \"max_work_group_size\": %zu, \"fp16\": %s, \"fp64\": %s, "
+               "\"max_alloc_bytes\": %llu, \"global_cache_bytes\": %llu, \"max_work_group_size\": %zu, \"fp16\": %s, \"fp64\": %s, "
                "\"profiling\": %s, \"simulator\": %s, \"default\": %s}",
                d[i].compute_units, d[i].clock_mhz, (unsigned long long)d[i].global_mem_bytes,
                (unsigned long long)d[i].local_mem_bytes, (unsigned long long)d[i].max_alloc_bytes,
-               d[i].max_work_group_size, d[i].fp16 ? "true" : "false", d[i].fp64 ? "true" : "false",
+               (unsigned long long)d[i].global_cache_bytes, d[i].max_work_group_size, d[i].fp16 ? "true" : "false", d[i].fp64 ? "true" : "false",
                d[i].profiling ? "true" : "false", d[i].simulator ? "true" : "false", i == selected ? "true" : "false");
     }
     printf("\n], \"warnings\": ");
@@ -50,10 +50,11 @@ static void print_text(const clunet_device_info *d, int n, int selected)
                d[i].simulator ? ", simulator" : "");
         printf("     vendor %s; platform %s (%s); driver %s; %s\n", d[i].vendor, d[i].platform,
                d[i].platform_version, d[i].driver_version, d[i].opencl_c_version);
-        printf("     %u compute units at %u MHz; global memory %.0f MiB (max allocation %.0f MiB); "
+        printf("     %u compute units at %u MHz; global memory %.0f MiB (max allocation %.0f MiB, cache %.0f KiB); "
                "local memory %.0f KiB; max work-group %zu; fp16 %s; fp64 %s; profiling %s\n",
                d[i].compute_units, d[i].clock_mhz, d[i].global_mem_bytes / 1048576.0,
-               d[i].max_alloc_bytes / 1048576.0, d[i].local_mem_bytes / 1024.0, d[i].max_work_group_size,
+               d[i].max_alloc_bytes / 1048576.0, d[i].global_cache_bytes / 1024.0, d[i].local_mem_bytes / 1024.0,
+               d[i].max_work_group_size,
                d[i].fp16 ? "yes" : "no", d[i].fp64 ? "yes" : "no", d[i].profiling ? "yes" : "no");
     }
     if (selected >= 0) printf("* = the default device (first GPU, else first CPU; CLUNET_DEVICE overrides)\n");

@@ -289,11 +289,11 @@ clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, int trainin
         cn_exec_destroy(e);
         return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory planning the graph");
     }
-    /* Choosing the GEMM and conv variants measures with temporary buffers: before the big allocations, not in
-       the first step. */
+    /* Choosing the GEMM and conv variants and the streaming stores measures with temporary buffers: before the
+       big allocations, not in the first step. */
     clunet_status st;
     if ((ctx->gemm_impl < 0 && (st = cn_gemm_choose(ctx)) != CLUNET_OK) ||
-        (st = cn_conv2d_choose(ctx)) != CLUNET_OK) {
+        (st = cn_conv2d_choose(ctx)) != CLUNET_OK || (st = cn_stream_choose(ctx)) != CLUNET_OK) {
         cn_exec_destroy(e);
         return st;
     }

@@ -116,8 +116,10 @@ static clunet_status forward(clunet_context *ctx, const cn_batchnorm *bn, int tr
     if (training) CN_TRY(batch_statistics(ctx, bn, x));
 
     int hw = x->h * x->w, planes = x->n * x->c, span = span_for(ctx);
+    const char *stream;
+    CN_TRY(cn_stream_option(ctx, (size_t)planes * hw * sizeof(float), &stream));
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "batchnorm.cl", training ? "bn_apply" : "bn_apply_eval", NULL, &k));
+    CN_TRY(cn_kernel(ctx, "batchnorm.cl", training ? "bn_apply" : "bn_apply_eval", stream, &k));
     CN_TRY(cn_arg_view(k, 0, x));
     CN_TRY(cn_arg_view(k, 2, y ? y : z)); /* not written without y */
     CN_TRY(cn_arg_view(k, 4, &bn->gamma));
@@ -200,7 +202,9 @@ static clunet_status backward(clunet_context *ctx, const cn_batchnorm *bn, int a
     CN_TRY(CN_ARG_FLOAT(k, 10, (double)x->n * hw));
     CN_TRY(cn_launch(ctx, k, 1, &c, NULL));
 
-    CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_bwd_dx", NULL, &k));
+    const char *stream;
+    CN_TRY(cn_stream_option(ctx, (size_t)planes * hw * sizeof(float), &stream));
+    CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_bwd_dx", stream, &k));
     CN_TRY(cn_arg_view(k, 0, x));
     CN_TRY(cn_arg_view(k, 2, write_dy ? dy_out : dy));
     CN_TRY(cn_arg_view(k, 4, dx));

@@ -516,8 +516,10 @@ static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, con
 {
     const int h = t->h, w = t->w, th = (h + 1) / 2, tw = (w + 1) / 2;
     int output = !strcmp(kernel, "winograd_output");
+    const char *stream = "";
+    if (output && !accumulate) CN_TRY(cn_stream_option(ctx, cn_tensor_count(t) * sizeof(float), &stream));
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "winograd.cl", kernel, "", &k));
+    CN_TRY(cn_kernel(ctx, "winograd.cl", kernel, stream, &k));
     CN_TRY(CN_ARG_MEM(k, output ? 2 : 0, t->buf));
     CN_TRY(CN_ARG_INT(k, output ? 3 : 1, t->offset + (size_t)img * t->c * h * w));
     CN_TRY(CN_ARG_MEM(k, output ? 0 : 2, buf));
@@ -596,8 +598,10 @@ static clunet_status wino_fused_conv(clunet_context *ctx, const cn_conv2d_params
     if (pad16(co) != co)
         CN_TRY(cn_buffer_fill_float(ctx, work->buf, work->offset * sizeof(float), u_floats * sizeof(float), 0.0f));
     CN_TRY(winograd_weights(ctx, p, w, work->buf, work->offset, flip, 1));
-    char options[32];
-    snprintf(options, sizeof options, "-DTILE_OB=%d", ctx->conv_ob);
+    const char *stream = ""; /* dx is added to, y written */
+    if (!flip) CN_TRY(cn_stream_option(ctx, cn_tensor_count(out) * sizeof(float), &stream));
+    char options[64];
+    snprintf(options, sizeof options, "-DTILE_OB=%d%s", ctx->conv_ob, stream);
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_fused", options, &k));
     CN_TRY(cn_arg_view(k, 0, in));

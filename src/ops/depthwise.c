@@ -31,16 +31,18 @@ static int data_rows(const clunet_context *ctx, const cn_tensor *x)
     return cn_device_is_cpu(ctx) && x->w <= 128 ? 8 : 1;
 }
 
+/* The kernel `name` for p's kernel size, stride and padding; `stream`: cn_stream_option's flag, or "". */
 static clunet_status dw_kernel(clunet_context *ctx, const cn_conv2d_params *p, const char *name, int rows,
-                               cl_kernel *k)
+                               const char *stream, cl_kernel *k)
 {
     if (p->stride > 2) /* the kernels gather strided taps as the even lanes of two vectors */
         return cn_fail(CLUNET_ERR_UNSUPPORTED, "depthwise conv: stride %d (needs 1 or 2)", p->stride);
     if (p->pad_l < 0 || p->pad_l >= p->k)
         return cn_fail(CLUNET_ERR_UNSUPPORTED, "depthwise conv: left padding %d with a %dx%d kernel (needs 0 <= pad < k)",
                        p->pad_l, p->k, p->k);
-    char options[96];
-    snprintf(options, sizeof options, "-DDW_K=%d -DDW_S=%d -DDW_PAD=%d -DDW_R=%d", p->k, p->stride, p->pad_l, rows);
+    char options[128];
+    snprintf(options, sizeof options, "-DDW_K=%d -DDW_S=%d -DDW_PAD=%d -DDW_R=%d%s", p->k, p->stride, p->pad_l, rows,
+             stream);
     return cn_kernel(ctx, "depthwise.cl", name, options, k);
 }
 
@@ -73,7 +75,9 @@ clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *
     // x is (N,C,H,W), w is (C,1,K,K), y is (N,C,Ho,Wo)
     cl_kernel k;
     int rows = forward_rows(ctx, y);
-    CN_TRY(dw_kernel(ctx, p, "depthwise_fwd", rows, &k));
+    const char *stream;
+    CN_TRY(cn_stream_option(ctx, cn_tensor_count(y) * sizeof(float), &stream));
+    CN_TRY(dw_kernel(ctx, p, "depthwise_fwd", rows, stream, &k));
     CN_TRY(cn_arg_view(k, 0, x));
     CN_TRY(cn_arg_view(k, 2, w));
     cl_mem bias = b ? b->buf : w->buf; /* without a bias the kernel never reads it: any buffer will do */
@@ -91,7 +95,7 @@ static clunet_status weight_grad(clunet_context *ctx, const cn_conv2d_params *p,
                                  const cn_tensor *dy, const cn_tensor *dw, size_t dy_image, size_t dy_channel)
 {
     cl_kernel k;
-    CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_weight", 1, &k));
+    CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_weight", 1, "", &k));
     CN_TRY(cn_arg_view(k, 0, x));
     CN_TRY(cn_arg_view(k, 2, dy));
     CN_TRY(cn_arg_view(k, 4, dw));
@@ -128,7 +132,7 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
     if (dw) CN_TRY(weight_grad(ctx, p, x, dy, dw, (size_t)dy->c * dy->h * dy->w, (size_t)dy->h * dy->w));
     if (dx) {
         int rows = data_rows(ctx, x);
-        CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_data", rows, &k));
+        CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_data", rows, "", &k));
         CN_TRY(cn_arg_view(k, 0, dy));
         CN_TRY(cn_arg_view(k, 2, w));
         CN_TRY(cn_arg_view(k, 4, dx));

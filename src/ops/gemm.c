@@ -157,8 +157,10 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
         global[0] = (g->n + nb - 1) / nb;
         global[1] = (g->m + mb - 1) / mb;
     } else {
-        char opt[48];
-        snprintf(opt, sizeof opt, "-DGEMM_TA=%d -DGEMM_TB=%d -DGEMM_MR=%d", g->ta, g->tb, ctx->gemm_mr);
+        const char *stream;
+        CN_TRY(cn_stream_option(ctx, (size_t)g->batch * g->m * g->n * sizeof(float), &stream));
+        char opt[80];
+        snprintf(opt, sizeof opt, "-DGEMM_TA=%d -DGEMM_TB=%d -DGEMM_MR=%d%s", g->ta, g->tb, ctx->gemm_mr, stream);
         CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nn", opt, &k));
         /* several 32-column panels per work-item when each carries under ~2 MFLOP */
         double panel_flops = 2.0 * mb * 32 * (g->k > 0 ? g->k : 1);

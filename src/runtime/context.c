@@ -33,7 +33,13 @@ clunet_status clunet_context_create(const clunet_settings *settings, clunet_cont
     ctx->device = cn_device_id(index);
     ctx->platform = cn_platform_id(index);
     ctx->gemm_impl = ctx->gemm_mr = ctx->gemm_nt = ctx->gemm_nt_packed = ctx->conv_ob = ctx->conv_dw = ctx->conv_winograd =
-        ctx->conv_wino_fused = ctx->conv_wino_dw = -1;
+        ctx->conv_wino_fused = ctx->conv_wino_dw = ctx->stream_stores = -1;
+    /*
+     * An output too large to be read back from the caches by the op after it:
+     * an eighth of the device's cache for global memory (4 MiB of a 32 MiB
+     * L3), at least 1 MiB. Smaller ones may still be found there.
+     */
+    ctx->stream_floor = ctx->info.global_cache_bytes / 8 > (1u << 20) ? ctx->info.global_cache_bytes / 8 : 1u << 20;
     const char *nc = getenv("CLUNET_NO_CACHE");
     ctx->use_cache = settings->use_cache && !(nc && *nc && strcmp(nc, "0"));
     ctx->profiling = settings->profiling && ctx->info.profiling;

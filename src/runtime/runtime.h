@@ -89,6 +89,8 @@ struct clunet_context {
     int conv_winograd;    /* 1: wide 3x3 convs as Winograd F(2x2,3x3) (cl/winograd.cl) */
     int conv_wino_fused;  /* 1: the other 3x3 convs as winograd_fused (V and M in local memory) */
     int conv_wino_dw;     /* 1: wide 3x3 convs' weight gradients as Winograd too */
+    int stream_stores;    /* 1: large outputs written past the caches (cn_stream_option) */
+    size_t stream_floor;  /* the bytes from which an output counts as large (tests lower it) */
 
     /*
      * Set by an op whose library keeps objects of this context (CLBlast's
@@ -162,6 +164,22 @@ typedef struct cn_tune_knob {
  * (where tests force those kernels) they keep their initial values, untimed.
  */
 clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int count, void *arg);
+
+/*
+ * " -DCN_NT_STORE=1" (streaming stores: see cn_stream16 in cl/common.cl) when
+ * an output of `bytes` is too large to be read back from the caches by the op
+ * after it (ctx->stream_floor) and this device writes such outputs faster past
+ * its caches (the knob "stream_stores", measured once on CPUs), else
+ * " -DCN_NT_STORE=0". To append to a kernel's options.
+ */
+clunet_status cn_stream_option(clunet_context *ctx, size_t bytes, const char **option);
+
+/*
+ * Sets ctx->stream_stores unless set: whether this device writes a large
+ * output faster past its caches, timed once on CPUs (with 64 MiB of temporary
+ * buffers: call it before the big allocations), 0 elsewhere.
+ */
+clunet_status cn_stream_choose(clunet_context *ctx);
 
 /* ---- buffers ------------------------------------------------------------ */
 

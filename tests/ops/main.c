@@ -11,7 +11,7 @@
 
 static void usage(void)
 {
-    printf("usage: test-ops [--list] [--op NAME[,NAME...]] [--device SPEC] [--small] [--grad] [--perf] [-v]\n\n"
+    printf("usage: test-ops [--list] [--op NAME[,NAME...]] [--device SPEC] [--small] [--grad] [--stream] [--perf] [-v]\n\n"
            "Runs every op on every OpenCL device (simulators such as Oclgrind only when named with\n"
            "--device) and compares it with the plain-C reference in double precision.\n\n"
            "  --list         print the op names, one per line\n"
@@ -19,6 +19,8 @@ static void usage(void)
            "  --device SPEC  only this device (index, gpu, cpu, or part of its name/platform)\n"
            "  --small        small shapes only (for Oclgrind and PoCL's basic device)\n"
            "  --grad         also check each reference backward by central finite differences\n"
+           "  --stream       streaming stores for every output that may take them, whatever its size\n"
+           "                 (devices use them only for large outputs, where they measured faster)\n"
            "  --perf         time each case (median after warm-up): ms, GFLOP/s, GB/s\n"
            "  -v             a line for every passing case too\n"
            "The last line is `N passed, M failed`; the exit status is non-zero on any failure.\n");
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
     to_run r = {0};
     r.st = &st;
     const char *device = NULL;
+    int stream = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -57,6 +60,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--list")) r.list = 1;
         else if (!strcmp(a, "--small")) r.small = 1;
         else if (!strcmp(a, "--grad")) r.grad = 1;
+        else if (!strcmp(a, "--stream")) stream = 1;
         else if (!strcmp(a, "--perf")) r.perf = 1;
         else if (!strcmp(a, "-v")) r.verbose = 1;
         else if (!strcmp(a, "--op") && i + 1 < argc) st.filter = argv[++i];
@@ -98,7 +102,9 @@ int main(int argc, char **argv)
             st.failed++;
             continue;
         }
-        printf("device %d: %s (%s)%s\n", d, devs[d].name, devs[d].platform, r.small ? ", small shapes" : "");
+        if (stream) r.ctx->stream_stores = 1, r.ctx->stream_floor = 0;
+        printf("device %d: %s (%s)%s%s\n", d, devs[d].name, devs[d].platform, r.small ? ", small shapes" : "",
+               stream ? ", streaming stores" : "");
         int before_pass = st.passed, before_fail = st.failed;
         run_all(&r);
         printf("device %d: %d passed, %d failed\n", d, st.passed - before_pass, st.failed - before_fail);

@@ -88,7 +88,7 @@ typedef struct cn_bench_result {
     const char *gemm_impl;             /* "clblast", "register" or "local" */
     int gemm_mr, gemm_nt, gemm_nt_packed, conv_ob, conv_dw, conv_winograd,
         conv_wino_fused, conv_wino_dw, /* the CPU kernels' tile sizes chosen here (-1: none, not a CPU) */
-        stream_stores;                 /* 1: large outputs by streaming stores (-1: no output was large) */
+        stream_stores;                 /* 1: large outputs by streaming stores */
     int profiled;
     double profile_total_ms;
     cn_op_time top_blocks[CN_BENCH_TOP], top_kinds[CN_BENCH_TOP];

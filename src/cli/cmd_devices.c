@@ -31,12 +31,12 @@ static void print_json(const clunet_device_info *d, int n, int selected)
         printf(", \"opencl_c_version\": ");
         cli_json_string(stdout, d[i].opencl_c_version);
         printf(", \"compute_units\": %u, \"clock_mhz\": %u, \"global_mem_bytes\": %llu, \"local_mem_bytes\": %llu, "
-               "\"max_alloc_bytes\": %llu, \"global_cache_bytes\": %llu, \"max_work_group_size\": %zu, \"fp16\": %s, \"fp64\": %s, "
-               "\"profiling\": %s, \"simulator\": %s, \"default\": %s}",
+               "\"max_alloc_bytes\": %llu, \"global_cache_bytes\": %llu, \"max_work_group_size\": %zu, "
+               "\"fp16\": %s, \"fp64\": %s, \"profiling\": %s, \"simulator\": %s, \"default\": %s}",
                d[i].compute_units, d[i].clock_mhz, (unsigned long long)d[i].global_mem_bytes,
                (unsigned long long)d[i].local_mem_bytes, (unsigned long long)d[i].max_alloc_bytes,
-               (unsigned long long)d[i].global_cache_bytes, d[i].max_work_group_size, d[i].fp16 ? "true" : "false", d[i].fp64 ? "true" : "false",
-               d[i].profiling ? "true" : "false", d[i].simulator ? "true" : "false", i == selected ? "true" : "false");
+               (unsigned long long)d[i].global_cache_bytes, d[i].max_work_group_size, d[i].fp16 ? "true" : "false",
+               d[i].fp64 ? "true" : "false", d[i].profiling ? "true" : "false", d[i].simulator ? "true" : "false", i == selected ? "true" : "false");
     }
     printf("\n], \"warnings\": ");
     cli_json_string(stdout, clunet_devices_warnings());

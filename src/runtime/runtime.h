@@ -169,8 +169,8 @@ clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int
  * " -DCN_NT_STORE=1" (streaming stores: see cn_stream16 in cl/common.cl) when
  * an output of `bytes` is too large to be read back from the caches by the op
  * after it (ctx->stream_floor) and this device writes such outputs faster past
- * its caches (the knob "stream_stores", measured once on CPUs), else
- * " -DCN_NT_STORE=0". To append to a kernel's options.
+ * its caches (the knob "stream_stores", measured once on CPUs), else "".
+ * To append to a kernel's options.
  */
 clunet_status cn_stream_option(clunet_context *ctx, size_t bytes, const char **option);
 

@@ -25,7 +25,7 @@ static clunet_status run_copy(clunet_context *ctx, int on, void *arg)
         CN_TRY(cn_buffer_fill_float(ctx, p->x, 0, PROBE_FLOATS * sizeof(float), 1.0f));
     }
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "memory.cl", "copy16", on ? "-DCN_NT_STORE=1" : "-DCN_NT_STORE=0", &k));
+    CN_TRY(cn_kernel(ctx, "memory.cl", "copy16", on ? "-DCN_NT_STORE=1" : NULL, &k));
     CN_TRY(CN_ARG_MEM(k, 0, p->x));
     CN_TRY(CN_ARG_MEM(k, 1, p->y));
     size_t global[1] = {PROBE_FLOATS / 16};
@@ -50,7 +50,7 @@ clunet_status cn_stream_choose(clunet_context *ctx)
 
 clunet_status cn_stream_option(clunet_context *ctx, size_t bytes, const char **option)
 {
-    *option = " -DCN_NT_STORE=0";
+    *option = ""; /* CN_NT_STORE is 0 unless defined: the kernel shares the program built without the flag */
     if (bytes < ctx->stream_floor) return CLUNET_OK;
     CN_TRY(cn_stream_choose(ctx));
     if (ctx->stream_stores == 1) *option = " -DCN_NT_STORE=1";

@@ -110,13 +110,10 @@ static void test_kernel(clunet_context *ctx)
         CHECK(0, "allocation");
         return;
     }
-    cl_kernel fill, copy;
+    cl_kernel copy;
     size_t g = N + OFF_Y, local = 64;
     int ok = cn_buffer_write(ctx, x, 0, sizeof host, host) == CLUNET_OK &&
-             cn_kernel(ctx, "memory.cl", "fill_f32", NULL, &fill) == CLUNET_OK &&
-             CN_ARG_MEM(fill, 0, y) == CLUNET_OK && CN_ARG_INT(fill, 1, 0) == CLUNET_OK &&
-             CN_ARG_FLOAT(fill, 2, -2.0f) == CLUNET_OK && CN_ARG_INT(fill, 3, N + OFF_Y) == CLUNET_OK &&
-             cn_launch(ctx, fill, 1, &g, &local) == CLUNET_OK &&
+             cn_buffer_fill_float(ctx, y, 0, sizeof out, -2.0f) == CLUNET_OK &&
              cn_kernel(ctx, "memory.cl", "copy_f32", NULL, &copy) == CLUNET_OK &&
              CN_ARG_MEM(copy, 0, x) == CLUNET_OK && CN_ARG_INT(copy, 1, OFF_X) == CLUNET_OK &&
              CN_ARG_MEM(copy, 2, y) == CLUNET_OK && CN_ARG_INT(copy, 3, OFF_Y) == CLUNET_OK &&
@@ -137,6 +134,45 @@ static void test_kernel(clunet_context *ctx)
           "a missing kernel is named");
     cn_buffer_free(ctx, x);
     cn_buffer_free(ctx, y);
+}
+
+/*
+ * cn_buffer_fill_float over spans that start and end inside and across the
+ * kernel's 16-float vectors, plain and streaming: the span holds the value,
+ * every float around it keeps its poison.
+ */
+static void test_fill(clunet_context *ctx)
+{
+    enum { N = 1200 };
+    static const int spans[][2] = {{0, 0}, {3, 1}, {5, 15}, {7, 16}, {1, 17}, {16, 33}, {13, 987}, {0, N}, {64, 512}};
+    float *host = malloc(N * sizeof(float));
+    cl_mem buf;
+    if (!host || cn_buffer_alloc(ctx, N * sizeof(float), &buf) != CLUNET_OK) {
+        CHECK(0, "allocation");
+        free(host);
+        return;
+    }
+    int saved_stores = ctx->stream_stores;
+    size_t saved_floor = ctx->stream_floor;
+    for (int stream = 0; stream < 2; stream++) {
+        ctx->stream_stores = stream, ctx->stream_floor = 0;
+        for (size_t s = 0; s < sizeof spans / sizeof spans[0]; s++) {
+            int off = spans[s][0], n = spans[s][1], bad = 0;
+            for (int i = 0; i < N; i++) host[i] = 0.5f + (float)i;
+            int ok = cn_buffer_write(ctx, buf, 0, N * sizeof(float), host) == CLUNET_OK &&
+                     cn_buffer_fill_float(ctx, buf, off * sizeof(float), n * sizeof(float), -3.25f) == CLUNET_OK &&
+                     cn_buffer_read(ctx, buf, 0, N * sizeof(float), host) == CLUNET_OK;
+            for (int i = 0; ok && i < N; i++) bad += host[i] != (i >= off && i < off + n ? -3.25f : 0.5f + (float)i);
+            CHECK(ok && bad == 0, "fill of %d floats at %d (%s stores): %d wrong values", n, off,
+                  stream ? "streaming" : "plain", bad);
+        }
+    }
+    ctx->stream_stores = saved_stores, ctx->stream_floor = saved_floor;
+    CHECK(cn_buffer_fill_float(ctx, buf, 2, 8, 0.0f) == CLUNET_ERR_INVALID_ARGUMENT &&
+              strstr(clunet_last_error(), "not whole floats"),
+          "a fill that is not whole floats is refused");
+    cn_buffer_free(ctx, buf);
+    free(host);
 }
 
 static int count_files(const char *dir, const char *prefix)
@@ -212,7 +248,10 @@ static void test_cache(const char *spec)
         }
         CHECK(clunet_context_build_all(ctx) == CLUNET_OK, "build all kernels (round %d)", round);
         clunet_context_build_stats(ctx, &hits[round], &compiled[round]);
-        if (round == 2) test_kernel(ctx); /* programs loaded from the cache still work */
+        if (round == 2) { /* programs loaded from the cache still work */
+            test_kernel(ctx);
+            test_fill(ctx);
+        }
         clunet_context_destroy(ctx);
     }
     int total = compiled[0] + hits[0];

@@ -153,7 +153,8 @@ __kernel void depthwise_fwd(__global const float *x, const int x_off, __global c
     }
 
 /*
- * dx += the taps of dy that read each input pixel (a gather: no atomics).
+ * dx (+)= the taps of dy that read each input pixel (a gather: no atomics);
+ * added where accumulate, else written.
  * Global (ceil(W/(16*DW_S)), ceil(H/DW_R), N*C): 16*DW_S input pixels of DW_R
  * rows each, as DW_S phases of 16: pixel ix0 + DW_S*j + ph. A tap kx reaches
  * phase ph only when ix0 + ph + DW_PAD - kx is a multiple of the stride, and
@@ -164,7 +165,8 @@ __kernel void depthwise_fwd(__global const float *x, const int x_off, __global c
  */
 __kernel void depthwise_bwd_data(__global const float *dy, const int dy_off, __global const float *wt,
                                  const int w_off, __global float *dx, const int dx_off, const int channels,
-                                 const int h, const int w, const int ho, const int wo, const int pad_t)
+                                 const int h, const int w, const int ho, const int wo, const int pad_t,
+                                 const int accumulate)
 {
     const int ix0 = get_global_id(0) * 16 * DW_S, iy0 = get_global_id(1) * DW_R, plane = get_global_id(2);
     if (ix0 >= w || iy0 >= h) return;
@@ -202,14 +204,14 @@ __kernel void depthwise_bwd_data(__global const float *dy, const int dy_off, __g
     for (int q = 0; q < DW_R && iy0 + q < h; q++) {
         __global float *dp = dx + dx_off + (plane * h + iy0 + q) * w + ix0;
 #if DW_S == 1
-        store16(dp, sum[q][0], min(16, w - ix0), 1);
+        store16(dp, sum[q][0], min(16, w - ix0), accumulate);
 #else
         /* the two phases interleaved back into pixel order */
         const float16 lo = shuffle2(sum[q][0], sum[q][1], (uint16)(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
         const float16 hi =
             shuffle2(sum[q][0], sum[q][1], (uint16)(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
-        store16(dp, lo, clamp(w - ix0, 0, 16), 1);
-        store16(dp + 16, hi, clamp(w - ix0 - 16, 0, 16), 1);
+        store16(dp, lo, clamp(w - ix0, 0, 16), accumulate);
+        store16(dp + 16, hi, clamp(w - ix0 - 16, 0, 16), accumulate);
 #endif
     }
 }

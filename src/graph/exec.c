@@ -451,7 +451,7 @@ static clunet_status backward_node(cn_exec *e, const cn_node *n, char *ready)
 
     /* Ops with one accumulate flag for two inputs: make both agree by zeroing. */
     int acc = ga && ready[a];
-    if (n->op == CN_OP_CONV || (gb && ready[b] != acc)) {
+    if (gb && ready[b] != acc) {
         if (ga && !ready[a]) CN_TRY(zero_grad(e, a));
         if (gb && !ready[b]) CN_TRY(zero_grad(e, b));
         acc = 1;
@@ -463,7 +463,8 @@ static clunet_status backward_node(cn_exec *e, const cn_node *n, char *ready)
         cn_tensor w = cn_exec_param(e, n->param[0]), dw = cn_exec_param_grad(e, n->param[0]);
         cn_tensor db = n->param[1] >= 0 ? cn_exec_param_grad(e, n->param[1]) : (cn_tensor){0};
         cn_tensor work = vec(e->work, 0, e->work_floats);
-        st = cn_conv2d_backward(e->ctx, &p, &x, &w, &dy, ga ? &dx : NULL, &dw, n->param[1] >= 0 ? &db : NULL, &work);
+        st = cn_conv2d_backward(e->ctx, &p, &x, &w, &dy, ga ? &dx : NULL, acc, &dw, n->param[1] >= 0 ? &db : NULL,
+                                &work);
         break;
     }
     case CN_OP_BN: st = cn_batchnorm_backward(e->ctx, &e->bn[n - g->nodes], &x, &dy, &dx, acc); break;

@@ -415,12 +415,12 @@ static clunet_status copy_weights(clunet_context *ctx, const cn_conv2d_params *p
 /*
  * out (+)= in (*) weights, stride 1, via conv2d_tiled (CPUs), with the weights
  * copied to `work` first. Forward: in = x, out = y. Data gradient (flip): in =
- * dy, out = dx, accumulated.
+ * dy, out = dx. Added into out where `add`, else written.
  */
 static clunet_status conv_choose(clunet_context *ctx);
 
 static clunet_status tiled_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in, const cn_tensor *w,
-                                const cn_tensor *out, const cn_tensor *work, int flip)
+                                const cn_tensor *out, const cn_tensor *work, int flip, int add)
 {
     if (ctx->conv_ob < 0) CN_TRY(conv_choose(ctx));
     CN_TRY(copy_weights(ctx, p, w, flip, in->c, out->c, work->buf, work->offset));
@@ -435,7 +435,7 @@ static clunet_status tiled_conv(clunet_context *ctx, const cn_conv2d_params *p, 
     CN_TRY(cn_arg_view(k, 2, work));
     CN_TRY(cn_arg_view(k, 4, out));
     CN_TRY(direct_shape_args(k, 6, p, in, out, flip));
-    CN_TRY(CN_ARG_INT(k, 14, flip));
+    CN_TRY(CN_ARG_INT(k, 14, add));
     int slab = tiled_slab(ctx, p, in->c, out->c);
     CN_TRY(CN_ARG_INT(k, 15, slab));
     CN_TRY(cn_arg(k, 16, tiled_local_bytes(p, slab, out->c), NULL));
@@ -449,7 +449,7 @@ static clunet_status tiled_conv(clunet_context *ctx, const cn_conv2d_params *p, 
  * them), within the device's limit.
  */
 static clunet_status direct_wg_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in,
-                                    const cn_tensor *w, const cn_tensor *out, int flip)
+                                    const cn_tensor *w, const cn_tensor *out, int flip, int add)
 {
     int ob = direct_wg_block(out->c), s[4];
     char options[64];
@@ -462,7 +462,7 @@ static clunet_status direct_wg_conv(clunet_context *ctx, const cn_conv2d_params 
     CN_TRY(direct_shape_args(k, 6, p, in, out, flip));
     weight_strides(p, w, flip, s);
     for (int i = 0; i < 4; i++) CN_TRY(CN_ARG_INT(k, 14 + i, s[i]));
-    CN_TRY(CN_ARG_INT(k, 18, flip));
+    CN_TRY(CN_ARG_INT(k, 18, add));
     /* 256 items (or what the device and this kernel's registers allow), 64 along x unless the image is narrower */
     size_t group = cn_pw_group_size(ctx, k, 256), lx = 64;
     while (lx > 8 && lx / 2 >= (size_t)out->w) lx /= 2;
@@ -536,9 +536,9 @@ static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, con
  * into M, and the output transform. U, V, M follow each other in the workspace.
  */
 static clunet_status winograd_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in,
-                                   const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip)
+                                   const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip, int add)
 {
-    // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip, added into dx)
+    // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip); added into out where add
     const int ci = in->c, co = out->c, h = out->h, wd = out->w, tiles = ((h + 1) / 2) * ((wd + 1) / 2);
     size_t u_off = work->offset, v_off = u_off + 16 * (size_t)ci * co, m_off = v_off + 16 * (size_t)ci * tiles;
     CN_TRY(winograd_weights(ctx, p, w, work->buf, u_off, flip, 0));
@@ -547,7 +547,7 @@ static clunet_status winograd_conv(clunet_context *ctx, const cn_conv2d_params *
         cn_gemm_args g = gemm_args(0, 0, co, tiles, ci, 0.0f, work->buf, u_off, work->buf, v_off, work->buf, m_off);
         g.batch = 16, g.a_stride = (size_t)co * ci, g.b_stride = (size_t)ci * tiles, g.c_stride = (size_t)co * tiles;
         CN_TRY(cn_gemm(ctx, &g));
-        CN_TRY(winograd_tiles(ctx, "winograd_output", out, img, work->buf, m_off, flip));
+        CN_TRY(winograd_tiles(ctx, "winograd_output", out, img, work->buf, m_off, add));
     }
     return CLUNET_OK;
 }
@@ -589,17 +589,17 @@ static clunet_status winograd_dw(clunet_context *ctx, const cn_tensor *x, const 
  * workspace (zeros past the output channels), then one launch for all images.
  */
 static clunet_status wino_fused_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in,
-                                     const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip)
+                                     const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip, int add)
 {
-    // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip, added into dx)
+    // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip); added into out where add
     if (ctx->conv_ob < 0) CN_TRY(conv_choose(ctx));
     const int ci = in->c, co = out->c, slab = fused_slab(ctx, ci, co);
     size_t u_floats = 16 * (size_t)ci * pad16(co);
     if (pad16(co) != co)
         CN_TRY(cn_buffer_fill_float(ctx, work->buf, work->offset * sizeof(float), u_floats * sizeof(float), 0.0f));
     CN_TRY(winograd_weights(ctx, p, w, work->buf, work->offset, flip, 1));
-    const char *stream = ""; /* dx is added to, y written */
-    if (!flip) CN_TRY(cn_stream_option(ctx, cn_tensor_count(out) * sizeof(float), &stream));
+    const char *stream = ""; /* an output added to is read anyway */
+    if (!add) CN_TRY(cn_stream_option(ctx, cn_tensor_count(out) * sizeof(float), &stream));
     char options[64];
     snprintf(options, sizeof options, "-DTILE_OB=%d%s", ctx->conv_ob, stream);
     cl_kernel k;
@@ -607,7 +607,7 @@ static clunet_status wino_fused_conv(clunet_context *ctx, const cn_conv2d_params
     CN_TRY(cn_arg_view(k, 0, in));
     CN_TRY(cn_arg_view(k, 2, work));
     CN_TRY(cn_arg_view(k, 4, out));
-    int group = fused_group(co), args[7] = {ci, co, out->h, out->w, slab, group, flip};
+    int group = fused_group(co), args[7] = {ci, co, out->h, out->w, slab, group, add};
     for (int i = 0; i < 7; i++) CN_TRY(CN_ARG_INT(k, 6 + i, args[i]));
     CN_TRY(cn_arg(k, 13, fused_local_bytes(slab, co), NULL));
     size_t th = (size_t)(out->h + 1) / 2, tw = (size_t)(out->w + 1) / 2;
@@ -616,14 +616,15 @@ static clunet_status wino_fused_conv(clunet_context *ctx, const cn_conv2d_params
     return cn_launch(ctx, k, 3, global, local);
 }
 
-/* y or dx by `path` (PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD or PATH_WINO_FUSED). */
+/* y or dx (flip) by `path` (PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD or PATH_WINO_FUSED), added where `add`. */
 static clunet_status direct_path_conv(clunet_context *ctx, int path, const cn_conv2d_params *p, const cn_tensor *in,
-                                      const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip)
+                                      const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip,
+                                      int add)
 {
-    if (path == PATH_GROUPS) return direct_wg_conv(ctx, p, in, w, out, flip);
-    if (path == PATH_WINOGRAD) return winograd_conv(ctx, p, in, w, out, work, flip);
-    if (path == PATH_WINO_FUSED) return wino_fused_conv(ctx, p, in, w, out, work, flip);
-    return tiled_conv(ctx, p, in, w, out, work, flip);
+    if (path == PATH_GROUPS) return direct_wg_conv(ctx, p, in, w, out, flip, add);
+    if (path == PATH_WINOGRAD) return winograd_conv(ctx, p, in, w, out, work, flip, add);
+    if (path == PATH_WINO_FUSED) return wino_fused_conv(ctx, p, in, w, out, work, flip, add);
+    return tiled_conv(ctx, p, in, w, out, work, flip, add);
 }
 
 /* c[j] += the sum of part[s*count + j] over the splits s, in order (conv2d_sum_splits). */
@@ -671,7 +672,7 @@ static clunet_status gemm_split_k(clunet_context *ctx, const cn_gemm_args *g, in
 /*
  * The data gradient of a stride-1 conv with more input than output channels is
  * the conv of dy with the kernel flipped: im2col of dy (Co*K*K rows) and one
- * GEMM per image adding into dx, instead of w^T * dy (C*K*K rows, a short sum
+ * GEMM per image into dx (added or written), instead of w^T * dy (C*K*K rows, a short sum
  * of Co terms each) folded back by col2im. Fewer bytes written and read, and a
  * longer sum per output. Both live in the workspace the forward columns use:
  * dy's columns, then the flipped weights as conv2d_tiled reads them (which
@@ -685,7 +686,7 @@ static int flipped_fits(const cn_conv2d_params *p, const cn_tensor *x, const cn_
 }
 
 static clunet_status flipped_gemm_dx(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *w,
-                                     const cn_tensor *dy, const cn_tensor *dx, const cn_tensor *work)
+                                     const cn_tensor *dy, const cn_tensor *dx, int add, const cn_tensor *work)
 {
     // dy is (N,Co,Ho,Wo), dx is (N,C,H,W); the flipped conv takes dy to dx with pads K-1-pad
     cn_conv2d_params pf = *p;
@@ -697,8 +698,8 @@ static clunet_status flipped_gemm_dx(clunet_context *ctx, const cn_conv2d_params
     size_t dx_img = (size_t)dx->c * hw;
     for (int i = 0; i < dy->n; i++) {
         CN_TRY(columns(ctx, &pf, dy, i, work, 1));
-        cn_gemm_args g = gemm_args(1, 0, dx->c, hw, dy->c * kk, 1.0f, work->buf, wt_off, work->buf, work->offset,
-                                   dx->buf, dx->offset + i * dx_img);
+        cn_gemm_args g = gemm_args(1, 0, dx->c, hw, dy->c * kk, add ? 1.0f : 0.0f, work->buf, wt_off, work->buf,
+                                   work->offset, dx->buf, dx->offset + i * dx_img);
         g.lda = cop;
         CN_TRY(cn_gemm(ctx, &g));
     }
@@ -865,7 +866,7 @@ static clunet_status run_tiled(clunet_context *ctx, int ob, void *arg)
     conv_probe *t = arg;
     CN_TRY(probe_alloc(ctx, t));
     ctx->conv_ob = ob;
-    return tiled_conv(ctx, &t->p, &t->x, &t->w, &t->y, &t->work, 0);
+    return tiled_conv(ctx, &t->p, &t->x, &t->w, &t->y, &t->work, 0, 0);
 }
 
 /*
@@ -887,7 +888,7 @@ static clunet_status run_wide_probe(clunet_context *ctx, conv_probe *t, int dw, 
     if (st == CLUNET_OK && dw)
         st = on ? winograd_dw(ctx, &x, &y, &w, &t->work) : gemm_dw(ctx, &p, &x, &y, &w, &t->work, 0);
     else if (st == CLUNET_OK)
-        st = direct_path_conv(ctx, on ? PATH_WINOGRAD : PATH_LOCAL, &p, &x, &w, &y, &t->work, 0);
+        st = direct_path_conv(ctx, on ? PATH_WINOGRAD : PATH_LOCAL, &p, &x, &w, &y, &t->work, 0, 0);
     if (forced >= 0) ctx->gemm_impl = forced;
     return st;
 }
@@ -903,7 +904,7 @@ static clunet_status run_wino_fused(clunet_context *ctx, int on, void *arg)
     conv_probe *t = arg;
     CN_TRY(probe_alloc(ctx, t));
     ctx->conv_wino_fused = on;
-    return direct_path_conv(ctx, on ? PATH_WINO_FUSED : PATH_LOCAL, &t->p, &t->x, &t->w, &t->y, &t->work, 0);
+    return direct_path_conv(ctx, on ? PATH_WINO_FUSED : PATH_LOCAL, &t->p, &t->x, &t->w, &t->y, &t->work, 0, 0);
 }
 
 static clunet_status run_wino_dw(clunet_context *ctx, int on, void *arg)
@@ -964,7 +965,7 @@ clunet_status cn_conv2d_forward(clunet_context *ctx, const cn_conv2d_params *p, 
     size_t x_img = (size_t)x->c * x->h * x->w, y_img = (size_t)y->c * hw;
     int path = dense_path(ctx, mode, p, x, x->c, p->cout);
     if (path != PATH_GEMM) {
-        CN_TRY(direct_path_conv(ctx, path, p, x, w, y, work, 0));
+        CN_TRY(direct_path_conv(ctx, path, p, x, w, y, work, 0, 0));
     } else if (columns_are_input(p)) {
         cn_gemm_args g = gemm_args(0, 0, p->cout, hw, x->c, 0.0f, w->buf, w->offset, x->buf, x->offset, y->buf,
                                    y->offset);
@@ -982,17 +983,17 @@ clunet_status cn_conv2d_forward(clunet_context *ctx, const cn_conv2d_params *p, 
 }
 
 clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
-                                 const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx, const cn_tensor *dw,
-                                 const cn_tensor *db, const cn_tensor *work)
+                                 const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx, int dx_add,
+                                 const cn_tensor *dw, const cn_tensor *db, const cn_tensor *work)
 {
-    // x is (N,C,H,W), w is (Co,C/groups,K,K), dy is (N,Co,Ho,Wo); dx, dw, db accumulate
+    // x is (N,C,H,W), w is (Co,C/groups,K,K), dy is (N,Co,Ho,Wo); dw, db accumulate, dx where dx_add
     cn_conv2d_params pb = *p;
     pb.has_bias = db != NULL; /* the bias value plays no part in the gradients */
     CN_TRY(check_conv(&pb, x, w, db, "dy", dy, work));
     if (dx) CN_TRY(check_tensor("dx", dx, x->n, x->c, x->h, x->w));
     if (dw) CN_TRY(check_tensor("dw", dw, w->n, w->c, w->h, w->w));
     if (db) CN_TRY(bias_backward(ctx, dy, db));
-    if (p->groups > 1) return cn_depthwise_backward(ctx, p, x, w, dy, dx, dw);
+    if (p->groups > 1) return cn_depthwise_backward(ctx, p, x, w, dy, dx, dx_add, dw);
     CN_TRY(cn_conv2d_choose(ctx));
 
     int mode, hw = dy->h * dy->w, ckk = x->c * p->k * p->k;
@@ -1008,15 +1009,17 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
     }
     if (!dx) return CLUNET_OK;
     int path = dense_path(ctx, mode, p, x, p->cout, x->c);
-    if (path != PATH_GEMM) return direct_path_conv(ctx, path, p, dy, w, dx, work, 1);
-    if (flipped_fits(p, x, dy)) return flipped_gemm_dx(ctx, p, w, dy, dx, work);
-    /* columns' gradient = w^T * dy; a 1x1 conv adds it straight into dx */
+    if (path != PATH_GEMM) return direct_path_conv(ctx, path, p, dy, w, dx, work, 1, dx_add);
+    if (flipped_fits(p, x, dy)) return flipped_gemm_dx(ctx, p, w, dy, dx, dx_add, work);
+    /* columns' gradient = w^T * dy; a 1x1 conv puts it straight into dx */
     if (direct) {
-        cn_gemm_args g = gemm_args(1, 0, x->c, hw, p->cout, 1.0f, w->buf, w->offset, dy->buf, dy->offset, dx->buf,
-                                   dx->offset);
+        cn_gemm_args g = gemm_args(1, 0, x->c, hw, p->cout, dx_add ? 1.0f : 0.0f, w->buf, w->offset, dy->buf,
+                                   dy->offset, dx->buf, dx->offset);
         g.batch = x->n, g.b_stride = y_img, g.c_stride = x_img;
         return cn_gemm(ctx, &g);
     }
+    /* col2im only adds: a dx to be written starts from zeros */
+    if (!dx_add) CN_TRY(cn_buffer_fill_float(ctx, dx->buf, dx->offset * sizeof(float), cn_tensor_count(dx) * sizeof(float), 0.0f));
     for (int i = 0; i < x->n; i++) {
         cn_gemm_args g = gemm_args(1, 0, ckk, hw, p->cout, 0.0f, w->buf, w->offset, dy->buf, dy->offset + i * y_img,
                                    work->buf, work->offset);

@@ -108,13 +108,15 @@ clunet_status cn_conv2d_forward(clunet_context *ctx, const cn_conv2d_params *p, 
                                 const cn_tensor *w, const cn_tensor *b, const cn_tensor *y, const cn_tensor *work);
 
 /*
- * Adds the gradients of the loss, given dy (N,Co,Ho,Wo), into dx (as x), dw (as
- * w) and db (Co); any of the three may be NULL to skip it. Deterministic: the
- * same inputs give the same bits every run.
+ * The gradients of the loss, given dy (N,Co,Ho,Wo): added into dw (as w) and
+ * db (Co); into dx (as x) too where dx_add, else written to dx (its old
+ * contents never read: the graph's first gradient of a value needs no zeroing).
+ * Any of the three may be NULL to skip it. Deterministic: the same inputs give
+ * the same bits every run.
  */
 clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
-                                 const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx, const cn_tensor *dw,
-                                 const cn_tensor *db, const cn_tensor *work);
+                                 const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx, int dx_add,
+                                 const cn_tensor *dw, const cn_tensor *db, const cn_tensor *work);
 
 /* ---- depthwise (called by conv2d when groups == C; shapes already checked) ---- */
 
@@ -124,7 +126,7 @@ size_t cn_conv_reduce_wg(const clunet_context *ctx);
 clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
                                    const cn_tensor *w, const cn_tensor *b, const cn_tensor *y);
 clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
-                                    const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx,
+                                    const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx, int dx_add,
                                     const cn_tensor *dw);
 
 /*

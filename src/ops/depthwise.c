@@ -124,19 +124,22 @@ clunet_status cn_depthwise_dense_weight_grad(clunet_context *ctx, const cn_conv2
 }
 
 clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
-                                    const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx,
+                                    const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx, int dx_add,
                                     const cn_tensor *dw)
 {
-    // x is (N,C,H,W), w is (C,1,K,K), dy is (N,C,Ho,Wo); dx and dw accumulate
+    // x is (N,C,H,W), w is (C,1,K,K), dy is (N,C,Ho,Wo); dw accumulates, dx where dx_add
     cl_kernel k;
     if (dw) CN_TRY(weight_grad(ctx, p, x, dy, dw, (size_t)dy->c * dy->h * dy->w, (size_t)dy->h * dy->w));
     if (dx) {
         int rows = data_rows(ctx, x);
-        CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_data", rows, "", &k));
+        const char *stream = ""; /* a dx added to is read anyway */
+        if (!dx_add) CN_TRY(cn_stream_option(ctx, cn_tensor_count(dx) * sizeof(float), &stream));
+        CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_data", rows, stream, &k));
         CN_TRY(cn_arg_view(k, 0, dy));
         CN_TRY(cn_arg_view(k, 2, w));
         CN_TRY(cn_arg_view(k, 4, dx));
         CN_TRY(geometry(k, 6, p, x, dy));
+        CN_TRY(CN_ARG_INT(k, 12, dx_add));
         size_t px = 16 * (size_t)p->stride; /* input pixels per work-item */
         size_t global[3] = {(x->w + px - 1) / px, (size_t)(x->h + rows - 1) / rows, (size_t)x->n * x->c};
         CN_TRY(launch_rows(ctx, k, global));

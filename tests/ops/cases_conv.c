@@ -6,8 +6,9 @@
  * GEMM-backed cases run once per GEMM implementation (CLBlast, the register-
  * tiled and the local-memory kernels), or only under $CLUNET_GEMM when set.
  * Backward ops accumulate, so their outputs start random and the reference
- * adds onto the same start; each backward also runs twice to check the bits
- * do not change from run to run.
+ * adds onto the same start; the data gradient also runs written (dx poisoned
+ * with NaN, as the graph's first gradient of a value). Each backward runs
+ * twice to check the bits do not change from run to run.
  *
  * Error bound: a float sum of K products of values in [-1, 1] carries rounding
  * errors that grow like sqrt(K) * 6e-8 relative to the terms, while the sum
@@ -165,7 +166,7 @@ typedef struct conv_shape {
     int n, c, h, w, cout, k, stride, pad_t, pad_l, pad_b, pad_r, depthwise, bias;
 } conv_shape;
 
-enum { FORWARD, BACKWARD_DATA, BACKWARD_WEIGHT, BACKWARD_BIAS };
+enum { FORWARD, BACKWARD_DATA, BACKWARD_DATA_SET, BACKWARD_WEIGHT, BACKWARD_BIAS }; /* _SET: dx written, not added to */
 
 typedef struct conv_state {
     cn_conv2d_params p;
@@ -184,8 +185,9 @@ static clunet_status run_conv(clunet_context *ctx, void *state)
     const cn_tensor *work = st->has_work ? &st->work : NULL;
     if (st->which == FORWARD)
         return cn_conv2d_forward(ctx, &st->p, &st->x, &st->w, st->p.has_bias ? &st->b : NULL, &st->y, work);
-    return cn_conv2d_backward(ctx, &st->p, &st->x, &st->w, &st->y, st->which == BACKWARD_DATA ? &st->out : NULL,
-                              st->which == BACKWARD_WEIGHT ? &st->out : NULL,
+    int data = st->which == BACKWARD_DATA || st->which == BACKWARD_DATA_SET;
+    return cn_conv2d_backward(ctx, &st->p, &st->x, &st->w, &st->y, data ? &st->out : NULL,
+                              st->which == BACKWARD_DATA, st->which == BACKWARD_WEIGHT ? &st->out : NULL,
                               st->which == BACKWARD_BIAS ? &st->out : NULL, work);
 }
 
@@ -208,14 +210,17 @@ static cn_tensor shaped(to_buf b, int n, int c, int h, int w)
 
 static void conv_case(to_run *r, const conv_shape *cs, int which, int impl)
 {
-    static const char *const ops[2][4] = {
-        {"conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "conv2d_backward_bias"},
-        {"depthwise_forward", "depthwise_backward_data", "depthwise_backward_weight", "depthwise_backward_bias"},
+    static const char *const ops[2][5] = {
+        {"conv2d_forward", "conv2d_backward_data", "conv2d_backward_data", "conv2d_backward_weight",
+         "conv2d_backward_bias"},
+        {"depthwise_forward", "depthwise_backward_data", "depthwise_backward_data", "depthwise_backward_weight",
+         "depthwise_backward_bias"},
     };
+    int data = which == BACKWARD_DATA || which == BACKWARD_DATA_SET, set = which == BACKWARD_DATA_SET;
     char shape[192];
-    int len = snprintf(shape, sizeof shape, "%s N%d %d->%d %dx%d k%d s%d pad %d,%d,%d,%d%s", cs->what, cs->n, cs->c,
+    int len = snprintf(shape, sizeof shape, "%s N%d %d->%d %dx%d k%d s%d pad %d,%d,%d,%d%s%s", cs->what, cs->n, cs->c,
                        cs->cout, cs->h, cs->w, cs->k, cs->stride, cs->pad_t, cs->pad_l, cs->pad_b, cs->pad_r,
-                       cs->bias ? " bias" : "");
+                       cs->bias ? " bias" : "", set ? " dx written" : "");
     if (impl >= 0) snprintf(shape + len, sizeof shape - len, " [%s]", cn_gemm_impl_name(impl));
     if (!to_begin(r, ops[cs->depthwise][which], shape)) return;
     if (impl >= 0) use_impl(r, impl);
@@ -236,11 +241,11 @@ static void conv_case(to_run *r, const conv_shape *cs, int which, int impl)
     st.w = shaped(to_upload(r, w, nw), cs->cout, cin_g, cs->k, cs->k);
     if (nb) st.b = shaped(to_upload(r, b, nb), 1, cs->cout, 1, 1);
     if (nwork) st.work = to_output(r, nwork).t, st.has_work = 1; /* NaN: the op must write before it reads */
-    size_t n_out = which == FORWARD ? ny : which == BACKWARD_DATA ? nx : which == BACKWARD_WEIGHT ? nw : nb;
-    float *start = which == FORWARD ? NULL : to_random(r, n_out, -1, 1);
-    to_buf out = which == FORWARD ? to_output(r, ny) : to_inout(r, start, n_out);
+    size_t n_out = which == FORWARD ? ny : data ? nx : which == BACKWARD_WEIGHT ? nw : nb;
+    float *start = which == FORWARD || set ? NULL : to_random(r, n_out, -1, 1);
+    to_buf out = start ? to_inout(r, start, n_out) : to_output(r, n_out);
     st.y = which == FORWARD ? shaped(out, cs->n, cs->cout, ho, wo) : shaped(to_upload(r, dy, ny), cs->n, cs->cout, ho, wo);
-    st.out = which == BACKWARD_DATA ? shaped(out, cs->n, cs->c, cs->h, cs->w)
+    st.out = data ? shaped(out, cs->n, cs->c, cs->h, cs->w)
              : which == BACKWARD_WEIGHT ? shaped(out, cs->cout, cin_g, cs->k, cs->k)
                                         : shaped(out, 1, cs->cout, 1, 1);
 
@@ -252,20 +257,20 @@ static void conv_case(to_run *r, const conv_shape *cs, int which, int impl)
         return;
     }
 
-    /* the reference adds onto the same start as the device */
+    /* the reference adds onto the same start as the device (zeros for a written dx) */
     st.xd = to_widen(r, x, nx), st.wd = to_widen(r, w, nw), st.dyd = to_widen(r, dy, ny);
     st.bd = nb ? to_widen(r, b, nb) : NULL;
-    double *ref = which == FORWARD ? to_alloc_double(r, ny) : to_widen(r, start, n_out);
+    double *ref = start ? to_widen(r, start, n_out) : to_alloc_double(r, n_out);
     double sum_len; /* terms in each output's sum, for the error bound */
     if (which == FORWARD) {
         cn_ref_conv2d_forward(&st.s, st.xd, st.wd, st.bd, ref);
         sum_len = (double)cin_g * cs->k * cs->k;
     } else {
-        cn_ref_conv2d_backward(&st.s, st.xd, st.wd, st.dyd, which == BACKWARD_DATA ? ref : NULL,
-                               which == BACKWARD_WEIGHT ? ref : NULL, which == BACKWARD_BIAS ? ref : NULL);
-        sum_len = which == BACKWARD_DATA ? (double)(cs->cout / st.p.groups) * cs->k * cs->k : (double)cs->n * ho * wo;
+        cn_ref_conv2d_backward(&st.s, st.xd, st.wd, st.dyd, data ? ref : NULL, which == BACKWARD_WEIGHT ? ref : NULL,
+                               which == BACKWARD_BIAS ? ref : NULL);
+        sum_len = data ? (double)(cs->cout / st.p.groups) * cs->k * cs->k : (double)cs->n * ho * wo;
     }
-    if (!to_compare(r, which == FORWARD ? "y" : which == BACKWARD_DATA ? "dx" : which == BACKWARD_WEIGHT ? "dw" : "db",
+    if (!to_compare(r, which == FORWARD ? "y" : data ? "dx" : which == BACKWARD_WEIGHT ? "dw" : "db",
                     out, ref, n_out, tol_for(sum_len)) ||
         which == FORWARD) {
         to_end(r);
@@ -274,7 +279,7 @@ static void conv_case(to_run *r, const conv_shape *cs, int which, int impl)
 
     /* the same backward again from the same start must give the same bits */
     float *first = to_download(r, out);
-    to_buf again = to_inout(r, start, n_out);
+    to_buf again = start ? to_inout(r, start, n_out) : to_output(r, n_out);
     st.out.buf = again.t.buf, st.out.offset = again.t.offset;
     float *second = NULL;
     if (run_conv(r->ctx, &st) != CLUNET_OK || cn_finish(r->ctx) != CLUNET_OK)
@@ -283,12 +288,12 @@ static void conv_case(to_run *r, const conv_shape *cs, int which, int impl)
         to_failf(r, "two runs from the same start gave different bits");
 
     /* finite differences of the reference backward, where the forward is cheap enough to repeat */
-    if (r->grad && macs < 2e6) {
+    if (r->grad && macs < 2e6 && !set) { /* a written dx has the same reference as an added one */
         double *analytic = to_alloc_double(r, n_out);
         st.yd = to_alloc_double(r, ny);
-        cn_ref_conv2d_backward(&st.s, st.xd, st.wd, st.dyd, which == BACKWARD_DATA ? analytic : NULL,
+        cn_ref_conv2d_backward(&st.s, st.xd, st.wd, st.dyd, data ? analytic : NULL,
                                which == BACKWARD_WEIGHT ? analytic : NULL, which == BACKWARD_BIAS ? analytic : NULL);
-        double *probe = which == BACKWARD_DATA ? st.xd : which == BACKWARD_WEIGHT ? st.wd : st.bd;
+        double *probe = data ? st.xd : which == BACKWARD_WEIGHT ? st.wd : st.bd;
         to_grad_check(r, "reference backward", probe, n_out, analytic, conv_loss, &st);
     }
     to_end(r);

@@ -1,6 +1,8 @@
 /*
  * depthwise.cl - direct depthwise conv2d (groups == C == Co) for
- * src/ops/depthwise.c. Built once per kernel size, stride and left padding:
+ * src/ops/depthwise.c, and the forward of dense convs with a few outputs on
+ * CPUs (the head), which sum the same per-plane taps over all inputs. Built
+ * once per kernel size, stride and left padding:
  * -DDW_K=3|5 -DDW_S=1|2 -DDW_PAD=p (p < K), so the tap loops unroll and the
  * tap offsets are constants. Weights are (C, 1, K, K).
  *
@@ -94,44 +96,49 @@ static void store16(__global float *p, const float16 v, const int n, const int a
 #endif
 
 /*
- * y = x * w (+ b). Global (ceil(Wo/16), ceil(Ho/DW_R), N*C): 16 output pixels
- * of DW_R rows each; c = plane % channels. Each input row's taps are loaded
- * once for all the output rows that read them (an input row feeds up to
- * DW_K / DW_S of them), then added in the same order as one row at a time.
+ * y = x * w (+ b). Global (ceil(Wo/16), ceil(Ho/DW_R), N*channels): 16 output
+ * pixels of DW_R rows each of output plane o = plane % channels, the sum over
+ * `sources` input planes: 1 for a depthwise conv (plane o of x, w (C,1,K,K)),
+ * all C for a dense one (w (Co,C,K,K)), in input-channel order. Each input
+ * row's taps are loaded once for all the output rows that read them (an input
+ * row feeds up to DW_K / DW_S of them), then added in the same order as one
+ * row at a time.
  */
 __kernel void depthwise_fwd(__global const float *x, const int x_off, __global const float *wt, const int w_off,
                             __global const float *b, const int b_off, const int has_bias, __global float *y,
                             const int y_off, const int channels, const int h, const int w, const int ho,
-                            const int wo, const int pad_t)
+                            const int wo, const int pad_t, const int sources)
 {
     const int ox0 = get_global_id(0) * 16, oy0 = get_global_id(1) * DW_R, plane = get_global_id(2);
     if (ox0 >= wo || oy0 >= ho) return;
-    const int c = plane % channels;
-    __global const float *xp = x + x_off + plane * h * w;
-    __global const float *wp = wt + w_off + c * DW_K * DW_K;
+    const int o = plane % channels, img = plane / channels;
     float16 acc[DW_R];
-    for (int q = 0; q < DW_R; q++) acc[q] = (float16)(has_bias ? b[b_off + c] : 0.0f);
+    for (int q = 0; q < DW_R; q++) acc[q] = (float16)(has_bias ? b[b_off + o] : 0.0f);
     const int x0 = ox0 * DW_S, edge = near_edge(x0, w);
+    for (int s = 0; s < sources; s++) {
+        __global const float *xp = x + x_off + (sources == 1 ? plane : img * sources + s) * h * w;
+        __global const float *wp = wt + w_off + (o * sources + s) * DW_K * DW_K;
 #pragma unroll
-    for (int r = 0; r < (DW_R - 1) * DW_S + DW_K; r++) {
-        const int iy = oy0 * DW_S - pad_t + r;
-        if (iy < 0 || iy >= h) continue;
-        __global const float *row = xp + iy * w;
-        float16 t[DW_K];
-        if (edge) {
-            const window16 win = window_load(row, x0, w);
+        for (int r = 0; r < (DW_R - 1) * DW_S + DW_K; r++) {
+            const int iy = oy0 * DW_S - pad_t + r;
+            if (iy < 0 || iy >= h) continue;
+            __global const float *row = xp + iy * w;
+            float16 t[DW_K];
+            if (edge) {
+                const window16 win = window_load(row, x0, w);
 #pragma unroll
-            for (int kx = 0; kx < DW_K; kx++) t[kx] = window_taps(win, kx - DW_PAD);
-        } else {
+                for (int kx = 0; kx < DW_K; kx++) t[kx] = window_taps(win, kx - DW_PAD);
+            } else {
 #pragma unroll
-            for (int kx = 0; kx < DW_K; kx++) t[kx] = taps16(row, x0 - DW_PAD + kx);
-        }
+                for (int kx = 0; kx < DW_K; kx++) t[kx] = taps16(row, x0 - DW_PAD + kx);
+            }
 #pragma unroll
-        for (int q = 0; q < DW_R; q++) {
-            const int ky = r - q * DW_S; /* output row oy0 + q reads this row through tap row ky */
-            if (ky < 0 || ky >= DW_K) continue;
+            for (int q = 0; q < DW_R; q++) {
+                const int ky = r - q * DW_S; /* output row oy0 + q reads this row through tap row ky */
+                if (ky < 0 || ky >= DW_K) continue;
 #pragma unroll
-            for (int kx = 0; kx < DW_K; kx++) acc[q] = fma((float16)wp[ky * DW_K + kx], t[kx], acc[q]);
+                for (int kx = 0; kx < DW_K; kx++) acc[q] = fma((float16)wp[ky * DW_K + kx], t[kx], acc[q]);
+            }
         }
     }
     for (int q = 0; q < DW_R && oy0 + q < ho; q++)

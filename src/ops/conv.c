@@ -707,12 +707,14 @@ static clunet_status flipped_gemm_dx(clunet_context *ctx, const cn_conv2d_params
 }
 
 /*
- * CPUs: a stride-1 conv with at most 4 outputs (the head has 1) takes its weight
- * gradient from the depthwise kernel, an output at a time, vectorised along
- * the pixels: conv2d_direct_dw vectorises along 16 output channels, so the
- * head used one lane of 16 (512 x 512: 8.2 ms). Each further output re-reads x.
+ * CPUs: a stride-1 conv with at most 4 outputs (the head has 1) takes its
+ * forward and weight gradient from the depthwise kernels, vectorised along the
+ * pixels: conv2d_direct_dw vectorises along 16 output channels, so the head
+ * used one lane of 16 (512 x 512: 8.2 ms), and conv2d_tiled builds columns of
+ * all C*K*K taps for one output (forward 3.0 ms against 1.3). Each further
+ * output re-reads x.
  */
-static int few_outputs_dw(const clunet_context *ctx, int mode, const cn_conv2d_params *p, int out_c)
+static int few_outputs(const clunet_context *ctx, int mode, const cn_conv2d_params *p, int out_c)
 {
     return mode == MODE_AUTO && cn_device_is_cpu(ctx) && out_c <= 4 && p->groups == 1 && p->stride == 1 &&
            p->k > 1 && p->pad_l < p->k;
@@ -962,6 +964,7 @@ clunet_status cn_conv2d_forward(clunet_context *ctx, const cn_conv2d_params *p, 
     CN_TRY(cn_conv2d_choose(ctx)); /* the path depends on what the CPU kernels measured */
     int mode, hw = y->h * y->w, ckk = x->c * p->k * p->k;
     CN_TRY(conv_mode(&mode));
+    if (few_outputs(ctx, mode, p, p->cout)) return cn_depthwise_dense_forward(ctx, p, x, w, b, y);
     size_t x_img = (size_t)x->c * x->h * x->w, y_img = (size_t)y->c * hw;
     int path = dense_path(ctx, mode, p, x, x->c, p->cout);
     if (path != PATH_GEMM) {
@@ -1002,7 +1005,7 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
     int direct = columns_are_input(p);
     if (dw) {
         int dw_rows = mode == MODE_AUTO && !gpu_kernels(ctx, mode) ? direct_dw_rows(p, x, dy) : 0;
-        if (few_outputs_dw(ctx, mode, p, dy->c)) CN_TRY(cn_depthwise_dense_weight_grad(ctx, p, x, dy, dw));
+        if (few_outputs(ctx, mode, p, dy->c)) CN_TRY(cn_depthwise_dense_weight_grad(ctx, p, x, dy, dw));
         else if (winograd_dw_path(ctx, mode, p, x->c, dy->c)) CN_TRY(winograd_dw(ctx, x, dy, dw, work));
         else if (dw_rows) CN_TRY(direct_dw(ctx, p, x, dy, dw, work, dw_rows));
         else CN_TRY(gemm_dw(ctx, p, x, dy, dw, work, gpu_kernels(ctx, mode)));

@@ -130,6 +130,15 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
                                     const cn_tensor *dw);
 
 /*
+ * The forward of a dense stride-1 conv (groups 1) through the depthwise
+ * kernel, each output plane summed over all inputs, 16 pixels a vector: for
+ * CPUs, where convs with one or a few outputs (the head) leave most of
+ * conv2d_tiled's output blocks empty.
+ */
+clunet_status cn_depthwise_dense_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                         const cn_tensor *w, const cn_tensor *b, const cn_tensor *y);
+
+/*
  * The weight gradient of a dense stride-1 conv (groups 1) through the
  * depthwise kernel, one output channel at a time: for CPUs, where convs with
  * one or a few outputs leave most lanes of conv2d_direct_dw empty.

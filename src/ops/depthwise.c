@@ -12,11 +12,14 @@
  * rows loads each input row once for the (up to K/stride) rows that read it:
  * on maps up to 64 wide (b3-b7 at 512 x 512) that ran 1.6-2.8x faster (test-ops
  * --perf, seven alternating rounds); on the 128- and 256-wide maps it did not
- * gain, so they keep a row each. GPUs keep a row each too (not measured).
+ * gain, so they keep a row each. A dense conv's forward (sources > 1) loads
+ * all its input rows for each output row: 8 rows took the head (16 -> 1 at
+ * 512 x 512) from 1.68 to 1.28 ms (medians of twelve alternating rounds).
+ * GPUs keep a row each (not measured).
  */
-static int forward_rows(const clunet_context *ctx, const cn_tensor *y)
+static int forward_rows(const clunet_context *ctx, const cn_tensor *y, int sources)
 {
-    return cn_device_is_cpu(ctx) && y->w <= 64 ? 8 : 1;
+    return cn_device_is_cpu(ctx) && (y->w <= 64 || sources > 1) ? 8 : 1;
 }
 
 /*
@@ -60,21 +63,24 @@ static clunet_status launch_rows(clunet_context *ctx, cl_kernel k, const size_t 
     return cn_launch(ctx, k, 3, global, rows ? local : NULL);
 }
 
-/* Sets the trailing arguments every kernel shares, from `first`: channels, h, w, ho, wo, pad_t (pad_l is built in). */
-static clunet_status geometry(cl_kernel k, cl_uint first, const cn_conv2d_params *p, const cn_tensor *x,
+/*
+ * Sets the trailing arguments every kernel shares, from `first`: channels (the
+ * planes the weights are indexed by), h, w, ho, wo, pad_t (pad_l is built in).
+ */
+static clunet_status geometry(cl_kernel k, cl_uint first, int channels, const cn_conv2d_params *p, const cn_tensor *x,
                               const cn_tensor *y)
 {
-    int args[6] = {x->c, x->h, x->w, y->h, y->w, p->pad_t};
+    int args[6] = {channels, x->h, x->w, y->h, y->w, p->pad_t};
     for (int i = 0; i < 6; i++) CN_TRY(CN_ARG_INT(k, first + i, args[i]));
     return CLUNET_OK;
 }
 
-clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
-                                   const cn_tensor *w, const cn_tensor *b, const cn_tensor *y)
+/* y = x * w (+ b), each output plane the sum over `sources` input planes (see depthwise_fwd). */
+static clunet_status forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *w,
+                             const cn_tensor *b, const cn_tensor *y, int sources)
 {
-    // x is (N,C,H,W), w is (C,1,K,K), y is (N,C,Ho,Wo)
     cl_kernel k;
-    int rows = forward_rows(ctx, y);
+    int rows = forward_rows(ctx, y, sources);
     const char *stream;
     CN_TRY(cn_stream_option(ctx, cn_tensor_count(y) * sizeof(float), &stream));
     CN_TRY(dw_kernel(ctx, p, "depthwise_fwd", rows, stream, &k));
@@ -85,9 +91,24 @@ clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *
     CN_TRY(CN_ARG_INT(k, 5, b ? b->offset : 0));
     CN_TRY(CN_ARG_INT(k, 6, b != NULL));
     CN_TRY(cn_arg_view(k, 7, y));
-    CN_TRY(geometry(k, 9, p, x, y));
+    CN_TRY(geometry(k, 9, y->c, p, x, y));
+    CN_TRY(CN_ARG_INT(k, 15, sources));
     size_t global[3] = {(size_t)(y->w + 15) / 16, (size_t)(y->h + rows - 1) / rows, (size_t)y->n * y->c};
     return launch_rows(ctx, k, global);
+}
+
+clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                   const cn_tensor *w, const cn_tensor *b, const cn_tensor *y)
+{
+    // x is (N,C,H,W), w is (C,1,K,K), y is (N,C,Ho,Wo)
+    return forward(ctx, p, x, w, b, y, 1);
+}
+
+clunet_status cn_depthwise_dense_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                         const cn_tensor *w, const cn_tensor *b, const cn_tensor *y)
+{
+    // x is (N,C,H,W), w is (Co,C,K,K), y is (N,Co,Ho,Wo)
+    return forward(ctx, p, x, w, b, y, x->c);
 }
 
 /* dw (C,1,K,K) += dy (*) x per channel; dy's planes lie dy_image and dy_channel floats apart (see the kernel). */
@@ -100,7 +121,7 @@ static clunet_status weight_grad(clunet_context *ctx, const cn_conv2d_params *p,
     CN_TRY(cn_arg_view(k, 2, dy));
     CN_TRY(cn_arg_view(k, 4, dw));
     CN_TRY(CN_ARG_INT(k, 6, x->n));
-    CN_TRY(geometry(k, 7, p, x, dy));
+    CN_TRY(geometry(k, 7, x->c, p, x, dy));
     CN_TRY(CN_ARG_INT(k, 13, (int)dy_image));
     CN_TRY(CN_ARG_INT(k, 14, (int)dy_channel));
     /* a CPU core runs a channel's rows best alone: no local memory traffic, no barrier */
@@ -138,7 +159,7 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
         CN_TRY(cn_arg_view(k, 0, dy));
         CN_TRY(cn_arg_view(k, 2, w));
         CN_TRY(cn_arg_view(k, 4, dx));
-        CN_TRY(geometry(k, 6, p, x, dy));
+        CN_TRY(geometry(k, 6, x->c, p, x, dy));
         CN_TRY(CN_ARG_INT(k, 12, dx_add));
         size_t px = 16 * (size_t)p->stride; /* input pixels per work-item */
         size_t global[3] = {(x->w + px - 1) / px, (size_t)(x->h + rows - 1) / rows, (size_t)x->n * x->c};

@@ -4,7 +4,8 @@
  * CPUs (the head), which sum the same per-plane taps over all inputs. Built
  * once per kernel size, stride and left padding:
  * -DDW_K=3|5 -DDW_S=1|2 -DDW_PAD=p (p < K), so the tap loops unroll and the
- * tap offsets are constants. Weights are (C, 1, K, K).
+ * tap offsets are constants. Weights are (C, 1, K, K), or (Co, C, K, K) for the
+ * dense forward.
  *
  * Every kernel works on 16 neighbouring pixels of a row as one float16 (CPUs
  * vectorise explicit vectors, not loops over pixels); lanes that fall in the
@@ -97,9 +98,9 @@ static void store16(__global float *p, const float16 v, const int n, const int a
 
 /*
  * y = x * w (+ b). Global (ceil(Wo/16), ceil(Ho/DW_R), N*channels): 16 output
- * pixels of DW_R rows each of output plane o = plane % channels, the sum over
- * `sources` input planes: 1 for a depthwise conv (plane o of x, w (C,1,K,K)),
- * all C for a dense one (w (Co,C,K,K)), in input-channel order. Each input
+ * pixels of DW_R rows each of output plane o = plane % channels: with sources
+ * 0 a depthwise conv (plane o of x, w (C,1,K,K)), else a dense one, the sum
+ * over all `sources` = C input planes in order (w (Co,C,K,K)). Each input
  * row's taps are loaded once for all the output rows that read them (an input
  * row feeds up to DW_K / DW_S of them), then added in the same order as one
  * row at a time.
@@ -115,9 +116,9 @@ __kernel void depthwise_fwd(__global const float *x, const int x_off, __global c
     float16 acc[DW_R];
     for (int q = 0; q < DW_R; q++) acc[q] = (float16)(has_bias ? b[b_off + o] : 0.0f);
     const int x0 = ox0 * DW_S, edge = near_edge(x0, w);
-    for (int s = 0; s < sources; s++) {
-        __global const float *xp = x + x_off + (sources == 1 ? plane : img * sources + s) * h * w;
-        __global const float *wp = wt + w_off + (o * sources + s) * DW_K * DW_K;
+    for (int s = 0; s < max(sources, 1); s++) {
+        __global const float *xp = x + x_off + (sources ? img * sources + s : plane) * h * w;
+        __global const float *wp = wt + w_off + (sources ? o * sources + s : o) * DW_K * DW_K;
 #pragma unroll
         for (int r = 0; r < (DW_R - 1) * DW_S + DW_K; r++) {
             const int iy = oy0 * DW_S - pad_t + r;

@@ -6,9 +6,10 @@
  * conv (direct kernels). Shape letters: N batch, C channels in, H/W height/width in,
  * Co channels out, Ho/Wo height/width out, K kernel size.
  *
- * Backward passes ACCUMULATE into dx, dw and db (+=), llm.c style: the caller
- * zeroes gradient buffers explicitly. That lets a tensor feeding two layers
- * (U-Net skips) collect both gradients without an extra add.
+ * Backward passes ACCUMULATE into dw and db (+=), llm.c style: the caller
+ * zeroes those buffers explicitly. dx is added to or written (dx_add): a
+ * tensor feeding two layers (U-Net skips) collects both gradients without an
+ * extra add, and the first gradient of a tensor needs no zeroed buffer.
  */
 #ifndef CLUNET_OPS_CONV_H
 #define CLUNET_OPS_CONV_H

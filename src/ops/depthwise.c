@@ -1,7 +1,9 @@
 /*
  * depthwise.c - depthwise conv2d (groups == C == Co) with the direct kernels
- * of cl/depthwise.cl, one program per kernel size and stride. conv.c checks
- * shapes and handles the bias gradient before calling here.
+ * of cl/depthwise.cl, one program per kernel size and stride, and through the
+ * same kernels the forward and weight gradient of dense convs with a few
+ * outputs on CPUs. conv.c checks shapes and handles the bias gradient before
+ * calling here.
  */
 #include <stdio.h>
 
@@ -12,14 +14,14 @@
  * rows loads each input row once for the (up to K/stride) rows that read it:
  * on maps up to 64 wide (b3-b7 at 512 x 512) that ran 1.6-2.8x faster (test-ops
  * --perf, seven alternating rounds); on the 128- and 256-wide maps it did not
- * gain, so they keep a row each. A dense conv's forward (sources > 1) loads
+ * gain, so they keep a row each. A dense conv's forward (sources > 0) loads
  * all its input rows for each output row: 8 rows took the head (16 -> 1 at
  * 512 x 512) from 1.68 to 1.28 ms (medians of twelve alternating rounds).
  * GPUs keep a row each (not measured).
  */
 static int forward_rows(const clunet_context *ctx, const cn_tensor *y, int sources)
 {
-    return cn_device_is_cpu(ctx) && (y->w <= 64 || sources > 1) ? 8 : 1;
+    return cn_device_is_cpu(ctx) && (y->w <= 64 || sources > 0) ? 8 : 1;
 }
 
 /*
@@ -75,7 +77,7 @@ static clunet_status geometry(cl_kernel k, cl_uint first, int channels, const cn
     return CLUNET_OK;
 }
 
-/* y = x * w (+ b), each output plane the sum over `sources` input planes (see depthwise_fwd). */
+/* y = x * w (+ b): a depthwise conv where sources is 0, else a dense one summing `sources` input planes (depthwise_fwd). */
 static clunet_status forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *w,
                              const cn_tensor *b, const cn_tensor *y, int sources)
 {
@@ -101,7 +103,7 @@ clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *
                                    const cn_tensor *w, const cn_tensor *b, const cn_tensor *y)
 {
     // x is (N,C,H,W), w is (C,1,K,K), y is (N,C,Ho,Wo)
-    return forward(ctx, p, x, w, b, y, 1);
+    return forward(ctx, p, x, w, b, y, 0);
 }
 
 clunet_status cn_depthwise_dense_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,

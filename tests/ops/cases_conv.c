@@ -329,9 +329,13 @@ static const conv_shape small_shapes[] = {
     DENSE("48->3", 1, 48, 6, 9, 3, 3, 1, 1, 1, 1, 1, 0),
     DENSE("3->16 5x5", 1, 3, 8, 9, 16, 5, 1, 2, 2, 2, 2, 0),
     DENSE("3x3 odd pads s1", 2, 3, 6, 7, 5, 3, 1, 0, 2, 1, 0, 0),
-    /* at most 4 outputs: CPUs take the weight gradient from the depthwise kernel, an output at a time */
+    /*
+     * at most 4 outputs: CPUs take the forward from the depthwise kernel summing over the inputs, and the
+     * weight gradient from it an output at a time; one input with several outputs is a dense conv there too
+     */
     DENSE("3x3 odd pads, 2 outputs", 2, 3, 6, 7, 2, 3, 1, 0, 2, 1, 0, 0),
     DENSE("5x5, 1 output, 37 wide", 2, 4, 8, 37, 1, 5, 1, 2, 2, 2, 2, 1),
+    DENSE("1->3, one input", 2, 1, 6, 20, 3, 3, 1, 1, 1, 1, 1, 1),
     DENSE("bias over 4096 pixels", 2, 3, 48, 48, 2, 3, 1, 1, 1, 1, 1, 1), /* CPUs: the bias gradient by work-groups */
     DW("dw3 same", 2, 5, 7, 9, 3, 1, 1, 1, 1, 1, 1),
     DW("dw3 tf-same s2", 1, 3, 8, 8, 3, 2, 0, 0, 1, 1, 0),

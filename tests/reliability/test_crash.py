@@ -95,6 +95,9 @@ def main():
             p, resumed = start(clunet, out, log)
             how = kill_at(p, out, mode, when, writes)
             rc = p.wait()
+            if how is not None and rc == 0:  # it exited between the last poll and the signal: no kill
+                print('run %d ended by itself as the kill (%s) was sent' % (runs, how))
+                how = None
             if how is None:
                 t.check(rc == 0, 'run %d (%s) ended by itself' % (runs, 'resumed' if resumed else 'fresh'),
                         'exit %d, see %s/train.log' % (rc, work))

@@ -36,7 +36,8 @@ static void print_json(const clunet_device_info *d, int n, int selected)
                d[i].compute_units, d[i].clock_mhz, (unsigned long long)d[i].global_mem_bytes,
                (unsigned long long)d[i].local_mem_bytes, (unsigned long long)d[i].max_alloc_bytes,
                (unsigned long long)d[i].global_cache_bytes, d[i].max_work_group_size, d[i].fp16 ? "true" : "false",
-               d[i].fp64 ? "true" : "false", d[i].profiling ? "true" : "false", d[i].simulator ? "true" : "false", i == selected ? "true" : "false");
+               d[i].fp64 ? "true" : "false", d[i].profiling ? "true" : "false", d[i].simulator ? "true" : "false",
+               i == selected ? "true" : "false");
     }
     printf("\n], \"warnings\": ");
     cli_json_string(stdout, clunet_devices_warnings());

@@ -672,9 +672,9 @@ static clunet_status gemm_split_k(clunet_context *ctx, const cn_gemm_args *g, in
 /*
  * The data gradient of a stride-1 conv with more input than output channels is
  * the conv of dy with the kernel flipped: im2col of dy (Co*K*K rows) and one
- * GEMM per image into dx (added or written), instead of w^T * dy (C*K*K rows, a short sum
- * of Co terms each) folded back by col2im. Fewer bytes written and read, and a
- * longer sum per output. Both live in the workspace the forward columns use:
+ * GEMM per image into dx (added or written), instead of w^T * dy (C*K*K rows,
+ * a short sum of Co terms each) folded back by col2im. Fewer bytes written and
+ * read, and a longer sum per output. Both live in the workspace the forward columns use:
  * dy's columns, then the flipped weights as conv2d_tiled reads them (which
  * is w' transposed: the GEMM reads it as A^T).
  */
@@ -1022,7 +1022,9 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
         return cn_gemm(ctx, &g);
     }
     /* col2im only adds: a dx to be written starts from zeros */
-    if (!dx_add) CN_TRY(cn_buffer_fill_float(ctx, dx->buf, dx->offset * sizeof(float), cn_tensor_count(dx) * sizeof(float), 0.0f));
+    if (!dx_add)
+        CN_TRY(cn_buffer_fill_float(ctx, dx->buf, dx->offset * sizeof(float), cn_tensor_count(dx) * sizeof(float),
+                                    0.0f));
     for (int i = 0; i < x->n; i++) {
         cn_gemm_args g = gemm_args(1, 0, ckk, hw, p->cout, 0.0f, w->buf, w->offset, dy->buf, dy->offset + i * y_img,
                                    work->buf, work->offset);

@@ -77,7 +77,7 @@ static clunet_status geometry(cl_kernel k, cl_uint first, int channels, const cn
     return CLUNET_OK;
 }
 
-/* y = x * w (+ b): a depthwise conv where sources is 0, else a dense one summing `sources` input planes (depthwise_fwd). */
+/* y = x * w (+ b): depthwise where sources is 0, else dense, summing `sources` input planes (depthwise_fwd). */
 static clunet_status forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *w,
                              const cn_tensor *b, const cn_tensor *y, int sources)
 {

@@ -52,17 +52,16 @@ clunet_status cn_buffer_read(clunet_context *ctx, cl_mem buf, size_t offset_byte
 
 /*
  * With the fill16 kernel (cl/memory.cl). A large fill streams where the
- * device's choice says so, read off ctx->stream_stores rather than asked of
- * cn_stream_option: the timing of that choice fills its own buffers.
+ * device's choice says so (cn_stream_flag: the timing of that choice fills
+ * its own buffers, so a fill never starts it).
  */
 clunet_status cn_buffer_fill_float(clunet_context *ctx, cl_mem buf, size_t offset_bytes, size_t bytes, float value)
 {
     if (offset_bytes % sizeof(float) || bytes % sizeof(float))
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "buffer fill of %zu bytes at byte %zu: not whole floats", bytes,
                        offset_bytes);
-    int stream = ctx->stream_stores == 1 && bytes >= ctx->stream_floor;
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "memory.cl", "fill16", stream ? "-DCN_NT_STORE=1" : NULL, &k));
+    CN_TRY(cn_kernel(ctx, "memory.cl", "fill16", cn_stream_flag(ctx, bytes), &k));
     cl_ulong off = offset_bytes / sizeof(float), n = bytes / sizeof(float);
     CN_TRY(CN_ARG_MEM(k, 0, buf));
     CN_TRY(cn_arg(k, 1, sizeof off, &off));

@@ -175,6 +175,12 @@ clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int
 clunet_status cn_stream_option(clunet_context *ctx, size_t bytes, const char **option);
 
 /*
+ * The same from the choice as it stands, never timing it ("" until it is
+ * made): for buffer fills, which that timing itself runs.
+ */
+const char *cn_stream_flag(const clunet_context *ctx, size_t bytes);
+
+/*
  * Sets ctx->stream_stores unless set: whether this device writes a large
  * output faster past its caches, timed once on CPUs (with 64 MiB of temporary
  * buffers: call it before the big allocations), 0 elsewhere.

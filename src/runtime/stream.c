@@ -12,6 +12,9 @@
 
 enum { PROBE_FLOATS = 8 << 20 }; /* 32 MiB copied: beyond the caches of CPUs this targets */
 
+/* CN_NT_STORE is 0 unless defined: without the flag a kernel shares the program built without options */
+static const char NT_FLAG[] = " -DCN_NT_STORE=1";
+
 typedef struct stream_probe {
     cl_mem x, y;
 } stream_probe;
@@ -25,7 +28,7 @@ static clunet_status run_copy(clunet_context *ctx, int on, void *arg)
         CN_TRY(cn_buffer_fill_float(ctx, p->x, 0, PROBE_FLOATS * sizeof(float), 1.0f));
     }
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "memory.cl", "copy16", on ? "-DCN_NT_STORE=1" : NULL, &k));
+    CN_TRY(cn_kernel(ctx, "memory.cl", "copy16", on ? NT_FLAG : NULL, &k));
     CN_TRY(CN_ARG_MEM(k, 0, p->x));
     CN_TRY(CN_ARG_MEM(k, 1, p->y));
     size_t global[1] = {PROBE_FLOATS / 16};
@@ -48,11 +51,14 @@ clunet_status cn_stream_choose(clunet_context *ctx)
     return st;
 }
 
+const char *cn_stream_flag(const clunet_context *ctx, size_t bytes)
+{
+    return bytes >= ctx->stream_floor && ctx->stream_stores == 1 ? NT_FLAG : "";
+}
+
 clunet_status cn_stream_option(clunet_context *ctx, size_t bytes, const char **option)
 {
-    *option = ""; /* CN_NT_STORE is 0 unless defined: the kernel shares the program built without the flag */
-    if (bytes < ctx->stream_floor) return CLUNET_OK;
-    CN_TRY(cn_stream_choose(ctx));
-    if (ctx->stream_stores == 1) *option = " -DCN_NT_STORE=1";
+    if (bytes >= ctx->stream_floor) CN_TRY(cn_stream_choose(ctx));
+    *option = cn_stream_flag(ctx, bytes);
     return CLUNET_OK;
 }

@@ -217,6 +217,13 @@ static size_t fused_local_bytes(int slab, int out_c)
     return 16 * ((size_t)slab + fused_group(out_c)) * FUSED_TILES * sizeof(float);
 }
 
+/* conv2d_tiled can take it: its weights' copy fits where the columns would go, and its local memory fits a slab. */
+static int tiled_fits(const clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x, int in_c, int out_c)
+{
+    return direct_weight_floats(p, out_c, in_c) <= columns_floats(p, x->c, x->h, x->w) &&
+           tiled_slab(ctx, p, in_c, out_c) > 0;
+}
+
 /*
  * How y (in_c = x's channels) or dx (in_c = dy's channels) is computed.
  * im2col + GEMM unless stride 1, K > 1 and pads the flipped kernel can use;
@@ -256,8 +263,7 @@ static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_param
         size_t slab = (size_t)DIRECT_WG_SLAB * p->k * p->k * direct_wg_block(out_c) * sizeof(float);
         return (in_c <= 32 || mode == MODE_DIRECT) && slab <= ctx->info.local_mem_bytes ? PATH_GROUPS : PATH_GEMM;
     }
-    int fits = direct_weight_floats(p, out_c, in_c) <= columns_floats(p, x->c, x->h, x->w);
-    return fits && tiled_slab(ctx, p, in_c, out_c) > 0 ? PATH_LOCAL : PATH_GEMM;
+    return tiled_fits(ctx, p, x, in_c, out_c) ? PATH_LOCAL : PATH_GEMM;
 }
 
 size_t cn_conv_reduce_wg(const clunet_context *ctx)
@@ -825,6 +831,119 @@ static int winograd_dw_path(const clunet_context *ctx, int mode, const cn_conv2d
            winograd_pays(p, in_c, out_c, WINO_DW);
 }
 
+/* ---- per-shape choice on CPUs --------------------------------------------- */
+
+/*
+ * The knobs below pick Winograd or not for all shapes at once, by timing one
+ * probe shape, and which path is fastest differs by shape and direction (Zen
+ * 5, 1 x 512: winograd_fused beat conv2d_tiled 1.3x on decoder.4's y and lost
+ * 1.6x on its dx; Winograd's weight gradient won 1.5-2x on decoder.0-2 and
+ * lost 1.3x on decoder.3). So on CPUs each direction of a large conv (>= 0.1
+ * GFLOP: its paths differ by more than a launch) is timed once among the
+ * paths that can take it, and the winner kept in the tuning file under the
+ * shape. Small convs, other devices, and a CLUNET_CONV or a CLUNET_TUNE that
+ * forces a conv variant (tests) keep the rules above.
+ */
+static int shape_timed(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x)
+{
+    if (mode != MODE_AUTO || !cn_device_is_cpu(ctx) || cn_tune_forced("conv_winograd") ||
+        cn_tune_forced("conv_winograd_fused") || cn_tune_forced("conv_winograd_dw"))
+        return 0;
+    double ho = cn_conv2d_out_h(p, x->h), wo = cn_conv2d_out_w(p, x->w);
+    return 2.0 * x->n * x->c * p->cout * p->k * p->k * ho * wo >= 1e8;
+}
+
+/* A direction of a conv to time: y (in x, out y), dx (in dy, out dx) or dw (in x, dy as `other`, out dw). */
+typedef struct path_trial {
+    const cn_conv2d_params *p;
+    const cn_tensor *in, *other, *w, *out, *work;
+    int dw_rows;
+    cn_tensor scratch; /* dw's stand-in, allocated at the first timed run */
+    int no_room;       /* it could not be: the static choice stands */
+} path_trial;
+
+enum { DW_GEMM, DW_DIRECT, DW_WINOGRAD };
+
+/* dw += dy (*) x by `path` (DW_*); rows for DW_DIRECT. */
+static clunet_status weight_gradient(clunet_context *ctx, int path, const cn_conv2d_params *p, const cn_tensor *x,
+                                     const cn_tensor *dy, const cn_tensor *dw, const cn_tensor *work, int rows,
+                                     int split)
+{
+    if (path == DW_WINOGRAD) return winograd_dw(ctx, x, dy, dw, work);
+    if (path == DW_DIRECT) return direct_dw(ctx, p, x, dy, dw, work, rows);
+    return gemm_dw(ctx, p, x, dy, dw, work, split);
+}
+
+static clunet_status run_y(clunet_context *ctx, int path, void *arg)
+{
+    path_trial *t = arg;
+    return direct_path_conv(ctx, path, t->p, t->in, t->w, t->out, t->work, 0, 0);
+}
+
+static clunet_status run_dx(clunet_context *ctx, int path, void *arg)
+{
+    path_trial *t = arg;
+    return direct_path_conv(ctx, path, t->p, t->in, t->w, t->out, t->work, 1, 0);
+}
+
+/* The weight gradients add, so they are timed into a tensor of dw's shape rather than dw. */
+static clunet_status run_dw(clunet_context *ctx, int path, void *arg)
+{
+    path_trial *t = arg;
+    if (!t->scratch.buf) {
+        clunet_status st = cn_tensor_alloc(ctx, t->out->n, t->out->c, t->out->h, t->out->w, &t->scratch);
+        t->no_room = st == CLUNET_ERR_OUT_OF_MEMORY;
+        CN_TRY(st);
+        CN_TRY(cn_buffer_fill_float(ctx, t->scratch.buf, 0, cn_tensor_count(&t->scratch) * sizeof(float), 0.0f));
+    }
+    return weight_gradient(ctx, path, t->p, t->in, t->other, &t->scratch, t->work, t->dw_rows, 0);
+}
+
+/* *path = the fastest of paths[0..n) for direction `dir` of this shape, timed by run on t once per device. */
+static clunet_status timed_path(clunet_context *ctx, const char *dir, const cn_conv2d_params *p, const cn_tensor *x,
+                                const int *paths, int n, cn_tune_fn run, path_trial *t, int *path)
+{
+    if (n < 2) return CLUNET_OK;
+    char key[96];
+    snprintf(key, sizeof key, "conv_%s_k%ds%dp%d%d%d%d_n%dc%dh%dw%do%d", dir, p->k, p->stride, p->pad_t, p->pad_l,
+             p->pad_b, p->pad_r, x->n, x->c, x->h, x->w, p->cout);
+    clunet_status st = cn_tune_pick(ctx, key, paths, n, run, t, path);
+    cn_tensor_free(ctx, &t->scratch);
+    return t->no_room ? CLUNET_OK : st; /* a device too full for the stand-in: untimed, not failed */
+}
+
+/*
+ * y (dx = 0: in x, out y) or dx (dx = 1: in dy, out dx, which is written) of
+ * a large conv on a CPU: *path becomes the fastest of conv2d_tiled and both
+ * Winograd forms where more than one can take it; else it stays.
+ */
+static clunet_status timed_direct_path(clunet_context *ctx, int mode, int dx, const cn_conv2d_params *p,
+                                       const cn_tensor *x, const cn_tensor *in, const cn_tensor *w,
+                                       const cn_tensor *out, const cn_tensor *work, int *path)
+{
+    if (*path == PATH_GEMM || !shape_timed(ctx, mode, p, x)) return CLUNET_OK;
+    int paths[3], n = 0;
+    if (tiled_fits(ctx, p, x, in->c, out->c)) paths[n++] = PATH_LOCAL;
+    if (winograd_shape(p)) paths[n++] = PATH_WINOGRAD;
+    if (winograd_shape(p) && fused_slab(ctx, in->c, out->c) > 0) paths[n++] = PATH_WINO_FUSED;
+    path_trial t = {.p = p, .in = in, .w = w, .out = out, .work = work};
+    return timed_path(ctx, dx ? "dx" : "y", p, x, paths, n, dx ? run_dx : run_y, &t, path);
+}
+
+/* The weight gradient's path (DW_*) of a large conv on a CPU, as timed_direct_path; rows for DW_DIRECT. */
+static clunet_status timed_dw_path(clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x,
+                                   const cn_tensor *dy, const cn_tensor *dw, const cn_tensor *work, int rows,
+                                   int *path)
+{
+    if (!shape_timed(ctx, mode, p, x)) return CLUNET_OK;
+    int paths[3], n = 0;
+    paths[n++] = DW_GEMM;
+    if (rows) paths[n++] = DW_DIRECT;
+    if (winograd_shape(p)) paths[n++] = DW_WINOGRAD;
+    path_trial t = {.p = p, .in = x, .other = dy, .out = dw, .work = work, .dw_rows = rows};
+    return timed_path(ctx, "dw", p, x, paths, n, run_dw, &t, path);
+}
+
 /*
  * A conv to time the CPU kernels' variants with: 32 -> 32 channels 3x3 at
  * 128x128, like the decoder's last layers; y and w double as dy and dw. The
@@ -967,6 +1086,7 @@ clunet_status cn_conv2d_forward(clunet_context *ctx, const cn_conv2d_params *p, 
     if (few_outputs(ctx, mode, p, p->cout)) return cn_depthwise_dense_forward(ctx, p, x, w, b, y);
     size_t x_img = (size_t)x->c * x->h * x->w, y_img = (size_t)y->c * hw;
     int path = dense_path(ctx, mode, p, x, x->c, p->cout);
+    CN_TRY(timed_direct_path(ctx, mode, 0, p, x, x, w, y, work, &path));
     if (path != PATH_GEMM) {
         CN_TRY(direct_path_conv(ctx, path, p, x, w, y, work, 0, 0));
     } else if (columns_are_input(p)) {
@@ -1003,15 +1123,17 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
     CN_TRY(conv_mode(&mode));
     size_t x_img = (size_t)x->c * x->h * x->w, y_img = (size_t)dy->c * hw;
     int direct = columns_are_input(p);
-    if (dw) {
-        int dw_rows = mode == MODE_AUTO && !gpu_kernels(ctx, mode) ? direct_dw_rows(p, x, dy) : 0;
-        if (few_outputs(ctx, mode, p, dy->c)) CN_TRY(cn_depthwise_dense_weight_grad(ctx, p, x, dy, dw));
-        else if (winograd_dw_path(ctx, mode, p, x->c, dy->c)) CN_TRY(winograd_dw(ctx, x, dy, dw, work));
-        else if (dw_rows) CN_TRY(direct_dw(ctx, p, x, dy, dw, work, dw_rows));
-        else CN_TRY(gemm_dw(ctx, p, x, dy, dw, work, gpu_kernels(ctx, mode)));
+    if (dw && few_outputs(ctx, mode, p, dy->c)) {
+        CN_TRY(cn_depthwise_dense_weight_grad(ctx, p, x, dy, dw));
+    } else if (dw) {
+        int rows = mode == MODE_AUTO && !gpu_kernels(ctx, mode) ? direct_dw_rows(p, x, dy) : 0;
+        int path = winograd_dw_path(ctx, mode, p, x->c, dy->c) ? DW_WINOGRAD : rows ? DW_DIRECT : DW_GEMM;
+        CN_TRY(timed_dw_path(ctx, mode, p, x, dy, dw, work, rows, &path));
+        CN_TRY(weight_gradient(ctx, path, p, x, dy, dw, work, rows, gpu_kernels(ctx, mode)));
     }
     if (!dx) return CLUNET_OK;
     int path = dense_path(ctx, mode, p, x, p->cout, x->c);
+    if (!dx_add) CN_TRY(timed_direct_path(ctx, mode, 1, p, x, dy, w, dx, work, &path));
     if (path != PATH_GEMM) return direct_path_conv(ctx, path, p, dy, w, dx, work, 1, dx_add);
     if (flipped_fits(p, x, dy)) return flipped_gemm_dx(ctx, p, w, dy, dx, dx_add, work);
     /* columns' gradient = w^T * dy; a 1x1 conv puts it straight into dx */

@@ -77,7 +77,10 @@ const char *cn_gemm_impl_name(int impl);
  * conv_direct_dw_outputs=8|16|32, conv_winograd=0|1, conv_winograd_fused=0|1,
  * conv_winograd_dw=0|1), the device's tuning file or a timing of each
  * candidate; the first conv calls it otherwise. Nothing to choose on other
- * devices.
+ * devices. These pick the paths of small convs only: on CPUs each direction
+ * of a conv of >= 0.1 GFLOP is timed among its paths once per shape and
+ * kept in the tuning file (conv_y_..., conv_dx_..., conv_dw_... keys), unless
+ * $CLUNET_TUNE names one of the three conv_winograd keys or $CLUNET_CONV is set.
  */
 clunet_status cn_conv2d_choose(clunet_context *ctx);
 

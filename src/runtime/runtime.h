@@ -50,6 +50,7 @@ extern const int cn_source_count;
 
 #define CN_MAX_PROGRAMS 64
 #define CN_MAX_KERNELS 256
+#define CN_MAX_PICKS 256
 
 typedef struct cn_program {
     char file[64];
@@ -91,6 +92,13 @@ struct clunet_context {
     int conv_wino_dw;     /* 1: wide 3x3 convs' weight gradients as Winograd too */
     int stream_stores;    /* 1: large outputs written past the caches (cn_stream_option) */
     size_t stream_floor;  /* the bytes from which an output counts as large (tests lower it) */
+
+    /* Every cn_tune_pick answer so far, so a choice per shape costs no file read per step. */
+    struct {
+        char key[96];
+        int value;
+    } picks[CN_MAX_PICKS];
+    int pick_count;
 
     /*
      * Set by an op whose library keeps objects of this context (CLBlast's
@@ -144,9 +152,13 @@ clunet_status cn_time_best(clunet_context *ctx, cn_tune_fn run, int value, void 
  * key (a value not among the candidates is an error), else the one measured
  * before (tuning file), else the fastest of five rounds in which each
  * candidate runs once in turn (after an untimed run each), which is kept.
+ * The context remembers each answer (keys up to 95 characters).
  */
 clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *values, int n, cn_tune_fn run, void *arg,
                            int *chosen);
+
+/* Whether $CLUNET_TUNE names `key` (a test forcing a variant). */
+int cn_tune_forced(const char *key);
 
 /* One choice for cn_tune_choose: its key and candidates, how to time one, and where the choice goes. */
 typedef struct cn_tune_knob {

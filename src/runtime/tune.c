@@ -34,27 +34,55 @@ static int find(const int *values, int n, int v)
     return -1;
 }
 
+/* The text after "key=" in $CLUNET_TUNE, or NULL. */
+static const char *env_value(const char *key)
+{
+    const char *env = getenv("CLUNET_TUNE");
+    size_t len = strlen(key);
+    for (const char *p = env; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (!strncmp(p, key, len) && p[len] == '=') return p + len + 1;
+    return NULL;
+}
+
+int cn_tune_forced(const char *key) { return env_value(key) != NULL; }
+
 /* *found = 1 and *chosen = the value $CLUNET_TUNE gives `key`; fails if that is not a candidate. */
 static clunet_status from_env(const char *key, const int *values, int n, int *chosen, int *found)
 {
+    const char *text = env_value(key);
     *found = 0;
-    const char *env = getenv("CLUNET_TUNE");
-    size_t len = strlen(key);
-    for (const char *p = env; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
-        if (strncmp(p, key, len) || p[len] != '=') continue;
-        char *end;
-        long v = strtol(p + len + 1, &end, 10);
-        if (end == p + len + 1 || (*end && *end != ',') || find(values, n, (int)v) < 0) {
-            char list[64] = "";
-            for (int i = 0; i < n; i++)
-                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", i ? ", " : "", values[i]);
-            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_TUNE: %s: expected one of %s", key, list);
-        }
-        *chosen = (int)v;
-        *found = 1;
-        break;
+    if (!text) return CLUNET_OK;
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (end == text || (*end && *end != ',') || find(values, n, (int)v) < 0) {
+        char list[64] = "";
+        for (int i = 0; i < n; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", i ? ", " : "", values[i]);
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_TUNE: %s: expected one of %s", key, list);
     }
+    *chosen = (int)v;
+    *found = 1;
     return CLUNET_OK;
+}
+
+/* The context's earlier answer for key, if any. */
+static int remembered(const clunet_context *ctx, const char *key, int *value)
+{
+    for (int i = 0; i < ctx->pick_count; i++)
+        if (!strcmp(ctx->picks[i].key, key)) {
+            *value = ctx->picks[i].value;
+            return 1;
+        }
+    return 0;
+}
+
+static int remember(clunet_context *ctx, const char *key, int value)
+{
+    if (ctx->pick_count < CN_MAX_PICKS && strlen(key) < sizeof ctx->picks[0].key) {
+        snprintf(ctx->picks[ctx->pick_count].key, sizeof ctx->picks[0].key, "%s", key);
+        ctx->picks[ctx->pick_count++].value = value;
+    }
+    return value;
 }
 
 clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *values, int n, cn_tune_fn run, void *arg,
@@ -62,10 +90,10 @@ clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *valu
 {
     int found;
     CN_TRY(from_env(key, values, n, chosen, &found));
-    if (found) return CLUNET_OK;
+    if (found || remembered(ctx, key, chosen)) return CLUNET_OK;
     char known[32];
     if (cn_tuning_get(ctx, key, known, sizeof known) && find(values, n, atoi(known)) >= 0) {
-        *chosen = atoi(known);
+        *chosen = remember(ctx, key, atoi(known));
         return CLUNET_OK;
     }
     /*
@@ -94,7 +122,7 @@ clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *valu
         if (best[i] < best[win]) win = i;
     snprintf(known, sizeof known, "%d", values[win]);
     cn_tuning_settle(ctx, key, known, sizeof known);
-    *chosen = find(values, n, atoi(known)) >= 0 ? atoi(known) : values[win];
+    *chosen = remember(ctx, key, find(values, n, atoi(known)) >= 0 ? atoi(known) : values[win]);
     return CLUNET_OK;
 }
 

@@ -293,10 +293,11 @@ static void print_table(const bench_options *o, const device_run *runs, int coun
             printf(" (gemm_nn %d rows, gemm_nt %dx%d, A * B^T with many rows %s)", d->r.gemm_mr, d->r.gemm_nt,
                    d->r.gemm_nt, d->r.gemm_nt_packed ? "packed into gemm_nn" : "by gemm_nt");
         if (d->r.conv_ob > 0)
-            printf("; conv2d_tiled %d outputs per pass, conv2d_direct_dw %d per item; wide 3x3 convs %s, the others %s",
+            printf("; conv2d_tiled %d outputs per pass, conv2d_direct_dw %d per item; the paths of convs of >= 0.1 "
+                   "GFLOP timed per shape, of smaller ones: wide 3x3 convs %s, the others %s",
                    d->r.conv_ob, d->r.conv_dw, d->r.conv_winograd > 0 ? "as Winograd F(2x2,3x3)" : "by conv2d_tiled",
                    d->r.conv_wino_fused > 0 ? "by winograd_fused" : "by conv2d_tiled");
-        if (d->r.conv_wino_dw > 0) printf("; 3x3 weight gradients with enough channels as Winograd");
+        if (d->r.conv_wino_dw > 0) printf(", their weight gradients with enough channels as Winograd");
         if (d->r.stream_stores > 0) printf("; large outputs by streaming stores");
         printf("\n");
         if (!d->r.profiled) continue;

@@ -172,6 +172,19 @@ static size_t plan_values(const cn_graph *g, int training, size_t *value_off)
     return a.end;
 }
 
+/* The conv paths timed per shape on CPUs (cn_conv2d_plan), so that no step allocates or times. */
+static clunet_status plan_convs(clunet_context *ctx, const cn_graph *g, int training)
+{
+    for (int i = 0; i < g->node_count; i++) {
+        const cn_node *n = &g->nodes[i];
+        if (n->op != CN_OP_CONV) continue;
+        cn_shape in = g->values[n->in[0]].shape;
+        cn_conv2d_params p = conv_params(g, n);
+        CN_TRY(cn_conv2d_plan(ctx, &p, in.n, in.c, in.h, in.w, training));
+    }
+    return CLUNET_OK;
+}
+
 /* Scratch floats: the most any single op needs. */
 static size_t plan_work(const cn_graph *g)
 {
@@ -293,7 +306,8 @@ clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, int trainin
        big allocations, not in the first step. */
     clunet_status st;
     if ((ctx->gemm_impl < 0 && (st = cn_gemm_choose(ctx)) != CLUNET_OK) ||
-        (st = cn_conv2d_choose(ctx)) != CLUNET_OK || (st = cn_stream_choose(ctx)) != CLUNET_OK) {
+        (st = cn_conv2d_choose(ctx)) != CLUNET_OK || (st = cn_stream_choose(ctx)) != CLUNET_OK ||
+        (st = plan_convs(ctx, g, training)) != CLUNET_OK) {
         cn_exec_destroy(e);
         return st;
     }

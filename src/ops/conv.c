@@ -169,6 +169,7 @@ static int flippable(const cn_conv2d_params *p)
     return p->groups == 1 && p->stride == 1 && p->k > 1 && pads_ok;
 }
 
+/* Tuning files keep these numbers (conv_y_* and conv_dx_* keys): never renumber them. */
 enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD, PATH_WINO_FUSED };
 
 #define TILED_PX 32 /* conv2d_tiled: output pixels per work-item (TILE_PX in cl/conv.cl) */
@@ -857,11 +858,12 @@ static int shape_timed(const clunet_context *ctx, int mode, const cn_conv2d_para
 typedef struct path_trial {
     const cn_conv2d_params *p;
     const cn_tensor *in, *other, *w, *out, *work;
-    int dw_rows;
+    int flip, dw_rows;
     cn_tensor scratch; /* dw's stand-in, allocated at the first timed run */
     int no_room;       /* it could not be: the static choice stands */
 } path_trial;
 
+/* The weight gradient's paths; tuning files keep these numbers (conv_dw_* keys): never renumber them. */
 enum { DW_GEMM, DW_DIRECT, DW_WINOGRAD };
 
 /* dw += dy (*) x by `path` (DW_*); rows for DW_DIRECT. */
@@ -874,16 +876,10 @@ static clunet_status weight_gradient(clunet_context *ctx, int path, const cn_con
     return gemm_dw(ctx, p, x, dy, dw, work, split);
 }
 
-static clunet_status run_y(clunet_context *ctx, int path, void *arg)
+static clunet_status run_y_dx(clunet_context *ctx, int path, void *arg)
 {
     path_trial *t = arg;
-    return direct_path_conv(ctx, path, t->p, t->in, t->w, t->out, t->work, 0, 0);
-}
-
-static clunet_status run_dx(clunet_context *ctx, int path, void *arg)
-{
-    path_trial *t = arg;
-    return direct_path_conv(ctx, path, t->p, t->in, t->w, t->out, t->work, 1, 0);
+    return direct_path_conv(ctx, path, t->p, t->in, t->w, t->out, t->work, t->flip, 0);
 }
 
 /* The weight gradients add, so they are timed into a tensor of dw's shape rather than dw. */
@@ -899,15 +895,31 @@ static clunet_status run_dw(clunet_context *ctx, int path, void *arg)
     return weight_gradient(ctx, path, t->p, t->in, t->other, &t->scratch, t->work, t->dw_rows, 0);
 }
 
+/* Times under the GEMM this device chose, not one a test forced (CLBlast's batched product is slow on PoCL). */
+static clunet_status device_gemm(clunet_context *ctx, int *forced)
+{
+    *forced = ctx->gemm_impl;
+    ctx->gemm_impl = -1;
+    return cn_gemm_choose(ctx);
+}
+
+static void forced_gemm_back(clunet_context *ctx, int forced)
+{
+    if (forced >= 0) ctx->gemm_impl = forced;
+}
+
 /* *path = the fastest of paths[0..n) for direction `dir` of this shape, timed by run on t once per device. */
 static clunet_status timed_path(clunet_context *ctx, const char *dir, const cn_conv2d_params *p, const cn_tensor *x,
                                 const int *paths, int n, cn_tune_fn run, path_trial *t, int *path)
 {
-    if (n < 2) return CLUNET_OK;
     char key[96];
-    snprintf(key, sizeof key, "conv_%s_k%ds%dp%d%d%d%d_n%dc%dh%dw%do%d", dir, p->k, p->stride, p->pad_t, p->pad_l,
-             p->pad_b, p->pad_r, x->n, x->c, x->h, x->w, p->cout);
-    clunet_status st = cn_tune_pick(ctx, key, paths, n, run, t, path);
+    int len = snprintf(key, sizeof key, "conv_%s_k%ds%dp%d,%d,%d,%d_n%dc%dh%dw%do%d", dir, p->k, p->stride, p->pad_t,
+                       p->pad_l, p->pad_b, p->pad_r, x->n, x->c, x->h, x->w, p->cout);
+    if (n < 2 || len >= (int)sizeof key) return CLUNET_OK;
+    int forced;
+    clunet_status st = device_gemm(ctx, &forced);
+    if (st == CLUNET_OK) st = cn_tune_pick(ctx, key, paths, n, run, t, path);
+    forced_gemm_back(ctx, forced);
     cn_tensor_free(ctx, &t->scratch);
     return t->no_room ? CLUNET_OK : st; /* a device too full for the stand-in: untimed, not failed */
 }
@@ -926,8 +938,8 @@ static clunet_status timed_direct_path(clunet_context *ctx, int mode, int dx, co
     if (tiled_fits(ctx, p, x, in->c, out->c)) paths[n++] = PATH_LOCAL;
     if (winograd_shape(p)) paths[n++] = PATH_WINOGRAD;
     if (winograd_shape(p) && fused_slab(ctx, in->c, out->c) > 0) paths[n++] = PATH_WINO_FUSED;
-    path_trial t = {.p = p, .in = in, .w = w, .out = out, .work = work};
-    return timed_path(ctx, dx ? "dx" : "y", p, x, paths, n, dx ? run_dx : run_y, &t, path);
+    path_trial t = {.p = p, .in = in, .w = w, .out = out, .work = work, .flip = dx};
+    return timed_path(ctx, dx ? "dx" : "y", p, x, paths, n, run_y_dx, &t, path);
 }
 
 /* The weight gradient's path (DW_*) of a large conv on a CPU, as timed_direct_path; rows for DW_DIRECT. */
@@ -1003,14 +1015,13 @@ static clunet_status run_wide_probe(clunet_context *ctx, conv_probe *t, int dw, 
     p.cout = 128;
     cn_tensor x = t->x, y = t->y, w = t->w; /* y and w double as dy and dw */
     x.c = y.c = w.n = w.c = 128, x.h = x.w = y.h = y.w = 64;
-    int forced = ctx->gemm_impl;
-    ctx->gemm_impl = -1;
-    clunet_status st = cn_gemm_choose(ctx);
+    int forced;
+    clunet_status st = device_gemm(ctx, &forced);
     if (st == CLUNET_OK && dw)
         st = on ? winograd_dw(ctx, &x, &y, &w, &t->work) : gemm_dw(ctx, &p, &x, &y, &w, &t->work, 0);
     else if (st == CLUNET_OK)
         st = direct_path_conv(ctx, on ? PATH_WINOGRAD : PATH_LOCAL, &p, &x, &w, &y, &t->work, 0, 0);
-    if (forced >= 0) ctx->gemm_impl = forced;
+    forced_gemm_back(ctx, forced);
     return st;
 }
 
@@ -1070,6 +1081,41 @@ clunet_status cn_conv2d_choose(clunet_context *ctx)
     int unset = ctx->conv_ob < 0 || ctx->conv_dw < 0 || ctx->conv_winograd < 0 || ctx->conv_wino_fused < 0 ||
                 ctx->conv_wino_dw < 0;
     return cn_device_is_cpu(ctx) && unset ? conv_choose(ctx) : CLUNET_OK;
+}
+
+clunet_status cn_conv2d_plan(clunet_context *ctx, const cn_conv2d_params *p, int n, int c, int h, int w,
+                             int backward)
+{
+    // x is (N,C,H,W)
+    CN_TRY(cn_conv2d_choose(ctx));
+    int mode;
+    CN_TRY(conv_mode(&mode));
+    cn_tensor shape = {.n = n, .c = c, .h = h, .w = w};
+    if (p->groups != 1 || few_outputs(ctx, mode, p, p->cout) || !shape_timed(ctx, mode, p, &shape)) return CLUNET_OK;
+    cn_tensor x = {0}, wt = {0}, y = {0}, work = {0};
+    int dims[4][4] = {{n, c, h, w},
+                      {p->cout, c, p->k, p->k},
+                      {n, p->cout, cn_conv2d_out_h(p, h), cn_conv2d_out_w(p, w)},
+                      {1, 1, 1, (int)cn_conv2d_workspace_floats(p, n, c, h, w)}};
+    cn_tensor *all[4] = {&x, &wt, &y, &work};
+    clunet_status st = CLUNET_OK;
+    for (int i = 0; i < 4 && st == CLUNET_OK; i++) {
+        st = cn_tensor_alloc(ctx, dims[i][0], dims[i][1], dims[i][2], dims[i][3], all[i]);
+        if (st == CLUNET_OK)
+            st = cn_buffer_fill_float(ctx, all[i]->buf, 0, cn_tensor_count(all[i]) * sizeof(float), 0.25f);
+    }
+    int path = dense_path(ctx, mode, p, &x, c, p->cout);
+    if (st == CLUNET_OK) st = timed_direct_path(ctx, mode, 0, p, &x, &x, &wt, &y, &work, &path);
+    if (st == CLUNET_OK && backward) {
+        /* y stands in for dy, x for dx (written), wt for dw */
+        int rows = direct_dw_rows(p, &x, &y);
+        path = winograd_dw_path(ctx, mode, p, c, p->cout) ? DW_WINOGRAD : rows ? DW_DIRECT : DW_GEMM;
+        st = timed_dw_path(ctx, mode, p, &x, &y, &wt, &work, rows, &path);
+        path = dense_path(ctx, mode, p, &x, p->cout, c);
+        if (st == CLUNET_OK) st = timed_direct_path(ctx, mode, 1, p, &x, &y, &wt, &x, &work, &path);
+    }
+    for (int i = 0; i < 4; i++) cn_tensor_free(ctx, all[i]);
+    return st;
 }
 
 /* ---- forward / backward --------------------------------------------------- */

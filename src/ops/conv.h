@@ -77,12 +77,11 @@ const char *cn_gemm_impl_name(int impl);
  * conv_direct_dw_outputs=8|16|32, conv_winograd=0|1, conv_winograd_fused=0|1,
  * conv_winograd_dw=0|1), the device's tuning file or a timing of each
  * candidate; the first conv calls it otherwise. Nothing to choose on other
- * devices. These pick the paths of small convs only: on CPUs each direction
- * of a conv of >= 0.1 GFLOP is timed among its paths once per shape and
- * kept in the tuning file (conv_y_..., conv_dx_..., conv_dw_... keys), unless
- * $CLUNET_TUNE names one of the three conv_winograd keys or $CLUNET_CONV is set.
+ * devices. The three Winograd knobs decide through the shape rules of
+ * conv.c, except where a CPU times the paths per shape (cn_conv2d_plan).
  */
 clunet_status cn_conv2d_choose(clunet_context *ctx);
+
 
 /* One conv2d layer: weights (Co, C/groups, K, K); groups is 1 or C (depthwise, Co == C). */
 typedef struct cn_conv2d_params {
@@ -91,6 +90,19 @@ typedef struct cn_conv2d_params {
     int groups;
     int has_bias;
 } cn_conv2d_params;
+
+/*
+ * On CPUs, times the paths of y (and of dx and dw where `backward`) of a conv
+ * of >= 0.1 GFLOP on x of (n,c,h,w), among those that can take each, on
+ * temporary tensors; the fastest is kept in the tuning file (conv_y_*,
+ * conv_dx_*, conv_dw_* keys) and the context, where the conv's forward and
+ * backward find it. Executors call it before their big allocations; a conv
+ * not planned is timed at its first call instead (its dw into a temporary
+ * stand-in). Nothing happens on other devices, for small or depthwise convs,
+ * with $CLUNET_CONV set or with $CLUNET_TUNE naming a conv_winograd* key.
+ */
+clunet_status cn_conv2d_plan(clunet_context *ctx, const cn_conv2d_params *p, int n, int c, int h, int w,
+                             int backward);
 
 /* Output size for an input of h x w: (h + pad_t + pad_b - K) / stride + 1. */
 int cn_conv2d_out_h(const cn_conv2d_params *p, int h);

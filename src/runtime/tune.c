@@ -90,7 +90,12 @@ clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *valu
 {
     int found;
     CN_TRY(from_env(key, values, n, chosen, &found));
-    if (found || remembered(ctx, key, chosen)) return CLUNET_OK;
+    if (found) return CLUNET_OK;
+    int known_value;
+    if (remembered(ctx, key, &known_value) && find(values, n, known_value) >= 0) {
+        *chosen = known_value;
+        return CLUNET_OK;
+    }
     char known[32];
     if (cn_tuning_get(ctx, key, known, sizeof known) && find(values, n, atoi(known)) >= 0) {
         *chosen = remember(ctx, key, atoi(known));

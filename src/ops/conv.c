@@ -908,14 +908,20 @@ static void forced_gemm_back(clunet_context *ctx, int forced)
     if (forced >= 0) ctx->gemm_impl = forced;
 }
 
+/* The tuning key of direction `dir` of this conv on x; 0 where it does not fit. */
+static int path_key(const char *dir, const cn_conv2d_params *p, const cn_tensor *x, char key[96])
+{
+    int len = snprintf(key, 96, "conv_%s_k%ds%dp%d,%d,%d,%d_n%dc%dh%dw%do%d", dir, p->k, p->stride, p->pad_t, p->pad_l,
+                       p->pad_b, p->pad_r, x->n, x->c, x->h, x->w, p->cout);
+    return len < 96;
+}
+
 /* *path = the fastest of paths[0..n) for direction `dir` of this shape, timed by run on t once per device. */
 static clunet_status timed_path(clunet_context *ctx, const char *dir, const cn_conv2d_params *p, const cn_tensor *x,
                                 const int *paths, int n, cn_tune_fn run, path_trial *t, int *path)
 {
     char key[96];
-    int len = snprintf(key, sizeof key, "conv_%s_k%ds%dp%d,%d,%d,%d_n%dc%dh%dw%do%d", dir, p->k, p->stride, p->pad_t,
-                       p->pad_l, p->pad_b, p->pad_r, x->n, x->c, x->h, x->w, p->cout);
-    if (n < 2 || len >= (int)sizeof key) return CLUNET_OK;
+    if (n < 2 || !path_key(dir, p, x, key)) return CLUNET_OK;
     int forced;
     clunet_status st = device_gemm(ctx, &forced);
     if (st == CLUNET_OK) st = cn_tune_pick(ctx, key, paths, n, run, t, path);
@@ -924,34 +930,60 @@ static clunet_status timed_path(clunet_context *ctx, const char *dir, const cn_c
     return t->no_room ? CLUNET_OK : st; /* a device too full for the stand-in: untimed, not failed */
 }
 
+/* Whether timed_path would find its answer without timing. */
+static clunet_status path_known(clunet_context *ctx, const char *dir, const cn_conv2d_params *p, const cn_tensor *x,
+                                const int *paths, int n, int *known)
+{
+    char key[96];
+    int chosen;
+    *known = 1;
+    return n < 2 || !path_key(dir, p, x, key) ? CLUNET_OK : cn_tune_known(ctx, key, paths, n, &chosen, known);
+}
+
 /*
- * y (dx = 0: in x, out y) or dx (dx = 1: in dy, out dx, which is written) of
- * a large conv on a CPU: *path becomes the fastest of conv2d_tiled and both
- * Winograd forms where more than one can take it; else it stays.
+ * The paths y (in_c = x's channels) or dx (in_c = dy's) of a large conv on a
+ * CPU may take where the rules chose `rule`: conv2d_tiled and both Winograd
+ * forms, where each can; their count (below 2: nothing to time).
  */
+static int direct_candidates(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x,
+                             int in_c, int out_c, int rule, int paths[3])
+{
+    if (rule == PATH_GEMM || !shape_timed(ctx, mode, p, x)) return 0;
+    int n = 0;
+    if (tiled_fits(ctx, p, x, in_c, out_c)) paths[n++] = PATH_LOCAL;
+    if (winograd_shape(p)) paths[n++] = PATH_WINOGRAD;
+    if (winograd_shape(p) && fused_slab(ctx, in_c, out_c) > 0) paths[n++] = PATH_WINO_FUSED;
+    return n;
+}
+
+/* The weight gradient's paths (DW_*) for a large conv on a CPU, as direct_candidates; rows for DW_DIRECT. */
+static int dw_candidates(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x, int rows,
+                         int paths[3])
+{
+    if (!shape_timed(ctx, mode, p, x)) return 0;
+    int n = 0;
+    paths[n++] = DW_GEMM;
+    if (rows) paths[n++] = DW_DIRECT;
+    if (winograd_shape(p)) paths[n++] = DW_WINOGRAD;
+    return n;
+}
+
+/* y (dx = 0: in x, out y) or dx (dx = 1: in dy, out dx, which is written): *path becomes the fastest candidate. */
 static clunet_status timed_direct_path(clunet_context *ctx, int mode, int dx, const cn_conv2d_params *p,
                                        const cn_tensor *x, const cn_tensor *in, const cn_tensor *w,
                                        const cn_tensor *out, const cn_tensor *work, int *path)
 {
-    if (*path == PATH_GEMM || !shape_timed(ctx, mode, p, x)) return CLUNET_OK;
-    int paths[3], n = 0;
-    if (tiled_fits(ctx, p, x, in->c, out->c)) paths[n++] = PATH_LOCAL;
-    if (winograd_shape(p)) paths[n++] = PATH_WINOGRAD;
-    if (winograd_shape(p) && fused_slab(ctx, in->c, out->c) > 0) paths[n++] = PATH_WINO_FUSED;
+    int paths[3], n = direct_candidates(ctx, mode, p, x, in->c, out->c, *path, paths);
     path_trial t = {.p = p, .in = in, .w = w, .out = out, .work = work, .flip = dx};
     return timed_path(ctx, dx ? "dx" : "y", p, x, paths, n, run_y_dx, &t, path);
 }
 
-/* The weight gradient's path (DW_*) of a large conv on a CPU, as timed_direct_path; rows for DW_DIRECT. */
+/* The weight gradient's path (DW_*), as timed_direct_path. */
 static clunet_status timed_dw_path(clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x,
                                    const cn_tensor *dy, const cn_tensor *dw, const cn_tensor *work, int rows,
                                    int *path)
 {
-    if (!shape_timed(ctx, mode, p, x)) return CLUNET_OK;
-    int paths[3], n = 0;
-    paths[n++] = DW_GEMM;
-    if (rows) paths[n++] = DW_DIRECT;
-    if (winograd_shape(p)) paths[n++] = DW_WINOGRAD;
+    int paths[3], n = dw_candidates(ctx, mode, p, x, rows, paths);
     path_trial t = {.p = p, .in = x, .other = dy, .out = dw, .work = work, .dw_rows = rows};
     return timed_path(ctx, "dw", p, x, paths, n, run_dw, &t, path);
 }
@@ -1090,30 +1122,36 @@ clunet_status cn_conv2d_plan(clunet_context *ctx, const cn_conv2d_params *p, int
     CN_TRY(cn_conv2d_choose(ctx));
     int mode;
     CN_TRY(conv_mode(&mode));
-    cn_tensor shape = {.n = n, .c = c, .h = h, .w = w};
-    if (p->groups != 1 || few_outputs(ctx, mode, p, p->cout) || !shape_timed(ctx, mode, p, &shape)) return CLUNET_OK;
-    cn_tensor x = {0}, wt = {0}, y = {0}, work = {0};
-    int dims[4][4] = {{n, c, h, w},
-                      {p->cout, c, p->k, p->k},
-                      {n, p->cout, cn_conv2d_out_h(p, h), cn_conv2d_out_w(p, w)},
-                      {1, 1, 1, (int)cn_conv2d_workspace_floats(p, n, c, h, w)}};
+    /* shapes first: the tensors are allocated only where some choice is not known yet */
+    cn_tensor x = {.n = n, .c = c, .h = h, .w = w}, wt = {.n = p->cout, .c = c, .h = p->k, .w = p->k};
+    cn_tensor y = {.n = n, .c = p->cout, .h = cn_conv2d_out_h(p, h), .w = cn_conv2d_out_w(p, w)};
+    cn_tensor work = {.n = 1, .c = 1, .h = 1, .w = (int)cn_conv2d_workspace_floats(p, n, c, h, w)};
+    if (p->groups != 1 || few_outputs(ctx, mode, p, p->cout)) return CLUNET_OK;
+    int rows = direct_dw_rows(p, &x, &y), yp[3], dxp[3], dwp[3];
+    int ny = direct_candidates(ctx, mode, p, &x, c, p->cout, dense_path(ctx, mode, p, &x, c, p->cout), yp);
+    int ndx = backward ? direct_candidates(ctx, mode, p, &x, p->cout, c, dense_path(ctx, mode, p, &x, p->cout, c), dxp)
+                       : 0;
+    int ndw = backward ? dw_candidates(ctx, mode, p, &x, rows, dwp) : 0;
+    int known_y, known_dx, known_dw;
+    CN_TRY(path_known(ctx, "y", p, &x, yp, ny, &known_y));
+    CN_TRY(path_known(ctx, "dx", p, &x, dxp, ndx, &known_dx));
+    CN_TRY(path_known(ctx, "dw", p, &x, dwp, ndw, &known_dw));
+    if (known_y && known_dx && known_dw) return CLUNET_OK;
+
     cn_tensor *all[4] = {&x, &wt, &y, &work};
     clunet_status st = CLUNET_OK;
     for (int i = 0; i < 4 && st == CLUNET_OK; i++) {
-        st = cn_tensor_alloc(ctx, dims[i][0], dims[i][1], dims[i][2], dims[i][3], all[i]);
-        if (st == CLUNET_OK)
-            st = cn_buffer_fill_float(ctx, all[i]->buf, 0, cn_tensor_count(all[i]) * sizeof(float), 0.25f);
+        cn_tensor *t = all[i];
+        st = cn_tensor_alloc(ctx, t->n, t->c, t->h, t->w, t);
+        if (st == CLUNET_OK) st = cn_buffer_fill_float(ctx, t->buf, 0, cn_tensor_count(t) * sizeof(float), 0.25f);
     }
-    int path = dense_path(ctx, mode, p, &x, c, p->cout);
-    if (st == CLUNET_OK) st = timed_direct_path(ctx, mode, 0, p, &x, &x, &wt, &y, &work, &path);
-    if (st == CLUNET_OK && backward) {
-        /* y stands in for dy, x for dx (written), wt for dw */
-        int rows = direct_dw_rows(p, &x, &y);
-        path = winograd_dw_path(ctx, mode, p, c, p->cout) ? DW_WINOGRAD : rows ? DW_DIRECT : DW_GEMM;
-        st = timed_dw_path(ctx, mode, p, &x, &y, &wt, &work, rows, &path);
-        path = dense_path(ctx, mode, p, &x, p->cout, c);
-        if (st == CLUNET_OK) st = timed_direct_path(ctx, mode, 1, p, &x, &y, &wt, &x, &work, &path);
-    }
+    int path; /* the trials' runs: y stands in for dy, x for dx (written), wt for dw */
+    path_trial ty = {.p = p, .in = &x, .w = &wt, .out = &y, .work = &work};
+    path_trial tdx = {.p = p, .in = &y, .w = &wt, .out = &x, .work = &work, .flip = 1};
+    path_trial tdw = {.p = p, .in = &x, .other = &y, .out = &wt, .work = &work, .dw_rows = rows};
+    if (st == CLUNET_OK) st = timed_path(ctx, "y", p, &x, yp, ny, run_y_dx, &ty, &path);
+    if (st == CLUNET_OK) st = timed_path(ctx, "dx", p, &x, dxp, ndx, run_y_dx, &tdx, &path);
+    if (st == CLUNET_OK) st = timed_path(ctx, "dw", p, &x, dwp, ndw, run_dw, &tdw, &path);
     for (int i = 0; i < 4; i++) cn_tensor_free(ctx, all[i]);
     return st;
 }

@@ -82,7 +82,6 @@ const char *cn_gemm_impl_name(int impl);
  */
 clunet_status cn_conv2d_choose(clunet_context *ctx);
 
-
 /* One conv2d layer: weights (Co, C/groups, K, K); groups is 1 or C (depthwise, Co == C). */
 typedef struct cn_conv2d_params {
     int cout, k, stride;
@@ -94,12 +93,13 @@ typedef struct cn_conv2d_params {
 /*
  * On CPUs, times the paths of y (and of dx and dw where `backward`) of a conv
  * of >= 0.1 GFLOP on x of (n,c,h,w), among those that can take each, on
- * temporary tensors; the fastest is kept in the tuning file (conv_y_*,
- * conv_dx_*, conv_dw_* keys) and the context, where the conv's forward and
- * backward find it. Executors call it before their big allocations; a conv
- * not planned is timed at its first call instead (its dw into a temporary
- * stand-in). Nothing happens on other devices, for small or depthwise convs,
- * with $CLUNET_CONV set or with $CLUNET_TUNE naming a conv_winograd* key.
+ * temporary tensors allocated only where a choice is not known yet; the
+ * fastest is kept in the tuning file (conv_y_*, conv_dx_*, conv_dw_* keys)
+ * and the context, where the conv's forward and backward find it. Executors
+ * call it before their big allocations; a conv not planned is timed at its
+ * first call instead (its dw into a temporary stand-in). Nothing happens on
+ * other devices, for small or depthwise convs, with $CLUNET_CONV set or with
+ * $CLUNET_TUNE naming a conv_winograd* key.
  */
 clunet_status cn_conv2d_plan(clunet_context *ctx, const cn_conv2d_params *p, int n, int c, int h, int w,
                              int backward);

@@ -157,6 +157,9 @@ clunet_status cn_time_best(clunet_context *ctx, cn_tune_fn run, int value, void 
 clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *values, int n, cn_tune_fn run, void *arg,
                            int *chosen);
 
+/* cn_tune_pick's answer without timing: *known = 0 where it would have to time. */
+clunet_status cn_tune_known(clunet_context *ctx, const char *key, const int *values, int n, int *chosen, int *known);
+
 /* Whether $CLUNET_TUNE names `key` (a test forcing a variant). */
 int cn_tune_forced(const char *key);
 

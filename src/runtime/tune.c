@@ -85,22 +85,26 @@ static int remember(clunet_context *ctx, const char *key, int value)
     return value;
 }
 
+clunet_status cn_tune_known(clunet_context *ctx, const char *key, const int *values, int n, int *chosen, int *known)
+{
+    CN_TRY(from_env(key, values, n, chosen, known));
+    if (*known) return CLUNET_OK;
+    int value = 0;
+    char text[32];
+    if (remembered(ctx, key, &value) && find(values, n, value) >= 0) *known = 1;
+    else if (cn_tuning_get(ctx, key, text, sizeof text) && find(values, n, atoi(text)) >= 0)
+        *known = 1, value = remember(ctx, key, atoi(text));
+    if (*known) *chosen = value;
+    return CLUNET_OK;
+}
+
 clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *values, int n, cn_tune_fn run, void *arg,
                            int *chosen)
 {
     int found;
-    CN_TRY(from_env(key, values, n, chosen, &found));
+    CN_TRY(cn_tune_known(ctx, key, values, n, chosen, &found));
     if (found) return CLUNET_OK;
-    int known_value;
-    if (remembered(ctx, key, &known_value) && find(values, n, known_value) >= 0) {
-        *chosen = known_value;
-        return CLUNET_OK;
-    }
     char known[32];
-    if (cn_tuning_get(ctx, key, known, sizeof known) && find(values, n, atoi(known)) >= 0) {
-        *chosen = remember(ctx, key, atoi(known));
-        return CLUNET_OK;
-    }
     /*
      * Each candidate once untimed (it builds its kernels), then five rounds that
      * run every candidate once in turn; the best time of each counts. Taking

@@ -127,14 +127,43 @@ void cn_cache_store(const char *key, const unsigned char *binary, size_t size)
     if (!ok || rename(tmp, path) != 0) unlink(tmp);
 }
 
-/* tuning-<SHA-256 of the device's identity>.txt: "key value" lines */
+/*
+ * Bump when host code changes what a measured choice runs (a path's launches
+ * or workspace), so that earlier measurements are not trusted; changes to the
+ * kernels' sources count without it.
+ */
+#define TUNING_FORMAT 2
+
+/*
+ * tuning-<SHA-256 of the device's identity, TUNING_FORMAT and every kernel
+ * source>.txt: "key value" lines. A choice measured on other kernels may be
+ * wrong for these, so an edited kernel starts a new file.
+ */
+void cn_tuning_init(clunet_context *ctx)
+{
+    char dir[1024], key[65], kernels[65];
+    ctx->tuning_file[0] = 0;
+    if (!ctx->use_cache || !cn_cache_dir(dir, sizeof dir)) return;
+    cn_sha256 s;
+    uint8_t digest[32];
+    uint32_t format = TUNING_FORMAT;
+    cn_sha256_init(&s);
+    cn_sha256_update(&s, &format, sizeof format);
+    for (int i = 0; i < cn_source_count; i++) {
+        hash_string(&s, cn_sources[i].name);
+        hash_string(&s, cn_sources[i].text);
+    }
+    cn_sha256_final(&s, digest);
+    cn_sha256_hex(digest, kernels);
+    cn_cache_key(&ctx->info, "tuning", kernels, key);
+    int n = snprintf(ctx->tuning_file, sizeof ctx->tuning_file, "%s/tuning-%s.txt", dir, key);
+    if (n <= 0 || (size_t)n >= sizeof ctx->tuning_file) ctx->tuning_file[0] = 0;
+}
+
 static int tuning_path(const clunet_context *ctx, char *out, size_t size)
 {
-    char dir[1024], key[65];
-    if (!ctx->use_cache || !cn_cache_dir(dir, sizeof dir)) return 0;
-    cn_cache_key(&ctx->info, "tuning", "", key);
-    int n = snprintf(out, size, "%s/tuning-%s.txt", dir, key);
-    return n > 0 && (size_t)n < size;
+    int n = snprintf(out, size, "%s", ctx->tuning_file);
+    return ctx->tuning_file[0] && n > 0 && (size_t)n < size;
 }
 
 int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_t size)

@@ -42,6 +42,7 @@ clunet_status clunet_context_create(const clunet_settings *settings, clunet_cont
     ctx->stream_floor = ctx->info.global_cache_bytes / 8 > (1u << 20) ? ctx->info.global_cache_bytes / 8 : 1u << 20;
     const char *nc = getenv("CLUNET_NO_CACHE");
     ctx->use_cache = settings->use_cache && !(nc && *nc && strcmp(nc, "0"));
+    cn_tuning_init(ctx);
     ctx->profiling = settings->profiling && ctx->info.profiling;
     ctx->mem_cap = ctx->info.global_mem_bytes;
     if (settings->memory_cap_bytes && settings->memory_cap_bytes < ctx->mem_cap)

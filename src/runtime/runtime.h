@@ -93,6 +93,8 @@ struct clunet_context {
     int stream_stores;    /* 1: large outputs written past the caches (cn_stream_option) */
     size_t stream_floor;  /* the bytes from which an output counts as large (tests lower it) */
 
+    char tuning_file[1200]; /* the tuning file's path ("" without a cache): see cn_tuning_init */
+
     /* Every cn_tune_pick answer so far, so a choice per shape costs no file read per step. */
     struct {
         char key[96];
@@ -128,10 +130,13 @@ int cn_cache_dir(char *out, size_t size);
 
 /*
  * Choices made by measuring on this device (e.g. "gemm" -> "register"), kept
- * next to the kernel binaries in one small file per device and driver, so a
- * measurement runs once per machine. Off with the cache (CLUNET_NO_CACHE=1).
- * cn_tuning_get returns 1 and fills value when the key is known.
+ * next to the kernel binaries in one small file per device, driver and
+ * version of the kernels (cn_tuning_init), so a measurement runs once per
+ * machine and again after the kernels change. Off with the cache
+ * (CLUNET_NO_CACHE=1). cn_tuning_get returns 1 and fills value when the key
+ * is known.
  */
+void cn_tuning_init(clunet_context *ctx);
 int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_t size);
 /*
  * Stores value (a measurement's winner) for key unless the file already has

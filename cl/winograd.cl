@@ -17,7 +17,8 @@
  *
  * The data gradient is the same conv of dy with each kernel flipped and the
  * channel roles swapped (flip = 1). Layouts: U (16, rows, cols) with rows the
- * conv's output channels; V (16, C, tiles) and M (16, Co, tiles), tiles row-major.
+ * conv's output channels; V (16, C, images * tiles) and M (16, Co, images *
+ * tiles), each image's tiles row-major, the images of one GEMM side by side.
  * winograd_fused does all of it in one kernel for CPUs, V and M of 32 tiles at
  * a time in local memory, never written out.
  */
@@ -171,35 +172,41 @@ static inline __attribute__((always_inline)) void wg_untile16(const float16 *m, 
 }
 
 /*
- * V from one image x (C, H, W). Global (ceil(tw/16), th, C): work-item
- * (bx, ty, c) transforms 16 neighbouring tiles of channel c, as float16 lanes
- * of tiles, so every one of the 16 planes gets whole vector stores.
+ * V from `images` consecutive images of x (C, H, W), their tiles side by side
+ * in each row of V (columns = images * tiles), so that one GEMM covers them
+ * all. Global (ceil(tw/16), th, images * C): work-item (bx, ty, img * C + c)
+ * transforms 16 neighbouring tiles of channel c, as float16 lanes of tiles,
+ * so every one of the 16 planes gets whole vector stores.
  */
 __kernel void winograd_input(__global const float *x, const int x_off, __global float *v, const int v_off,
-                             const int c, const int h, const int w, const int th, const int tw)
+                             const int c, const int h, const int w, const int th, const int tw, const int images)
 {
-    const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), ch = get_global_id(2);
-    if (tx0 >= tw || ty >= th || ch >= c) return;
+    const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), img = get_global_id(2) / c,
+              ch = get_global_id(2) % c;
+    if (tx0 >= tw || ty >= th || img >= images) return;
     float16 e[16];
-    wg_tiles16(x + x_off + (size_t)ch * h * w, ty, tx0, h, w, e);
-    const size_t tiles = (size_t)th * tw, step = (size_t)c * tiles;
-    __global float *out = v + v_off + ch * tiles + ty * tw + tx0;
+    wg_tiles16(x + x_off + ((size_t)img * c + ch) * h * w, ty, tx0, h, w, e);
+    const size_t tiles = (size_t)th * tw, cols = images * tiles, step = (size_t)c * cols;
+    __global float *out = v + v_off + ch * cols + img * tiles + ty * tw + tx0;
     const int n = min(WG_TILES, tw - tx0);
     for (int q = 0; q < 16; q++) wg_store_lanes(out + q * step, e[q], n);
 }
 
 /*
- * y = A^T M A for one image y (Co, H, W), written (accumulate = 0) or added.
- * Global (ceil(tw/16), th, Co): work-item (bx, ty, o) writes the outputs of 16
- * neighbouring tiles of channel o.
+ * y = A^T M A for `images` consecutive images of y (Co, H, W), written
+ * (accumulate = 0) or added; M's rows hold their tiles side by side, as V's.
+ * Global (ceil(tw/16), th, images * Co): work-item (bx, ty, img * Co + o)
+ * writes the outputs of 16 neighbouring tiles of channel o.
  */
 __kernel void winograd_output(__global const float *m, const int m_off, __global float *y, const int y_off,
-                              const int co, const int h, const int w, const int th, const int tw, const int accumulate)
+                              const int co, const int h, const int w, const int th, const int tw, const int images,
+                              const int accumulate)
 {
-    const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), o = get_global_id(2);
-    if (tx0 >= tw || ty >= th || o >= co) return;
-    const size_t tiles = (size_t)th * tw, step = (size_t)co * tiles;
-    __global const float *in = m + m_off + o * tiles + ty * tw + tx0;
+    const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), img = get_global_id(2) / co,
+              o = get_global_id(2) % co;
+    if (tx0 >= tw || ty >= th || img >= images) return;
+    const size_t tiles = (size_t)th * tw, cols = images * tiles, step = (size_t)co * cols;
+    __global const float *in = m + m_off + o * cols + img * tiles + ty * tw + tx0;
     const int n = min(WG_TILES, tw - tx0);
     float16 r[16];
     for (int q = 0; q < 16; q++) {
@@ -212,7 +219,7 @@ __kernel void winograd_output(__global const float *m, const int m_off, __global
         for (int l = 0; l < WG_TILES; l++) lane[l] = l < n ? p[l] : 0.0f;
         r[q] = vload16(0, lane);
     }
-    wg_untile16(r, y + y_off + (size_t)o * h * w, ty, tx0, h, w, accumulate);
+    wg_untile16(r, y + y_off + ((size_t)img * co + o) * h * w, ty, tx0, h, w, accumulate);
 }
 
 #ifndef TILE_OB
@@ -293,9 +300,10 @@ __kernel void winograd_fused(__global const float *x, const int x_off, __global 
 
 /*
  * The weight gradient's transform of dy: dM = A dy A^T, the 4x4 of each tile
- * from its 2 x 2 outputs' gradient (zero past the image), for one image dy
- * (Co, H, W) into dm (16, Co, tiles). Global (ceil(tw/16), th, Co): work-item
- * (bx, ty, o) transforms 16 neighbouring tiles of channel o.
+ * from its 2 x 2 outputs' gradient (zero past the image), for `images`
+ * consecutive images of dy (Co, H, W) into dm (16, Co, images * tiles), laid
+ * out as V. Global (ceil(tw/16), th, images * Co): work-item (bx, ty, img * Co
+ * + o) transforms 16 neighbouring tiles of channel o.
  *
  *   A = | 1  0 |
  *       | 1  1 |
@@ -303,11 +311,12 @@ __kernel void winograd_fused(__global const float *x, const int x_off, __global 
  *       | 0 -1 |
  */
 __kernel void winograd_dy(__global const float *dy, const int dy_off, __global float *dm, const int dm_off,
-                          const int co, const int h, const int w, const int th, const int tw)
+                          const int co, const int h, const int w, const int th, const int tw, const int images)
 {
-    const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), o = get_global_id(2);
-    if (tx0 >= tw || ty >= th || o >= co) return;
-    __global const float *yp = dy + dy_off + (size_t)o * h * w;
+    const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), img = get_global_id(2) / co,
+              o = get_global_id(2) % co;
+    if (tx0 >= tw || ty >= th || img >= images) return;
+    __global const float *yp = dy + dy_off + ((size_t)img * co + o) * h * w;
     float16 ev[2], od[2]; /* even and odd columns of the tile rows' two output rows */
     for (int i = 0; i < 2; i++) {
         const int py = 2 * ty + i, x0 = 2 * tx0;
@@ -325,8 +334,8 @@ __kernel void winograd_dy(__global const float *dy, const int dy_off, __global f
     /* A dy: four rows of two, then each row (p, q) times A^T: (p, p + q, p - q, -q) */
     const float16 p[4] = {ev[0], ev[0] + ev[1], ev[0] - ev[1], -ev[1]};
     const float16 q[4] = {od[0], od[0] + od[1], od[0] - od[1], -od[1]};
-    const size_t tiles = (size_t)th * tw, step = (size_t)co * tiles;
-    __global float *out = dm + dm_off + o * tiles + ty * tw + tx0;
+    const size_t tiles = (size_t)th * tw, cols = images * tiles, step = (size_t)co * cols;
+    __global float *out = dm + dm_off + o * cols + img * tiles + ty * tw + tx0;
     const int n = min(WG_TILES, tw - tx0);
     for (int a = 0; a < 4; a++) {
         const float16 e[4] = {p[a], p[a] + q[a], p[a] - q[a], -q[a]};

@@ -84,11 +84,26 @@ static int winograd_pays(const cn_conv2d_params *p, int in_c, int out_c, int flo
     return winograd_shape(p) && (double)in_c * out_c >= (double)floor * (in_c + out_c);
 }
 
-/* Floats of U, V and M for one image (the same for y and for dx: the formula is symmetric in the channels). */
-static size_t winograd_floats(int c, int cout, int h, int w)
+/* Winograd tiles of one (H, W) image: 2 x 2 outputs each. */
+static int wino_tiles(int h, int w) { return ((h + 1) / 2) * ((w + 1) / 2); }
+
+/*
+ * Images whose tiles share one pass of the unfused Winograd (one set of 16
+ * GEMMs): enough for 256 columns where the images have fewer tiles. At 4 x
+ * 256 decoder.0's 16 x 16 map has 64 tiles an image, and GEMMs that thin
+ * took its forward ~1.6x longer than at 1 x 512, where one image has 256.
+ */
+static int wino_images(int n, int h, int w)
 {
-    size_t tiles = (size_t)((h + 1) / 2) * ((w + 1) / 2);
-    return 16 * ((size_t)c * cout + tiles * ((size_t)c + cout));
+    int per = (256 + wino_tiles(h, w) - 1) / wino_tiles(h, w);
+    return per < n ? per : n;
+}
+
+/* Floats of U, V and M for one pass (the same for y and for dx: the formula is symmetric in the channels). */
+static size_t winograd_floats(int n, int c, int cout, int h, int w)
+{
+    size_t cols = (size_t)wino_images(n, h, w) * wino_tiles(h, w);
+    return 16 * ((size_t)c * cout + cols * ((size_t)c + cout));
 }
 
 /* Channels rounded up to whole float16 blocks: the k-major weight copy's and pixel-major dy's row length. */
@@ -107,7 +122,7 @@ size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h
     /* the columns, then the split weight gradient's partial products (on GPUs, or forced) */
     int splits = dw_splits(dw_outputs(p, c), cn_conv2d_out_h(p, h) * cn_conv2d_out_w(p, w));
     size_t need = columns_floats(p, c, h, w) + (splits > 1 ? (size_t)splits * dw_outputs(p, c) : 0);
-    size_t wino = winograd_shape(p) ? winograd_floats(c, p->cout, h, w) : 0;
+    size_t wino = winograd_shape(p) ? winograd_floats(n, c, p->cout, h, w) : 0;
     size_t fused = winograd_shape(p) ? fused_u_floats(c, p->cout) : 0;
     if (fused > wino) wino = fused;
     return need > wino ? need : wino;
@@ -511,15 +526,16 @@ static clunet_status winograd_weights(clunet_context *ctx, const cn_conv2d_param
 }
 
 /*
- * One of the per-tile transforms of image img of t (C, H, W) (cl/winograd.cl):
- * winograd_input (t = x or dy, into V at off in buf), winograd_dy (t = dy,
- * into dM) or winograd_output (t = y or dx, from M; `accumulate` adds into t).
- * 16 tiles per work-item, one item per group on CPUs: PoCL gives each item of
- * a group its own copy of the transforms' 2 KiB of arrays, and left to choose,
- * it made groups of thousands and overflowed its thread's stack (decoder.0).
+ * One of the per-tile transforms of `images` images of t (C, H, W) from image
+ * img on (cl/winograd.cl): winograd_input (t = x or dy, into V at off in buf),
+ * winograd_dy (t = dy, into dM) or winograd_output (t = y or dx, from M;
+ * `accumulate` adds into t). 16 tiles per work-item, one item per group on
+ * CPUs: PoCL gives each item of a group its own copy of the transforms' 2 KiB
+ * of arrays, and left to choose, it made groups of thousands and overflowed
+ * its thread's stack (decoder.0).
  */
-static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, const cn_tensor *t, int img, cl_mem buf,
-                                    size_t off, int accumulate)
+static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, const cn_tensor *t, int img, int images,
+                                    cl_mem buf, size_t off, int accumulate)
 {
     const int h = t->h, w = t->w, th = (h + 1) / 2, tw = (w + 1) / 2;
     int output = !strcmp(kernel, "winograd_output");
@@ -531,38 +547,41 @@ static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, con
     CN_TRY(CN_ARG_INT(k, output ? 3 : 1, t->offset + (size_t)img * t->c * h * w));
     CN_TRY(CN_ARG_MEM(k, output ? 0 : 2, buf));
     CN_TRY(CN_ARG_INT(k, output ? 1 : 3, off));
-    int args[6] = {t->c, h, w, th, tw, accumulate};
-    for (int i = 0; i < (output ? 6 : 5); i++) CN_TRY(CN_ARG_INT(k, 4 + i, args[i]));
-    size_t global[3] = {(size_t)(tw + 15) / 16, (size_t)th, (size_t)t->c}, single[3] = {1, 1, 1};
+    int args[7] = {t->c, h, w, th, tw, images, accumulate};
+    for (int i = 0; i < (output ? 7 : 6); i++) CN_TRY(CN_ARG_INT(k, 4 + i, args[i]));
+    size_t global[3] = {(size_t)(tw + 15) / 16, (size_t)th, (size_t)images * t->c}, single[3] = {1, 1, 1};
     return cn_launch(ctx, k, 3, global, cn_device_is_cpu(ctx) ? single : NULL);
 }
 
 /*
- * The conv of tiled_conv as Winograd F(2x2,3x3) (cl/winograd.cl), one image at a time: the
- * weights' U, then per image the input's V, 16 GEMMs (Co x C times C x tiles)
- * into M, and the output transform. U, V, M follow each other in the workspace.
+ * The conv of tiled_conv as Winograd F(2x2,3x3) (cl/winograd.cl), a pass of
+ * wino_images() images at a time: the weights' U, then per pass the inputs'
+ * V, 16 GEMMs (Co x C times C x the pass's tiles) into M, and the output
+ * transform. U, V, M follow each other in the workspace.
  */
 static clunet_status winograd_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in,
                                    const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip, int add)
 {
     // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip); added into out where add
-    const int ci = in->c, co = out->c, h = out->h, wd = out->w, tiles = ((h + 1) / 2) * ((wd + 1) / 2);
-    size_t u_off = work->offset, v_off = u_off + 16 * (size_t)ci * co, m_off = v_off + 16 * (size_t)ci * tiles;
+    const int ci = in->c, co = out->c, tiles = wino_tiles(out->h, out->w), per = wino_images(in->n, out->h, out->w);
+    size_t u_off = work->offset, v_off = u_off + 16 * (size_t)ci * co, m_off = v_off + 16 * (size_t)ci * per * tiles;
     CN_TRY(winograd_weights(ctx, p, w, work->buf, u_off, flip, 0));
-    for (int img = 0; img < in->n; img++) {
-        CN_TRY(winograd_tiles(ctx, "winograd_input", in, img, work->buf, v_off, 0));
-        cn_gemm_args g = gemm_args(0, 0, co, tiles, ci, 0.0f, work->buf, u_off, work->buf, v_off, work->buf, m_off);
-        g.batch = 16, g.a_stride = (size_t)co * ci, g.b_stride = (size_t)ci * tiles, g.c_stride = (size_t)co * tiles;
+    for (int img = 0; img < in->n; img += per) {
+        int images = in->n - img < per ? in->n - img : per, cols = images * tiles;
+        CN_TRY(winograd_tiles(ctx, "winograd_input", in, img, images, work->buf, v_off, 0));
+        cn_gemm_args g = gemm_args(0, 0, co, cols, ci, 0.0f, work->buf, u_off, work->buf, v_off, work->buf, m_off);
+        g.batch = 16, g.a_stride = (size_t)co * ci, g.b_stride = (size_t)ci * cols, g.c_stride = (size_t)co * cols;
         CN_TRY(cn_gemm(ctx, &g));
-        CN_TRY(winograd_tiles(ctx, "winograd_output", out, img, work->buf, m_off, add));
+        CN_TRY(winograd_tiles(ctx, "winograd_output", out, img, images, work->buf, m_off, add));
     }
     return CLUNET_OK;
 }
 
 /*
  * dw += the weight gradient of a conv winograd_shape takes, as Winograd: per
- * image V from x and dM = A dy A^T (winograd_dy), then 16 GEMMs dU[xi] (+)=
- * dM[xi] * V[xi]^T (Co x tiles times tiles x C, summed over the images), last
+ * pass of wino_images() images V from x and dM = A dy A^T (winograd_dy), then
+ * 16 GEMMs dU[xi] (+)= dM[xi] * V[xi]^T (Co x tiles times tiles x C, summed
+ * over the pass's tiles, then over the passes), last
  * dw += G^T dU G. 2.25x fewer multiply-adds than im2col + GEMM; dU, V and dM
  * take the places of U, V and M in the workspace.
  */
@@ -570,14 +589,15 @@ static clunet_status winograd_dw(clunet_context *ctx, const cn_tensor *x, const 
                                  const cn_tensor *work)
 {
     // x is (N,C,H,W), dy is (N,Co,H,W), dw is (Co,C,3,3) and accumulates
-    const int ci = x->c, co = dy->c, tiles = ((dy->h + 1) / 2) * ((dy->w + 1) / 2);
-    size_t u_off = work->offset, v_off = u_off + 16 * (size_t)ci * co, m_off = v_off + 16 * (size_t)ci * tiles;
-    for (int img = 0; img < x->n; img++) {
-        CN_TRY(winograd_tiles(ctx, "winograd_input", x, img, work->buf, v_off, 0));
-        CN_TRY(winograd_tiles(ctx, "winograd_dy", dy, img, work->buf, m_off, 0));
-        cn_gemm_args g = gemm_args(0, 1, co, ci, tiles, img ? 1.0f : 0.0f, work->buf, m_off, work->buf, v_off,
+    const int ci = x->c, co = dy->c, tiles = wino_tiles(dy->h, dy->w), per = wino_images(x->n, dy->h, dy->w);
+    size_t u_off = work->offset, v_off = u_off + 16 * (size_t)ci * co, m_off = v_off + 16 * (size_t)ci * per * tiles;
+    for (int img = 0; img < x->n; img += per) {
+        int images = x->n - img < per ? x->n - img : per, cols = images * tiles;
+        CN_TRY(winograd_tiles(ctx, "winograd_input", x, img, images, work->buf, v_off, 0));
+        CN_TRY(winograd_tiles(ctx, "winograd_dy", dy, img, images, work->buf, m_off, 0));
+        cn_gemm_args g = gemm_args(0, 1, co, ci, cols, img ? 1.0f : 0.0f, work->buf, m_off, work->buf, v_off,
                                    work->buf, u_off);
-        g.batch = 16, g.a_stride = (size_t)co * tiles, g.b_stride = (size_t)ci * tiles, g.c_stride = (size_t)co * ci;
+        g.batch = 16, g.a_stride = (size_t)co * cols, g.b_stride = (size_t)ci * cols, g.c_stride = (size_t)co * ci;
         CN_TRY(cn_gemm(ctx, &g));
     }
     cl_kernel k;

@@ -315,6 +315,7 @@ static const conv_shape small_shapes[] = {
     DENSE("5x5 same s2", 1, 3, 7, 7, 4, 5, 2, 2, 2, 2, 2, 0),
     DENSE("5x5 tf-same", 2, 2, 6, 7, 3, 5, 1, 2, 2, 2, 2, 1),
     DENSE("3x3 same wide", 2, 4, 5, 37, 20, 3, 1, 1, 1, 1, 1, 0), /* row tiles of 16 and a rest; 2 channel blocks */
+    DENSE("3x3 same, 3 images", 3, 3, 20, 26, 4, 3, 1, 1, 1, 1, 1, 0), /* Winograd: 130 tiles, passes of 2 + 1 */
     /*
      * Few channels, stride 1: the GPU kernels (conv2d_direct_wg, split-K dw;
      * CLUNET_CONV=direct elsewhere), on CPUs conv2d_tiled and conv2d_direct_dw
@@ -391,7 +392,8 @@ static const conv_shape few_channel_shapes[] = {
     DENSE("80->34 flipped dx", 2, 80, 12, 14, 34, 3, 1, 1, 2, 1, 0, 0),
 };
 
-/* Timing only (--perf): the same network at a 512x512 input, batch 1. */
+/* Timing only (--perf): the same network at a 512x512 input, batch 1, and the decoder's first block at 4 x 256,
+ * where each image's map is small (the batch evaluation runs). */
 static const conv_shape unet512_shapes[] = {
     DENSE("stem", 1, 3, 512, 512, 32, 3, 2, 0, 0, 1, 1, 0),
     DENSE("b2 expand", 1, 16, 256, 256, 96, 1, 1, 0, 0, 0, 0, 0),
@@ -414,6 +416,8 @@ static const conv_shape unet512_shapes[] = {
     DW("b7 dw", 1, 1152, 16, 16, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec1", 1, 1280 + 672, 32, 32, 256, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec1b", 1, 256, 32, 32, 256, 3, 1, 1, 1, 1, 1, 0), /* each decoder block's second conv */
+    DENSE("dec1 4x256", 4, 1280 + 672, 16, 16, 256, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec1b 4x256", 4, 256, 16, 16, 256, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec2", 1, 256 + 240, 64, 64, 128, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec2b", 1, 128, 64, 64, 128, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec3", 1, 128 + 144, 128, 128, 64, 3, 1, 1, 1, 1, 1, 0),

@@ -3,33 +3,37 @@
  *
  * bc1 = 1 - beta1^t and bc2 = 1 - beta2^t come from the host (computed in
  * double). Weight decay is decoupled (AdamW): p -= lr * wd * p before the step.
+ * An item covers `span` floats (CN_SPAN, cl/common.cl): float16 vectors on CPUs.
  */
 
+#define ADAM_BODY(T, LOAD, STORE, SIG)                                                  \
+    {                                                                                   \
+        const T gi = LOAD(g + i);                                                       \
+        const T mi = beta1 * LOAD(m + i) + (1.0f - beta1) * gi;                         \
+        const T vi = beta2 * LOAD(v + i) + (1.0f - beta2) * gi * gi;                    \
+        STORE(m + i, mi);                                                               \
+        STORE(v + i, vi);                                                               \
+        T pi = LOAD(p + i);                                                             \
+        pi -= lr * wd * pi;                                                             \
+        STORE(p + i, pi - lr * (mi / bc1) / (sqrt(vi / bc2) + eps));                    \
+    }
 __kernel void adam_step(__global float *p, const int p_off, __global const float *g, const int g_off,
                         __global float *m, const int m_off, __global float *v, const int v_off, const int count,
-                        const float lr, const float beta1, const float beta2, const float eps, const float wd,
-                        const float bc1, const float bc2)
+                        const int span, const float lr, const float beta1, const float beta2, const float eps,
+                        const float wd, const float bc1, const float bc2)
 {
-    int i = get_global_id(0);
-    if (i >= count) return;
-    float gi = g[g_off + i];
-    float mi = beta1 * m[m_off + i] + (1.0f - beta1) * gi;
-    float vi = beta2 * v[v_off + i] + (1.0f - beta2) * gi * gi;
-    m[m_off + i] = mi;
-    v[v_off + i] = vi;
-    float pi = p[p_off + i];
-    pi -= lr * wd * pi;
-    p[p_off + i] = pi - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);
+    p += p_off, g += g_off, m += m_off, v += v_off;
+    CN_SPAN(ADAM_BODY)
 }
 
 /*
  * avg = decay * avg + (1 - decay) * x over a flat range: the running average
  * of the weights (and BN statistics) that validation and checkpoints use.
  */
+#define EMA_BODY(T, LOAD, STORE, SIG) STORE(avg + i, decay * LOAD(avg + i) + (1.0f - decay) * LOAD(x + i));
 __kernel void ema_update(__global float *avg, const int avg_off, __global const float *x, const int x_off,
-                         const int count, const float decay)
+                         const int count, const int span, const float decay)
 {
-    int i = get_global_id(0);
-    if (i >= count) return;
-    avg[avg_off + i] = decay * avg[avg_off + i] + (1.0f - decay) * x[x_off + i];
+    avg += avg_off, x += x_off;
+    CN_SPAN(EMA_BODY)
 }

@@ -52,6 +52,25 @@ float16 cn_sigmoid16(float16 z)
 #define CN_SWISH_SLOPE(v, s) ((s) + (v) * (s) * (1.0f - (s)))
 
 /*
+ * An element-wise body over the `span` consecutive floats of this item, of
+ * `count` in all (span 1 on GPUs; thousands on CPUs, where explicit float16
+ * vectors are what gets vectorised): float16 steps, then single floats for
+ * the rest. BODY(T, LOAD, STORE, SIG) is written once for the value type T
+ * (float16 or float) with the matching load, store and logistic function;
+ * it reads and writes at index i.
+ */
+#define CN_LOAD16(p) vload16(0, (p))
+#define CN_STORE16(p, v) vstore16((v), 0, (p))
+#define CN_LOAD1(p) (*(p))
+#define CN_STORE1(p, v) (*(p) = (v))
+#define CN_SPAN(BODY)                                                                   \
+    int i = get_global_id(0) * span;                                                    \
+    if (i >= count) return;                                                             \
+    int end = i + min(span, count - i);                                                 \
+    for (; i + 16 <= end; i += 16) BODY(float16, CN_LOAD16, CN_STORE16, cn_sigmoid16)  \
+    for (; i < end; i++) BODY(float, CN_LOAD1, CN_STORE1, cn_sigmoid)
+
+/*
  * Sum of v over the work-group, whose size must be a power of two; every item
  * gets the total. A fixed tree, so the result is bitwise reproducible.
  */

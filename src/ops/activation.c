@@ -1,14 +1,13 @@
 /*
  * activation.c - swish (SiLU), sigmoid and ReLU: enqueues the `*_fwd` / `*_bwd` kernels of cl/activation.cl.
  *
- * On CPUs each work-item streams ACT_SPAN floats with float16 vectors (PoCL
- * does not vectorise the sigmoid's branch across items); on GPUs it takes one.
+ * Each work-item streams a span of floats (cn_pw_launch_spans): float16
+ * vectors on CPUs, where PoCL does not vectorise the sigmoid's branch across
+ * items; one float on GPUs.
  */
 #include <stdio.h>
 
 #include "ops/pointwise.h"
-
-#define ACT_SPAN 4096
 
 const char *cn_activation_name(cn_activation act)
 {
@@ -29,16 +28,6 @@ static clunet_status kernel_for(clunet_context *ctx, cn_activation act, const ch
     return cn_kernel(ctx, "activation.cl", name, NULL, k);
 }
 
-/* Sets the trailing (count, span) arguments from `first` on and enqueues one item per span. */
-static clunet_status launch(clunet_context *ctx, cl_kernel k, cl_uint first, size_t count)
-{
-    int span = cn_device_is_cpu(ctx) ? ACT_SPAN : 1;
-    CN_TRY(CN_ARG_INT(k, first, count));
-    CN_TRY(CN_ARG_INT(k, first + 1, span));
-    size_t items = (count + span - 1) / span;
-    return cn_launch(ctx, k, 1, &items, NULL);
-}
-
 clunet_status cn_activation_forward(clunet_context *ctx, cn_activation act, const cn_tensor *x, const cn_tensor *y)
 {
     // x, y are (N,C,H,W)
@@ -49,7 +38,7 @@ clunet_status cn_activation_forward(clunet_context *ctx, cn_activation act, cons
     CN_TRY(kernel_for(ctx, act, "fwd", &k));
     CN_TRY(cn_arg_view(k, 0, x));
     CN_TRY(cn_arg_view(k, 2, y));
-    return launch(ctx, k, 4, count);
+    return cn_pw_launch_spans(ctx, k, 4, count);
 }
 
 clunet_status cn_activation_backward(clunet_context *ctx, cn_activation act, const cn_tensor *x, const cn_tensor *y,
@@ -67,5 +56,5 @@ clunet_status cn_activation_backward(clunet_context *ctx, cn_activation act, con
     CN_TRY(cn_arg_view(k, 2, dy));
     CN_TRY(cn_arg_view(k, 4, dx));
     CN_TRY(CN_ARG_INT(k, 8, accumulate != 0));
-    return launch(ctx, k, 6, count);
+    return cn_pw_launch_spans(ctx, k, 6, count);
 }

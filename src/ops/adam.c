@@ -40,16 +40,15 @@ clunet_status cn_adam_step(clunet_context *ctx, const cn_adam *adam, int t, cons
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "adam.cl", "adam_step", NULL, &k));
     for (int i = 0; i < 4; i++) CN_TRY(cn_arg_view(k, 2 * i, views[i]));
-    CN_TRY(CN_ARG_INT(k, 8, count));
-    CN_TRY(CN_ARG_FLOAT(k, 9, adam->lr));
-    CN_TRY(CN_ARG_FLOAT(k, 10, adam->beta1));
-    CN_TRY(CN_ARG_FLOAT(k, 11, adam->beta2));
-    CN_TRY(CN_ARG_FLOAT(k, 12, adam->eps));
-    CN_TRY(CN_ARG_FLOAT(k, 13, adam->weight_decay));
+    CN_TRY(CN_ARG_FLOAT(k, 10, adam->lr));
+    CN_TRY(CN_ARG_FLOAT(k, 11, adam->beta1));
+    CN_TRY(CN_ARG_FLOAT(k, 12, adam->beta2));
+    CN_TRY(CN_ARG_FLOAT(k, 13, adam->eps));
+    CN_TRY(CN_ARG_FLOAT(k, 14, adam->weight_decay));
     // Bias corrections computed in double, rounded to float once.
-    CN_TRY(CN_ARG_FLOAT(k, 14, 1.0 - pow(adam->beta1, t)));
-    CN_TRY(CN_ARG_FLOAT(k, 15, 1.0 - pow(adam->beta2, t)));
-    return cn_launch(ctx, k, 1, &count, NULL);
+    CN_TRY(CN_ARG_FLOAT(k, 15, 1.0 - pow(adam->beta1, t)));
+    CN_TRY(CN_ARG_FLOAT(k, 16, 1.0 - pow(adam->beta2, t)));
+    return cn_pw_launch_spans(ctx, k, 8, count);
 }
 
 clunet_status cn_ema_update(clunet_context *ctx, float decay, const cn_tensor *avg, const cn_tensor *x, size_t count)
@@ -65,7 +64,6 @@ clunet_status cn_ema_update(clunet_context *ctx, float decay, const cn_tensor *a
     CN_TRY(cn_kernel(ctx, "adam.cl", "ema_update", NULL, &k));
     CN_TRY(cn_arg_view(k, 0, avg));
     CN_TRY(cn_arg_view(k, 2, x));
-    CN_TRY(CN_ARG_INT(k, 4, count));
-    CN_TRY(CN_ARG_FLOAT(k, 5, decay));
-    return cn_launch(ctx, k, 1, &count, NULL);
+    CN_TRY(CN_ARG_FLOAT(k, 6, decay));
+    return cn_pw_launch_spans(ctx, k, 4, count);
 }

@@ -18,6 +18,15 @@ size_t cn_pw_group_size(clunet_context *ctx, cl_kernel k, size_t want)
     return size;
 }
 
+clunet_status cn_pw_launch_spans(clunet_context *ctx, cl_kernel k, cl_uint first, size_t count)
+{
+    int span = cn_device_is_cpu(ctx) ? 4096 : 1;
+    CN_TRY(CN_ARG_INT(k, first, count));
+    CN_TRY(CN_ARG_INT(k, first + 1, span));
+    size_t items = (count + span - 1) / span;
+    return cn_launch(ctx, k, 1, &items, NULL);
+}
+
 clunet_status cn_pw_check(const char *op, const char *name, const cn_tensor *t, size_t count)
 {
     if (!t || !t->buf) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %s is missing", op, name);

@@ -25,6 +25,14 @@
 /* The largest power of two <= want that the device and kernel `k` accept as a work-group size. */
 size_t cn_pw_group_size(clunet_context *ctx, cl_kernel k, size_t want);
 
+/*
+ * For kernels of CN_SPAN (cl/common.cl): sets their (count, span) arguments
+ * at `first` and enqueues an item per span: 4096 floats on CPUs, in float16
+ * vectors (PoCL does not vectorise a branch or a division across items), 1
+ * on GPUs.
+ */
+clunet_status cn_pw_launch_spans(clunet_context *ctx, cl_kernel k, cl_uint first, size_t count);
+
 /* Fails with "OP: NAME holds X floats, expected Y" unless t is non-NULL with a buffer and `count` elements. */
 clunet_status cn_pw_check(const char *op, const char *name, const cn_tensor *t, size_t count);
 

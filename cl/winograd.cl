@@ -25,16 +25,21 @@
 
 #define WG_TILES 16 /* tiles per work-item of the input and output transforms: one float16 per plane */
 
-/* The first n lanes of v at p (all 16: one vector store). */
+/* The first n lanes of v at p: one vector store for all 16, or for the first 8 (maps 16 pixels wide). */
 static void wg_store_lanes(__global float *p, const float16 v, const int n)
 {
     if (n == WG_TILES) {
         vstore16(v, 0, p);
         return;
     }
+    int l = 0;
+    if (n >= 8) {
+        vstore8(v.lo, 0, p);
+        l = 8;
+    }
     float lane[WG_TILES];
     vstore16(v, 0, lane);
-    for (int l = 0; l < n; l++) p[l] = lane[l];
+    for (; l < n; l++) p[l] = lane[l];
 }
 
 /*
@@ -216,7 +221,12 @@ __kernel void winograd_output(__global const float *m, const int m_off, __global
             continue;
         }
         float lane[WG_TILES];
-        for (int l = 0; l < WG_TILES; l++) lane[l] = l < n ? p[l] : 0.0f;
+        int l = 0;
+        if (n >= 8) {
+            vstore8(vload8(0, p), 0, lane);
+            l = 8;
+        }
+        for (; l < WG_TILES; l++) lane[l] = l < n ? p[l] : 0.0f;
         r[q] = vload16(0, lane);
     }
     wg_untile16(r, y + y_off + ((size_t)img * co + o) * h * w, ty, tx0, h, w, accumulate);

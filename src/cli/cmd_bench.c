@@ -35,7 +35,7 @@ static int usage(FILE *f, int status)
                "Adam) and N inferences after W warm-up runs each, then reports the median and minimum,\n"
                "images/s and GFLOP/s against the device's own peaks, measured here: chained multiply-adds\n"
                "(FMA), a 1024^3 GEMM, and a copy (bandwidth). A profile pass then times every node of one\n"
-               "training step on its own and lists the ops that take the time.\n\n"
+               "training step on its own (the second of two such steps) and lists the ops that take the time.\n\n"
                "  --device D    index, gpu, cpu, part of a name, or all (every device but simulators);\n"
                "                default: the default device\n"
                "  --batch B     batch size (default 1)\n"

@@ -25,7 +25,10 @@
 
 #define WG_TILES 16 /* tiles per work-item of the input and output transforms: one float16 per plane */
 
-/* The first n lanes of v at p: one vector store for all 16, or for the first 8 (maps 16 pixels wide). */
+/*
+ * The first n lanes of v at p, and their load (the rest zero): one vector
+ * access for all 16, or for the first 8 where a row has 8-15 tiles left.
+ */
 static void wg_store_lanes(__global float *p, const float16 v, const int n)
 {
     if (n == WG_TILES) {
@@ -40,6 +43,19 @@ static void wg_store_lanes(__global float *p, const float16 v, const int n)
     float lane[WG_TILES];
     vstore16(v, 0, lane);
     for (; l < n; l++) p[l] = lane[l];
+}
+
+static float16 wg_load_lanes(__global const float *p, const int n)
+{
+    if (n == WG_TILES) return vload16(0, p);
+    float lane[WG_TILES];
+    int l = 0;
+    if (n >= 8) {
+        vstore8(vload8(0, p), 0, lane);
+        l = 8;
+    }
+    for (; l < WG_TILES; l++) lane[l] = l < n ? p[l] : 0.0f;
+    return vload16(0, lane);
 }
 
 /*
@@ -214,21 +230,7 @@ __kernel void winograd_output(__global const float *m, const int m_off, __global
     __global const float *in = m + m_off + o * cols + img * tiles + ty * tw + tx0;
     const int n = min(WG_TILES, tw - tx0);
     float16 r[16];
-    for (int q = 0; q < 16; q++) {
-        __global const float *p = in + q * step;
-        if (n == WG_TILES) {
-            r[q] = vload16(0, p);
-            continue;
-        }
-        float lane[WG_TILES];
-        int l = 0;
-        if (n >= 8) {
-            vstore8(vload8(0, p), 0, lane);
-            l = 8;
-        }
-        for (; l < WG_TILES; l++) lane[l] = l < n ? p[l] : 0.0f;
-        r[q] = vload16(0, lane);
-    }
+    for (int q = 0; q < 16; q++) r[q] = wg_load_lanes(in + q * step, n);
     wg_untile16(r, y + y_off + ((size_t)img * co + o) * h * w, ty, tx0, h, w, accumulate);
 }
 

@@ -160,17 +160,11 @@ void cn_tuning_init(clunet_context *ctx)
     if (n <= 0 || (size_t)n >= sizeof ctx->tuning_file) ctx->tuning_file[0] = 0;
 }
 
-static int tuning_path(const clunet_context *ctx, char *out, size_t size)
-{
-    int n = snprintf(out, size, "%s", ctx->tuning_file);
-    return ctx->tuning_file[0] && n > 0 && (size_t)n < size;
-}
-
 int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_t size)
 {
-    char path[1200], line[256];
-    if (!tuning_path(ctx, path, sizeof path)) return 0;
-    FILE *f = fopen(path, "r");
+    char line[256];
+    if (!ctx->tuning_file[0]) return 0;
+    FILE *f = fopen(ctx->tuning_file, "r");
     if (!f) return 0;
     size_t n = strlen(key);
     int found = 0;
@@ -210,14 +204,14 @@ static void tuning_write(const char *path, const char *key, const char *value)
 
 void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size)
 {
-    char dir[1024], path[1200];
-    if (!tuning_path(ctx, path, sizeof path) || !cn_cache_dir(dir, sizeof dir) || !make_dirs(dir)) return;
+    char dir[1024];
+    if (!ctx->tuning_file[0] || !cn_cache_dir(dir, sizeof dir) || !make_dirs(dir)) return;
     /* the directory's lock orders processes that measured at once: the first to get here decides for all */
     int lock = open(dir, O_RDONLY | O_DIRECTORY);
     if (lock >= 0 && flock(lock, LOCK_EX) != 0) {
         close(lock);
         lock = -1;
     }
-    if (!cn_tuning_get(ctx, key, value, size)) tuning_write(path, key, value);
+    if (!cn_tuning_get(ctx, key, value, size)) tuning_write(ctx->tuning_file, key, value);
     if (lock >= 0) close(lock); /* closing releases the lock */
 }

@@ -165,6 +165,41 @@ __kernel void bn_apply_eval(__global const float *x, const int x_off, __global f
 }
 
 /*
+ * Inference's batch norm as a conv's epilogue (cn_epilogue16): ep[2 ch] =
+ * gamma / sqrt(running var + eps), ep[2 ch + 1] = beta - running mean *
+ * ep[2 ch]. Global (C).
+ */
+__kernel void bn_fold(__global const float *gamma, const int gamma_off, __global const float *beta,
+                      const int beta_off, __global const float *rmean, const int rmean_off,
+                      __global const float *rvar, const int rvar_off, const float eps, const int c,
+                      __global float *ep, const int ep_off)
+{
+    const int ch = get_global_id(0);
+    if (ch >= c) return;
+    const float scale = rsqrt(rvar[rvar_off + ch] + eps) * gamma[gamma_off + ch];
+    ep[ep_off + 2 * ch] = scale;
+    ep[ep_off + 2 * ch + 1] = beta[beta_off + ch] - rmean[rmean_off + ch] * scale;
+}
+
+/*
+ * The epilogue in place over rows of a matrix, row r being channel r: for the
+ * conv paths whose kernels do not apply it as they store. Global (ceil(n/16),
+ * m, batch): 16 values of row r of product b.
+ */
+__kernel void bn_epilogue(__global float *c, const int c_off, const int ldc, const int stride, const int n,
+                          __global const float *ep, const int ep_off, const int act)
+{
+    const int j = get_global_id(0) * 16, r = get_global_id(1);
+    __global float *row = c + c_off + get_global_id(2) * stride + r * ldc;
+    ep += ep_off;
+    if (j + 16 <= n) {
+        vstore16(cn_epilogue16(vload16(0, row + j), ep, r, act), 0, row + j);
+        return;
+    }
+    for (int q = j; q < n; q++) row[q] = cn_epilogue(row[q], ep, r, act);
+}
+
+/*
  * The backward kernels take dy, the gradient of the batch norm's output y, or
  * with act (the training forward fused with it) the gradient of act(y): then
  * y = (x - mean) * scale + beta is recomputed from x as bn_normalise computes

@@ -52,6 +52,29 @@ float16 cn_sigmoid16(float16 z)
 #define CN_SWISH_SLOPE(v, s) ((s) + (v) * (s) * (1.0f - (s)))
 
 /*
+ * What a conv's kernels apply to an output of channel ch as they store it in
+ * inference: batch norm with the running statistics, folded by bn_fold into a
+ * scale ep[2 ch] and a shift ep[2 ch + 1], then the activation. The values of
+ * act are cn_epilogue_act's (src/ops/pointwise.h); the activations are
+ * cl/activation.cl's expressions.
+ */
+#define CN_EPI_NONE 0
+#define CN_EPI_AFFINE 1
+#define CN_EPI_SWISH 2
+#define CN_EPI_RELU 3
+#define CN_EPILOGUE(T, NAME, SIG)                                        \
+    T NAME(T v, __global const float *ep, const int ch, const int act)   \
+    {                                                                    \
+        if (act == CN_EPI_NONE) return v;                                \
+        v = fma(v, (T)(ep[2 * ch]), (T)(ep[2 * ch + 1]));                \
+        if (act == CN_EPI_SWISH) return v * SIG(v);                      \
+        if (act == CN_EPI_RELU) return fmax(v, 0.0f);                    \
+        return v;                                                        \
+    }
+CN_EPILOGUE(float, cn_epilogue, cn_sigmoid)
+CN_EPILOGUE(float16, cn_epilogue16, cn_sigmoid16)
+
+/*
  * An element-wise body over the `span` consecutive floats of this item, of
  * `count` in all (span 1 on GPUs; thousands on CPUs, where explicit float16
  * vectors are what gets vectorised): float16 steps, then single floats for

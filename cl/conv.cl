@@ -271,15 +271,17 @@ __kernel void conv2d_direct_dw(__global const float *x, const int x_off, __globa
  * of all Co x 32 outputs after the columns between blocks: every pair of
  * column vectors loaded feeds 2*TILE_OB multiply-adds, and a block's columns stay in
  * L1 while all output channels pass over them. Stride 1; 32 pixels within one
- * row take whole rows of x.
+ * row take whole rows of x. Written outputs get the epilogue (cl/common.cl).
  */
 __kernel void conv2d_tiled(__global const float *in, const int in_off, __global const float *wt, const int wt_off,
                            __global float *out, const int out_off, const int ci, const int h, const int w,
                            const int co, const int ho, const int wo, const int pad_t, const int pad_l,
-                           const int accumulate, const int slab, __local float *cols)
+                           const int accumulate, const int slab, __local float *cols, __global const float *ep,
+                           const int ep_off, const int act)
 {
     const int p0 = get_global_id(0) * TILE_PX, img = get_global_id(1), hw = ho * wo;
     if (p0 >= hw) return;
+    ep += ep_off;
     const int kk = ci * CONV_K * CONV_K, cop = (co + 15) / 16 * 16, oy0 = p0 / wo, ox0 = p0 % wo;
     const int rows = ox0 + TILE_PX <= wo; /* the 32 pixels lie in one output row */
     __local float *acct = cols + slab * CONV_K * CONV_K * TILE_PX; /* cop x 32 running sums */
@@ -333,15 +335,16 @@ __kernel void conv2d_tiled(__global const float *in, const int in_off, __global 
                 }
                 for (int o = 0; o < TILE_OB && o0 + o < co; o++) {
                     __global float *yp = out + out_off + (img * co + o0 + o) * hw + p0;
+                    const int ch = o0 + o;
                     if (n == TILE_PX) {
-                        vstore16(accumulate ? vload16(0, yp) + a0[o] : a0[o], 0, yp);
-                        vstore16(accumulate ? vload16(1, yp) + a1[o] : a1[o], 1, yp);
+                        vstore16(accumulate ? vload16(0, yp) + a0[o] : cn_epilogue16(a0[o], ep, ch, act), 0, yp);
+                        vstore16(accumulate ? vload16(1, yp) + a1[o] : cn_epilogue16(a1[o], ep, ch, act), 1, yp);
                         continue;
                     }
                     float v[TILE_PX];
                     vstore16(a0[o], 0, v);
                     vstore16(a1[o], 1, v);
-                    for (int j = 0; j < n; j++) yp[j] = accumulate ? yp[j] + v[j] : v[j];
+                    for (int j = 0; j < n; j++) yp[j] = accumulate ? yp[j] + v[j] : cn_epilogue(v[j], ep, ch, act);
                 }
             }
         }

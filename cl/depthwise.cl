@@ -79,17 +79,18 @@ static float16 window_taps(const window16 win, const int d)
 #endif
 }
 
-/* Stores the first n lanes of v at p, or adds them when accumulate. */
-static void store16(__global float *p, const float16 v, const int n, const int accumulate)
+/* Stores the first n lanes of v at p, or adds them when accumulate; stored values get channel ch's epilogue. */
+static void store16(__global float *p, const float16 v, const int n, const int accumulate, __global const float *ep,
+                    const int ch, const int act)
 {
     if (n == 16) {
         if (accumulate) vstore16(vload16(0, p) + v, 0, p);
-        else cn_stream16(v, p);
+        else cn_stream16(cn_epilogue16(v, ep, ch, act), p);
         return;
     }
     float s[16];
     vstore16(v, 0, s);
-    for (int j = 0; j < n; j++) p[j] = accumulate ? p[j] + s[j] : s[j];
+    for (int j = 0; j < n; j++) p[j] = accumulate ? p[j] + s[j] : cn_epilogue(s[j], ep, ch, act);
 }
 
 #ifndef DW_R
@@ -97,7 +98,7 @@ static void store16(__global float *p, const float16 v, const int n, const int a
 #endif
 
 /*
- * y = x * w (+ b). Global (ceil(Wo/16), ceil(Ho/DW_R), N*channels): 16 output
+ * y = x * w (+ b), then the epilogue (cl/common.cl). Global (ceil(Wo/16), ceil(Ho/DW_R), N*channels): 16 output
  * pixels of DW_R rows each of output plane o = plane % channels: with sources
  * 0 a depthwise conv (plane o of x, w (C,1,K,K)), else a dense one, the sum
  * over all `sources` = C input planes in order (w (Co,C,K,K)). Each input
@@ -108,7 +109,8 @@ static void store16(__global float *p, const float16 v, const int n, const int a
 __kernel void depthwise_fwd(__global const float *x, const int x_off, __global const float *wt, const int w_off,
                             __global const float *b, const int b_off, const int has_bias, __global float *y,
                             const int y_off, const int channels, const int h, const int w, const int ho,
-                            const int wo, const int pad_t, const int sources)
+                            const int wo, const int pad_t, const int sources, __global const float *ep,
+                            const int ep_off, const int act)
 {
     const int ox0 = get_global_id(0) * 16, oy0 = get_global_id(1) * DW_R, plane = get_global_id(2);
     if (ox0 >= wo || oy0 >= ho) return;
@@ -143,7 +145,7 @@ __kernel void depthwise_fwd(__global const float *x, const int x_off, __global c
         }
     }
     for (int q = 0; q < DW_R && oy0 + q < ho; q++)
-        store16(y + y_off + (plane * ho + oy0 + q) * wo + ox0, acc[q], min(16, wo - ox0), 0);
+        store16(y + y_off + (plane * ho + oy0 + q) * wo + ox0, acc[q], min(16, wo - ox0), 0, ep + ep_off, o, act);
 }
 
 /*
@@ -212,14 +214,14 @@ __kernel void depthwise_bwd_data(__global const float *dy, const int dy_off, __g
     for (int q = 0; q < DW_R && iy0 + q < h; q++) {
         __global float *dp = dx + dx_off + (plane * h + iy0 + q) * w + ix0;
 #if DW_S == 1
-        store16(dp, sum[q][0], min(16, w - ix0), accumulate);
+        store16(dp, sum[q][0], min(16, w - ix0), accumulate, dy, 0, CN_EPI_NONE);
 #else
         /* the two phases interleaved back into pixel order */
         const float16 lo = shuffle2(sum[q][0], sum[q][1], (uint16)(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
         const float16 hi =
             shuffle2(sum[q][0], sum[q][1], (uint16)(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
-        store16(dp, lo, clamp(w - ix0, 0, 16), accumulate);
-        store16(dp + 16, hi, clamp(w - ix0 - 16, 0, 16), accumulate);
+        store16(dp, lo, clamp(w - ix0, 0, 16), accumulate, dy, 0, CN_EPI_NONE);
+        store16(dp + 16, hi, clamp(w - ix0 - 16, 0, 16), accumulate, dy, 0, CN_EPI_NONE);
 #endif
     }
 }

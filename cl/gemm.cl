@@ -51,25 +51,29 @@ static float16 load16_clamped(__global const float *p, int n0, int n, int s)
 
 /*
  * Adds alpha * acc to 16 floats of C at column n0 (the first call of a sum
- * scales the old C by beta). A sum in one call that overwrites C (first, last,
- * beta 0) writes it as a stream: nothing in this kernel reads it back.
+ * scales the old C by beta); the last call of a sum applies the epilogue of
+ * channel `row` (cl/common.cl; act 0: none). A sum in one call that overwrites
+ * C (first, last, beta 0) writes it as a stream: nothing in this kernel reads
+ * it back.
  */
-static void store16(__global float *p, int n0, int n, float16 acc, float alpha, float beta, int first, int last)
+static void store16(__global float *p, int n0, int n, float16 acc, float alpha, float beta, int first, int last,
+                    __global const float *ep, int row, int act)
 {
+    if (!last) act = CN_EPI_NONE;
     if (n0 + 16 <= n && first && last && beta == 0.0f) {
-        cn_stream16(alpha * acc, p + n0);
+        cn_stream16(cn_epilogue16(alpha * acc, ep, row, act), p + n0);
         return;
     }
     if (n0 + 16 <= n) {
         float16 old = first ? (beta == 0.0f ? (float16)0.0f : beta * vload16(0, p + n0)) : vload16(0, p + n0);
-        vstore16(old + alpha * acc, 0, p + n0);
+        vstore16(cn_epilogue16(old + alpha * acc, ep, row, act), 0, p + n0);
         return;
     }
     float v[16];
     vstore16(acc, 0, v);
     for (int j = 0; j < n - n0; j++) {
         float old = first ? (beta == 0.0f ? 0.0f : beta * p[n0 + j]) : p[n0 + j];
-        p[n0 + j] = old + alpha * v[j];
+        p[n0 + j] = cn_epilogue(old + alpha * v[j], ep, row, act);
     }
 }
 
@@ -85,7 +89,8 @@ static void store16(__global float *p, int n0, int n, float16 acc, float alpha, 
 __kernel void gemm_nn(const int m, const int n, const int kdim, const float alpha, const float beta, const int mb,
                       const int np, __global const float *a, const int a_off, const int lda, const int a_stride,
                       __global const float *b, const int b_off, const int ldb, const int b_stride,
-                      __global float *c, const int c_off, const int ldc, const int c_stride)
+                      __global float *c, const int c_off, const int ldc, const int c_stride,
+                      __global const float *ep, const int ep_off, const int act)
 {
     __local float bp[GEMM_KC * 32];
     const int p0 = get_global_id(0) * np * 32, p1 = min(p0 + np * 32, n);
@@ -93,6 +98,7 @@ __kernel void gemm_nn(const int m, const int n, const int kdim, const float alph
     a += a_off + bi * a_stride;
     b += b_off + bi * b_stride;
     c += c_off + bi * c_stride;
+    ep += ep_off;
     for (int n0 = p0; n0 < p1; n0 += 32) {
         for (int k0 = 0; k0 < kdim || k0 == 0; k0 += GEMM_KC) {
             const int k1 = min(k0 + GEMM_KC, kdim);
@@ -131,8 +137,9 @@ __kernel void gemm_nn(const int m, const int n, const int kdim, const float alph
                     }
                 }
                 for (int i = 0; i < GEMM_MR && m0 + i < m; i++) {
-                    store16(c + (m0 + i) * ldc, n0, n, acc0[i], alpha, beta, k0 == 0, k1 >= kdim);
-                    store16(c + (m0 + i) * ldc, n0 + 16, n, acc1[i], alpha, beta, k0 == 0, k1 >= kdim);
+                    store16(c + (m0 + i) * ldc, n0, n, acc0[i], alpha, beta, k0 == 0, k1 >= kdim, ep, m0 + i, act);
+                    store16(c + (m0 + i) * ldc, n0 + 16, n, acc1[i], alpha, beta, k0 == 0, k1 >= kdim, ep, m0 + i,
+                            act);
                 }
             }
         }
@@ -255,7 +262,7 @@ __kernel void gemm_k1(const int m, const int n, const int kdim, const float alph
     a += a_off + bi * a_stride;
     b += b_off + bi * b_stride;
     c += c_off + bi * c_stride;
-    store16(c + i * ldc, n0, n, a[i * sa] * load16_clamped(b, n0, n, sb), alpha, beta, 1, 1);
+    store16(c + i * ldc, n0, n, a[i * sa] * load16_clamped(b, n0, n, sb), alpha, beta, 1, 1, a, 0, CN_EPI_NONE);
 }
 
 #ifndef GEMM_TS

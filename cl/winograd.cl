@@ -157,9 +157,11 @@ static inline __attribute__((always_inline)) void wg_tiles16(__global const floa
 /*
  * A^T m A for 16 neighbouring tiles (m[4a + b], lane l: tile tx0 + l) written
  * (accumulate = 0) or added into channel yp (H, W): the 2 x 32 outputs of
- * tile row ty that lie inside the image.
+ * tile row ty that lie inside the image. Written outputs get the epilogue of
+ * channel ch (cl/common.cl; act 0: none).
  */
-static inline __attribute__((always_inline)) void wg_untile16(const float16 *m, __global float *yp, int ty, int tx0, int h, int w, int accumulate)
+static inline __attribute__((always_inline)) void wg_untile16(const float16 *m, __global float *yp, int ty, int tx0, int h, int w, int accumulate,
+                                                              __global const float *ep, int ch, int act)
 {
     float16 s[2][4]; /* A^T M: two rows of four */
     for (int b = 0; b < 4; b++) {
@@ -183,12 +185,12 @@ static inline __attribute__((always_inline)) void wg_untile16(const float16 *m, 
                 vstore16(vload16(0, dst) + r0, 0, dst);
                 vstore16(vload16(1, dst) + r1, 1, dst);
             } else {
-                cn_stream16(r0, dst);
-                cn_stream16(r1, dst + 16);
+                cn_stream16(cn_epilogue16(r0, ep, ch, act), dst);
+                cn_stream16(cn_epilogue16(r1, ep, ch, act), dst + 16);
             }
             continue;
         }
-        for (int j = 0; j < cols; j++) dst[j] = accumulate ? dst[j] + row[j] : row[j];
+        for (int j = 0; j < cols; j++) dst[j] = accumulate ? dst[j] + row[j] : cn_epilogue(row[j], ep, ch, act);
     }
 }
 
@@ -214,14 +216,15 @@ __kernel void winograd_input(__global const float *x, const int x_off, __global 
 }
 
 /*
- * y = A^T M A for `images` consecutive images of y (Co, H, W), written
- * (accumulate = 0) or added; M's rows hold their tiles side by side, as V's.
+ * y = A^T M A for `images` consecutive images of y (Co, H, W), written with
+ * the epilogue (accumulate = 0) or added; M's rows hold their tiles side by
+ * side, as V's.
  * Global (ceil(tw/16), th, images * Co): work-item (bx, ty, img * Co + o)
  * writes the outputs of 16 neighbouring tiles of channel o.
  */
 __kernel void winograd_output(__global const float *m, const int m_off, __global float *y, const int y_off,
                               const int co, const int h, const int w, const int th, const int tw, const int images,
-                              const int accumulate)
+                              const int accumulate, __global const float *ep, const int ep_off, const int act)
 {
     const int tx0 = get_global_id(0) * WG_TILES, ty = get_global_id(1), img = get_global_id(2) / co,
               o = get_global_id(2) % co;
@@ -231,7 +234,7 @@ __kernel void winograd_output(__global const float *m, const int m_off, __global
     const int n = min(WG_TILES, tw - tx0);
     float16 r[16];
     for (int q = 0; q < 16; q++) r[q] = wg_load_lanes(in + q * step, n);
-    wg_untile16(r, y + y_off + ((size_t)img * co + o) * h * w, ty, tx0, h, w, accumulate);
+    wg_untile16(r, y + y_off + ((size_t)img * co + o) * h * w, ty, tx0, h, w, accumulate, ep + ep_off, o, act);
 }
 
 #ifndef TILE_OB
@@ -251,14 +254,14 @@ __kernel void winograd_output(__global const float *m, const int m_off, __global
  * channels a work-item transforms its tiles into V, then for each of the 16
  * planes adds U * V into M, TILE_OB output channels by 32 tiles at a time, a
  * plane's V staying in L1 while the group's output channels pass; last, the
- * output transform of M straight into out.
+ * output transform of M straight into out (with the epilogue where written).
  * Against the unfused path, V and M cost no memory traffic; against
  * conv2d_tiled, 16 multiply-adds per tile and channel pair instead of 36.
  */
 __kernel void winograd_fused(__global const float *x, const int x_off, __global const float *u, const int u_off,
                              __global float *out, const int out_off, const int ci, const int co, const int h,
                              const int w, const int slab, const int group, const int accumulate,
-                             __local float *lm)
+                             __local float *lm, __global const float *ep, const int ep_off, const int act)
 {
     const int th = (h + 1) / 2, tw = (w + 1) / 2, blocks = (tw + WF_TILES - 1) / WF_TILES;
     const int b = get_global_id(0), img = get_global_id(1), og = get_global_id(2) * group;
@@ -306,7 +309,8 @@ __kernel void winograd_fused(__global const float *x, const int x_off, __global 
         for (int part = 0; part < 2 && tx0 + WG_TILES * part < tw; part++) {
             float16 m[16];
             for (int q = 0; q < 16; q++) m[q] = vload16(part, acc + (q * group + o) * WF_TILES);
-            wg_untile16(m, yi + (size_t)(og + o) * h * w, ty, tx0 + WG_TILES * part, h, w, accumulate);
+            wg_untile16(m, yi + (size_t)(og + o) * h * w, ty, tx0 + WG_TILES * part, h, w, accumulate, ep + ep_off,
+                        og + o, act);
         }
 }
 

@@ -86,6 +86,32 @@ static int fused_with_next(const cn_graph *g, int i)
 
 int cn_exec_run_length(const cn_graph *g, int i) { return fused_with_next(g, i) ? 2 : 1; }
 
+/* Whether value v is read by one node only and is not the graph's output. */
+static int single_use(const cn_graph *g, int v) { return g->values[v].consumers == 1 && v != g->output; }
+
+/*
+ * In inference, how many nodes from node i run as one conv whose kernels
+ * apply the rest as they store its output (cn_conv2d_forward's epilogue): 3
+ * for a conv without bias, the batch norm that alone reads its output and the
+ * swish or ReLU that alone reads the batch norm's; 2 without the activation;
+ * else 1. Their outputs between never exist.
+ */
+static int conv_epilogue_run(const cn_graph *g, int i)
+{
+    const cn_node *c = &g->nodes[i];
+    if (c->op != CN_OP_CONV || c->param[1] >= 0 || i + 1 >= g->node_count) return 1;
+    const cn_node *n = &g->nodes[i + 1], *a = i + 2 < g->node_count ? &g->nodes[i + 2] : NULL;
+    if (n->op != CN_OP_BN || n->in[0] != c->out || !single_use(g, c->out)) return 1;
+    return a && (a->op == CN_OP_SWISH || a->op == CN_OP_RELU) && a->in[0] == n->out && single_use(g, n->out) ? 3 : 2;
+}
+
+/* How many nodes from node i the forward runs as one (training: cn_exec_run_length). */
+static int forward_run(const cn_graph *g, int i, int training)
+{
+    int conv = training ? 1 : conv_epilogue_run(g, i);
+    return conv > 1 ? conv : cn_exec_run_length(g, i);
+}
+
 /*
  * Gradient offsets per value; returns the arena size in floats, or 0 on
  * allocation failure. In backward order: a value's slot is taken where its last
@@ -120,7 +146,8 @@ static size_t plan_gradients(const cn_graph *g, size_t *grad_off)
  * Forward value offsets; returns their arena size in floats, or 0 on allocation
  * failure. The output of a batch norm fused with its activation never has a
  * slot (UNPLACED in training; in inference the pair writes the activation's,
- * in place over the batch norm's input where nothing reads that later).
+ * in place over the batch norm's input where nothing reads that later), nor in
+ * inference do the conv's and batch norm's outputs inside a conv_epilogue_run.
  * Training keeps every other value for the backward pass; inference reuses a
  * value's slot once the last node that reads it has run (first-fit, in node
  * order), keeping only the input and the output throughout.
@@ -153,8 +180,8 @@ static size_t plan_values(const cn_graph *g, int training, size_t *value_off)
     value_off[g->input] = arena_take(&a, align_up(cn_shape_count(g->values[g->input].shape)), g->input);
     for (int i = 0; i < g->node_count; i++) {
         const cn_node *n = &g->nodes[i];
-        int fused = fused_with_next(g, i), out = fused ? g->nodes[i + 1].out : n->out, x = n->in[0];
-        if (fused && last[x] == i && x != g->input) {
+        int len = forward_run(g, i, 0), out = g->nodes[i + len - 1].out, x = n->in[0];
+        if (n->op == CN_OP_BN && len == 2 && last[x] == i && x != g->input) {
             /* in place: the fused pass reads each float of x before it writes the same float of out */
             value_off[out] = value_off[x];
             arena_rename(&a, x, out);
@@ -166,7 +193,7 @@ static size_t plan_values(const cn_graph *g, int training, size_t *value_off)
         for (int k = 0; k < 2; k++)
             if (n->in[k] >= 0 && last[n->in[k]] == i) arena_drop(&a, n->in[k]);
         if (last[out] < 0) arena_drop(&a, out); /* read by no node and not the output */
-        i += fused;
+        i += len - 1;
     }
     free(last), free(a.live);
     return a.end;
@@ -379,19 +406,34 @@ static cn_drop drop_of(const cn_exec *e, const cn_node *n)
     return (cn_drop){1.0f - n->drop, cn_graph_drop_key(e->drop_seed, e->step, (int)(n - e->g->nodes))};
 }
 
+/* Conv node n into y, with the epilogue ep (NULL: none). */
+static clunet_status forward_conv(cn_exec *e, const cn_node *n, const cn_tensor *y, const cn_epilogue *ep)
+{
+    cn_conv2d_params p = conv_params(e->g, n);
+    cn_tensor x = cn_exec_value(e, n->in[0]), w = cn_exec_param(e, n->param[0]);
+    cn_tensor b = n->param[1] >= 0 ? cn_exec_param(e, n->param[1]) : (cn_tensor){0};
+    cn_tensor work = vec(e->work, 0, e->work_floats);
+    return cn_conv2d_forward(e->ctx, &p, &x, &w, n->param[1] >= 0 ? &b : NULL, y, &work, ep);
+}
+
+/* Inference: conv node i and the `len` - 1 nodes after it as one conv (conv_epilogue_run). */
+static clunet_status forward_conv_epilogue(cn_exec *e, int i, int len)
+{
+    const cn_node *a = &e->g->nodes[i + len - 1];
+    cn_epilogue_act act = len == 2 ? CN_EPI_AFFINE : a->op == CN_OP_SWISH ? CN_EPI_SWISH : CN_EPI_RELU;
+    cn_epilogue ep;
+    CN_TRY(cn_batchnorm_fold(e->ctx, &e->bn[i + 1], act, &ep));
+    cn_tensor y = cn_exec_value(e, a->out);
+    return forward_conv(e, &e->g->nodes[i], &y, &ep);
+}
+
 static clunet_status forward_node(cn_exec *e, const cn_node *n, int training)
 {
     const cn_graph *g = e->g;
     cn_tensor x = cn_exec_value(e, n->in[0]), y = cn_exec_value(e, n->out);
     cn_tensor x1 = n->in[1] >= 0 ? cn_exec_value(e, n->in[1]) : (cn_tensor){0};
     switch (n->op) {
-    case CN_OP_CONV: {
-        cn_conv2d_params p = conv_params(g, n);
-        cn_tensor w = cn_exec_param(e, n->param[0]);
-        cn_tensor b = n->param[1] >= 0 ? cn_exec_param(e, n->param[1]) : (cn_tensor){0};
-        cn_tensor work = vec(e->work, 0, e->work_floats);
-        return cn_conv2d_forward(e->ctx, &p, &x, &w, n->param[1] >= 0 ? &b : NULL, &y, &work);
-    }
+    case CN_OP_CONV: return forward_conv(e, n, &y, NULL);
     case CN_OP_BN: return cn_batchnorm_forward(e->ctx, &e->bn[n - g->nodes], training, &x, &y);
     case CN_OP_SWISH: return cn_activation_forward(e->ctx, CN_ACT_SWISH, &x, &y);
     case CN_OP_RELU: return cn_activation_forward(e->ctx, CN_ACT_RELU, &x, &y);
@@ -421,11 +463,13 @@ static clunet_status forward_fused(cn_exec *e, int i, int training)
 clunet_status cn_exec_forward(cn_exec *e, int training)
 {
     for (int i = 0; i < e->g->node_count; i++) {
-        int fused = fused_with_next(e->g, i);
-        clunet_status st = fused ? forward_fused(e, i, training) : forward_node(e, &e->g->nodes[i], training);
+        int len = forward_run(e->g, i, training);
+        clunet_status st = len == 3 || (len == 2 && e->g->nodes[i].op == CN_OP_CONV) ? forward_conv_epilogue(e, i, len)
+                           : len == 2                                             ? forward_fused(e, i, training)
+                                                                                  : forward_node(e, &e->g->nodes[i], training);
         if (st != CLUNET_OK)
             return cn_fail(st, "forward, layer %d (%s): %s", i, e->g->nodes[i].label, clunet_last_error());
-        i += fused;
+        i += len - 1;
     }
     return CLUNET_OK;
 }

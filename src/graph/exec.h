@@ -7,7 +7,9 @@
  * v (llm.c style) and the BN running statistics; one arena for the forward
  * values (training keeps them for the backward, all but the output of a batch
  * norm fused with its activation, recomputed there; inference reuses a
- * value's slot once its last reader ran); one arena for value gradients,
+ * value's slot once its last reader ran, and has no slot for what a conv's
+ * epilogue applies: the batch norm after it and its activation, folded into
+ * the conv's stores); one arena for value gradients,
  * whose slots are reused by liveness; scratch sized for the largest op.
  */
 #ifndef CLUNET_GRAPH_EXEC_H
@@ -67,8 +69,12 @@ void cn_exec_planned_arenas(const cn_graph *g, int training, size_t *values, siz
  */
 int cn_exec_run_length(const cn_graph *g, int i);
 
-/* A view of value v in the forward arena (after an inference forward, only the input's and the output's hold their values;
-   never a batch norm output that cn_exec_run_length fuses). */
+/*
+ * A view of value v in the forward arena. After an inference forward only the
+ * input's and the output's hold their values; never a batch norm output that
+ * cn_exec_run_length fuses, nor in inference the outputs of a conv and its
+ * batch norm that the conv's epilogue applies (exec.c: conv_epilogue_run).
+ */
 cn_tensor cn_exec_value(const cn_exec *e, int v);
 
 /* A view of parameter i in the parameter (or state) buffer, or in the gradient buffer. */

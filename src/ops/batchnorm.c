@@ -160,6 +160,30 @@ clunet_status cn_batchnorm_act_forward(clunet_context *ctx, const cn_batchnorm *
     return forward(ctx, bn, training, act == CN_ACT_SWISH ? BN_ACT_SWISH : BN_ACT_RELU, x, y, z);
 }
 
+clunet_status cn_batchnorm_fold(clunet_context *ctx, const cn_batchnorm *bn, cn_epilogue_act act, cn_epilogue *ep)
+{
+    const char *op = "batchnorm_fold";
+    if (!bn) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: no layer", op);
+    if (act == CN_EPI_NONE) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: no batch norm to apply", op);
+    if (!(bn->eps > 0.0f)) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: eps must be > 0", op);
+    size_t c = cn_tensor_count(&bn->gamma);
+    CN_TRY(cn_pw_check(op, "beta", &bn->beta, c));
+    CN_TRY(cn_pw_check(op, "running_mean", &bn->running_mean, c));
+    CN_TRY(cn_pw_check(op, "running_var", &bn->running_var, c));
+    CN_TRY(cn_pw_check(op, "saved", &bn->saved, 2 * c));
+    cl_kernel k;
+    CN_TRY(cn_kernel(ctx, "batchnorm.cl", "bn_fold", NULL, &k));
+    CN_TRY(cn_arg_view(k, 0, &bn->gamma));
+    CN_TRY(cn_arg_view(k, 2, &bn->beta));
+    CN_TRY(cn_arg_view(k, 4, &bn->running_mean));
+    CN_TRY(cn_arg_view(k, 6, &bn->running_var));
+    CN_TRY(CN_ARG_FLOAT(k, 8, bn->eps));
+    CN_TRY(CN_ARG_INT(k, 9, c));
+    CN_TRY(cn_arg_view(k, 10, &bn->saved));
+    *ep = (cn_epilogue){bn->saved, act};
+    return cn_launch(ctx, k, 1, &c, NULL);
+}
+
 /*
  * dx from dy, the gradient of y = bn(x), or with act of z = act(y) (y recomputed from x); with swish, dy_out
  * receives the gradient of y in the first pass and the second reads it.

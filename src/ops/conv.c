@@ -443,7 +443,7 @@ static clunet_status copy_weights(clunet_context *ctx, const cn_conv2d_params *p
 static clunet_status conv_choose(clunet_context *ctx);
 
 static clunet_status tiled_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in, const cn_tensor *w,
-                                const cn_tensor *out, const cn_tensor *work, int flip, int add)
+                                const cn_tensor *out, const cn_tensor *work, int flip, int add, const cn_epilogue *ep)
 {
     if (ctx->conv_ob < 0) CN_TRY(conv_choose(ctx));
     CN_TRY(copy_weights(ctx, p, w, flip, in->c, out->c, work->buf, work->offset));
@@ -462,6 +462,7 @@ static clunet_status tiled_conv(clunet_context *ctx, const cn_conv2d_params *p, 
     int slab = tiled_slab(ctx, p, in->c, out->c);
     CN_TRY(CN_ARG_INT(k, 15, slab));
     CN_TRY(cn_arg(k, 16, tiled_local_bytes(p, slab, out->c), NULL));
+    CN_TRY(cn_epilogue_args(k, 17, ep));
     size_t global[2] = {(size_t)(out->h * out->w + TILED_PX - 1) / TILED_PX, (size_t)out->n}, local[2] = {1, 1};
     return cn_launch(ctx, k, 2, global, local);
 }
@@ -530,13 +531,13 @@ static clunet_status winograd_weights(clunet_context *ctx, const cn_conv2d_param
  * One of the per-tile transforms of `images` images of t (C, H, W) from image
  * img on (cl/winograd.cl): winograd_input (t = x or dy, into V at off in buf),
  * winograd_dy (t = dy, into dM) or winograd_output (t = y or dx, from M;
- * `accumulate` adds into t). 16 tiles per work-item, one item per group on
+ * `accumulate` adds into t, else ep applies). 16 tiles per work-item, one item per group on
  * CPUs: PoCL gives each item of a group its own copy of the transforms' 2 KiB
  * of arrays, and left to choose, it made groups of thousands and overflowed
  * its thread's stack (decoder.0).
  */
 static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, const cn_tensor *t, int img, int images,
-                                    cl_mem buf, size_t off, int accumulate)
+                                    cl_mem buf, size_t off, int accumulate, const cn_epilogue *ep)
 {
     const int h = t->h, w = t->w, th = (h + 1) / 2, tw = (w + 1) / 2;
     int output = !strcmp(kernel, "winograd_output");
@@ -550,6 +551,7 @@ static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, con
     CN_TRY(CN_ARG_INT(k, output ? 1 : 3, off));
     int args[7] = {t->c, h, w, th, tw, images, accumulate};
     for (int i = 0; i < (output ? 7 : 6); i++) CN_TRY(CN_ARG_INT(k, 4 + i, args[i]));
+    if (output) CN_TRY(cn_epilogue_args(k, 11, ep));
     size_t global[3] = {(size_t)(tw + 15) / 16, (size_t)th, (size_t)images * t->c}, single[3] = {1, 1, 1};
     return cn_launch(ctx, k, 3, global, cn_device_is_cpu(ctx) ? single : NULL);
 }
@@ -561,7 +563,8 @@ static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, con
  * transform. U, V, M follow each other in the workspace.
  */
 static clunet_status winograd_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in,
-                                   const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip, int add)
+                                   const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip, int add,
+                                   const cn_epilogue *ep)
 {
     // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip); added into out where add
     const int ci = in->c, co = out->c, tiles = wino_tiles(out->h, out->w), per = wino_images(in->n, out->h, out->w);
@@ -569,11 +572,11 @@ static clunet_status winograd_conv(clunet_context *ctx, const cn_conv2d_params *
     CN_TRY(winograd_weights(ctx, p, w, work->buf, u_off, flip, 0));
     for (int img = 0; img < in->n; img += per) {
         int images = in->n - img < per ? in->n - img : per, cols = images * tiles;
-        CN_TRY(winograd_tiles(ctx, "winograd_input", in, img, images, work->buf, v_off, 0));
+        CN_TRY(winograd_tiles(ctx, "winograd_input", in, img, images, work->buf, v_off, 0, NULL));
         cn_gemm_args g = gemm_args(0, 0, co, cols, ci, 0.0f, work->buf, u_off, work->buf, v_off, work->buf, m_off);
         g.batch = 16, g.a_stride = (size_t)co * ci, g.b_stride = (size_t)ci * cols, g.c_stride = (size_t)co * cols;
         CN_TRY(cn_gemm(ctx, &g));
-        CN_TRY(winograd_tiles(ctx, "winograd_output", out, img, images, work->buf, m_off, add));
+        CN_TRY(winograd_tiles(ctx, "winograd_output", out, img, images, work->buf, m_off, add, ep));
     }
     return CLUNET_OK;
 }
@@ -594,8 +597,8 @@ static clunet_status winograd_dw(clunet_context *ctx, const cn_tensor *x, const 
     size_t u_off = work->offset, v_off = u_off + 16 * (size_t)ci * co, m_off = v_off + 16 * (size_t)ci * per * tiles;
     for (int img = 0; img < x->n; img += per) {
         int images = x->n - img < per ? x->n - img : per, cols = images * tiles;
-        CN_TRY(winograd_tiles(ctx, "winograd_input", x, img, images, work->buf, v_off, 0));
-        CN_TRY(winograd_tiles(ctx, "winograd_dy", dy, img, images, work->buf, m_off, 0));
+        CN_TRY(winograd_tiles(ctx, "winograd_input", x, img, images, work->buf, v_off, 0, NULL));
+        CN_TRY(winograd_tiles(ctx, "winograd_dy", dy, img, images, work->buf, m_off, 0, NULL));
         cn_gemm_args g = gemm_args(0, 1, co, ci, cols, img ? 1.0f : 0.0f, work->buf, m_off, work->buf, v_off,
                                    work->buf, u_off);
         g.batch = 16, g.a_stride = (size_t)co * cols, g.b_stride = (size_t)ci * cols, g.c_stride = (size_t)co * ci;
@@ -617,7 +620,8 @@ static clunet_status winograd_dw(clunet_context *ctx, const cn_tensor *x, const 
  * workspace (zeros past the output channels), then one launch for all images.
  */
 static clunet_status wino_fused_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in,
-                                     const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip, int add)
+                                     const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip, int add,
+                                     const cn_epilogue *ep)
 {
     // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip); added into out where add
     if (ctx->conv_ob < 0) CN_TRY(conv_choose(ctx));
@@ -638,21 +642,27 @@ static clunet_status wino_fused_conv(clunet_context *ctx, const cn_conv2d_params
     int group = fused_group(co), args[7] = {ci, co, out->h, out->w, slab, group, add};
     for (int i = 0; i < 7; i++) CN_TRY(CN_ARG_INT(k, 6 + i, args[i]));
     CN_TRY(cn_arg(k, 13, fused_local_bytes(slab, co), NULL));
+    CN_TRY(cn_epilogue_args(k, 14, ep));
     size_t th = (size_t)(out->h + 1) / 2, tw = (size_t)(out->w + 1) / 2;
     size_t global[3] = {(tw + FUSED_TILES - 1) / FUSED_TILES * th, (size_t)out->n, (size_t)(co + group - 1) / group};
     size_t local[3] = {1, 1, 1};
     return cn_launch(ctx, k, 3, global, local);
 }
 
-/* y or dx (flip) by `path` (PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD or PATH_WINO_FUSED), added where `add`. */
+/*
+ * y or dx (flip) by `path` (PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD or PATH_WINO_FUSED), added where `add`,
+ * else written with the epilogue ep (NULL: none).
+ */
 static clunet_status direct_path_conv(clunet_context *ctx, int path, const cn_conv2d_params *p, const cn_tensor *in,
                                       const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip,
-                                      int add)
+                                      int add, const cn_epilogue *ep)
 {
-    if (path == PATH_GROUPS) return direct_wg_conv(ctx, p, in, w, out, flip, add);
-    if (path == PATH_WINOGRAD) return winograd_conv(ctx, p, in, w, out, work, flip, add);
-    if (path == PATH_WINO_FUSED) return wino_fused_conv(ctx, p, in, w, out, work, flip, add);
-    return tiled_conv(ctx, p, in, w, out, work, flip, add);
+    if (path == PATH_WINOGRAD) return winograd_conv(ctx, p, in, w, out, work, flip, add, ep);
+    if (path == PATH_WINO_FUSED) return wino_fused_conv(ctx, p, in, w, out, work, flip, add, ep);
+    if (path != PATH_GROUPS) return tiled_conv(ctx, p, in, w, out, work, flip, add, ep);
+    CN_TRY(direct_wg_conv(ctx, p, in, w, out, flip, add));
+    int hw = out->h * out->w;
+    return cn_epilogue_rows(ctx, ep, out->buf, out->offset, out->c, hw, hw, (size_t)out->c * hw, out->n);
 }
 
 /* c[j] += the sum of part[s*count + j] over the splits s, in order (conv2d_sum_splits). */
@@ -900,7 +910,7 @@ static clunet_status weight_gradient(clunet_context *ctx, int path, const cn_con
 static clunet_status run_y_dx(clunet_context *ctx, int path, void *arg)
 {
     path_trial *t = arg;
-    return direct_path_conv(ctx, path, t->p, t->in, t->w, t->out, t->work, t->flip, 0);
+    return direct_path_conv(ctx, path, t->p, t->in, t->w, t->out, t->work, t->flip, 0, NULL);
 }
 
 /* The weight gradients add, so they are timed into a tensor of dw's shape rather than dw. */
@@ -1052,7 +1062,7 @@ static clunet_status run_tiled(clunet_context *ctx, int ob, void *arg)
     conv_probe *t = arg;
     CN_TRY(probe_alloc(ctx, t));
     ctx->conv_ob = ob;
-    return tiled_conv(ctx, &t->p, &t->x, &t->w, &t->y, &t->work, 0, 0);
+    return tiled_conv(ctx, &t->p, &t->x, &t->w, &t->y, &t->work, 0, 0, NULL);
 }
 
 /*
@@ -1073,7 +1083,7 @@ static clunet_status run_wide_probe(clunet_context *ctx, conv_probe *t, int dw, 
     if (st == CLUNET_OK && dw)
         st = on ? winograd_dw(ctx, &x, &y, &w, &t->work) : gemm_dw(ctx, &p, &x, &y, &w, &t->work, 0);
     else if (st == CLUNET_OK)
-        st = direct_path_conv(ctx, on ? PATH_WINOGRAD : PATH_LOCAL, &p, &x, &w, &y, &t->work, 0, 0);
+        st = direct_path_conv(ctx, on ? PATH_WINOGRAD : PATH_LOCAL, &p, &x, &w, &y, &t->work, 0, 0, NULL);
     forced_gemm_back(ctx, forced);
     return st;
 }
@@ -1089,7 +1099,8 @@ static clunet_status run_wino_fused(clunet_context *ctx, int on, void *arg)
     conv_probe *t = arg;
     CN_TRY(probe_alloc(ctx, t));
     ctx->conv_wino_fused = on;
-    return direct_path_conv(ctx, on ? PATH_WINO_FUSED : PATH_LOCAL, &t->p, &t->x, &t->w, &t->y, &t->work, 0, 0);
+    return direct_path_conv(ctx, on ? PATH_WINO_FUSED : PATH_LOCAL, &t->p, &t->x, &t->w, &t->y, &t->work, 0, 0,
+                            NULL);
 }
 
 static clunet_status run_wino_dw(clunet_context *ctx, int on, void *arg)
@@ -1180,34 +1191,40 @@ clunet_status cn_conv2d_plan(clunet_context *ctx, const cn_conv2d_params *p, int
 /* ---- forward / backward --------------------------------------------------- */
 
 clunet_status cn_conv2d_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
-                                const cn_tensor *w, const cn_tensor *b, const cn_tensor *y, const cn_tensor *work)
+                                const cn_tensor *w, const cn_tensor *b, const cn_tensor *y, const cn_tensor *work,
+                                const cn_epilogue *ep)
 {
     // x is (N,C,H,W), w is (Co,C/groups,K,K), y is (N,Co,Ho,Wo)
     CN_TRY(check_conv(p, x, w, b, "y", y, work));
-    if (p->groups > 1) return cn_depthwise_forward(ctx, p, x, w, b, y);
+    CN_TRY(cn_epilogue_check(ep, p->cout));
+    if (p->groups > 1) return cn_depthwise_forward(ctx, p, x, w, b, y, ep);
     CN_TRY(cn_conv2d_choose(ctx)); /* the path depends on what the CPU kernels measured */
     int mode, hw = y->h * y->w, ckk = x->c * p->k * p->k;
     CN_TRY(conv_mode(&mode));
-    if (few_outputs(ctx, mode, p, p->cout)) return cn_depthwise_dense_forward(ctx, p, x, w, b, y);
+    if (few_outputs(ctx, mode, p, p->cout)) return cn_depthwise_dense_forward(ctx, p, x, w, b, y, ep);
     size_t x_img = (size_t)x->c * x->h * x->w, y_img = (size_t)y->c * hw;
     int path = dense_path(ctx, mode, p, x, x->c, p->cout);
     CN_TRY(timed_direct_path(ctx, mode, 0, p, x, x, w, y, work, &path));
+    const cn_epilogue *in_path = b ? NULL : ep; /* the bias goes first: after the path, then the epilogue */
     if (path != PATH_GEMM) {
-        CN_TRY(direct_path_conv(ctx, path, p, x, w, y, work, 0, 0));
+        CN_TRY(direct_path_conv(ctx, path, p, x, w, y, work, 0, 0, in_path));
     } else if (columns_are_input(p)) {
         cn_gemm_args g = gemm_args(0, 0, p->cout, hw, x->c, 0.0f, w->buf, w->offset, x->buf, x->offset, y->buf,
                                    y->offset);
-        g.batch = x->n, g.b_stride = x_img, g.c_stride = y_img;
+        g.batch = x->n, g.b_stride = x_img, g.c_stride = y_img, g.ep = in_path;
         CN_TRY(cn_gemm(ctx, &g));
     } else {
         for (int i = 0; i < x->n; i++) {
             CN_TRY(columns(ctx, p, x, i, work, 1));
             cn_gemm_args g = gemm_args(0, 0, p->cout, hw, ckk, 0.0f, w->buf, w->offset, work->buf, work->offset,
                                        y->buf, y->offset + i * y_img);
+            g.ep = in_path;
             CN_TRY(cn_gemm(ctx, &g));
         }
     }
-    return b ? bias_add(ctx, y, b) : CLUNET_OK;
+    if (!b) return CLUNET_OK;
+    CN_TRY(bias_add(ctx, y, b));
+    return cn_epilogue_rows(ctx, ep, y->buf, y->offset, y->c, hw, hw, y_img, y->n);
 }
 
 clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
@@ -1239,7 +1256,7 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
     if (!dx) return CLUNET_OK;
     int path = dense_path(ctx, mode, p, x, p->cout, x->c);
     if (!dx_add) CN_TRY(timed_direct_path(ctx, mode, 1, p, x, dy, w, dx, work, &path));
-    if (path != PATH_GEMM) return direct_path_conv(ctx, path, p, dy, w, dx, work, 1, dx_add);
+    if (path != PATH_GEMM) return direct_path_conv(ctx, path, p, dy, w, dx, work, 1, dx_add, NULL);
     if (flipped_fits(p, x, dy)) return flipped_gemm_dx(ctx, p, w, dy, dx, dx_add, work);
     /* columns' gradient = w^T * dy; a 1x1 conv puts it straight into dx */
     if (direct) {

@@ -16,6 +16,35 @@
 
 #include "runtime/runtime.h"
 
+/* ---- epilogue ------------------------------------------------------------- */
+
+/*
+ * What a conv forward applies to each output as it stores it, in inference:
+ * batch norm with the running statistics, as a scale and shift per output
+ * channel, then an activation: y = act(y * fold[2c] + fold[2c + 1]).
+ * cn_batchnorm_fold (pointwise.h) makes one. The values are cl/common.cl's
+ * CN_EPI_*.
+ */
+typedef enum cn_epilogue_act { CN_EPI_NONE, CN_EPI_AFFINE, CN_EPI_SWISH, CN_EPI_RELU } cn_epilogue_act;
+typedef struct cn_epilogue {
+    cn_tensor fold; /* 2 Co floats: each output channel's scale and shift, side by side */
+    cn_epilogue_act act;
+} cn_epilogue;
+
+/* Sets a kernel's three epilogue arguments from `first`: fold buffer, its offset, act (CN_EPI_NONE without ep). */
+clunet_status cn_epilogue_args(cl_kernel k, cl_uint first, const cn_epilogue *ep);
+
+/* Fails unless ep is NULL, applies nothing, or has a scale and shift for each of `channels`. */
+clunet_status cn_epilogue_check(const cn_epilogue *ep, int channels);
+
+/*
+ * The epilogue in place over `batch` matrices of m rows (row r is output
+ * channel r) of n floats, ldc apart, the matrices `stride` apart from off:
+ * for the paths whose kernels do not apply it as they store.
+ */
+clunet_status cn_epilogue_rows(clunet_context *ctx, const cn_epilogue *ep, cl_mem c, size_t off, int m, int n,
+                               int ldc, size_t stride, int batch);
+
 /* ---- GEMM ----------------------------------------------------------------- */
 
 /* Values of ctx->gemm_impl. */
@@ -29,7 +58,8 @@ enum {
  * Row-major C = alpha * op(A) * op(B) + beta * C, C (m,n), op(A) (m,k), op(B)
  * (k,n); op(X) = X^T when tX (A is then stored (k,m), B (n,k)). Offsets and
  * strides count floats; `batch` products with strides a_stride etc. between
- * them (0 shares an operand). With beta == 0, C is not read.
+ * them (0 shares an operand). With beta == 0, C is not read. With ep, row r
+ * of C then gets channel r's epilogue (in gemm_nn's stores where it runs).
  */
 typedef struct cn_gemm_args {
     int ta, tb;
@@ -45,6 +75,7 @@ typedef struct cn_gemm_args {
     size_t c_off, c_stride;
     int ldc;
     int batch;
+    const cn_epilogue *ep; /* applied to C's rows after the product, or NULL */
 } cn_gemm_args;
 
 /*
@@ -119,9 +150,15 @@ int cn_conv2d_out_w(const cn_conv2d_params *p, int w);
  */
 size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h, int w);
 
-/* y = conv(x, w) + b. x (N,C,H,W), w (Co,C/groups,K,K), b (Co) or NULL, y (N,Co,Ho,Wo). */
+/*
+ * y = conv(x, w) + b, then the epilogue ep where not NULL (inference's batch
+ * norm and activation, applied by the kernels as they store y on the paths
+ * that can, by a pass over y on the others). x (N,C,H,W), w
+ * (Co,C/groups,K,K), b (Co) or NULL, y (N,Co,Ho,Wo).
+ */
 clunet_status cn_conv2d_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
-                                const cn_tensor *w, const cn_tensor *b, const cn_tensor *y, const cn_tensor *work);
+                                const cn_tensor *w, const cn_tensor *b, const cn_tensor *y, const cn_tensor *work,
+                                const cn_epilogue *ep);
 
 /*
  * The gradients of the loss, given dy (N,Co,Ho,Wo): added into dw (as w) and
@@ -140,7 +177,7 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
 size_t cn_conv_reduce_wg(const clunet_context *ctx);
 
 clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
-                                   const cn_tensor *w, const cn_tensor *b, const cn_tensor *y);
+                                   const cn_tensor *w, const cn_tensor *b, const cn_tensor *y, const cn_epilogue *ep);
 clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
                                     const cn_tensor *w, const cn_tensor *dy, const cn_tensor *dx, int dx_add,
                                     const cn_tensor *dw);
@@ -152,7 +189,8 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
  * conv2d_tiled's output blocks empty.
  */
 clunet_status cn_depthwise_dense_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
-                                         const cn_tensor *w, const cn_tensor *b, const cn_tensor *y);
+                                         const cn_tensor *w, const cn_tensor *b, const cn_tensor *y,
+                                         const cn_epilogue *ep);
 
 /*
  * The weight gradient of a dense stride-1 conv (groups 1) through the

@@ -77,9 +77,12 @@ static clunet_status geometry(cl_kernel k, cl_uint first, int channels, const cn
     return CLUNET_OK;
 }
 
-/* y = x * w (+ b): depthwise where sources is 0, else dense, summing `sources` input planes (depthwise_fwd). */
+/*
+ * y = x * w (+ b), then ep: depthwise where sources is 0, else dense, summing `sources` input planes
+ * (depthwise_fwd).
+ */
 static clunet_status forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *w,
-                             const cn_tensor *b, const cn_tensor *y, int sources)
+                             const cn_tensor *b, const cn_tensor *y, int sources, const cn_epilogue *ep)
 {
     cl_kernel k;
     int rows = forward_rows(ctx, y, sources);
@@ -95,22 +98,24 @@ static clunet_status forward(clunet_context *ctx, const cn_conv2d_params *p, con
     CN_TRY(cn_arg_view(k, 7, y));
     CN_TRY(geometry(k, 9, y->c, p, x, y));
     CN_TRY(CN_ARG_INT(k, 15, sources));
+    CN_TRY(cn_epilogue_args(k, 16, ep));
     size_t global[3] = {(size_t)(y->w + 15) / 16, (size_t)(y->h + rows - 1) / rows, (size_t)y->n * y->c};
     return launch_rows(ctx, k, global);
 }
 
 clunet_status cn_depthwise_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
-                                   const cn_tensor *w, const cn_tensor *b, const cn_tensor *y)
+                                   const cn_tensor *w, const cn_tensor *b, const cn_tensor *y, const cn_epilogue *ep)
 {
     // x is (N,C,H,W), w is (C,1,K,K), y is (N,C,Ho,Wo)
-    return forward(ctx, p, x, w, b, y, 0);
+    return forward(ctx, p, x, w, b, y, 0, ep);
 }
 
 clunet_status cn_depthwise_dense_forward(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
-                                         const cn_tensor *w, const cn_tensor *b, const cn_tensor *y)
+                                         const cn_tensor *w, const cn_tensor *b, const cn_tensor *y,
+                                         const cn_epilogue *ep)
 {
     // x is (N,C,H,W), w is (Co,C,K,K), y is (N,Co,Ho,Wo)
-    return forward(ctx, p, x, w, b, y, x->c);
+    return forward(ctx, p, x, w, b, y, x->c, ep);
 }
 
 /* dw (C,1,K,K) += dy (*) x per channel; dy's planes lie dy_image and dy_channel floats apart (see the kernel). */

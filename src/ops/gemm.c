@@ -124,8 +124,10 @@ static clunet_status gemm_thin(clunet_context *ctx, const cn_gemm_args *g)
     return cn_launch(ctx, k, 3, global, local);
 }
 
-static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
+/* *fused: whether the kernel applied g->ep as it stored C (gemm_nn does; the others leave it to gemm_run). */
+static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g, int *fused)
 {
+    *fused = 0;
     /*
      * The squeeze-excite convs on 1x1 maps: one column (y, dx) or a sum of one
      * term (dw), where gemm_nn's panels would use one lane of 32 and gemm_nt
@@ -171,6 +173,8 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g)
         CN_TRY(CN_ARG_INT(k, 5, mb));
         CN_TRY(CN_ARG_INT(k, 6, np));
         CN_TRY(set_operands(k, 7, g));
+        CN_TRY(cn_epilogue_args(k, 19, g->ep));
+        *fused = 1;
         global[0] = (panels + np - 1) / np;
         global[1] = (g->m + mb - 1) / mb;
     }
@@ -197,16 +201,18 @@ static clunet_status check_args(const cn_gemm_args *g)
     if (end_a > INT_MAX || end_b > INT_MAX || end_c > INT_MAX)
         return cn_fail(CLUNET_ERR_UNSUPPORTED, "gemm: operands beyond 2^31 floats (m=%d n=%d k=%d batch=%d)", g->m,
                        g->n, g->k, g->batch);
-    return CLUNET_OK;
+    return cn_epilogue_check(g->ep, g->m);
 }
 
 static clunet_status gemm_run(clunet_context *ctx, int impl, const cn_gemm_args *g)
 {
+    int fused = 0;
     switch (impl) {
-    case CN_GEMM_CLBLAST: return gemm_clblast(ctx, g);
-    case CN_GEMM_REGISTER: return gemm_register(ctx, g);
-    default: return gemm_local(ctx, g);
+    case CN_GEMM_CLBLAST: CN_TRY(gemm_clblast(ctx, g)); break;
+    case CN_GEMM_REGISTER: CN_TRY(gemm_register(ctx, g, &fused)); break;
+    default: CN_TRY(gemm_local(ctx, g)); break;
     }
+    return fused ? CLUNET_OK : cn_epilogue_rows(ctx, g->ep, g->c, g->c_off, g->m, g->n, g->ldc, g->c_stride, g->batch);
 }
 
 clunet_status cn_gemm(clunet_context *ctx, const cn_gemm_args *g)
@@ -263,7 +269,8 @@ static clunet_status run_rows(clunet_context *ctx, int mr, void *arg)
     gemm_probe *p = arg;
     CN_TRY(probe_alloc(ctx, p));
     ctx->gemm_mr = mr;
-    return gemm_register(ctx, &p->nn);
+    int fused;
+    return gemm_register(ctx, &p->nn, &fused);
 }
 
 static clunet_status run_tile(clunet_context *ctx, int nt, void *arg)
@@ -271,7 +278,8 @@ static clunet_status run_tile(clunet_context *ctx, int nt, void *arg)
     gemm_probe *p = arg;
     CN_TRY(probe_alloc(ctx, p));
     ctx->gemm_nt = nt;
-    return gemm_register(ctx, &p->nt);
+    int fused;
+    return gemm_register(ctx, &p->nt, &fused);
 }
 
 static clunet_status run_nt_packed(clunet_context *ctx, int packed, void *arg)
@@ -279,7 +287,8 @@ static clunet_status run_nt_packed(clunet_context *ctx, int packed, void *arg)
     gemm_probe *p = arg;
     CN_TRY(probe_alloc(ctx, p));
     ctx->gemm_nt_packed = packed;
-    return gemm_register(ctx, &p->nt);
+    int fused;
+    return gemm_register(ctx, &p->nt, &fused);
 }
 
 /*

@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "ops/conv.h"
 #include "runtime/runtime.h"
 
 /* ---- shared launch helpers (elementwise.c) ------------------------------ */
@@ -73,6 +74,14 @@ typedef enum cn_activation { CN_ACT_SWISH, CN_ACT_SIGMOID, CN_ACT_RELU } cn_acti
  */
 clunet_status cn_batchnorm_act_forward(clunet_context *ctx, const cn_batchnorm *bn, int training, cn_activation act,
                                        const cn_tensor *x, const cn_tensor *y, const cn_tensor *z);
+
+/*
+ * Inference's batch norm for a conv to apply as it stores its output (the
+ * conv's output channels are this layer's C): the running statistics folded
+ * into bn->saved (2C floats, which inference does not otherwise use), then
+ * act; ep refers to them.
+ */
+clunet_status cn_batchnorm_fold(clunet_context *ctx, const cn_batchnorm *bn, cn_epilogue_act act, cn_epilogue *ep);
 
 /* Backward of the training forward: dx (N,C,H,W), dgamma and dbeta accumulated. */
 clunet_status cn_batchnorm_backward(clunet_context *ctx, const cn_batchnorm *bn, const cn_tensor *x,

@@ -15,6 +15,12 @@
 
 static double *zeros(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
 
+static void free_values(const cn_graph *g, double **v)
+{
+    for (int i = 0; v && i < g->value_count; i++) free(v[i]);
+    free(v);
+}
+
 static void add_into(double *dst, const double *src, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
@@ -51,22 +57,15 @@ static const double *param(const cn_graph *g, const double *params, const double
     return (g->params[i].trainable ? params : state) + g->params[i].offset;
 }
 
-int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, const double *images,
-                      const double *labels, const double *mask, const cn_ref_loss *loss, double *logits,
-                      double *loss_out, double *param_grads, int float_rounding, cn_ref_branches *branches,
-                      uint64_t drop_seed, int step)
+/*
+ * The forward over val (a buffer per value, the input's filled): training
+ * mode (batch statistics, `state`'s running statistics updated, residual
+ * drops drawn) or inference (running statistics, nothing dropped). Returns 0
+ * when out of memory.
+ */
+static int forward(const cn_graph *g, const double *params, double *state, double **val, int training,
+                   int float_rounding, cn_ref_branches *branches, uint64_t drop_seed, int step)
 {
-    int nv = g->value_count, ok = 0;
-    double **val = calloc((size_t)nv, sizeof *val), **grad = calloc((size_t)nv, sizeof *grad);
-    double **bn_mean = calloc((size_t)g->node_count, sizeof *bn_mean);
-    if (!val || !grad || !bn_mean) goto done;
-    for (int v = 0; v < nv; v++) {
-        size_t n = cn_shape_count(g->values[v].shape);
-        if (!(val[v] = zeros(n)) || !(grad[v] = zeros(n))) goto done;
-    }
-    memcpy(val[g->input], images, cn_shape_count(g->values[g->input].shape) * sizeof(double));
-
-    /* forward, training mode */
     for (int i = 0; i < g->node_count; i++) {
         const cn_node *nd = &g->nodes[i];
         cn_shape s = g->values[nd->in[0]].shape, o = g->values[nd->out].shape;
@@ -81,14 +80,17 @@ int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, co
             break;
         }
         case CN_OP_BN: {
+            const double *gamma = param(g, params, state, nd->param[0]), *beta = param(g, params, state, nd->param[1]);
+            double *rmean = state + g->params[nd->param[2]].offset, *rvar = state + g->params[nd->param[3]].offset;
+            if (!training) {
+                cn_ref_batchnorm_forward_eval(x, s.n, s.c, s.h, s.w, gamma, beta, rmean, rvar, g->bn_eps, y);
+                break;
+            }
             double *mv = zeros(2 * (size_t)s.c);
-            if (!mv) goto done;
-            bn_mean[i] = mv;
-            cn_ref_batchnorm_forward_train(x, s.n, s.c, s.h, s.w, param(g, params, state, nd->param[0]),
-                                           param(g, params, state, nd->param[1]), g->bn_eps, y, mv, mv + s.c);
-            cn_ref_batchnorm_running_update(mv, mv + s.c, s.c, (size_t)s.n * s.h * s.w, g->bn_momentum,
-                                            state + g->params[nd->param[2]].offset,
-                                            state + g->params[nd->param[3]].offset);
+            if (!mv) return 0;
+            cn_ref_batchnorm_forward_train(x, s.n, s.c, s.h, s.w, gamma, beta, g->bn_eps, y, mv, mv + s.c);
+            cn_ref_batchnorm_running_update(mv, mv + s.c, s.c, (size_t)s.n * s.h * s.w, g->bn_momentum, rmean, rvar);
+            free(mv);
             break;
         }
         case CN_OP_SWISH: cn_ref_swish_forward(x, y, count); break;
@@ -101,7 +103,8 @@ int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, co
         case CN_OP_AVGPOOL: cn_ref_avgpool_forward(x, s.n, s.c, s.h, s.w, y); break;
         case CN_OP_CHSCALE: cn_ref_chscale_forward(x, x1, s.n, s.c, s.h, s.w, y); break;
         case CN_OP_ADD:
-            cn_ref_add_forward(x, x1, y, s.n, count / s.n, 1.0f - nd->drop, cn_graph_drop_key(drop_seed, step, i));
+            cn_ref_add_forward(x, x1, y, s.n, count / s.n, training ? 1.0f - nd->drop : 1.0f,
+                               cn_graph_drop_key(drop_seed, step, i));
             break;
         case CN_OP_UPCAT:
             cn_ref_upcat_forward(x, x1, s.n, s.c, x1 ? g->values[nd->in[1]].shape.c : 0, s.h, s.w, y);
@@ -110,6 +113,51 @@ int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, co
         }
         round_to_float(y, count, float_rounding);
     }
+    return 1;
+}
+
+/* A buffer per value of g (NULL when out of memory), the input's holding images. */
+static double **alloc_values(const cn_graph *g, const double *images)
+{
+    double **val = calloc((size_t)g->value_count, sizeof *val);
+    for (int v = 0; val && v < g->value_count; v++)
+        if (!(val[v] = zeros(cn_shape_count(g->values[v].shape)))) {
+            free_values(g, val);
+            return NULL;
+        }
+    if (val) memcpy(val[g->input], images, cn_shape_count(g->values[g->input].shape) * sizeof(double));
+    return val;
+}
+
+int cn_ref_graph_infer(const cn_graph *g, const double *params, const double *state, const double *images,
+                       double *logits)
+{
+    double **val = alloc_values(g, images);
+    /* inference reads the state only: a copy keeps forward's signature honest */
+    double *st = malloc((g->state_floats ? g->state_floats : 1) * sizeof *st);
+    int ok = val && st;
+    if (ok) {
+        memcpy(st, state, g->state_floats * sizeof *st);
+        ok = forward(g, params, st, val, 0, 0, NULL, 0, 0);
+    }
+    if (ok) memcpy(logits, val[g->output], cn_shape_count(g->values[g->output].shape) * sizeof(double));
+    free_values(g, val);
+    free(st);
+    return ok;
+}
+
+int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, const double *images,
+                      const double *labels, const double *mask, const cn_ref_loss *loss, double *logits,
+                      double *loss_out, double *param_grads, int float_rounding, cn_ref_branches *branches,
+                      uint64_t drop_seed, int step)
+{
+    int nv = g->value_count, ok = 0;
+    double **val = alloc_values(g, images), **grad = calloc((size_t)nv, sizeof *grad);
+    if (!val || !grad) goto done;
+    for (int v = 0; v < nv; v++)
+        if (!(grad[v] = zeros(cn_shape_count(g->values[v].shape)))) goto done;
+
+    if (!forward(g, params, state, val, 1, float_rounding, branches, drop_seed, step)) goto done;
     size_t pixels = cn_shape_count(g->values[g->output].shape);
     memcpy(logits, val[g->output], pixels * sizeof(double));
     double parts[2];
@@ -179,11 +227,7 @@ int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, co
     }
     ok = 1;
 done:
-    for (int v = 0; val && v < nv; v++) free(val[v]);
-    for (int v = 0; grad && v < nv; v++) free(grad[v]);
-    for (int i = 0; bn_mean && i < g->node_count; i++) free(bn_mean[i]);
-    free(val);
-    free(grad);
-    free(bn_mean);
+    free_values(g, val);
+    free_values(g, grad);
     return ok;
 }

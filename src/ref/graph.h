@@ -39,4 +39,11 @@ int cn_ref_graph_step(const cn_graph *g, const double *params, double *state, co
                       double *loss_out, double *param_grads, int float_rounding, cn_ref_branches *branches,
                       uint64_t drop_seed, int step);
 
+/*
+ * The forward in inference mode (running statistics from `state`, nothing
+ * dropped) into logits (N,1,H,W). Returns 0 when out of memory.
+ */
+int cn_ref_graph_infer(const cn_graph *g, const double *params, const double *state, const double *images,
+                       double *logits);
+
 #endif

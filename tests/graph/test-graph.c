@@ -41,19 +41,36 @@ static double rel_error(const float *a, const double *b, size_t n, int *finite)
 /*
  * An inference executor, whose arena reuses a value's slot once it has been
  * read, gives bitwise the logits of the training executor (every value kept)
- * in inference mode, and plans less memory.
+ * in inference mode, and plans less memory; both match the reference's
+ * inference forward. The running statistics are moved away from their initial
+ * 0 and 1 first, so that the batch norms the convs fold into their stores
+ * (cn_conv2d_forward's epilogue) shift and scale every channel differently.
  */
 static void check_inference(clunet_context *ctx, const cn_graph *g, cn_exec *train, const float *params,
-                            const float *state, const float *images)
+                            const float *state_in, const float *images)
 {
     size_t P = g->trainable_floats, S = g->state_floats, pix = cn_shape_count(g->values[g->output].shape);
-    float *a = malloc(pix * sizeof *a), *b = malloc(pix * sizeof *b);
+    size_t nin = cn_shape_count(g->values[g->input].shape);
+    float *a = malloc(pix * sizeof *a), *b = malloc(pix * sizeof *b), *state = malloc(S * sizeof *state);
+    double *dp = malloc(P * sizeof *dp), *ds = malloc(S * sizeof *ds), *dimg = malloc(nin * sizeof *dimg);
+    double *ref = malloc(pix * sizeof *ref);
     cn_exec inf;
-    clunet_status st = a && b ? cn_exec_create(ctx, g, 0, &inf) : CLUNET_ERR_OUT_OF_MEMORY;
+    clunet_status st = a && b && state && dp && ds && dimg && ref ? cn_exec_create(ctx, g, 0, &inf)
+                                                                  : CLUNET_ERR_OUT_OF_MEMORY;
     CHECK(st == CLUNET_OK, "inference executor: %s", clunet_last_error());
     if (st) {
-        free(a), free(b);
+        free(a), free(b), free(state), free(dp), free(ds), free(dimg), free(ref);
         return;
+    }
+    memcpy(state, state_in, S * sizeof *state);
+    for (int i = 0; i < g->node_count; i++) {
+        const cn_node *n = &g->nodes[i];
+        if (n->op != CN_OP_BN) continue;
+        const cn_param *mean = &g->params[n->param[2]], *var = &g->params[n->param[3]];
+        for (size_t k = 0; k < mean->count; k++) {
+            state[mean->offset + k] += (float)(0.4 * (uniform() - 0.5));
+            state[var->offset + k] *= (float)(0.5 + uniform());
+        }
     }
     cn_exec *both[2] = {train, &inf};
     float *out[2] = {a, b};
@@ -68,8 +85,19 @@ static void check_inference(clunet_context *ctx, const cn_graph *g, cn_exec *tra
     CHECK(st == CLUNET_OK, "inference forward: %s", clunet_last_error());
     CHECK(!st && !memcmp(a, b, pix * sizeof *a), "inference executor's logits bitwise those of the training executor");
     CHECK(cn_exec_planned_bytes(g, 0) < cn_exec_planned_bytes(g, 1) / 2, "inference plans under half of training's memory");
+    for (size_t i = 0; i < P; i++) dp[i] = params[i];
+    for (size_t i = 0; i < S; i++) ds[i] = state[i];
+    for (size_t i = 0; i < nin; i++) dimg[i] = images[i];
+    if (!st && cn_ref_graph_infer(g, dp, ds, dimg, ref)) {
+        int fin;
+        double err = rel_error(b, ref, pix, &fin);
+        printf("inference logits error %.2g\n", err);
+        CHECK(fin && err < 1e-4, "inference logits: relative error %.3g", err);
+    } else if (!st) {
+        CHECK(0, "reference inference: out of memory");
+    }
     cn_exec_destroy(&inf);
-    free(a), free(b);
+    free(a), free(b), free(state), free(dp), free(ds), free(dimg), free(ref);
 }
 
 static int run_device(const char *spec, const cn_graph *g)

@@ -24,7 +24,9 @@
 
 #include "ops/conv.h"
 #include "ops/harness.h"
+#include "ops/pointwise.h"
 #include "ref/conv.h"
+#include "ref/pointwise.h"
 
 static double tol_for(double k) { return fmax(1e-5, 4e-6 * sqrt(k)); }
 
@@ -173,6 +175,8 @@ typedef struct conv_state {
     cn_tensor x, w, b, y, work; /* y is dy for the backward ops */
     int has_work;
     int which;
+    cn_epilogue_act act; /* forward: the batch norm (and activation) folded into the stores, or CN_EPI_NONE */
+    cn_batchnorm bn;
     cn_tensor out; /* the gradient a backward case computes */
     /* the reference side, for finite differences: loss = sum(conv(x, w, b) * dy) */
     cn_ref_conv2d s;
@@ -183,8 +187,12 @@ static clunet_status run_conv(clunet_context *ctx, void *state)
 {
     conv_state *st = state;
     const cn_tensor *work = st->has_work ? &st->work : NULL;
-    if (st->which == FORWARD)
-        return cn_conv2d_forward(ctx, &st->p, &st->x, &st->w, st->p.has_bias ? &st->b : NULL, &st->y, work);
+    if (st->which == FORWARD) {
+        cn_epilogue ep;
+        if (st->act != CN_EPI_NONE) CN_TRY(cn_batchnorm_fold(ctx, &st->bn, st->act, &ep));
+        return cn_conv2d_forward(ctx, &st->p, &st->x, &st->w, st->p.has_bias ? &st->b : NULL, &st->y, work,
+                                 st->act != CN_EPI_NONE ? &ep : NULL);
+    }
     int data = st->which == BACKWARD_DATA || st->which == BACKWARD_DATA_SET;
     return cn_conv2d_backward(ctx, &st->p, &st->x, &st->w, &st->y, data ? &st->out : NULL,
                               st->which == BACKWARD_DATA, st->which == BACKWARD_WEIGHT ? &st->out : NULL,
@@ -208,8 +216,39 @@ static cn_tensor shaped(to_buf b, int n, int c, int h, int w)
     return t;
 }
 
-static void conv_case(to_run *r, const conv_shape *cs, int which, int impl)
+/*
+ * The forward's epilogue on the reference side: y (N,Co,Ho,Wo) through batch
+ * norm with running statistics, then act. The statistics are random, away
+ * from 0 and 1, so that every channel has its own scale and shift.
+ */
+typedef struct bn_host {
+    float *gamma, *beta, *mean, *var;
+} bn_host;
+
+static void epilogue_setup(to_run *r, conv_state *st, int c, bn_host *h)
 {
+    h->gamma = to_random(r, c, 0.5f, 1.5f), h->beta = to_random(r, c, -1, 1);
+    h->mean = to_random(r, c, -0.5f, 0.5f), h->var = to_random(r, c, 0.5f, 2.0f);
+    st->bn = (cn_batchnorm){.eps = 1e-3f};
+    st->bn.gamma = to_upload(r, h->gamma, c).t, st->bn.beta = to_upload(r, h->beta, c).t;
+    st->bn.running_mean = to_upload(r, h->mean, c).t, st->bn.running_var = to_upload(r, h->var, c).t;
+    st->bn.saved = to_output(r, 2 * (size_t)c).t;
+}
+
+static void epilogue_reference(to_run *r, const conv_state *st, const bn_host *h, int n, int c, int hw, double *y)
+{
+    size_t count = (size_t)n * c * hw;
+    double *t = to_alloc_double(r, count);
+    cn_ref_batchnorm_forward_eval(y, n, c, 1, hw, to_widen(r, h->gamma, c), to_widen(r, h->beta, c),
+                                  to_widen(r, h->mean, c), to_widen(r, h->var, c), st->bn.eps, t);
+    if (st->act == CN_EPI_SWISH) cn_ref_swish_forward(t, y, count);
+    else if (st->act == CN_EPI_RELU) cn_ref_relu_forward(t, y, count);
+    else memcpy(y, t, count * sizeof *y);
+}
+
+static void conv_case(to_run *r, const conv_shape *cs, int which, int impl, cn_epilogue_act act)
+{
+    static const char *const acts[] = {"", " +bn", " +bn+swish", " +bn+relu"};
     static const char *const ops[2][5] = {
         {"conv2d_forward", "conv2d_backward_data", "conv2d_backward_data", "conv2d_backward_weight",
          "conv2d_backward_bias"},
@@ -218,9 +257,9 @@ static void conv_case(to_run *r, const conv_shape *cs, int which, int impl)
     };
     int data = which == BACKWARD_DATA || which == BACKWARD_DATA_SET, set = which == BACKWARD_DATA_SET;
     char shape[192];
-    int len = snprintf(shape, sizeof shape, "%s N%d %d->%d %dx%d k%d s%d pad %d,%d,%d,%d%s%s", cs->what, cs->n, cs->c,
-                       cs->cout, cs->h, cs->w, cs->k, cs->stride, cs->pad_t, cs->pad_l, cs->pad_b, cs->pad_r,
-                       cs->bias ? " bias" : "", set ? " dx written" : "");
+    int len = snprintf(shape, sizeof shape, "%s N%d %d->%d %dx%d k%d s%d pad %d,%d,%d,%d%s%s%s", cs->what, cs->n,
+                       cs->c, cs->cout, cs->h, cs->w, cs->k, cs->stride, cs->pad_t, cs->pad_l, cs->pad_b, cs->pad_r,
+                       cs->bias ? " bias" : "", set ? " dx written" : "", acts[act]);
     if (impl >= 0) snprintf(shape + len, sizeof shape - len, " [%s]", cn_gemm_impl_name(impl));
     if (!to_begin(r, ops[cs->depthwise][which], shape)) return;
     if (impl >= 0) use_impl(r, impl);
@@ -228,6 +267,7 @@ static void conv_case(to_run *r, const conv_shape *cs, int which, int impl)
     conv_state st = {{cs->cout, cs->k, cs->stride, cs->pad_t, cs->pad_l, cs->pad_b, cs->pad_r,
                       cs->depthwise ? cs->c : 1, cs->bias || which == BACKWARD_BIAS}};
     st.which = which;
+    st.act = act;
     st.s = (cn_ref_conv2d){cs->n, cs->c, cs->h, cs->w, cs->cout, cs->k, cs->stride,
                            cs->pad_t, cs->pad_l, cs->pad_b, cs->pad_r, st.p.groups};
     int ho = cn_conv2d_out_h(&st.p, cs->h), wo = cn_conv2d_out_w(&st.p, cs->w), cin_g = cs->c / st.p.groups;
@@ -237,6 +277,8 @@ static void conv_case(to_run *r, const conv_shape *cs, int which, int impl)
 
     float *x = to_random(r, nx, -1, 1), *w = to_random(r, nw, -1, 1), *dy = to_random(r, ny, -1, 1);
     float *b = nb ? to_random(r, nb, -1, 1) : NULL;
+    bn_host bh;
+    if (act != CN_EPI_NONE) epilogue_setup(r, &st, cs->cout, &bh);
     st.x = shaped(to_upload(r, x, nx), cs->n, cs->c, cs->h, cs->w);
     st.w = shaped(to_upload(r, w, nw), cs->cout, cin_g, cs->k, cs->k);
     if (nb) st.b = shaped(to_upload(r, b, nb), 1, cs->cout, 1, 1);
@@ -264,7 +306,9 @@ static void conv_case(to_run *r, const conv_shape *cs, int which, int impl)
     double sum_len; /* terms in each output's sum, for the error bound */
     if (which == FORWARD) {
         cn_ref_conv2d_forward(&st.s, st.xd, st.wd, st.bd, ref);
-        sum_len = (double)cin_g * cs->k * cs->k;
+        if (act != CN_EPI_NONE) epilogue_reference(r, &st, &bh, cs->n, cs->cout, ho * wo, ref);
+        /* the epilogue scales the conv's rounding by up to 1.5 / sqrt(0.5) */
+        sum_len = (double)cin_g * cs->k * cs->k * (act != CN_EPI_NONE ? 5 : 1);
     } else {
         cn_ref_conv2d_backward(&st.s, st.xd, st.wd, st.dyd, data ? ref : NULL, which == BACKWARD_WEIGHT ? ref : NULL,
                                which == BACKWARD_BIAS ? ref : NULL);
@@ -429,15 +473,24 @@ static const conv_shape unet512_shapes[] = {
     DENSE("head", 1, 16, 512, 512, 1, 3, 1, 1, 1, 1, 1, 1),
 };
 
+/*
+ * Every shape's forward runs plain and, outside timings, once more with an
+ * inference batch norm in its stores: without activation, with swish or
+ * with ReLU, by turns over the shapes.
+ */
 static void conv_shapes(to_run *r, const conv_shape *shapes, size_t count, const int *impls, int impl_count)
 {
     for (size_t i = 0; i < count; i++) {
         const conv_shape *cs = &shapes[i];
+        cn_epilogue_act act = (cn_epilogue_act)(CN_EPI_AFFINE + i % 3);
         for (int which = FORWARD; which <= BACKWARD_BIAS; which++) {
             if (which == BACKWARD_BIAS && !cs->bias) continue;
-            if (cs->depthwise || which == BACKWARD_BIAS) conv_case(r, cs, which, -1);
-            else
-                for (int j = 0; j < impl_count; j++) conv_case(r, cs, which, impls[j]);
+            for (int e = 0; e < (which == FORWARD && !r->perf ? 2 : 1); e++) {
+                cn_epilogue_act a = e ? act : CN_EPI_NONE;
+                if (cs->depthwise || which == BACKWARD_BIAS) conv_case(r, cs, which, -1, a);
+                else
+                    for (int j = 0; j < impl_count; j++) conv_case(r, cs, which, impls[j], a);
+            }
         }
     }
 }

@@ -463,10 +463,10 @@ static clunet_status forward_fused(cn_exec *e, int i, int training)
 clunet_status cn_exec_forward(cn_exec *e, int training)
 {
     for (int i = 0; i < e->g->node_count; i++) {
-        int len = forward_run(e->g, i, training);
-        clunet_status st = len == 3 || (len == 2 && e->g->nodes[i].op == CN_OP_CONV) ? forward_conv_epilogue(e, i, len)
-                           : len == 2                                             ? forward_fused(e, i, training)
-                                                                                  : forward_node(e, &e->g->nodes[i], training);
+        int len = forward_run(e->g, i, training), conv = e->g->nodes[i].op == CN_OP_CONV;
+        clunet_status st = len == 1 ? forward_node(e, &e->g->nodes[i], training)
+                           : conv   ? forward_conv_epilogue(e, i, len)
+                                    : forward_fused(e, i, training);
         if (st != CLUNET_OK)
             return cn_fail(st, "forward, layer %d (%s): %s", i, e->g->nodes[i].label, clunet_last_error());
         i += len - 1;

@@ -531,10 +531,10 @@ static clunet_status winograd_weights(clunet_context *ctx, const cn_conv2d_param
  * One of the per-tile transforms of `images` images of t (C, H, W) from image
  * img on (cl/winograd.cl): winograd_input (t = x or dy, into V at off in buf),
  * winograd_dy (t = dy, into dM) or winograd_output (t = y or dx, from M;
- * `accumulate` adds into t, else ep applies). 16 tiles per work-item, one item per group on
- * CPUs: PoCL gives each item of a group its own copy of the transforms' 2 KiB
- * of arrays, and left to choose, it made groups of thousands and overflowed
- * its thread's stack (decoder.0).
+ * `accumulate` adds into t, else ep applies). 16 tiles per work-item, one
+ * item per group on CPUs: PoCL gives each item of a group its own copy of the
+ * transforms' 2 KiB of arrays, and left to choose, it made groups of
+ * thousands and overflowed its thread's stack (decoder.0).
  */
 static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, const cn_tensor *t, int img, int images,
                                     cl_mem buf, size_t off, int accumulate, const cn_epilogue *ep)

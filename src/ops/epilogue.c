@@ -19,7 +19,7 @@ clunet_status cn_epilogue_args(cl_kernel k, cl_uint first, const cn_epilogue *ep
 clunet_status cn_epilogue_check(const cn_epilogue *ep, int channels)
 {
     if (!ep || ep->act == CN_EPI_NONE) return CLUNET_OK;
-    if (ep->act > CN_EPI_RELU) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "epilogue: unknown activation %d", (int)ep->act);
+    if ((unsigned)ep->act > CN_EPI_RELU) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "epilogue: unknown activation %d", (int)ep->act);
     if (!ep->fold.buf || cn_tensor_count(&ep->fold) < 2 * (size_t)channels)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "epilogue: %d output channels need a fold of %d floats", channels,
                        2 * channels);

@@ -184,7 +184,7 @@ __kernel void bn_fold(__global const float *gamma, const int gamma_off, __global
 /*
  * The epilogue in place over rows of a matrix, row r being channel r: for the
  * conv paths whose kernels do not apply it as they store. Global (ceil(n/16),
- * m, batch): 16 values of row r of product b.
+ * m, batch): 16 values of row r of matrix b, the matrices `stride` apart.
  */
 __kernel void bn_epilogue(__global float *c, const int c_off, const int ldc, const int stride, const int n,
                           __global const float *ep, const int ep_off, const int act)

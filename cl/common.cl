@@ -55,7 +55,7 @@ float16 cn_sigmoid16(float16 z)
  * What a conv's kernels apply to an output of channel ch as they store it in
  * inference: batch norm with the running statistics, folded by bn_fold into a
  * scale ep[2 ch] and a shift ep[2 ch + 1], then the activation. The values of
- * act are cn_epilogue_act's (src/ops/pointwise.h); the activations are
+ * act are cn_epilogue_act's (src/ops/conv.h); the activations are
  * cl/activation.cl's expressions.
  */
 #define CN_EPI_NONE 0

@@ -132,6 +132,8 @@ static clunet_status profile(cn_exec *e, const cn_bench_config *cfg, cn_bench_re
 static clunet_status run_training(clunet_context *ctx, const cn_graph *g, const host_data *h,
                                   const cn_bench_config *cfg, cn_bench_result *r)
 {
+    char note[1280];
+    if (cfg->progress && cn_first_run_note(ctx, note, sizeof note)) cfg->progress(cfg->user, note);
     progress(cfg, "allocating the training graph", 0, 0);
     cn_exec e;
     CN_TRY(cn_exec_create(ctx, g, 1, &e));

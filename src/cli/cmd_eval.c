@@ -149,7 +149,7 @@ int cmd_eval(int argc, char **argv)
         return 1;
     }
     cn_model model;
-    if (cn_model_open(weights, device, size, batch, &model) != CLUNET_OK) {
+    if (cn_model_open(weights, device, size, batch, stderr, &model) != CLUNET_OK) {
         cn_sample_set_free(&samples);
         return cli_fail("eval");
     }

@@ -172,7 +172,7 @@ int cmd_predict(int argc, char **argv)
         return 1;
     }
     cn_model model;
-    if (cn_model_open(weights, device, size, batch, &model) != CLUNET_OK) {
+    if (cn_model_open(weights, device, size, batch, stderr, &model) != CLUNET_OK) {
         free(images);
         return cli_fail("predict");
     }

@@ -85,7 +85,7 @@ static int load_dataset(const options *o, const char *dataset, cn_sample_set *se
 static int draw_grid(const options *o, const char *weights, const cn_sample_set *set)
 {
     cn_model model;
-    if (cn_model_open(weights, o->device, o->size, 1, &model) != CLUNET_OK) return cli_fail("report");
+    if (cn_model_open(weights, o->device, o->size, 1, stderr, &model) != CLUNET_OK) return cli_fail("report");
     cli_tta_apply(&o->tta, &model.infer);
     float threshold = cn_model_threshold(&model, o->threshold);
     float **probs = calloc((size_t)set->count, sizeof *probs);

@@ -202,6 +202,19 @@ static void tuning_write(const char *path, const char *key, const char *value)
     if (!ok || rename(tmp, path) != 0) unlink(tmp);
 }
 
+int cn_first_run_note(const clunet_context *ctx, char *note, size_t size)
+{
+    char dir[1024];
+    if (ctx->tuning_file[0] && access(ctx->tuning_file, F_OK) == 0) return 0;
+    if (ctx->tuning_file[0] && cn_cache_dir(dir, sizeof dir))
+        snprintf(note, size, "first run of these kernels on this device: compiling them and timing their variants "
+                 "(a few minutes on a CPU; kept in %s for later runs)", dir);
+    else
+        snprintf(note, size, "no kernel cache (CLUNET_NO_CACHE, or no HOME): kernels are compiled and their variants "
+                 "timed on every run (minutes on a CPU)");
+    return 1;
+}
+
 void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size)
 {
     char dir[1024];

@@ -127,10 +127,13 @@ clunet_status cn_program_get(clunet_context *ctx, const char *file, const char *
      * takes a microcode assist, ~100x a normal one. The profile's node-by-node
      * step met them in the 1x1 convs' backward on an Intel Xeon (170 ms against
      * 5 for the same node), where values of ~1e-38 are noise anyway.
+     * No warnings (-w): PoCL on a CPU without AVX-512 warns that every float16
+     * argument "changes the ABI" and prints a count per kernel to stderr,
+     * dozens of lines on a first run; errors still fill the build log.
      */
     char full_options[512];
     snprintf(full_options, sizeof full_options,
-             "-cl-std=CL1.2 -cl-denorms-are-zero -DCN_DEVICE_CPU=%d -DCN_MAX_WG=%zu %s", cn_device_is_cpu(ctx),
+             "-cl-std=CL1.2 -cl-denorms-are-zero -w -DCN_DEVICE_CPU=%d -DCN_MAX_WG=%zu %s", cn_device_is_cpu(ctx),
              ctx->info.max_work_group_size, options);
     char *src = NULL;
     CN_TRY(full_source(file, &src));

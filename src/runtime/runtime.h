@@ -144,6 +144,12 @@ int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_
  * on a cold cache) all end with the first one's choice, and so compute alike.
  */
 void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size);
+/*
+ * Fills note with a line for the user and returns 1 when this device has no
+ * tuning file yet (or no cache): the run will compile kernels and time
+ * candidates, minutes of silence on a CPU that callers should announce.
+ */
+int cn_first_run_note(const clunet_context *ctx, char *note, size_t size);
 
 /* A run of kernel variant `value` for timing (its arguments in arg). */
 typedef clunet_status (*cn_tune_fn)(clunet_context *ctx, int value, void *arg);

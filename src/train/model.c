@@ -4,7 +4,7 @@
 #include "common/error.h"
 #include "train/model.h"
 
-clunet_status cn_model_open(const char *weights, const char *device, int size, int batch, cn_model *m)
+clunet_status cn_model_open(const char *weights, const char *device, int size, int batch, FILE *note, cn_model *m)
 {
     memset(m, 0, sizeof *m);
     CN_TRY(cn_checkpoint_peek(weights, &m->info));
@@ -23,6 +23,8 @@ clunet_status cn_model_open(const char *weights, const char *device, int size, i
     s.device = device;
     clunet_status st = cn_unet_build(&cfg, &m->graph);
     if (!st) st = clunet_context_create(&s, &m->ctx);
+    char line[1280];
+    if (!st && note && cn_first_run_note(m->ctx, line, sizeof line)) fprintf(note, "%s\n", line);
     if (!st) {
         st = cn_exec_create(m->ctx, &m->graph, 0, &m->exec);
         if (st == CLUNET_ERR_OUT_OF_MEMORY)

@@ -6,6 +6,8 @@
 #ifndef CLUNET_TRAIN_MODEL_H
 #define CLUNET_TRAIN_MODEL_H
 
+#include <stdio.h>
+
 #include "train/checkpoint.h"
 #include "train/infer.h"
 
@@ -19,9 +21,11 @@ typedef struct cn_model {
 
 /*
  * Opens `weights` on the device `device` (NULL: default) for tiles of size x
- * size (0: the checkpoint's training size) in batches of `batch`.
+ * size (0: the checkpoint's training size) in batches of `batch`. On a
+ * device whose kernels are not cached yet, a line saying so goes to `note`
+ * (NULL: nowhere) before the minutes of compiling.
  */
-clunet_status cn_model_open(const char *weights, const char *device, int size, int batch, cn_model *m);
+clunet_status cn_model_open(const char *weights, const char *device, int size, int batch, FILE *note, cn_model *m);
 void cn_model_close(cn_model *m);
 
 /* The threshold to use: `requested` when positive, else the checkpoint's validation choice, else 0.5. */

@@ -463,8 +463,8 @@ static clunet_status train_epochs(run *r)
     if (warmup >= run_steps) warmup = run_steps / 2;
     char scaled[48] = "";
     if (cfg->input_scale != 1) snprintf(scaled, sizeof scaled, " of the images resized by %g", cfg->input_scale);
-    say(r, "training: %d epochs x %d steps of batch %d at %dx%d%s, Adam lr %g%s; checkpoints in %s", cfg->epochs,
-        steps, cfg->batch, cfg->size, cfg->size, scaled, cfg->lr,
+    say(r, "training: %d epoch%s x %d steps of batch %d at %dx%d%s, Adam lr %g%s; checkpoints in %s", cfg->epochs,
+        cfg->epochs == 1 ? "" : "s", steps, cfg->batch, cfg->size, cfg->size, scaled, cfg->lr,
         cfg->schedule == CN_LR_COSINE ? " (warm-up, then cosine decay)" : "", cfg->out_dir);
     cn_batch_worker_request(&r->worker, first_epoch, first_step);
     double t_start = cn_seconds(), t_first = 0; /* t_first: the end of the first step */
@@ -598,6 +598,8 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
     }
     if (!st) st = clunet_context_create(&s, &r->ctx);
     if (!st) say(r, "device: %s (%s)", r->ctx->info.name, r->ctx->info.platform);
+    char note[1280];
+    if (!st && cn_first_run_note(r->ctx, note, sizeof note)) say(r, "%s", note);
     if (!st) st = load_data(r);
     if (!st) st = setup_model(r);
     if (!st) {

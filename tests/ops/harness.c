@@ -80,6 +80,7 @@ int to_begin(to_run *r, const char *op, const char *shape)
         return 0;
     }
     if (st->filter && !to_filter_matches(st->filter, op)) return 0;
+    if (st->case_filter && !strstr(shape, st->case_filter)) return 0;
     snprintf(st->op, sizeof st->op, "%s", op);
     snprintf(st->shape, sizeof st->shape, "%s", shape);
     st->rng = hash_text(op, shape);

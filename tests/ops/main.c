@@ -11,11 +11,12 @@
 
 static void usage(void)
 {
-    printf("usage: test-ops [--list] [--op NAME[,NAME...]] [--device SPEC] [--small] [--grad] [--stream] [--perf] [-v]\n\n"
+    printf("usage: test-ops [--list] [--op NAME[,NAME...]] [--case TEXT] [--device SPEC] [--small] [--grad] [--stream] [--perf] [-v]\n\n"
            "Runs every op on every OpenCL device (simulators such as Oclgrind only when named with\n"
            "--device) and compares it with the plain-C reference in double precision.\n\n"
            "  --list         print the op names, one per line\n"
            "  --op NAMES     only these ops\n"
+           "  --case TEXT    only the cases whose shape label contains TEXT (as printed, e.g. \"b2 expand N1\")\n"
            "  --device SPEC  only this device (index, gpu, cpu, or part of its name/platform)\n"
            "  --small        small shapes only (for Oclgrind and PoCL's basic device)\n"
            "  --grad         also check each reference backward by central finite differences\n"
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--perf")) r.perf = 1;
         else if (!strcmp(a, "-v")) r.verbose = 1;
         else if (!strcmp(a, "--op") && i + 1 < argc) st.filter = argv[++i];
+        else if (!strcmp(a, "--case") && i + 1 < argc) st.case_filter = argv[++i];
         else if (!strcmp(a, "--device") && i + 1 < argc) device = argv[++i];
         else {
             fprintf(stderr, "test-ops: unknown or incomplete option '%s' (see --help)\n", a);
@@ -116,8 +118,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "test-ops: no device to test\n");
         st.failed++;
     }
-    if (st.filter && st.passed + st.failed == 0) {
-        fprintf(stderr, "test-ops: --op %s matched no op (see --list)\n", st.filter);
+    if ((st.filter || st.case_filter) && st.passed + st.failed == 0) {
+        fprintf(stderr, "test-ops: --op %s --case %s matched no case (see --list)\n", st.filter ? st.filter : "(any)",
+                st.case_filter ? st.case_filter : "(any)");
         st.failed++;
     }
     printf("%d passed, %d failed\n", st.passed, st.failed);

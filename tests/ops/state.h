@@ -8,7 +8,8 @@
 #define TO_MAX_OPS 256
 
 typedef struct to_state {
-    const char *filter; /* --op: comma-separated op names */
+    const char *filter;      /* --op: comma-separated op names */
+    const char *case_filter; /* --case: text that the shape label must contain */
     char op[64], shape[160];
     uint64_t rng;
     int in_case, case_failed, checks;

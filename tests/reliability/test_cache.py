@@ -68,17 +68,21 @@ def main():
         _, digests, _ = rel.st_scan(os.path.join(work, name, 'last.safetensors'))
         return tuple(sorted(digests.items()))
 
+    note = 'first run of these kernels on this device'
     t0 = time.monotonic()
-    procs = [subprocess.Popen(train('run%d' % i), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    procs = [subprocess.Popen(train('run%d' % i), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, errors='replace') for i in range(RUNS)]
     for i, p in enumerate(procs):
         try:
-            _, err = p.communicate(timeout=max(1, 360 - (time.monotonic() - t0)))
+            out, err = p.communicate(timeout=max(1, 360 - (time.monotonic() - t0)))
         except subprocess.TimeoutExpired:
             p.kill()
-            _, err = p.communicate()
+            out, err = p.communicate()
         t.check(p.returncode == 0, 'concurrent run %d on an empty cache succeeds' % i,
                 'exit %d: %s' % (p.returncode, err.strip()[-300:]))
+        # minutes of compiling are announced, and the compiler's own chatter stays out of the way
+        t.check(note in out and 'warning' not in err, 'cold run %d says it compiles first, with no compiler warnings' % i,
+                (out + err).strip()[:300])
     cold = time.monotonic() - t0
     print('%d concurrent cold runs: %.1f s' % (RUNS, cold))
 
@@ -110,6 +114,7 @@ def main():
     r = rel.run(train('warm'), 180, env=env)
     t.check(r.rc == 0, 'a warm run succeeds (%.1f s, cold ones took %.1f s together)' % (r.seconds, cold),
             rel.describe(r))
+    t.check(note not in r.out, 'the warm run does not announce compiling', r.out.strip()[:300])
     after = snapshot(cache)
     changed = sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
     t.check(not changed, 'the warm run hit the cache for every program (no entry added or replaced)',

@@ -468,6 +468,7 @@ static clunet_status train_epochs(run *r)
         cfg->schedule == CN_LR_COSINE ? " (warm-up, then cosine decay)" : "", cfg->out_dir);
     cn_batch_worker_request(&r->worker, first_epoch, first_step);
     double t_start = cn_seconds(), t_first = 0; /* t_first: the end of the first step */
+    double t_val = 0, val_last = 0;             /* validations and saves since t_first, and the latest one */
     long done = 0, total = (long)(cfg->epochs - first_epoch) * steps - first_step;
     for (int epoch = first_epoch; epoch < cfg->epochs; epoch++) {
         double t_epoch = cn_seconds(), sum[3] = {0};
@@ -501,12 +502,15 @@ static clunet_status train_epochs(run *r)
             for (int k = 0; k < 3; k++) sum[k] += loss[k];
             double now = cn_seconds();
             if (++done == 1) t_first = now;
-            /* seconds per step (validations included) from the end of the first, which also builds the kernels */
-            double per_step = done > 1 ? (now - t_first) / (double)(done - 1) : now - t_start;
+            /*
+             * Seconds per training step from the end of the first, which also builds the kernels; the
+             * validations left each cost the latest one.
+             */
+            double per_step = done > 1 ? (now - t_first - t_val) / (double)(done - 1) : now - t_start;
             cn_train_progress p = {.event = CN_TRAIN_STEP, .epoch = epoch + 1, .epochs = cfg->epochs,
                                    .step = step + 1, .steps = steps, .loss = loss[0], .focal = loss[1],
                                    .dice = loss[2], .lr = lr, .images_per_second = cfg->batch / per_step,
-                                   .eta_seconds = per_step * (total - done)};
+                                   .eta_seconds = per_step * (total - done) + val_last * (cfg->epochs - epoch)};
             notify(r, &p);
             /* Ctrl-C: stop here, unless this is the epoch's last step (then after its validation and save). */
             if (cfg->stop && *cfg->stop && step + 1 < steps) {
@@ -526,6 +530,7 @@ static clunet_status train_epochs(run *r)
                                .dice = (float)(sum[2] / steps),
                                .lr = cn_train_lr(cfg, (long)(epoch + 1) * steps - 1, run_steps, warmup)};
         cn_scores_from_counts(counts[0], counts[1], counts[2], counts[3], &p.train);
+        double t_val0 = cn_seconds();
         cn_exec_ema_swap(&r->exec); /* validation scores the average (a no-op without one) */
         st = validate(r, epoch + 1, &p.val, &p.val_threshold, &p.val_best_f1);
         cn_exec_ema_swap(&r->exec);
@@ -540,7 +545,10 @@ static clunet_status train_epochs(run *r)
         /* best before last: a crash between the two must not leave last claiming a best that isn't on disk */
         if (p.best) CN_TRY(save(r, r->best_path, epoch + 1, 0, sum));
         CN_TRY(save(r, r->last_path, epoch + 1, 0, sum));
-        p.eta_seconds = (cn_seconds() - t_start) / (done ? done : 1) * (total - done);
+        val_last = cn_seconds() - t_val0;
+        if (done > 0) t_val += val_last;
+        double per_step = done > 1 ? (t_val0 - t_first - (t_val - val_last)) / (double)(done - 1) : t_val0 - t_start;
+        p.eta_seconds = per_step * (total - done) + val_last * (cfg->epochs - epoch - 1);
         notify(r, &p);
         if (cfg->stop && *cfg->stop && epoch + 1 < cfg->epochs) {
             cn_train_progress s = {.event = CN_TRAIN_STOPPED, .epoch = epoch + 2, .step = 0};

@@ -184,7 +184,7 @@ __kernel void conv2d_pixels_major(__global const float *dy, const int dy_off, __
  * row0 is x's row iy0 (the tap row ky = 0), ix0 the tap column kx = 0.
  * `checked` (a constant after inlining) zeroes the taps outside the image.
  */
-static inline __attribute__((always_inline)) void dw_pixel(dw_vec *acc, __global const float *d,
+CN_INLINE void dw_pixel(dw_vec *acc, __global const float *d,
                                                            __global const float *x, const int iy0, const int ix0,
                                                            const int h, const int w, const int checked)
 {

@@ -130,7 +130,7 @@ static void wg_row(__global const float *xp, int y, int x0, int h, int w, float 
  * xp (H, W), tile row ty, tiles tx0.. (lane l: tile tx0 + l, starting at pixel
  * (2ty - 1, 2tx0 + 2l - 1)); zeros stand for the padding.
  */
-static inline __attribute__((always_inline)) void wg_tiles16(__global const float *xp, int ty, int tx0, int h, int w, float16 *e)
+CN_INLINE void wg_tiles16(__global const float *xp, int ty, int tx0, int h, int w, float16 *e)
 {
     float16 d[4][4]; /* d[row][col] */
     for (int i = 0; i < 4; i++) {
@@ -160,7 +160,7 @@ static inline __attribute__((always_inline)) void wg_tiles16(__global const floa
  * tile row ty that lie inside the image. Written outputs get the epilogue of
  * channel ch (cl/common.cl; act 0: none).
  */
-static inline __attribute__((always_inline)) void wg_untile16(const float16 *m, __global float *yp, int ty, int tx0, int h, int w, int accumulate,
+CN_INLINE void wg_untile16(const float16 *m, __global float *yp, int ty, int tx0, int h, int w, int accumulate,
                                                               __global const float *ep, int ch, int act)
 {
     float16 s[2][4]; /* A^T M: two rows of four */

@@ -469,6 +469,7 @@ static clunet_status train_epochs(run *r)
     cn_batch_worker_request(&r->worker, first_epoch, first_step);
     double t_start = cn_seconds(), t_first = 0; /* t_first: the end of the first step */
     double t_val = 0, val_last = 0;             /* validations and saves since t_first, and the latest one */
+    double per_step = 0;                        /* seconds per training step, as of the latest one */
     long done = 0, total = (long)(cfg->epochs - first_epoch) * steps - first_step;
     for (int epoch = first_epoch; epoch < cfg->epochs; epoch++) {
         double t_epoch = cn_seconds(), sum[3] = {0};
@@ -506,7 +507,7 @@ static clunet_status train_epochs(run *r)
              * Seconds per training step from the end of the first, which also builds the kernels; the
              * validations left each cost the latest one.
              */
-            double per_step = done > 1 ? (now - t_first - t_val) / (double)(done - 1) : now - t_start;
+            per_step = done > 1 ? (now - t_first - t_val) / (double)(done - 1) : now - t_start;
             cn_train_progress p = {.event = CN_TRAIN_STEP, .epoch = epoch + 1, .epochs = cfg->epochs,
                                    .step = step + 1, .steps = steps, .loss = loss[0], .focal = loss[1],
                                    .dice = loss[2], .lr = lr, .images_per_second = cfg->batch / per_step,
@@ -547,7 +548,6 @@ static clunet_status train_epochs(run *r)
         CN_TRY(save(r, r->last_path, epoch + 1, 0, sum));
         val_last = cn_seconds() - t_val0;
         if (done > 0) t_val += val_last;
-        double per_step = done > 1 ? (t_val0 - t_first - (t_val - val_last)) / (double)(done - 1) : t_val0 - t_start;
         p.eta_seconds = per_step * (total - done) + val_last * (cfg->epochs - epoch - 1);
         notify(r, &p);
         if (cfg->stop && *cfg->stop && epoch + 1 < cfg->epochs) {

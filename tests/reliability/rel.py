@@ -46,6 +46,10 @@ class Tally:
             print('FAIL  ' + what + (': ' + detail if detail else ''), flush=True)
         return ok
 
+    def start_budget(self):
+        """The budget counts from now (after a warm-up that may have compiled the kernels)."""
+        self.t0 = time.monotonic()
+
     def elapsed(self):
         return time.monotonic() - self.t0
 

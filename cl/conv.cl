@@ -185,8 +185,8 @@ __kernel void conv2d_pixels_major(__global const float *dy, const int dy_off, __
  * `checked` (a constant after inlining) zeroes the taps outside the image.
  */
 CN_INLINE void dw_pixel(dw_vec *acc, __global const float *d,
-                                                           __global const float *x, const int iy0, const int ix0,
-                                                           const int h, const int w, const int checked)
+                        __global const float *x, const int iy0, const int ix0,
+                        const int h, const int w, const int checked)
 {
     dw_vec dv[DW_OB];
 #pragma unroll

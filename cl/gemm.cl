@@ -57,7 +57,7 @@ static float16 load16_clamped(__global const float *p, int n0, int n, int s)
  * it back.
  */
 CN_INLINE void store16(__global float *p, int n0, int n, float16 acc, float alpha, float beta, int first, int last,
-                    __global const float *ep, int row, int act)
+                       __global const float *ep, int row, int act)
 {
     if (!last) act = CN_EPI_NONE;
     if (n0 + 16 <= n && first && last && beta == 0.0f) {

@@ -161,7 +161,7 @@ CN_INLINE void wg_tiles16(__global const float *xp, int ty, int tx0, int h, int 
  * channel ch (cl/common.cl; act 0: none).
  */
 CN_INLINE void wg_untile16(const float16 *m, __global float *yp, int ty, int tx0, int h, int w, int accumulate,
-                                                              __global const float *ep, int ch, int act)
+                           __global const float *ep, int ch, int act)
 {
     float16 s[2][4]; /* A^T M: two rows of four */
     for (int b = 0; b < 4; b++) {

@@ -65,9 +65,24 @@ static void test_selection(int n, const clunet_device_info *devs)
         int got = -1;
         CHECK(clunet_device_select(devs[i].name, &got) == CLUNET_OK && !strcmp(devs[got].name, devs[i].name),
               "select by name '%s'", devs[i].name);
-        if (devs[i].type == CLUNET_DEVICE_CPU)
+        if (devs[i].type == CLUNET_DEVICE_CPU && !devs[i].simulator)
             CHECK(clunet_device_select("cpu", &got) == CLUNET_OK && devs[got].type == CLUNET_DEVICE_CPU,
                   "select by type cpu");
+    }
+    /* by type: real hardware only (Oclgrind calls itself a GPU), refused in one line otherwise */
+    const char *types[] = {"gpu", "cpu"};
+    for (int t = 0; t < 2; t++) {
+        int got = -1, real = 0;
+        clunet_device_type want = t ? CLUNET_DEVICE_CPU : CLUNET_DEVICE_GPU;
+        for (int i = 0; i < n; i++) real |= devs[i].type == want && !devs[i].simulator;
+        clunet_status st = clunet_device_select(types[t], &got);
+        if (real)
+            CHECK(st == CLUNET_OK && devs[got].type == want && !devs[got].simulator, "--device %s: real hardware",
+                  types[t]);
+        else
+            CHECK(st == CLUNET_ERR_NO_DEVICE && strstr(clunet_last_error(), types[t]) &&
+                      !strchr(clunet_last_error(), '\n'),
+                  "--device %s with none but simulators: refused (%s)", types[t], clunet_last_error());
     }
 }
 

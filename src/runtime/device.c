@@ -198,10 +198,14 @@ clunet_status clunet_device_select(const char *spec, int *index)
         *index = (int)v;
         return CLUNET_OK;
     }
-    int i = -1;
-    if (!strcmp(spec, "gpu") || !strcmp(spec, "GPU")) i = first_of_type(all, n, CLUNET_DEVICE_GPU);
-    else if (!strcmp(spec, "cpu") || !strcmp(spec, "CPU")) i = first_of_type(all, n, CLUNET_DEVICE_CPU);
-    else
+    int i = -1, gpu = !strcmp(spec, "gpu") || !strcmp(spec, "GPU");
+    if (gpu || !strcmp(spec, "cpu") || !strcmp(spec, "CPU")) {
+        /* a simulator (Oclgrind: hours for a training step) only when named */
+        i = first_of_type(all, n, gpu ? CLUNET_DEVICE_GPU : CLUNET_DEVICE_CPU);
+        if (i < 0 || all[i].simulator)
+            return cn_fail(CLUNET_ERR_NO_DEVICE, "%s %s: no %s found%s (see `clunet devices`)", from, spec,
+                           gpu ? "GPU" : "CPU device", i >= 0 ? " but a simulator, which runs only when named" : "");
+    } else
         for (int k = 0; k < n && i < 0; k++)
             if (contains_nocase(all[k].name, spec) || contains_nocase(all[k].vendor, spec) ||
                 contains_nocase(all[k].platform, spec))

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "data/fov.h"
@@ -46,7 +47,13 @@ static int write_npy(const char *path, const float *data, int h, int w)
              fwrite(header, 1, (size_t)n, f) == (size_t)n;
     for (int i = 0; ok && i < pad; i++) ok = fputc(' ', f) != EOF;
     ok = ok && fputc('\n', f) != EOF && fwrite(data, sizeof(float), (size_t)h * w, f) == (size_t)h * w;
-    return (fclose(f) == 0) && ok;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) { /* no partial file: keep the write's errno for the message */
+        int e = errno;
+        remove(path);
+        errno = e;
+    }
+    return ok;
 }
 
 static void stem_of(const char *path, char *out, size_t size)
@@ -166,13 +173,28 @@ int cmd_predict(int argc, char **argv)
         free(images);
         return 2;
     }
-    if (mkdir(out, 0755) && errno != EEXIST) {
+    /* two images of one name would write the same files: the first result would be lost */
+    for (int i = 0; i < n_images; i++)
+        for (int j = 0; j < i; j++) {
+            char a[512], b[512];
+            stem_of(images[i], a, sizeof a);
+            stem_of(images[j], b, sizeof b);
+            if (!strcmp(a, b)) {
+                fprintf(stderr, "clunet predict: %s and %s would both write %s/%s_*: predict them into different --out "
+                        "folders\n", images[j], images[i], out, a);
+                free(images);
+                return 2;
+            }
+        }
+    int created = mkdir(out, 0755) == 0;
+    if (!created && errno != EEXIST) {
         fprintf(stderr, "clunet: predict: --out %s: cannot create: %s\n", out, strerror(errno));
         free(images);
         return 1;
     }
     cn_model model;
     if (cn_model_open(weights, device, size, batch, stderr, &model) != CLUNET_OK) {
+        if (created) rmdir(out); /* leave nothing behind for a run that did nothing */
         free(images);
         return cli_fail("predict");
     }

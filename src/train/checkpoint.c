@@ -138,15 +138,18 @@ static clunet_status host_alloc(const cn_graph *g, host_state *h, int with_optim
     return CLUNET_OK;
 }
 
-/* The first non-finite value of the params and state in h (weights: the model's or the raw ones), else OK. */
+/* The first non-finite value of the params and state in h (weights: the model's or the raw ones), else OK;
+ * `saving` words the error for a checkpoint not written rather than one not loaded. */
 static clunet_status check_finite(const cn_graph *g, const float *params, const float *state, const char *path,
-                                  const char *prefix)
+                                  const char *prefix, int saving)
 {
     for (int i = 0; i < g->param_count; i++) {
         const cn_param *p = &g->params[i];
         const float *v = (p->trainable ? params : state) + p->offset;
         for (size_t k = 0; k < p->count; k++)
-            if (!isfinite(v[k])) return cn_fail(CLUNET_ERR_NUMERIC, "%s not written: %s%s[%zu] is %g", path, prefix, p->name, k, v[k]);
+            if (!isfinite(v[k]))
+                return cn_fail(CLUNET_ERR_NUMERIC, "%s%s %s%s[%zu] is %g", path, saving ? " not written:" : ":", prefix,
+                               p->name, k, v[k]);
     }
     return CLUNET_OK;
 }
@@ -164,8 +167,8 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
     if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_v, 0, P, h.v);
     if (!st && raw) st = cn_buffer_read(e->ctx, e->params, 0, P, h.raw_params);
     if (!st && raw && S) st = cn_buffer_read(e->ctx, e->state, 0, S, h.raw_state);
-    if (!st) st = check_finite(g, h.params, h.state, path, "");
-    if (!st && raw) st = check_finite(g, h.raw_params, h.raw_state, path, "train.");
+    if (!st) st = check_finite(g, h.params, h.state, path, "", 1);
+    if (!st && raw) st = check_finite(g, h.raw_params, h.raw_state, path, "train.", 1);
 
     int copies = 1 + 2 * with_optimizer + raw, n = 0;
     cn_st_entry *entries = calloc((size_t)g->param_count * copies, sizeof *entries);
@@ -282,6 +285,9 @@ clunet_status cn_checkpoint_load(const char *path, cn_exec *e, cn_checkpoint_inf
             if (!st) st = read_param(f, path, name, p, h.v + p->offset);
         }
     }
+    /* clunet never saves such weights, but another writer may have: they would predict nothing */
+    if (!st) st = check_finite(g, h.params, h.state, path, "", 0);
+    if (!st && raw) st = check_finite(g, h.raw_params, h.raw_state, path, "train.", 0);
     if (!st) st = upload(e, &h, with_optimizer);
     if (!st && with_optimizer) e->step = info->adam_step;
     host_free(&h);

@@ -4,16 +4,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "train/train.h"
 
 static volatile sig_atomic_t stop_requested;
 
+/* The first Ctrl-C (or SIGTERM) stops the run after its step, with a checkpoint; a second one stops it at once,
+ * as the signal would (checkpoints are written atomically: nothing already saved is lost). Setting up can take
+ * minutes on a cold kernel cache, and the first step comes only after it. */
 static void on_sigint(int sig)
 {
-    (void)sig;
+    if (stop_requested) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
     stop_requested = 1;
+    static const char note[] = "\nclunet: train: stopping after this step, with a checkpoint (again to stop at once)\n";
+    ssize_t ignored = write(STDERR_FILENO, note, sizeof note - 1);
+    (void)ignored;
 }
 
 static int usage(FILE *f, int status)
@@ -102,10 +113,14 @@ static void progress(const cn_train_progress *p, void *user)
         break;
     case CN_TRAIN_EPOCH:
         format_eta(p->eta_seconds, eta, sizeof eta);
-        printf("epoch %d/%d done: train loss %.4f F1 %.4f | validation (FOV pixels) loss %.4f F1 %.4f AUC %.4f "
-               "acc %.4f MCC %.4f; best F1 %.4f at threshold %.3f%s  ETA %s\n",
-               p->epoch, p->epochs, p->loss, p->train.f1, p->val.loss, p->val.f1, p->val.auc, p->val.accuracy,
-               p->val.mcc, p->val_best_f1, p->val_threshold, p->best ? "  (best)" : "", eta);
+        if (isnan(p->val.loss)) /* --val 0 (with images, a NaN loss stops the run before this) */
+            printf("epoch %d/%d done: train loss %.4f F1 %.4f | no validation images  ETA %s\n", p->epoch, p->epochs,
+                   p->loss, p->train.f1, eta);
+        else
+            printf("epoch %d/%d done: train loss %.4f F1 %.4f | validation (FOV pixels) loss %.4f F1 %.4f AUC %.4f "
+                   "acc %.4f MCC %.4f; best F1 %.4f at threshold %.3f%s  ETA %s\n",
+                   p->epoch, p->epochs, p->loss, p->train.f1, p->val.loss, p->val.f1, p->val.auc, p->val.accuracy,
+                   p->val.mcc, p->val_best_f1, p->val_threshold, p->best ? "  (best)" : "", eta);
         break;
     case CN_TRAIN_STOPPED:
         if (p->step) printf("stopped at epoch %d step %d", p->epoch, p->step);
@@ -121,7 +136,8 @@ static int parse_double(const char *s, double *out)
 {
     char *end;
     double v = strtod(s, &end);
-    if (end == s || *end || !isfinite(v)) return 0;
+    /* decimal only: strtod also reads hexadecimal ("0x10" would be 16) and "inf"/"nan" */
+    if (end == s || *end || !isfinite(v) || strpbrk(s, "xX")) return 0;
     *out = v;
     return 1;
 }
@@ -130,6 +146,7 @@ int cmd_train(int argc, char **argv)
 {
     cn_train_config cfg;
     cn_train_default_config(&cfg);
+    int synthetic_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double d;
@@ -158,6 +175,7 @@ int cmd_train(int argc, char **argv)
         }
         else if (!strcmp(a, "--synthetic")) {
             if (!cli_parse_int(v, 1, 100000, &cfg.synthetic)) return cli_bad_value(a, v);
+            synthetic_given = 1;
         } else if (!strcmp(a, "--val")) {
             if (!cli_parse_int(v, 0, 100000, &cfg.val_count)) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--size")) {
@@ -217,6 +235,14 @@ int cmd_train(int argc, char **argv)
     }
     if (cfg.dataset && !cfg.data_dir) {
         fprintf(stderr, "clunet train: --dataset needs --data DIR\n");
+        return 2;
+    }
+    if (cfg.data_dir && !cfg.dataset) {
+        fprintf(stderr, "clunet train: --data needs --dataset NAME (see `clunet data list`)\n");
+        return 2;
+    }
+    if (cfg.data_dir && synthetic_given) {
+        fprintf(stderr, "clunet train: --synthetic and --data exclude each other\n");
         return 2;
     }
     cfg.stop = &stop_requested;

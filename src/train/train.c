@@ -147,9 +147,9 @@ static clunet_status load_data(run *r)
         /* Validation retinas come from a far part of the same stream: never seen in training. */
         CN_TRY(cn_sample_set_synthetic(&r->train, cfg->seed, 0, cfg->synthetic, cfg->size));
         CN_TRY(cn_sample_set_synthetic(&r->val, val_seed(cfg), 1000000, nval, cfg->size));
-        say(r, "data: %d synthetic retinas for training, %d for validation, %dx%d (seed %llu, validation seed %llu)",
-            r->train.count, r->val.count, cfg->size, cfg->size, (unsigned long long)cfg->seed,
-            (unsigned long long)val_seed(cfg));
+        say(r, "data: %d synthetic retinas for training, %d for validation%s, %dx%d (seed %llu, validation seed %llu)",
+            r->train.count, r->val.count, r->val.count ? "" : " (so no best.safetensors)", cfg->size, cfg->size,
+            (unsigned long long)cfg->seed, (unsigned long long)val_seed(cfg));
         return CLUNET_OK;
     }
     if (!cfg->dataset) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--data needs --dataset NAME (see `clunet data list`)");
@@ -248,6 +248,15 @@ static clunet_status check_resume_drop(const cn_train_config *cfg, const cn_chec
                    cfg->resume, was);
 }
 
+/* --epochs is the total: a run resumed with no more than it has done would do nothing. */
+static clunet_status check_resume_epochs(const cn_train_config *cfg, const cn_checkpoint_info *got)
+{
+    if (got->epoch < cfg->epochs) return CLUNET_OK;
+    return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                   "--resume %s: %d epoch%s done already, and --epochs %d asks for no more: give the total wanted, "
+                   "more than %d", cfg->resume, got->epoch, got->epoch == 1 ? "" : "s", cfg->epochs, got->epoch);
+}
+
 /* The seeds decide the data order, the augmentation and the validation images: a resumed run keeps them. */
 static clunet_status check_resume_seeds(const cn_train_config *cfg, const cn_checkpoint_info *got)
 {
@@ -336,6 +345,7 @@ static clunet_status setup_model(run *r)
             return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
                            "--resume %s: the run was trained with --input-scale %g; resume with the same", cfg->resume,
                            got.input_scale);
+        CN_TRY(check_resume_epochs(cfg, &got));
         r->info.epoch = got.epoch;
         r->info.epoch_step = got.epoch_step;
         memcpy(r->info.partial_loss, got.partial_loss, sizeof got.partial_loss);
@@ -345,8 +355,9 @@ static clunet_status setup_model(run *r)
         r->info.preprocess = got.preprocess;
         memcpy(r->info.input_mean, got.input_mean, sizeof got.input_mean);
         memcpy(r->info.input_std, got.input_std, sizeof got.input_std);
-        say(r, "resumed from %s: %d epochs and %d steps done (Adam step %d)", cfg->resume, got.epoch, got.epoch_step,
-            r->exec.step);
+        say(r, "resumed from %s: %d epochs and %d steps done (Adam step %d); it keeps its --preprocess %s and "
+            "--input-skip %s", cfg->resume, got.epoch, got.epoch_step, r->exec.step, cn_preprocess_name(got.preprocess),
+            cn_input_skip_name(ucfg.input_skip));
         return cn_sample_set_preprocess(&r->train, r->info.preprocess);
     }
     float *params = malloc(r->graph.trainable_floats * sizeof(float));
@@ -380,6 +391,14 @@ double cn_train_lr(const cn_train_config *cfg, long step, long total, long warmu
     return cfg->lr * (low + (1 - low) * 0.5 * (1 + cos(3.14159265358979323846 * t)));
 }
 
+/* For the messages that stop a run: where its last good weights are, if this run wrote any. */
+static const char *last_good(const run *r, char *text, size_t size)
+{
+    if (access(r->last_path, F_OK) == 0) snprintf(text, size, "the last good checkpoint is %s", r->last_path);
+    else snprintf(text, size, "no checkpoint had been written");
+    return text;
+}
+
 /* s: scores at the configured threshold; *threshold and *best_f1: the best-F1 threshold and its F1. */
 static clunet_status validate(run *r, int epoch, cn_scores *s, float *threshold, double *best_f1)
 {
@@ -403,10 +422,10 @@ static clunet_status validate(run *r, int epoch, cn_scores *s, float *threshold,
         *threshold = cn_eval_best_threshold(acc, best_f1);
     }
     free(acc);
+    char good[1100];
     if (st == CLUNET_OK && !isfinite(s->loss))
-        st = cn_fail(CLUNET_ERR_NUMERIC,
-                     "the validation loss is %g after epoch %d, step %d: training stopped; the last good checkpoint "
-                     "is %s", s->loss, epoch, r->steps, r->last_path);
+        st = cn_fail(CLUNET_ERR_NUMERIC, "the validation loss is %g after epoch %d, step %d: training stopped; %s",
+                     s->loss, epoch, r->steps, last_good(r, good, sizeof good));
     return st;
 }
 
@@ -444,10 +463,11 @@ static clunet_status save(run *r, const char *path, int epoch, int epoch_step, c
         memcpy(r->info.partial_loss, sum, sizeof r->info.partial_loss);
     }
     clunet_status st = cn_checkpoint_save(path, &r->exec, &r->info, 1);
+    char good[1100];
     if (st == CLUNET_ERR_NUMERIC)
-        return cn_fail(st, "%s: training stopped at epoch %d, step %d; the last good checkpoint is %s",
-                       clunet_last_error(), epoch + (epoch_step > 0), epoch_step > 0 ? epoch_step : r->steps,
-                       r->last_path);
+        return cn_fail(st, "%s: training stopped at epoch %d, step %d; %s", clunet_last_error(),
+                       epoch + (epoch_step > 0), epoch_step > 0 ? epoch_step : r->steps,
+                       last_good(r, good, sizeof good));
     return st;
 }
 
@@ -492,10 +512,10 @@ static clunet_status train_epochs(run *r)
             CN_TRY(cn_exec_forward(&r->exec, 1));
             CN_TRY(cn_exec_loss(&r->exec, 1));
             CN_TRY(cn_exec_read_loss(&r->exec, loss));
+            char good[1100];
             if (!isfinite(loss[0]))
-                return cn_fail(CLUNET_ERR_NUMERIC,
-                               "the loss is %g at epoch %d, step %d: training stopped; the last good checkpoint is %s",
-                               loss[0], epoch + 1, step + 1, r->last_path);
+                return cn_fail(CLUNET_ERR_NUMERIC, "the loss is %g at epoch %d, step %d: training stopped; %s",
+                               loss[0], epoch + 1, step + 1, last_good(r, good, sizeof good));
             CN_TRY(cn_exec_backward(&r->exec));
             CN_TRY(cn_exec_adam(&r->exec));
             CN_TRY(cn_exec_ema_update(&r->exec));
@@ -595,6 +615,8 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
     clunet_default_settings(&s);
     s.device = cfg->device;
     s.memory_cap_bytes = cfg->memory_cap;
+    struct stat out_stat;
+    int out_existed = stat(cfg->out_dir, &out_stat) == 0;
     clunet_status st = make_dir(cfg->out_dir);
     if (!st) remove_stale_temporaries(cfg->out_dir);
     if (!st) {
@@ -642,6 +664,7 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
     cn_sample_set_free(&r->train);
     cn_sample_set_free(&r->val);
     if (r->ctx) clunet_context_destroy(r->ctx);
+    if (st && !out_existed) rmdir(cfg->out_dir); /* a failed run leaves no empty folder (rmdir: only if empty) */
     free(r);
     return st;
 }

@@ -43,6 +43,8 @@ def main():
         m = re.search(r'epoch (\d+), step (\d+)', line)
         t.check(m and re.search(r'\b(nan|inf|-inf|non-finite|not finite)\b', line, re.I),
                 what + ': the error says the loss is not finite and names the epoch and step')
+        named = re.findall(r'checkpoint is (\S+\.safetensors)', line)
+        t.check(all(os.path.isfile(p) for p in named), what + ': a checkpoint the error names exists', ', '.join(named))
         return m
 
     # 1. A good epoch, then poison.

@@ -93,6 +93,11 @@ def main():
     r = rel.run(train_cmd(clunet, split, resume=True, extra=constant), 180)
     t.check(r.rc == 0 and 'resumed from' in r.out, '--resume to epoch %d' % EPOCHS, rel.describe(r))
     rel.compare_runs(t, '1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full_constant, split, ignore_meta=('config',))
+    before = sorted(os.listdir(split))
+    r = rel.run(train_cmd(clunet, split, resume=True, extra=constant), 60)
+    t.check(r.rc not in (0, None) and '--epochs %d' % EPOCHS in r.err and len(r.err_lines()) == 1,
+            'resuming a finished run with the same --epochs is refused in one line naming it', rel.describe(r))
+    t.check(sorted(os.listdir(split)) == before, '... and leaves its folder as it was')
 
     # --ema: training is unchanged (its loss columns equal the run without it), validation and the
     # checkpoints' NAME tensors are the running average, train.NAME the stepped weights, and a
@@ -214,6 +219,28 @@ def main():
         r = rel.run(train_cmd(clunet, out, resume=True, steps=steps), 180)
         t.check(r.rc == 0, what + ': resumed run completes', rel.describe(r))
         rel.compare_runs(t, what + ', resumed, vs uninterrupted', full if steps == STEPS else full1, out)
+
+    # A second SIGINT stops at once (setting up takes minutes on a cold kernel cache): killed by the signal,
+    # whatever checkpoint is there complete.
+    out = os.path.join(work, 'twice')
+    p = subprocess.Popen(train_cmd(clunet, out), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, errors='replace')
+    timer = threading.Timer(120, p.kill)
+    timer.start()
+    text = p.stdout.readline()  # the first line: still setting up
+    p.send_signal(signal.SIGINT)
+    for line in p.stdout:  # the second once the first has been taken (two at once may merge into one)
+        text += line
+        if 'again to stop at once' in line:
+            p.send_signal(signal.SIGINT)
+    p.wait()
+    timer.cancel()
+    t.check(p.returncode == -signal.SIGINT, 'SIGINT twice: killed by the second', 'exit %d: %s' %
+            (p.returncode, text.strip()[-300:]))
+    t.check('again to stop at once' in text, 'SIGINT twice: the first one says how to stop at once', text[-300:])
+    for name in rel.checkpoints(out) if os.path.isdir(out) else []:
+        why = rel.st_check(os.path.join(out, name))
+        t.check(why is None, 'SIGINT twice: %s is complete' % name, str(why))
     t.finish()
 
 

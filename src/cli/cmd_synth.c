@@ -63,7 +63,7 @@ int cmd_synth(int argc, char **argv)
         int ok = 1;
         if (!strcmp(a, "--no-mask")) want_mask = 0;
         else if (!strcmp(a, "--out") && v) out = v, i++;
-        else if (!strcmp(a, "--n")) ok = parse_count(v, 1000000, &n), i++;
+        else if (!strcmp(a, "--n")) ok = parse_count(v, 1000000, &n) && n > 0, i++;
         else if (!strcmp(a, "--size")) ok = parse_count(v, CN_SYNTH_MAX_SIZE, &size), i++;
         else if (!strcmp(a, "--seed")) ok = parse_count(v, UINT64_MAX, &seed), i++;
         else {

@@ -18,7 +18,7 @@ static const command commands[] = {
     {"predict", cmd_predict, "segment vessels in images"},
     {"report", cmd_report, "draw learning curves and a prediction grid for a training run"},
     {"bench", cmd_bench, "time training and inference per device against its measured peaks"},
-    {"data", cmd_data, "check a dataset directory or an image file"},
+    {"data", cmd_data, "check a dataset or an image, list the known datasets, derive FOV masks"},
     {"synth", cmd_synth, "write synthetic retinas (the built-in default data)"},
     {"version", cmd_version, "print the version"},
 };
@@ -31,7 +31,8 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n`clunet COMMAND --help` describes a command.\n"
                "Environment: CLUNET_DEVICE (default device), CLUNET_NO_CACHE=1 (no kernel binary cache),\n"
-               "CLUNET_KERNEL_DIR (read cl/*.cl from a directory instead of the embedded copies).\n");
+               "CLUNET_KERNEL_DIR (read cl/*.cl from a directory instead of the embedded copies), XDG_CACHE_HOME\n"
+               "(where the kernel cache lives), and for kernel work CLUNET_GEMM, CLUNET_CONV, CLUNET_TUNE (README).\n");
 }
 
 int main(int argc, char **argv)

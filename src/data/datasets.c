@@ -346,10 +346,10 @@ clunet_status cn_catalog_load(const char *path, cn_catalog *cat)
         return no_memory();
     }
     size_t n = fread(text, 1, CATALOG_MAX_BYTES + 1, f);
-    int failed = ferror(f);
+    int failed = ferror(f), why = errno; /* EISDIR for a directory, which fopen accepts */
     fclose(f);
     clunet_status st;
-    if (failed) st = cn_fail(CLUNET_ERR_IO, "%s: read error", path);
+    if (failed) st = cn_fail(CLUNET_ERR_IO, "%s: %s", path, strerror(why));
     else if (n > CATALOG_MAX_BYTES) st = cn_fail(CLUNET_ERR_FORMAT, "%s: larger than %d bytes", path, CATALOG_MAX_BYTES);
     else if (memchr(text, '\0', n)) st = cn_fail(CLUNET_ERR_FORMAT, "%s: not a text file (contains NUL bytes)", path);
     else {

@@ -287,6 +287,14 @@ clunet_status cn_dataset_scan(const cn_dataset *set, const char *root, cn_sample
     if (!is_dir(root)) return cn_fail(CLUNET_ERR_IO, "%s: not a directory", root);
     clunet_status st = CLUNET_OK;
     for (int i = 0; i < set->n_groups && st == CLUNET_OK; i++) st = scan_group(set, &set->groups[i], root, list);
+    /* a mistyped id would quietly move its image to the test split */
+    for (int k = 0; k < set->n_train_ids && st == CLUNET_OK; k++) {
+        int found = 0;
+        for (int i = 0; i < list->count && !found; i++) found = !strcasecmp(list->items[i].id, set->train_ids[k]);
+        if (!found)
+            st = cn_fail(CLUNET_ERR_IO, "%s: dataset %s's `train ids` names %s, which matches no image here", root,
+                         set->name, set->train_ids[k]);
+    }
     if (st == CLUNET_OK && set->count && list->count != set->count)
         st = cn_fail(CLUNET_ERR_IO, "%s: found %d %s images, expected %d (images are %s%s%s)", root, list->count,
                      set->name, set->count, set->groups[0].image, set->n_groups > 1 ? ", " : "",

@@ -3,7 +3,8 @@
  * epoch, step) (the worker thread gives the same bytes as a direct call),
  * labels and masks stay binary and labels stay inside the mask, patches of a
  * large image centre on the field of view, normalisation statistics, and
- * CLAHE (contrast up, range kept, a flat image stays flat, deterministic).
+ * CLAHE (contrast up, range kept, a flat image stays flat, deterministic);
+ * a label read the same whether its vessels are 255 or 1.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -187,10 +188,38 @@ static void test_clahe(void)
     cn_sample_set_free(&again);
 }
 
+/* Label files store vessels as 255 or as 1: both must give the same sample label, and none be empty. */
+static void test_label_scale(void)
+{
+    cn_image img = {0}, lab = {0};
+    CHECK(cn_image_alloc(&img, 7, 5, 3) == CLUNET_OK && cn_image_alloc(&lab, 7, 5, 1) == CLUNET_OK, "images");
+    if (!img.data || !lab.data) return;
+    for (int i = 0; i < 35 * 3; i++) img.data[i] = (float)(i * 37 % 256);
+    uint8_t first[35];
+    for (int scale = 0; scale < 2; scale++) {
+        const float one = scale ? 1.0f : 255.0f;
+        for (int i = 0; i < 35; i++) lab.data[i] = (i * 7 % 5 < 2) ? one : 0.0f;
+        cn_sample_set set = {0};
+        CHECK(cn_sample_set_add(&set, "x", &img, &lab, NULL) == CLUNET_OK, "a sample with vessels of %g", one);
+        if (set.count != 1) continue;
+        int vessels = 0, same = 1;
+        for (int i = 0; i < 35; i++) {
+            vessels += set.items[0].label[i];
+            same &= set.items[0].label[i] == (lab.data[i] > 0);
+            if (!scale) first[i] = set.items[0].label[i];
+            else same &= set.items[0].label[i] == first[i];
+        }
+        CHECK(same && vessels == 14, "vessels of %g: every vessel pixel read as vessel (%d of 14)", one, vessels);
+        cn_sample_set_free(&set);
+    }
+    cn_image_free(&img), cn_image_free(&lab);
+}
+
 int main(void)
 {
     test_batches();
     test_split();
     test_clahe();
+    test_label_scale();
     return check_summary();
 }

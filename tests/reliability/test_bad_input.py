@@ -78,6 +78,14 @@ def truncate_copy(src, dst, n):
         o.write(f.read(n))
 
 
+def poison_copy(src, dst, start, begin):
+    """src with a NaN as the float at byte `begin` of its data (which starts at `start`)."""
+    shutil.copy(src, dst)
+    with open(dst, 'r+b') as f:
+        f.seek(start + begin)
+        f.write(struct.pack('<f', float('nan')))
+
+
 def expect_error(t, what, cmd, cwd, mentions):
     r = rel.run(cmd, TIME_LIMIT, cwd=cwd)
     lines = r.err_lines()
@@ -166,6 +174,7 @@ def main():
         # ... and one that no clunet builds
         ('config with input_skip 7', lambda p: rewrite(good, p, lambda n, s: s, {
             'config': meta['config'].replace('"input_skip": 0', '"input_skip": 7')})),
+        ('a NaN in tensor %s' % some, lambda p: poison_copy(good, p, start, tensors[some][1])),
         ('input_std [0, 1, 1]', lambda p: rewrite(good, p, lambda n, s: s, {'input_std': '[0, 1, 1]'})),
         ('input_mean [nan, 0, 0]', lambda p: rewrite(good, p, lambda n, s: s, {'input_mean': '[nan, 0, 0]'})),
         ('format clunet-checkpoint-9', lambda p: rewrite(good, p, lambda n, s: s, {'format': 'clunet-checkpoint-9'})),
@@ -192,6 +201,16 @@ def main():
     expect_error(t, 'predict --weights (no such file)', predict(J('nonexistent.safetensors')), work,
                  'nonexistent.safetensors')
     expect_error(t, 'predict --weights (a directory)', predict(J('good')), work, 'good')
+    fresh = J('pred-fresh')
+    expect_error(t, 'predict --weights (no such file) into a new --out',
+                 [clunet, 'predict', '--weights', J('nonexistent.safetensors'), '--out', fresh, image], work,
+                 'nonexistent.safetensors')
+    t.check(not os.path.exists(fresh), '... leaves no --out folder behind')
+    os.makedirs(J('twin'), exist_ok=True)
+    twin = os.path.join(J('twin'), os.path.basename(image))
+    shutil.copy(image, twin)
+    expect_error(t, 'predict with two images of one name', predict(good) + [twin], work,
+                 os.path.splitext(os.path.basename(image))[0])
     expect_error(t, 'train --resume (no such file)', train + ['--resume', J('nonexistent.safetensors')], work,
                  'nonexistent.safetensors')
 
@@ -208,6 +227,12 @@ def main():
     expect_error(t, 'train --data (a truncated image)', tds(d), work, '0002')
     expect_error(t, 'train --dataset (not in datasets.txt)',
                  [clunet, 'train', '--data', ok_ds, '--dataset', 'NOPE', '--datasets', J('datasets.txt')], work, 'NOPE')
+    fresh = J('out-fresh')
+    expect_error(t, 'train --data without --dataset', [clunet, 'train', '--data', ok_ds, '--out', fresh], work,
+                 '--dataset')
+    expect_error(t, 'train --data with --synthetic', tds(ok_ds) + ['--synthetic', '4'], work, '--synthetic')
+    expect_error(t, 'train --data (a truncated image) into a new --out', tds(d)[:-1] + [fresh], work, '0002')
+    t.check(not os.path.exists(fresh), '... leaves no --out folder behind')
     bad_lines = [('an unknown key', 'frobnicate yes'), ('a bad size', 'size 64y64'),
                  ('a key before any dataset', None)]
     for what, line in bad_lines:
@@ -224,6 +249,12 @@ def main():
                      'bad-datasets.txt')
     expect_error(t, 'train --datasets (no such file)',
                  [clunet, 'train', '--data', ok_ds, '--dataset', 'TINY', '--datasets', J('none.txt')], work, 'none.txt')
+    with open(J('ids-datasets.txt'), 'w') as f:
+        f.write('dataset TINY\n  train ids 0000 0001 0X02\n  group auto\n    image images/{id}.png\n'
+                '    label labels/{id}.png\n')
+    expect_error(t, 'train --datasets (`train ids` naming no image)',
+                 [clunet, 'train', '--data', ok_ds, '--dataset', 'TINY', '--datasets', J('ids-datasets.txt'), '--out',
+                  J('out')], work, '0X02')
 
     # --- images given to predict -----------------------------------------
     with open(image, 'rb') as f:

@@ -334,17 +334,18 @@ clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, int trainin
     cn_exec_planned_arenas(g, training, &values_arena, &grads_arena);
     size_t arena = 4 * (values_arena > grads_arena ? values_arena : grads_arena);
     uint64_t room = ctx->mem_cap > ctx->mem_current ? ctx->mem_cap - ctx->mem_current : 0;
-    if (need > room || arena > ctx->info.max_alloc_bytes) {
+    clunet_status st = CLUNET_OK;
+    if (need > room)
+        st = cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s has %.0f MiB for this run", ctx->info.name, room / 1048576.0);
+    else if (arena > ctx->info.max_alloc_bytes)
+        st = cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s allocates at most %.0f MiB at once, the activations need %.0f MiB",
+                     ctx->info.name, ctx->info.max_alloc_bytes / 1048576.0, arena / 1048576.0);
+    if (st) {
         cn_exec_destroy(e);
-        return need > room ? cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s has %.0f MiB for this run", ctx->info.name,
-                                     room / 1048576.0)
-                           : cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s allocates at most %.0f MiB at once, the activations "
-                                     "need %.0f MiB", ctx->info.name, ctx->info.max_alloc_bytes / 1048576.0,
-                                     arena / 1048576.0);
+        return st;
     }
     /* Choosing the GEMM and conv variants and the streaming stores measures with temporary buffers: before the
        big allocations, not in the first step. */
-    clunet_status st;
     if ((ctx->gemm_impl < 0 && (st = cn_gemm_choose(ctx)) != CLUNET_OK) ||
         (st = cn_conv2d_choose(ctx)) != CLUNET_OK || (st = cn_stream_choose(ctx)) != CLUNET_OK ||
         (st = plan_convs(ctx, g, training)) != CLUNET_OK) {

@@ -422,10 +422,11 @@ static clunet_status validate(run *r, int epoch, cn_scores *s, float *threshold,
         *threshold = cn_eval_best_threshold(acc, best_f1);
     }
     free(acc);
-    char good[1100];
-    if (st == CLUNET_OK && !isfinite(s->loss))
+    if (st == CLUNET_OK && !isfinite(s->loss)) {
+        char good[1100];
         st = cn_fail(CLUNET_ERR_NUMERIC, "the validation loss is %g after epoch %d, step %d: training stopped; %s",
                      s->loss, epoch, r->steps, last_good(r, good, sizeof good));
+    }
     return st;
 }
 
@@ -463,11 +464,11 @@ static clunet_status save(run *r, const char *path, int epoch, int epoch_step, c
         memcpy(r->info.partial_loss, sum, sizeof r->info.partial_loss);
     }
     clunet_status st = cn_checkpoint_save(path, &r->exec, &r->info, 1);
-    char good[1100];
-    if (st == CLUNET_ERR_NUMERIC)
-        return cn_fail(st, "%s: training stopped at epoch %d, step %d; %s", clunet_last_error(),
-                       epoch + (epoch_step > 0), epoch_step > 0 ? epoch_step : r->steps,
-                       last_good(r, good, sizeof good));
+    if (st == CLUNET_ERR_NUMERIC) {
+        char good[1100];
+        st = cn_fail(st, "%s: training stopped at epoch %d, step %d; %s", clunet_last_error(),
+                     epoch + (epoch_step > 0), epoch_step > 0 ? epoch_step : r->steps, last_good(r, good, sizeof good));
+    }
     return st;
 }
 
@@ -512,10 +513,11 @@ static clunet_status train_epochs(run *r)
             CN_TRY(cn_exec_forward(&r->exec, 1));
             CN_TRY(cn_exec_loss(&r->exec, 1));
             CN_TRY(cn_exec_read_loss(&r->exec, loss));
-            char good[1100];
-            if (!isfinite(loss[0]))
+            if (!isfinite(loss[0])) {
+                char good[1100];
                 return cn_fail(CLUNET_ERR_NUMERIC, "the loss is %g at epoch %d, step %d: training stopped; %s",
                                loss[0], epoch + 1, step + 1, last_good(r, good, sizeof good));
+            }
             CN_TRY(cn_exec_backward(&r->exec));
             CN_TRY(cn_exec_adam(&r->exec));
             CN_TRY(cn_exec_ema_update(&r->exec));

@@ -195,7 +195,6 @@ static void test_label_scale(void)
     CHECK(cn_image_alloc(&img, 7, 5, 3) == CLUNET_OK && cn_image_alloc(&lab, 7, 5, 1) == CLUNET_OK, "images");
     if (!img.data || !lab.data) return;
     for (int i = 0; i < 35 * 3; i++) img.data[i] = (float)(i * 37 % 256);
-    uint8_t first[35];
     for (int scale = 0; scale < 2; scale++) {
         const float one = scale ? 1.0f : 255.0f;
         for (int i = 0; i < 35; i++) lab.data[i] = (i * 7 % 5 < 2) ? one : 0.0f;
@@ -205,9 +204,7 @@ static void test_label_scale(void)
         int vessels = 0, same = 1;
         for (int i = 0; i < 35; i++) {
             vessels += set.items[0].label[i];
-            same &= set.items[0].label[i] == (lab.data[i] > 0);
-            if (!scale) first[i] = set.items[0].label[i];
-            else same &= set.items[0].label[i] == first[i];
+            same &= set.items[0].label[i] == (lab.data[i] > 0); /* the same pattern at both scales */
         }
         CHECK(same && vessels == 14, "vessels of %g: every vessel pixel read as vessel (%d of 14)", one, vessels);
         cn_sample_set_free(&set);

@@ -18,7 +18,7 @@ static void usage(void)
            "  --op NAMES     only these ops\n"
            "  --case TEXT    only the cases whose shape label contains TEXT (as printed, e.g. \"b2 expand N1\")\n"
            "  --device SPEC  only this device (index, gpu, cpu, or part of its name/platform)\n"
-           "  --small        small shapes only (for Oclgrind and PoCL's basic device)\n"
+           "  --small        small shapes only (for Oclgrind and the one-core PoCL run)\n"
            "  --grad         also check each reference backward by central finite differences\n"
            "  --stream       streaming stores for every output that may take them, whatever its size\n"
            "                 (devices use them only for large outputs, where they measured faster)\n"

@@ -2,12 +2,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "common/error.h"
 #include "data/datasets.h"
 #include "data/fov.h"
+#include "data/pipeline.h"
 
 static void usage(FILE *f)
 {
@@ -58,28 +60,6 @@ static void image_stats(const cn_image *img, stats *st)
     }
 }
 
-/* Fraction of pixels > 0 in any channel; fails unless the values are 0 and one other value. */
-static clunet_status binary_fraction(const cn_image *lab, const char *path, double *fraction)
-{
-    size_t n = (size_t)lab->width * lab->height, on = 0;
-    float one = 0;
-    for (size_t i = 0; i < n; i++) {
-        int any = 0;
-        for (int k = 0; k < lab->channels; k++) {
-            float v = lab->data[i * lab->channels + k];
-            if (v == 0) continue;
-            if (one == 0) one = v;
-            if (v != one)
-                return cn_fail(CLUNET_ERR_FORMAT, "%s: label is not binary (values 0, %g and %g at pixel %zu,%zu)",
-                               path, one, v, i % (size_t)lab->width, i / (size_t)lab->width);
-            any = 1;
-        }
-        on += any;
-    }
-    *fraction = (double)on / (double)n;
-    return CLUNET_OK;
-}
-
 static double mask_fraction(const cn_image *mask)
 {
     size_t n = (size_t)mask->width * mask->height, on = 0;
@@ -102,10 +82,7 @@ static clunet_status check_sample(const cn_sample *s, stats *st)
         rc = cn_fail(CLUNET_ERR_FORMAT, "%s: %d channels (expected 1 or 3)", s->image, img.channels);
     if (rc == CLUNET_OK && s->label) {
         rc = cn_image_load(s->label, &lab);
-        if (rc == CLUNET_OK && (lab.width != img.width || lab.height != img.height))
-            rc = cn_fail(CLUNET_ERR_FORMAT, "%s: label is %dx%d but its image %s is %dx%d", s->label, lab.width,
-                         lab.height, st->image, img.width, img.height);
-        if (rc == CLUNET_OK) rc = binary_fraction(&lab, s->label, &st->vessel_fraction);
+        if (rc == CLUNET_OK) rc = cn_label_check(&lab, s->label, &img, st->image, &st->vessel_fraction);
         st->has_label = 1;
     }
     if (rc == CLUNET_OK) rc = cn_fov_get(s->mask, &img, &mask);
@@ -249,6 +226,11 @@ static int list_datasets(const char *catalog_path)
 
 static int write_fov(const char *in, const char *out)
 {
+    size_t len = strlen(out);
+    if (len < 4 || strcasecmp(out + len - 4, ".png")) {
+        fprintf(stderr, "clunet data fov: %s: the mask is written as PNG: name it OUT.png\n", out);
+        return 2;
+    }
     cn_image img, mask;
     if (cn_image_load(in, &img) != CLUNET_OK) return cli_fail("data fov");
     clunet_status st = cn_fov_derive(&img, &mask);

@@ -153,6 +153,7 @@ int cmd_eval(int argc, char **argv)
         cn_sample_set_free(&samples);
         return cli_fail("eval");
     }
+    if (!json) printf("device: %s (%s)\n", model.ctx->info.name, model.ctx->info.platform);
     cli_tta_apply(&tta, &model.infer);
     threshold = cn_model_threshold(&model, threshold);
     size_t most = 0;
@@ -192,6 +193,8 @@ int cmd_eval(int argc, char **argv)
             cli_json_string(stdout, weights);
             printf(", \"dataset\": ");
             cli_json_string(stdout, dataset);
+            printf(", \"device\": ");
+            cli_json_string(stdout, model.ctx->info.name);
             printf(", \"split\": \"%s\", \"threshold\": %g, \"views\": %d, \"scales\": [", split_name, threshold,
                    tta.views);
             for (int k = 0; k < (tta.nscales ? tta.nscales : 1); k++)

@@ -198,6 +198,7 @@ int cmd_predict(int argc, char **argv)
         free(images);
         return cli_fail("predict");
     }
+    printf("device: %s (%s)\n", model.ctx->info.name, model.ctx->info.platform);
     cli_tta_apply(&tta, &model.infer);
     threshold = cn_model_threshold(&model, threshold);
     int failed = 0;

@@ -174,30 +174,33 @@ int cmd_report(int argc, char **argv)
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc;
 
-    char csv[4096], weights[4096];
-    snprintf(csv, sizeof csv, "%s/metrics.csv", o.run_dir);
-    if (cn_report_curves(csv, o.run_dir) != CLUNET_OK) return cli_fail("report");
-    printf("curves: %s/curve_*.png\n", o.run_dir);
-    if (o.curves_only) return 0;
-
+    /* the grid's checkpoint and dataset first: a usage error leaves RUN_DIR as it was */
+    char csv[4096], weights[4096], trained_on[128];
+    int grid = !o.curves_only;
     if (o.weights) snprintf(weights, sizeof weights, "%s", o.weights);
-    else {
-        snprintf(weights, sizeof weights, "%s/best.safetensors", o.run_dir);
-        if (access(weights, R_OK)) {
-            printf("no %s: no prediction grid (see --weights)\n", weights);
-            return 0;
-        }
-    }
+    else snprintf(weights, sizeof weights, "%s/best.safetensors", o.run_dir);
+    int no_weights = grid && !o.weights && access(weights, R_OK);
     cn_checkpoint_info info;
-    if (cn_checkpoint_peek(weights, &info) != CLUNET_OK) return cli_fail("report");
-    char trained_on[128];
-    const char *dataset = cn_checkpoint_config_string(&info, "dataset", trained_on, sizeof trained_on);
-    cn_sample_set set = {0};
-    if (o.data) {
-        if (!o.dataset && (!dataset || !strcmp(dataset, "synthetic"))) {
+    const char *dataset = NULL;
+    if (grid && !no_weights) {
+        if (cn_checkpoint_peek(weights, &info) != CLUNET_OK) return cli_fail("report");
+        dataset = cn_checkpoint_config_string(&info, "dataset", trained_on, sizeof trained_on);
+        if (o.data && !o.dataset && (!dataset || !strcmp(dataset, "synthetic"))) {
             fprintf(stderr, "clunet report: --data needs --dataset NAME (the checkpoint does not name one)\n");
             return 2;
         }
+    }
+
+    snprintf(csv, sizeof csv, "%s/metrics.csv", o.run_dir);
+    if (cn_report_curves(csv, o.run_dir) != CLUNET_OK) return cli_fail("report");
+    printf("curves: %s/curve_*.png\n", o.run_dir);
+    if (!grid) return 0;
+    if (no_weights) {
+        printf("no %s: no prediction grid (see --weights)\n", weights);
+        return 0;
+    }
+    cn_sample_set set = {0};
+    if (o.data) {
         rc = load_dataset(&o, o.dataset ? o.dataset : dataset, &set);
     } else if (dataset && !strcmp(dataset, "synthetic")) {
         if (cn_sample_set_synthetic(&set, cn_checkpoint_val_seed(&info), SYNTHETIC_VAL_FIRST, o.count, info.size) != CLUNET_OK)

@@ -170,8 +170,10 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--encoder-weights")) cfg.encoder_weights = v;
         else if (!strcmp(a, "--input-skip")) {
             if (!cn_input_skip_from_name(v, &cfg.input_skip)) return cli_bad_value(a, v);
+            cfg.input_skip_given = 1;
         } else if (!strcmp(a, "--preprocess")) {
             if (!cn_preprocess_from_name(v, &cfg.preprocess)) return cli_bad_value(a, v);
+            cfg.preprocess_given = 1;
         }
         else if (!strcmp(a, "--synthetic")) {
             if (!cli_parse_int(v, 1, 100000, &cfg.synthetic)) return cli_bad_value(a, v);

@@ -65,6 +65,33 @@ clunet_status cn_sample_set_add(cn_sample_set *set, const char *name, const cn_i
     return CLUNET_OK;
 }
 
+clunet_status cn_label_check(const cn_image *label, const char *label_path, const cn_image *img, const char *img_path,
+                             double *fraction)
+{
+    if (label->width != img->width || label->height != img->height)
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: label is %dx%d but its image %s is %dx%d", label_path, label->width,
+                       label->height, img_path, img->width, img->height);
+    size_t n = (size_t)label->width * label->height, on = 0;
+    float one = 0;
+    for (size_t i = 0; i < n; i++) {
+        int any = 0;
+        for (int k = 0; k < label->channels; k++) {
+            float v = label->data[i * label->channels + k];
+            if (v == 0) continue;
+            if (one == 0) one = v;
+            if (v != one)
+                return cn_fail(CLUNET_ERR_FORMAT,
+                               "%s: label is not binary (values 0, %g and %g at pixel %zu,%zu; a lossy format such "
+                               "as JPEG?)",
+                               label_path, one, v, i % (size_t)label->width, i / (size_t)label->width);
+            any = 1;
+        }
+        on += any;
+    }
+    if (fraction) *fraction = (double)on / (double)n;
+    return CLUNET_OK;
+}
+
 clunet_status cn_sample_set_synthetic(cn_sample_set *set, uint64_t seed, int first, int n, int size)
 {
     memset(set, 0, sizeof *set);
@@ -96,9 +123,7 @@ clunet_status cn_sample_set_load(cn_sample_set *set, const cn_sample_list *list,
         cn_image img = {0}, label = {0}, mask = {0};
         clunet_status st = cn_image_load(s->image, &img);
         if (st == CLUNET_OK && s->label) st = cn_image_load(s->label, &label);
-        if (st == CLUNET_OK && s->label && (label.width != img.width || label.height != img.height))
-            st = cn_fail(CLUNET_ERR_FORMAT, "%s: label is %dx%d but the image %s is %dx%d", s->label, label.width,
-                         label.height, s->image, img.width, img.height);
+        if (st == CLUNET_OK && s->label) st = cn_label_check(&label, s->label, &img, s->image, NULL);
         if (st == CLUNET_OK) st = cn_fov_get(s->mask, &img, &mask);
         if (st == CLUNET_OK) {
             const char *base = strrchr(s->image, '/');

@@ -34,6 +34,14 @@ typedef struct cn_sample_set {
 /* Renders synthetic retinas index first .. first+n-1 of stream `seed` at size x size. */
 clunet_status cn_sample_set_synthetic(cn_sample_set *set, uint64_t seed, int first, int n, int size);
 
+/*
+ * Fails, naming label_path, unless the label has its image's size and two
+ * values only, 0 and one other (any scale: 1, 255, 65535); *fraction (may be
+ * NULL) gets the share of its pixels that are not 0.
+ */
+clunet_status cn_label_check(const cn_image *label, const char *label_path, const cn_image *img, const char *img_path,
+                             double *fraction);
+
 /* Decodes the listed samples of `split` (labels required when need_labels); FOVs from cn_fov_get. */
 clunet_status cn_sample_set_load(cn_sample_set *set, const cn_sample_list *list, cn_split split, int need_labels);
 

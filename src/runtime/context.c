@@ -21,6 +21,7 @@ clunet_status clunet_context_create(const clunet_settings *settings, clunet_cont
     }
     if (!out) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "clunet_context_create: NULL output");
     *out = NULL;
+    CN_TRY(cn_tune_check_env());
     int index;
     CN_TRY(clunet_device_select(settings->device, &index));
     const clunet_device_info *all;

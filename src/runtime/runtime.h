@@ -174,6 +174,9 @@ clunet_status cn_tune_known(clunet_context *ctx, const char *key, const int *val
 /* Whether $CLUNET_TUNE names `key` (a test forcing a variant). */
 int cn_tune_forced(const char *key);
 
+/* Fails, naming the entry, if $CLUNET_TUNE holds one that is not key=value for a knob or a conv path per shape. */
+clunet_status cn_tune_check_env(void);
+
 /* One choice for cn_tune_choose: its key and candidates, how to time one, and where the choice goes. */
 typedef struct cn_tune_knob {
     const char *key;

@@ -46,6 +46,32 @@ static const char *env_value(const char *key)
 
 int cn_tune_forced(const char *key) { return env_value(key) != NULL; }
 
+clunet_status cn_tune_check_env(void)
+{
+    /* the knobs of gemm.c, conv.c and stream.c; a misspelt one would otherwise be ignored */
+    static const char *const knobs[] = {"gemm_nn_rows",     "gemm_nt_tile",           "gemm_nt_packed",
+                                        "conv_tiled_ob",    "conv_direct_dw_outputs", "conv_winograd",
+                                        "conv_winograd_fused", "conv_winograd_dw",    "stream_stores"};
+    const char *env = getenv("CLUNET_TUNE");
+    for (const char *p = env; p && *p;) {
+        const char *eq = strchr(p, '='), *comma = strchr(p, ',');
+        /* a conv path per shape (conv.c's path_key) has commas of its own: its entry runs to the '=' */
+        int shape = !strncmp(p, "conv_y_", 7) || !strncmp(p, "conv_dx_", 8) || !strncmp(p, "conv_dw_", 8);
+        int known = shape && eq;
+        for (size_t i = 0; !known && eq && (!comma || eq < comma) && i < sizeof knobs / sizeof *knobs; i++)
+            known = strlen(knobs[i]) == (size_t)(eq - p) && !strncmp(p, knobs[i], (size_t)(eq - p));
+        if (!known) {
+            int len = (int)(comma ? (size_t)(comma - p) : strlen(p));
+            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                           "CLUNET_TUNE: \"%.*s\" is not key=value for a known key (see README, Environment)", len,
+                           p);
+        }
+        comma = strchr(eq, ',');
+        p = comma ? comma + 1 : NULL;
+    }
+    return CLUNET_OK;
+}
+
 /* *found = 1 and *chosen = the value $CLUNET_TUNE gives `key`; fails if that is not a candidate. */
 static clunet_status from_env(const char *key, const int *values, int n, int *chosen, int *found)
 {

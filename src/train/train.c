@@ -292,6 +292,15 @@ static clunet_status setup_model(run *r)
                                          cfg->resume, was_ema)
                                : cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
                                          "--resume %s: the run was trained without --ema; resume without it", cfg->resume);
+        /* kept from the checkpoint when not given; given, they must agree */
+        if (cfg->input_skip_given && cfg->input_skip != peek.input_skip)
+            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                           "--resume %s: the run was trained with --input-skip %s; resume with the same or without it",
+                           cfg->resume, cn_input_skip_name(peek.input_skip));
+        if (cfg->preprocess_given && cfg->preprocess != peek.preprocess)
+            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                           "--resume %s: the run was trained with --preprocess %s; resume with the same or without it",
+                           cfg->resume, cn_preprocess_name(peek.preprocess));
         ucfg.bn_eps = peek.bn_eps;
         ucfg.bn_momentum = peek.bn_momentum;
         ucfg.same_padding = peek.same_padding;
@@ -440,9 +449,13 @@ static clunet_status append_csv(run *r, int epoch, const cn_train_progress *p, d
                    "val_iou,val_mcc,val_precision,val_recall,val_specificity,val_auc,val_threshold,val_best_f1,lr,"
                    "seconds\n");
     const cn_scores *t = &p->train, *v = &p->val;
-    fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.6f,%.6g,%.1f\n", epoch,
-            p->loss, p->focal, p->dice, t->f1, t->accuracy, v->loss, v->accuracy, v->f1, v->iou, v->mcc, v->precision,
-            v->recall, v->specificity, v->auc, p->val_threshold, p->val_best_f1, p->lr, seconds);
+    fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,", epoch, p->loss, p->focal, p->dice, t->f1, t->accuracy);
+    if (r->val.count > 0)
+        fprintf(f, "%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.6f,", v->loss, v->accuracy, v->f1, v->iou, v->mcc,
+                v->precision, v->recall, v->specificity, v->auc, p->val_threshold, p->val_best_f1);
+    else
+        fputs(",,,,,,,,,,,", f); /* --val 0: no validation columns to report, not zeros */
+    fprintf(f, "%.6g,%.1f\n", p->lr, seconds);
     int bad = ferror(f);
     if (fclose(f) || bad) return cn_fail(CLUNET_ERR_IO, "%s: write failed", r->csv_path);
     return CLUNET_OK;

@@ -36,9 +36,11 @@ typedef struct cn_train_config {
     double bn_eps;
     int augment;
     int input_skip;              /* CN_INPUT_SKIP_* (a resumed run keeps its checkpoint's) */
+    int input_skip_given;        /* set by the user: a resumed run refuses a value other than its own */
     double input_scale;          /* images resized by it for training, validation and (kept in the checkpoint)
                                     inference, so that thin vessels span more pixels (1: as they are) */
     cn_preprocess preprocess;    /* what the network sees (a resumed run keeps its checkpoint's) */
+    int preprocess_given;        /* as input_skip_given */
     float threshold;             /* for F1 and the other counts */
     uint64_t seed;
     int64_t val_seed;            /* picks the validation images (-1: seed), so that runs of several seeds can be

@@ -1,6 +1,7 @@
 #!/bin/sh
 # clunet train on synthetic retinas lowers the training loss every epoch, and
-# writes what a run promises: metrics.csv, curves, last and best checkpoints.
+# writes what a run promises: metrics.csv, curves, last and best checkpoints;
+# with --val 0, empty validation columns.
 #   usage: train-smoke.sh CLUNET
 clunet=$1
 dir=$(mktemp -d)
@@ -24,5 +25,17 @@ else
   cut -d, -f1,2 "$dir/run/metrics.csv"
 fi
 cut -d, -f1,2,9 "$dir/run/metrics.csv"
+# --val 0: every image trains; the validation columns (7-17) stay empty and no best checkpoint is claimed
+if "$clunet" train --synthetic 4 --val 0 --size 64 --batch 2 --steps 1 --epochs 1 --out "$dir/noval" > "$dir/log" 2>&1 &&
+    grep -q 'no validation images' "$dir/log" && [ ! -e "$dir/noval/best.safetensors" ] &&
+    awk -F, 'NR == 2 { for (i = 7; i <= 17; i++) if ($i != "") bad = 1; ok = !bad && NF == 19 } END { exit !ok }' \
+        "$dir/noval/metrics.csv"; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1))
+  echo "FAIL: --val 0:"
+  tail -n 3 "$dir/log"
+  cat "$dir/noval/metrics.csv"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -86,8 +86,8 @@ def poison_copy(src, dst, start, begin):
         f.write(struct.pack('<f', float('nan')))
 
 
-def expect_error(t, what, cmd, cwd, mentions):
-    r = rel.run(cmd, TIME_LIMIT, cwd=cwd)
+def expect_error(t, what, cmd, cwd, mentions, env=None):
+    r = rel.run(cmd, TIME_LIMIT, cwd=cwd, env=env)
     lines = r.err_lines()
     cores = [n for n in os.listdir(cwd) if n == 'core' or n.startswith('core.')]
     problems = []
@@ -225,6 +225,16 @@ def main():
     d = dataset('ds-corrupt')
     truncate_copy(J('raw', '0002.png'), os.path.join(d, 'images', '0002.png'), 300)
     expect_error(t, 'train --data (a truncated image)', tds(d), work, '0002')
+    gd = dataset('ds-graded')
+    with open(os.path.join(gd, 'labels', '0001.png'), 'wb') as f:
+        f.write(png(64, 64, False))  # grey levels, as a JPEG's would be: `data check` refused it, train did not
+    graded = os.path.join('labels', '0001.png')
+    expect_error(t, 'train --data (a label of many grey levels)', tds(gd), work, graded)
+    expect_error(t, 'eval --data (a label of many grey levels)',
+                 [clunet, 'eval', '--weights', good, '--data', gd, '--dataset', 'TINY', '--datasets',
+                  J('datasets.txt'), '--split', 'train'], work, graded)
+    expect_error(t, 'data check (a label of many grey levels)',
+                 [clunet, 'data', 'check', gd, '--dataset', 'TINY', '--datasets', J('datasets.txt')], work, graded)
     expect_error(t, 'train --dataset (not in datasets.txt)',
                  [clunet, 'train', '--data', ok_ds, '--dataset', 'NOPE', '--datasets', J('datasets.txt')], work, 'NOPE')
     fresh = J('out-fresh')
@@ -255,6 +265,24 @@ def main():
     expect_error(t, 'train --datasets (`train ids` naming no image)',
                  [clunet, 'train', '--data', ok_ds, '--dataset', 'TINY', '--datasets', J('ids-datasets.txt'), '--out',
                   J('out')], work, '0X02')
+
+    # --- report ------------------------------------------------------------
+    for n in os.listdir(J('good')):
+        os.utime(J('good', n), (1e9, 1e9))  # the curves the training run drew, dated 2001
+    expect_error(t, 'report --data without --dataset (the checkpoint was trained on synthetic images)',
+                 [clunet, 'report', J('good'), '--data', ok_ds], work, '--dataset')
+    touched = [n for n in os.listdir(J('good')) if os.path.getmtime(J('good', n)) != 1e9]
+    t.check(not touched, '... leaves the run folder as it was', 'written: ' + ', '.join(touched))
+
+    expect_error(t, 'data fov to a .jpg name (the mask is PNG data)',
+                 [clunet, 'data', 'fov', image, J('mask.jpg')], work, 'mask.jpg')
+    t.check(not os.path.exists(J('mask.jpg')), '... writes no file')
+
+    # --- settings from the environment -----------------------------------
+    for what, value, mentions in [('a misspelt key', 'gemm_nn_row=2', 'gemm_nn_row=2'),
+                                  ('a key without a value', 'conv_winograd=1,stream_stores', 'stream_stores'),
+                                  ('a value that is no candidate', 'gemm_nn_rows=3', 'gemm_nn_rows')]:
+        expect_error(t, 'CLUNET_TUNE (%s)' % what, train, work, mentions, env=dict(os.environ, CLUNET_TUNE=value))
 
     # --- images given to predict -----------------------------------------
     with open(image, 'rb') as f:

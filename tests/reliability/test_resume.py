@@ -90,7 +90,9 @@ def main():
     split = os.path.join(work, 'split')
     r = rel.run(train_cmd(clunet, split, epochs=1, extra=constant), 180)
     t.check(r.rc == 0, 'first 1 epoch of %d' % EPOCHS, rel.describe(r))
-    r = rel.run(train_cmd(clunet, split, resume=True, extra=constant), 180)
+    # naming the run's own --preprocess and --input-skip is allowed (others are refused, below)
+    same = constant + ('--preprocess', 'clahe-green', '--input-skip', 'off')
+    r = rel.run(train_cmd(clunet, split, resume=True, extra=same), 180)
     t.check(r.rc == 0 and 'resumed from' in r.out, '--resume to epoch %d' % EPOCHS, rel.describe(r))
     rel.compare_runs(t, '1 + %d epochs vs %d' % (EPOCHS - 1, EPOCHS), full_constant, split, ignore_meta=('config',))
     before = sorted(os.listdir(split))
@@ -158,7 +160,8 @@ def main():
     # changes the validation images only (synthetic here: retinas of its own stream) and reaches the config.
     # So is the loss (older checkpoints: the default focal term).
     for extra, names in ((('--seed', '6'), '--seed 5'), (('--val-seed', '9'), '--val-seed 5'),
-                         (('--focal-gamma', '0'), '--focal-gamma 2')):
+                         (('--focal-gamma', '0'), '--focal-gamma 2'), (('--preprocess', 'rgb'), '--preprocess clahe-green'),
+                         (('--input-skip', 'conv'), '--input-skip off')):
         r = rel.run(train_cmd(clunet, split_ema, resume=True, extra=ema + extra), 60)
         t.check(r.rc not in (0, None) and names in r.err and len(r.err_lines()) == 1,
                 'resuming with %s is refused in one line naming %s' % (' '.join(extra), names), rel.describe(r))

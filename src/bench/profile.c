@@ -102,12 +102,20 @@ void cn_step_profile_free(cn_step_profile *p)
     p->forward_ms = p->backward_ms = NULL;
 }
 
-/* "conv 3x3 s1", "conv 5x5 dw s2", "batchnorm", "batchnorm+swish" (a fused pair), ... for node i of g */
+/*
+ * "conv 3x3 s1", "conv 5x5 dw s2", "batchnorm", "batchnorm+swish" (a fused
+ * pair), ... for node i of g. The squeeze-excite convs, on 1x1 maps, are
+ * "conv 1x1 se": matrix-vector products, bound by their launches and their
+ * weights' traffic, which would hide the dense 1x1 convs' rate in one entry.
+ */
 static void kind_name(const cn_graph *g, int i, char *out, size_t size)
 {
     const cn_node *n = &g->nodes[i];
     const cn_conv_attr *a = &n->conv;
-    if (n->op == CN_OP_CONV)
+    cn_shape x = g->values[n->in[0]].shape;
+    if (n->op == CN_OP_CONV && x.h == 1 && x.w == 1)
+        snprintf(out, size, "conv %dx%d se", a->k, a->k);
+    else if (n->op == CN_OP_CONV)
         snprintf(out, size, "conv %dx%d%s s%d", a->k, a->k, a->groups > 1 ? " dw" : "", a->stride);
     else if (cn_exec_run_length(g, i) == 2)
         snprintf(out, size, "%s+%s", cn_op_name(n->op), cn_op_name(g->nodes[i + 1].op));

@@ -643,9 +643,9 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
     }
     if (!st) st = clunet_context_create(&s, &r->ctx);
     if (!st) say(r, "device: %s (%s)", r->ctx->info.name, r->ctx->info.platform);
-    char note[1280];
-    if (!st && cn_first_run_note(r->ctx, note, sizeof note)) say(r, "%s", note);
     if (!st) st = load_data(r);
+    char note[1280]; /* after the data: bad data is refused without minutes of compiling announced first */
+    if (!st && cn_first_run_note(r->ctx, note, sizeof note)) say(r, "%s", note);
     if (!st) st = setup_model(r);
     if (!st) {
         r->spec.batch = cfg->batch;

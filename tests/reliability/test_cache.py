@@ -70,6 +70,11 @@ def main():
         return tuple(sorted(digests.items()))
 
     note = 'first run of these kernels on this device'
+    # data that cannot be read is refused before minutes of compiling are announced
+    r = rel.run([clunet, 'train', '--data', os.path.join(work, 'no-such-dir'), '--dataset', 'CHASE_DB1', '--out',
+                 os.path.join(work, 'bad')], 60, env=env)
+    t.check(r.rc not in (0, None) and 'no-such-dir' in r.err and note not in r.out,
+            'a run on missing data fails without the first-run note', rel.describe(r) + ' | ' + r.out.strip()[:200])
     t0 = time.monotonic()
     procs = [subprocess.Popen(train('run%d' % i), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, errors='replace') for i in range(RUNS)]

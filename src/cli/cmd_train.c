@@ -9,14 +9,22 @@
 #include "cli/cli.h"
 #include "train/train.h"
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, stepped;
 
-/* The first Ctrl-C (or SIGTERM) stops the run after its step, with a checkpoint; a second one stops it at once,
- * as the signal would (checkpoints are written atomically: nothing already saved is lost). Setting up can take
- * minutes on a cold kernel cache, and the first step comes only after it. */
+/*
+ * The first Ctrl-C (or SIGTERM) stops the run after its step, with a checkpoint; a second one stops it at once,
+ * as the signal would (checkpoints are written atomically: nothing already saved is lost). Before this process
+ * has finished a step there is nothing to save, and setting up can take minutes on a cold kernel cache: the
+ * first one stops it at once.
+ */
 static void on_sigint(int sig)
 {
-    if (stop_requested) {
+    if (stop_requested || !stepped) {
+        static const char early[] = "\nclunet: train: stopped before the first step (nothing to save yet)\n";
+        if (!stepped) {
+            ssize_t ignored = write(STDERR_FILENO, early, sizeof early - 1);
+            (void)ignored;
+        }
         signal(sig, SIG_DFL);
         raise(sig);
         return;
@@ -38,7 +46,7 @@ static int usage(FILE *f, int status)
             "OUT/metrics.csv, learning curves OUT/curve_*.png and OUT/last.safetensors;\n"
             "OUT/best.safetensors keeps the best validation F1 (`clunet report OUT` draws predictions).\n"
             "Ctrl-C finishes the current step, writes OUT/last.safetensors and exits; --resume continues\n"
-            "exactly where it stopped.\n\n"
+            "exactly where it stopped. A second Ctrl-C, or one before the first step, stops at once.\n\n"
             "data:\n"
             "  --data DIR --dataset NAME  a dataset laid out as its archive unpacks (see `clunet data list`)\n"
             "  --datasets FILE            another datasets.txt than the built-in one\n"
@@ -107,6 +115,7 @@ static void progress(const cn_train_progress *p, void *user)
     switch (p->event) {
     case CN_TRAIN_SETUP: printf("%s\n", p->message); break;
     case CN_TRAIN_STEP:
+        stepped = 1;
         format_eta(p->eta_seconds, eta, sizeof eta);
         printf("epoch %d/%d  step %d/%d  loss %.4f (focal %.4f, dice %.4f)  lr %.3g  %.2f img/s  ETA %s\n", p->epoch,
                p->epochs, p->step, p->steps, p->loss, p->focal, p->dice, p->lr, p->images_per_second, eta);

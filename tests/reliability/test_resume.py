@@ -223,18 +223,34 @@ def main():
         t.check(r.rc == 0, what + ': resumed run completes', rel.describe(r))
         rel.compare_runs(t, what + ', resumed, vs uninterrupted', full if steps == STEPS else full1, out)
 
-    # A second SIGINT stops at once (setting up takes minutes on a cold kernel cache): killed by the signal,
-    # whatever checkpoint is there complete.
-    out = os.path.join(work, 'twice')
+    # Before the first step there is nothing to save, and setting up takes minutes on a cold kernel cache:
+    # SIGINT then stops at once, killed by the signal.
+    out = os.path.join(work, 'early')
     p = subprocess.Popen(train_cmd(clunet, out), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, errors='replace')
     timer = threading.Timer(120, p.kill)
     timer.start()
     text = p.stdout.readline()  # the first line: still setting up
     p.send_signal(signal.SIGINT)
-    for line in p.stdout:  # the second once the first has been taken (two at once may merge into one)
+    text += p.stdout.read()
+    p.wait()
+    timer.cancel()
+    t.check(p.returncode == -signal.SIGINT and 'nothing to save' in text and 'epoch 1/' not in text,
+            'SIGINT during setup: stops at once, saying so', 'exit %d: %s' % (p.returncode, text.strip()[-300:]))
+
+    # After a step, a second SIGINT stops at once: killed by the signal, whatever checkpoint is there
+    # complete. Steps of 256 x 256 last long enough for the second to come during the first one's step.
+    out = os.path.join(work, 'twice')
+    p = subprocess.Popen(train_cmd(clunet, out, steps=20, extra=('--size', '256')), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, errors='replace')
+    timer = threading.Timer(240, p.kill)
+    timer.start()
+    text = ''
+    for line in p.stdout:
         text += line
-        if 'again to stop at once' in line:
+        if 'step 1/20' in line:
+            p.send_signal(signal.SIGINT)
+        if 'again to stop at once' in line:  # the second once the first has been taken
             p.send_signal(signal.SIGINT)
     p.wait()
     timer.cancel()

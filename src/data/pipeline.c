@@ -50,16 +50,23 @@ clunet_status cn_sample_set_add(cn_sample_set *set, const char *name, const cn_i
         free(s->name), free(s->rgb), free(s->mask), free(s->label);
         return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory loading %s", name);
     }
-    /* vessel: above half the label's largest value, so that labels of 0/1 read as those of 0/255 do */
+    /*
+     * vessel: above half the label's largest value in any channel, so that labels of 0/1 read as those of
+     * 0/255 do, and colour labels (arteries red, veins blue) mark every vessel, as cn_label_check counts them
+     */
+    int lc = label ? label->channels : 0;
     float label_max = 0;
-    for (size_t i = 0; label && i < px; i++) label_max = fmaxf(label_max, label->data[i * label->channels]);
+    for (size_t i = 0; i < px * lc; i++) label_max = fmaxf(label_max, label->data[i]);
     for (size_t i = 0; i < px; i++) {
         for (int ch = 0; ch < 3; ch++) {
             float v = img->data[i * img->channels + (img->channels == 3 ? ch : 0)];
             s->rgb[3 * i + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v + 0.5f);
         }
         s->mask[i] = mask ? mask->data[i * mask->channels] > 0 : 1;
-        if (label) s->label[i] = label->data[i * label->channels] > 0.5f * label_max;
+        if (label) {
+            s->label[i] = 0;
+            for (int ch = 0; ch < lc; ch++) s->label[i] |= label->data[i * lc + ch] > 0.5f * label_max;
+        }
     }
     set->count++;
     return CLUNET_OK;

@@ -212,11 +212,47 @@ static void test_label_scale(void)
     cn_image_free(&img), cn_image_free(&lab);
 }
 
+/* A colour label (arteries red, veins blue): every vessel counts, whatever its channel; grey levels are refused. */
+static void test_label_colour(void)
+{
+    cn_image img = {0}, lab = {0};
+    CHECK(cn_image_alloc(&img, 7, 5, 3) == CLUNET_OK && cn_image_alloc(&lab, 7, 5, 3) == CLUNET_OK, "images");
+    if (!img.data || !lab.data) return;
+    for (int i = 0; i < 35 * 3; i++) img.data[i] = (float)(i * 37 % 256), lab.data[i] = 0;
+    for (int i = 0; i < 35; i++)
+        if (i % 3 == 1) lab.data[3 * i + (i % 2 ? 0 : 2)] = 255.0f; /* 12 vessels, red and blue by turns */
+    double fraction = -1;
+    CHECK(cn_label_check(&lab, "colour.png", &img, "x.png", &fraction) == CLUNET_OK && fabs(fraction - 12 / 35.0) < 1e-12,
+          "a colour label is binary, 12 of 35 pixels vessel (%g)", fraction * 35);
+    cn_sample_set set = {0};
+    CHECK(cn_sample_set_add(&set, "x", &img, &lab, NULL) == CLUNET_OK, "a sample with a colour label");
+    if (set.count == 1) {
+        int same = 1;
+        for (int i = 0; i < 35; i++) same &= set.items[0].label[i] == (i % 3 == 1);
+        CHECK(same, "the red and the blue vessels both read as vessel");
+    }
+    cn_sample_set_free(&set);
+    lab.data[3 * 4 + 1] = 128.0f; /* a grey level: a lossy label */
+    CHECK(cn_label_check(&lab, "colour.png", &img, "x.png", NULL) == CLUNET_ERR_FORMAT &&
+              strstr(clunet_last_error(), "colour.png") && strstr(clunet_last_error(), "not binary"),
+          "a third value is refused, naming the file (%s)", clunet_last_error());
+    cn_image small = {0};
+    CHECK(cn_image_alloc(&small, 6, 5, 1) == CLUNET_OK, "image");
+    if (small.data) {
+        for (int i = 0; i < 30; i++) small.data[i] = 0;
+        CHECK(cn_label_check(&small, "small.png", &img, "x.png", NULL) == CLUNET_ERR_FORMAT &&
+                  strstr(clunet_last_error(), "small.png") && strstr(clunet_last_error(), "6x5"),
+              "a label of another size is refused, naming both sizes (%s)", clunet_last_error());
+    }
+    cn_image_free(&small), cn_image_free(&img), cn_image_free(&lab);
+}
+
 int main(void)
 {
     test_batches();
     test_split();
     test_clahe();
     test_label_scale();
+    test_label_colour();
     return check_summary();
 }

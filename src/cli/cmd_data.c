@@ -85,7 +85,7 @@ static clunet_status check_sample(const cn_sample *s, stats *st)
         if (rc == CLUNET_OK) rc = cn_label_check(&lab, s->label, &img, st->image, &st->vessel_fraction);
         st->has_label = 1;
     }
-    if (rc == CLUNET_OK) rc = cn_fov_get(s->mask, &img, &mask);
+    if (rc == CLUNET_OK) rc = cn_fov_get(s->mask, s->image, &img, &mask);
     if (rc == CLUNET_OK) st->fov_fraction = mask_fraction(&mask);
     st->mask_from_file = s->mask != NULL;
     cn_image_free(&img);

@@ -167,9 +167,23 @@ clunet_status cn_fov_derive(const cn_image *img, cn_image *mask)
     return st;
 }
 
-clunet_status cn_fov_get(const char *path, const cn_image *img, cn_image *mask)
+/* Fails unless the mask has a pixel inside: an image with nothing in view would train and score nothing. */
+static clunet_status check_not_empty(const char *path, const char *img_path, cn_image *mask)
 {
-    if (!path) return cn_fov_derive(img, mask);
+    size_t n = (size_t)mask->width * mask->height;
+    for (size_t i = 0; i < n; i++)
+        if (mask->data[i] > 0) return CLUNET_OK;
+    cn_image_free(mask);
+    if (path) return cn_fail(CLUNET_ERR_FORMAT, "%s: FOV mask has no pixel inside (all 0)", path);
+    return cn_fail(CLUNET_ERR_FORMAT, "%s: no field of view found in the image (blank? give its FOV mask)", img_path);
+}
+
+clunet_status cn_fov_get(const char *path, const char *img_path, const cn_image *img, cn_image *mask)
+{
+    if (!path) {
+        CN_TRY(cn_fov_derive(img, mask));
+        return check_not_empty(NULL, img_path, mask);
+    }
     cn_image file;
     CN_TRY(cn_image_load(path, &file));
     if (file.width != img->width || file.height != img->height) {
@@ -188,5 +202,5 @@ clunet_status cn_fov_get(const char *path, const cn_image *img, cn_image *mask)
         }
     }
     cn_image_free(&file);
-    return st;
+    return st == CLUNET_OK ? check_not_empty(path, img_path, mask) : st;
 }

@@ -17,9 +17,10 @@
 clunet_status cn_fov_derive(const cn_image *img, cn_image *mask);
 
 /*
- * The dataset's mask file at path (any channel > 0 is inside), or the derived
- * FOV when path is NULL. Fails, naming the file, when its size is not img's.
+ * The dataset's mask file at path (any channel > 0 is inside), or the FOV
+ * derived from img (read from img_path) when path is NULL. Fails, naming the
+ * file, when its size is not img's or nothing is inside.
  */
-clunet_status cn_fov_get(const char *path, const cn_image *img, cn_image *mask);
+clunet_status cn_fov_get(const char *path, const char *img_path, const cn_image *img, cn_image *mask);
 
 #endif

@@ -131,7 +131,7 @@ clunet_status cn_sample_set_load(cn_sample_set *set, const cn_sample_list *list,
         clunet_status st = cn_image_load(s->image, &img);
         if (st == CLUNET_OK && s->label) st = cn_image_load(s->label, &label);
         if (st == CLUNET_OK && s->label) st = cn_label_check(&label, s->label, &img, s->image, NULL);
-        if (st == CLUNET_OK) st = cn_fov_get(s->mask, &img, &mask);
+        if (st == CLUNET_OK) st = cn_fov_get(s->mask, s->image, &img, &mask);
         if (st == CLUNET_OK) {
             const char *base = strrchr(s->image, '/');
             st = cn_sample_set_add(set, base ? base + 1 : s->image, &img, s->label ? &label : NULL, &mask);

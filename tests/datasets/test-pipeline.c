@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "data/fov.h"
 #include "data/pipeline.h"
 
 static void test_batches(void)
@@ -247,6 +248,19 @@ static void test_label_colour(void)
     cn_image_free(&small), cn_image_free(&img), cn_image_free(&lab);
 }
 
+/* An image with nothing in view, derived or from its mask file, is refused by name: it would train nothing. */
+static void test_fov_empty(void)
+{
+    cn_image img = {0}, mask = {0};
+    CHECK(cn_image_alloc(&img, 9, 8, 3) == CLUNET_OK, "image");
+    if (!img.data) return;
+    for (int i = 0; i < 9 * 8 * 3; i++) img.data[i] = 60.0f; /* flat: no bright disc to find */
+    CHECK(cn_fov_get(NULL, "flat.png", &img, &mask) == CLUNET_ERR_FORMAT && !mask.data &&
+              strstr(clunet_last_error(), "flat.png") && strstr(clunet_last_error(), "no field of view"),
+          "a blank image's derived FOV is refused, naming it (%s)", clunet_last_error());
+    cn_image_free(&img);
+}
+
 int main(void)
 {
     test_batches();
@@ -254,5 +268,6 @@ int main(void)
     test_clahe();
     test_label_scale();
     test_label_colour();
+    test_fov_empty();
     return check_summary();
 }

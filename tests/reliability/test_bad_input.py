@@ -56,13 +56,14 @@ def rewrite(src, dst, edit, meta_edit=None):
             o.write(f.read(e - b))
 
 
-def png(width, height, rgb, bytes_per_row=None):
-    """An 8-bit PNG of the given size; rows of mid-grey noise (bytes_per_row lets it lie)."""
+def png(width, height, rgb, bytes_per_row=None, black=False):
+    """An 8-bit PNG of the given size; rows of mid-grey noise (bytes_per_row lets it lie), or all 0."""
     chunk = lambda kind, data: (struct.pack('>I', len(data)) + kind + data +
                                 struct.pack('>I', zlib.crc32(kind + data)))
     ch = 3 if rgb else 1
     row, rows = (width * ch, height) if bytes_per_row is None else (bytes_per_row, 64)
-    raw = b''.join(b'\0' + bytes((x * 31 + y * 17) % 200 + 20 for x in range(row)) for y in range(rows))
+    raw = b''.join(b'\0' + bytes(0 if black else (x * 31 + y * 17) % 200 + 20 for x in range(row))
+                   for y in range(rows))
     ihdr = struct.pack('>IIBBBBB', width, height, 8, 2 if rgb else 0, 0, 0, 0)
     return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b'')
 
@@ -235,6 +236,10 @@ def main():
                   J('datasets.txt'), '--split', 'train'], work, graded)
     expect_error(t, 'data check (a label of many grey levels)',
                  [clunet, 'data', 'check', gd, '--dataset', 'TINY', '--datasets', J('datasets.txt')], work, graded)
+    nd = dataset('ds-nofov')
+    with open(os.path.join(nd, 'masks', '0002.png'), 'wb') as f:
+        f.write(png(64, 64, False, black=True))  # trained and scored nothing, silently
+    expect_error(t, 'train --data (a FOV mask with nothing inside)', tds(nd), work, os.path.join('masks', '0002.png'))
     expect_error(t, 'train --dataset (not in datasets.txt)',
                  [clunet, 'train', '--data', ok_ds, '--dataset', 'NOPE', '--datasets', J('datasets.txt')], work, 'NOPE')
     fresh = J('out-fresh')

@@ -53,6 +53,9 @@ void cli_tta_apply(const cli_tta *t, cn_infer *inf);
 /* Prints "clunet: OPTION VALUE: not a valid value" and returns 2. */
 int cli_bad_value(const char *option, const char *value);
 
+/* Creates the folder --out names unless it exists (*created: whether it did); prints the error, returns 1, if neither. */
+int cli_out_dir(const char *command, const char *dir, int *created);
+
 /* Writes s as a JSON string literal (quotes and escapes) to f. */
 void cli_json_string(FILE *f, const char *s);
 

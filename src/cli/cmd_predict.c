@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -186,9 +185,8 @@ int cmd_predict(int argc, char **argv)
                 return 2;
             }
         }
-    int created = mkdir(out, 0755) == 0;
-    if (!created && errno != EEXIST) {
-        fprintf(stderr, "clunet: predict: --out %s: cannot create: %s\n", out, strerror(errno));
+    int created;
+    if (cli_out_dir("predict", out, &created)) {
         free(images);
         return 1;
     }

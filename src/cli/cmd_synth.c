@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "common/clock.h"
@@ -83,10 +82,8 @@ int cmd_synth(int argc, char **argv)
         fprintf(stderr, "clunet synth: --size %llu is below %d\n", size, CN_SYNTH_MIN_SIZE);
         return 2;
     }
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "clunet synth: %s: %s\n", out, strerror(errno));
-        return 1;
-    }
+    int created;
+    if (cli_out_dir("synth", out, &created)) return 1;
     double vessel_sum = 0;
     double t0 = cn_seconds();
     for (int i = 0; i < (int)n; i++) {

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -87,4 +88,19 @@ int cli_bad_value(const char *option, const char *value)
 {
     fprintf(stderr, "clunet: %s %s: not a valid value (see --help)\n", option, value);
     return 2;
+}
+
+int cli_out_dir(const char *command, const char *dir, int *created)
+{
+    struct stat st;
+    *created = mkdir(dir, 0755) == 0;
+    if (!*created && errno != EEXIST) {
+        fprintf(stderr, "clunet: %s: --out %s: cannot create: %s\n", command, dir, strerror(errno));
+        return 1;
+    }
+    if (!*created && (stat(dir, &st) || !S_ISDIR(st.st_mode))) {
+        fprintf(stderr, "clunet: %s: --out %s: exists and is not a directory\n", command, dir);
+        return 1;
+    }
+    return 0;
 }

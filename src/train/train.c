@@ -91,6 +91,9 @@ static clunet_status make_dir(const char *path)
     }
     if (mkdir(buf, 0755) && errno != EEXIST)
         return cn_fail(CLUNET_ERR_IO, "--out %s: cannot create it: %s", path, strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) || !S_ISDIR(st.st_mode))
+        return cn_fail(CLUNET_ERR_IO, "--out %s: exists and is not a directory", path);
     return CLUNET_OK;
 }
 

@@ -110,6 +110,7 @@ def expect_error(t, what, cmd, cwd, mentions, env=None):
         os.remove(os.path.join(cwd, c))
     t.check(not problems, '%s -> %s' % (what, lines[0] if len(lines) == 1 else 'exit %s' % r.rc),
             '; '.join(problems) + ' | stderr: ' + ' / '.join(lines[:4]))
+    return r
 
 
 def main():
@@ -279,6 +280,13 @@ def main():
     touched = [n for n in os.listdir(J('good')) if os.path.getmtime(J('good', n)) != 1e9]
     t.check(not touched, '... leaves the run folder as it was', 'written: ' + ', '.join(touched))
 
+    with open(J('a-file'), 'w') as f:
+        f.write('not a folder\n')
+    for what, cmd in [('train', train[:-1] + [J('a-file')]),
+                      ('predict', [clunet, 'predict', '--weights', good, '--out', J('a-file'), image]),
+                      ('synth', [clunet, 'synth', '--n', '1', '--size', '64', '--out', J('a-file')])]:
+        r = expect_error(t, '%s --out naming a file' % what, cmd, work, 'a-file')
+        t.check('device:' not in r.out and 'wrote' not in r.out, '... refused before any work', r.out.strip()[-200:])
     expect_error(t, 'data fov to a .jpg name (the mask is PNG data)',
                  [clunet, 'data', 'fov', image, J('mask.jpg')], work, 'mask.jpg')
     t.check(not os.path.exists(J('mask.jpg')), '... writes no file')

@@ -20,8 +20,9 @@ static void usage(FILE *f)
             "       clunet data fov IMAGE OUT.png\n\n"
             "check   with DIR: finds every image, label and FOV mask of dataset NAME as its\n"
             "        official archive unpacks, decodes them all and checks that sizes agree\n"
-            "        and labels are binary; prints a line per image and a summary. With\n"
-            "        IMAGE: decodes one file. Exits 1 with a one-line error on any problem.\n"
+            "        and labels are binary, and that every field of view holds pixels; prints\n"
+            "        a line per image and a summary, or a line on stderr for each problem\n"
+            "        found and exit status 1. With IMAGE: decodes one file.\n"
             "        --json prints {\"dataset\", \"images\": [{\"image\", \"split\", \"width\",\n"
             "        \"height\", \"channels\", \"mean\" (per channel, 0-255), \"vessel_fraction\",\n"
             "        \"fov_fraction\"}]} instead (fractions of all pixels).\n"
@@ -171,16 +172,22 @@ static int check_dataset(const char *dir, const char *name, const char *catalog_
         fprintf(stderr, "clunet: data check: out of memory\n");
         rc = 1;
     }
-    int labels = 0, masks = 0, train = 0;
+    /* every image is checked and every problem named (a line each on stderr), not only the first */
+    int labels = 0, masks = 0, train = 0, bad = 0;
     for (int i = 0; !rc && i < list.count; i++) {
         if (check_sample(&list.items[i], &all[i]) != CLUNET_OK) {
-            rc = cli_fail("data check");
-            break;
+            cli_fail("data check");
+            bad++;
+            continue;
         }
         labels += all[i].has_label;
         masks += all[i].mask_from_file;
         train += list.items[i].split == CN_SPLIT_TRAIN;
         if (!json) print_line(&all[i]);
+    }
+    if (bad) {
+        if (!json) printf("%s: %d of %d images have problems (each named on stderr)\n", set->name, bad, list.count);
+        rc = 1;
     }
     if (!rc && json) print_json(set->name, all, list.count);
     else if (!rc)

@@ -241,6 +241,13 @@ def main():
     with open(os.path.join(nd, 'masks', '0002.png'), 'wb') as f:
         f.write(png(64, 64, False, black=True))  # trained and scored nothing, silently
     expect_error(t, 'train --data (a FOV mask with nothing inside)', tds(nd), work, os.path.join('masks', '0002.png'))
+    # data check names every problem, not only the first: here two masks
+    with open(os.path.join(nd, 'masks', '0000.png'), 'wb') as f:
+        f.write(png(64, 64, False, black=True))
+    r = rel.run([clunet, 'data', 'check', nd, '--dataset', 'TINY', '--datasets', J('datasets.txt')], 60)
+    lines = r.err_lines()
+    t.check(r.rc == 1 and len(lines) == 2 and '0000.png' in lines[0] and '0002.png' in lines[1] and
+            '2 of 3 images' in r.out, 'data check with two bad masks names both', rel.describe(r))
     expect_error(t, 'train --dataset (not in datasets.txt)',
                  [clunet, 'train', '--data', ok_ds, '--dataset', 'NOPE', '--datasets', J('datasets.txt')], work, 'NOPE')
     fresh = J('out-fresh')

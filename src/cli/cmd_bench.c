@@ -327,6 +327,6 @@ int cmd_bench(int argc, char **argv)
         }
     }
     if (o.json) print_json(&o, runs, count);
-    else print_table(&o, runs, count);
+    else if (failed < count) print_table(&o, runs, count); /* nothing to tabulate when every device failed */
     return failed ? 1 : 0;
 }

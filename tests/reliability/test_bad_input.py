@@ -303,6 +303,9 @@ def main():
                                   ('a key without a value', 'conv_winograd=1,stream_stores', 'stream_stores'),
                                   ('a value that is no candidate', 'gemm_nn_rows=3', 'gemm_nn_rows')]:
         expect_error(t, 'CLUNET_TUNE (%s)' % what, train, work, mentions, env=dict(os.environ, CLUNET_TUNE=value))
+    r = expect_error(t, 'bench with a bad CLUNET_TUNE', [clunet, 'bench', '--size', '64', '--no-profile'], work,
+                     'gemm_nn_row', env=dict(os.environ, CLUNET_TUNE='gemm_nn_row=2'))
+    t.check(not r.out.strip(), '... prints no table of failures', r.out.strip()[:200])
 
     # --- images given to predict -----------------------------------------
     with open(image, 'rb') as f:

@@ -153,7 +153,10 @@ int cmd_eval(int argc, char **argv)
         cn_sample_set_free(&samples);
         return cli_fail("eval");
     }
-    if (!json) printf("device: %s (%s)\n", model.ctx->info.name, model.ctx->info.platform);
+    if (!json) {
+        printf("device: %s (%s)\n", model.ctx->info.name, model.ctx->info.platform);
+        fflush(stdout); /* before the minutes of work, also when piped */
+    }
     cli_tta_apply(&tta, &model.infer);
     threshold = cn_model_threshold(&model, threshold);
     size_t most = 0;

@@ -197,6 +197,7 @@ int cmd_predict(int argc, char **argv)
         return cli_fail("predict");
     }
     printf("device: %s (%s)\n", model.ctx->info.name, model.ctx->info.platform);
+    fflush(stdout); /* before the minutes of work, also when piped */
     cli_tta_apply(&tta, &model.infer);
     threshold = cn_model_threshold(&model, threshold);
     int failed = 0;

@@ -292,7 +292,7 @@ def main():
     for what, cmd in [('train', train[:-1] + [J('a-file')]),
                       ('predict', [clunet, 'predict', '--weights', good, '--out', J('a-file'), image]),
                       ('synth', [clunet, 'synth', '--n', '1', '--size', '64', '--out', J('a-file')])]:
-        r = expect_error(t, '%s --out naming a file' % what, cmd, work, 'a-file')
+        r = expect_error(t, '%s --out naming a file' % what, cmd, work, 'a-file: exists and is not a directory')
         t.check('device:' not in r.out and 'wrote' not in r.out, '... refused before any work', r.out.strip()[-200:])
     expect_error(t, 'data fov to a .jpg name (the mask is PNG data)',
                  [clunet, 'data', 'fov', image, J('mask.jpg')], work, 'mask.jpg')

@@ -19,7 +19,7 @@
 
 static int chunks_for(int hw) { return (hw + BN_CHUNK - 1) / BN_CHUNK; }
 
-static int serial(const clunet_context *ctx) { return cn_device_is_cpu(ctx); }
+static int serial(const clunet_context *ctx) { return cn_cpu_paths(ctx); }
 
 /* Pixels per item of the element-wise kernels. */
 static int span_for(const clunet_context *ctx) { return serial(ctx) ? BN_CHUNK : 1; }

@@ -159,7 +159,7 @@ static clunet_status conv_mode(int *mode)
 /* Whether the GPU kernels run here: the device is not a CPU, or CLUNET_CONV=direct. */
 static int gpu_kernels(const clunet_context *ctx, int mode)
 {
-    return mode == MODE_DIRECT || (mode == MODE_AUTO && !cn_device_is_cpu(ctx));
+    return mode == MODE_DIRECT || (mode == MODE_AUTO && !cn_cpu_paths(ctx));
 }
 
 #define DIRECT_WG_SLAB 8 /* conv2d_direct_wg: input channels' weights in local memory at a time */
@@ -271,7 +271,7 @@ static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_param
     if (mode == MODE_WINOGRAD && winograd_shape(p)) return PATH_WINOGRAD;
     if (mode == MODE_WINO_FUSED && fused_fits) return PATH_WINO_FUSED;
     if (mode == MODE_GEMM || !flippable(p)) return PATH_GEMM;
-    if (mode == MODE_AUTO && cn_device_is_cpu(ctx)) {
+    if (mode == MODE_AUTO && cn_cpu_paths(ctx)) {
         if (ctx->conv_winograd > 0 && winograd_pays(p, in_c, out_c, WINO_WIDE)) return PATH_WINOGRAD;
         if (ctx->conv_wino_fused > 0 && fused_fits && winograd_pays(p, in_c, out_c, WINO_FUSED))
             return PATH_WINO_FUSED;
@@ -383,7 +383,7 @@ static clunet_status bias_backward(clunet_context *ctx, const cn_tensor *dy, con
     CN_TRY(CN_ARG_INT(k, 6, dy->h * dy->w));
     /* CPUs: a channel of few pixels (squeeze-excite: one) per work-item, without the barriers of a group */
     int few = (size_t)dy->n * dy->h * dy->w <= 4096;
-    size_t wg = cn_device_is_cpu(ctx) && few ? 1 : cn_conv_reduce_wg(ctx);
+    size_t wg = cn_cpu_paths(ctx) && few ? 1 : cn_conv_reduce_wg(ctx);
     size_t global[1] = {wg * dy->c}, local[1] = {wg};
     return cn_launch(ctx, k, 1, global, local);
 }
@@ -524,7 +524,7 @@ static clunet_status winograd_weights(clunet_context *ctx, const cn_conv2d_param
     int along_o = flip != fused;
     size_t lanes = (size_t)(along_o ? p->cout : w->c), other = (size_t)(along_o ? w->c : p->cout);
     size_t global[2] = {(lanes + 15) / 16, other}, single[2] = {1, 1};
-    return cn_launch(ctx, k, 2, global, cn_device_is_cpu(ctx) ? single : NULL); /* CPUs: see winograd_tiles */
+    return cn_launch(ctx, k, 2, global, cn_cpu_paths(ctx) ? single : NULL); /* CPUs: see winograd_tiles */
 }
 
 /*
@@ -553,7 +553,7 @@ static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, con
     for (int i = 0; i < (output ? 7 : 6); i++) CN_TRY(CN_ARG_INT(k, 4 + i, args[i]));
     if (output) CN_TRY(cn_epilogue_args(k, 11, ep));
     size_t global[3] = {(size_t)(tw + 15) / 16, (size_t)th, (size_t)images * t->c}, single[3] = {1, 1, 1};
-    return cn_launch(ctx, k, 3, global, cn_device_is_cpu(ctx) ? single : NULL);
+    return cn_launch(ctx, k, 3, global, cn_cpu_paths(ctx) ? single : NULL);
 }
 
 /*
@@ -612,7 +612,7 @@ static clunet_status winograd_dw(clunet_context *ctx, const cn_tensor *x, const 
     CN_TRY(CN_ARG_INT(k, 4, co));
     CN_TRY(CN_ARG_INT(k, 5, ci));
     size_t global[2] = {((size_t)ci + 15) / 16, (size_t)co}, single[2] = {1, 1}; /* 16 filters per work-item */
-    return cn_launch(ctx, k, 2, global, cn_device_is_cpu(ctx) ? single : NULL);  /* CPUs: see winograd_tiles */
+    return cn_launch(ctx, k, 2, global, cn_cpu_paths(ctx) ? single : NULL);  /* CPUs: see winograd_tiles */
 }
 
 /*
@@ -754,7 +754,7 @@ static clunet_status flipped_gemm_dx(clunet_context *ctx, const cn_conv2d_params
  */
 static int few_outputs(const clunet_context *ctx, int mode, const cn_conv2d_params *p, int out_c)
 {
-    return mode == MODE_AUTO && cn_device_is_cpu(ctx) && out_c <= 4 && p->groups == 1 && p->stride == 1 &&
+    return mode == MODE_AUTO && cn_cpu_paths(ctx) && out_c <= 4 && p->groups == 1 && p->stride == 1 &&
            p->k > 1 && p->pad_l < p->k;
 }
 
@@ -859,7 +859,7 @@ static clunet_status gemm_dw(clunet_context *ctx, const cn_conv2d_params *p, con
 static int winograd_dw_path(const clunet_context *ctx, int mode, const cn_conv2d_params *p, int in_c, int out_c)
 {
     if (mode == MODE_WINOGRAD) return winograd_shape(p);
-    return mode == MODE_AUTO && cn_device_is_cpu(ctx) && ctx->conv_wino_dw > 0 &&
+    return mode == MODE_AUTO && cn_cpu_paths(ctx) && ctx->conv_wino_dw > 0 &&
            winograd_pays(p, in_c, out_c, WINO_DW);
 }
 
@@ -878,7 +878,7 @@ static int winograd_dw_path(const clunet_context *ctx, int mode, const cn_conv2d
  */
 static int shape_timed(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x)
 {
-    if (mode != MODE_AUTO || !cn_device_is_cpu(ctx) || cn_tune_forced("conv_winograd") ||
+    if (mode != MODE_AUTO || !cn_cpu_paths(ctx) || cn_tune_forced("conv_winograd") ||
         cn_tune_forced("conv_winograd_fused") || cn_tune_forced("conv_winograd_dw"))
         return 0;
     double ho = cn_conv2d_out_h(p, x->h), wo = cn_conv2d_out_w(p, x->w);
@@ -1144,7 +1144,7 @@ clunet_status cn_conv2d_choose(clunet_context *ctx)
 {
     int unset = ctx->conv_ob < 0 || ctx->conv_dw < 0 || ctx->conv_winograd < 0 || ctx->conv_wino_fused < 0 ||
                 ctx->conv_wino_dw < 0;
-    return cn_device_is_cpu(ctx) && unset ? conv_choose(ctx) : CLUNET_OK;
+    return cn_cpu_paths(ctx) && unset ? conv_choose(ctx) : CLUNET_OK;
 }
 
 clunet_status cn_conv2d_plan(clunet_context *ctx, const cn_conv2d_params *p, int n, int c, int h, int w,

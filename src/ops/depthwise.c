@@ -21,7 +21,7 @@
  */
 static int forward_rows(const clunet_context *ctx, const cn_tensor *y, int sources)
 {
-    return cn_device_is_cpu(ctx) && (y->w <= 64 || sources > 0) ? 8 : 1;
+    return cn_cpu_paths(ctx) && (y->w <= 64 || sources > 0) ? 8 : 1;
 }
 
 /*
@@ -33,7 +33,7 @@ static int forward_rows(const clunet_context *ctx, const cn_tensor *y, int sourc
  */
 static int data_rows(const clunet_context *ctx, const cn_tensor *x)
 {
-    return cn_device_is_cpu(ctx) && x->w <= 128 ? 8 : 1;
+    return cn_cpu_paths(ctx) && x->w <= 128 ? 8 : 1;
 }
 
 /* The kernel `name` for p's kernel size, stride and padding; `stream`: cn_stream_option's flag, or "". */
@@ -61,7 +61,7 @@ static clunet_status dw_kernel(clunet_context *ctx, const cn_conv2d_params *p, c
 static clunet_status launch_rows(clunet_context *ctx, cl_kernel k, const size_t global[3])
 {
     size_t local[3] = {global[0], 1, 1};
-    int rows = cn_device_is_cpu(ctx) && global[0] <= ctx->info.max_work_group_size;
+    int rows = cn_cpu_paths(ctx) && global[0] <= ctx->info.max_work_group_size;
     return cn_launch(ctx, k, 3, global, rows ? local : NULL);
 }
 
@@ -132,7 +132,7 @@ static clunet_status weight_grad(clunet_context *ctx, const cn_conv2d_params *p,
     CN_TRY(CN_ARG_INT(k, 13, (int)dy_image));
     CN_TRY(CN_ARG_INT(k, 14, (int)dy_channel));
     /* a CPU core runs a channel's rows best alone: no local memory traffic, no barrier */
-    size_t wg = cn_device_is_cpu(ctx) ? 1 : cn_conv_reduce_wg(ctx);
+    size_t wg = cn_cpu_paths(ctx) ? 1 : cn_conv_reduce_wg(ctx);
     size_t global[1] = {wg * x->c * p->k}, local[1] = {wg}; /* a group per channel and tap row */
     return cn_launch(ctx, k, 1, global, local);
 }

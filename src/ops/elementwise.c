@@ -20,7 +20,7 @@ size_t cn_pw_group_size(clunet_context *ctx, cl_kernel k, size_t want)
 
 clunet_status cn_pw_launch_spans(clunet_context *ctx, cl_kernel k, cl_uint first, size_t count)
 {
-    int span = cn_device_is_cpu(ctx) ? 4096 : 1;
+    int span = cn_cpu_paths(ctx) ? 4096 : 1;
     CN_TRY(CN_ARG_INT(k, first, count));
     CN_TRY(CN_ARG_INT(k, first + 1, span));
     size_t items = (count + span - 1) / span;

@@ -24,7 +24,7 @@ const char *cn_gemm_impl_name(int impl)
 /* The own kernel family suited to this device. */
 static int own_impl(const clunet_context *ctx)
 {
-    return cn_device_is_cpu(ctx) ? CN_GEMM_REGISTER : CN_GEMM_LOCAL;
+    return cn_cpu_paths(ctx) ? CN_GEMM_REGISTER : CN_GEMM_LOCAL;
 }
 
 /* CLBlast's cache holds programs of every context it ran on (see clunet_context.release_library). */

@@ -58,7 +58,7 @@ clunet_status cn_focal_dice_loss(clunet_context *ctx, const cn_focal_dice *loss,
     float wf = loss->lambda < 0.0f ? 1.0f : loss->lambda, wd = loss->lambda < 0.0f ? 1.0f : 1.0f - loss->lambda;
 
     /* CPUs: an item per chunk with float16 vectors (no barriers); elsewhere a work-group per chunk */
-    int cpu = cn_device_is_cpu(ctx);
+    int cpu = cn_cpu_paths(ctx);
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, "loss.cl", cpu ? "loss_partial_serial" : "loss_partial_group", NULL, &k));
     CN_TRY(set_inputs(k, z, y, mask));

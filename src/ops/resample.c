@@ -10,7 +10,7 @@
 static clunet_status upcat_kernel(clunet_context *ctx, const char *name, int rows, int cols, int planes,
                                   cl_kernel *k, size_t global[2])
 {
-    int cpu = cn_device_is_cpu(ctx);
+    int cpu = cn_cpu_paths(ctx);
     char full[32];
     snprintf(full, sizeof full, "%s%s", name, cpu ? "_rows" : "");
     global[0] = cpu ? (size_t)rows : (size_t)rows * cols;

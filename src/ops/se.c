@@ -10,14 +10,14 @@
 /* Launches an element-wise kernel: an item per pixel of each plane, or per plane on CPUs. */
 static clunet_status launch_pixels(clunet_context *ctx, cl_kernel k, int hw, int planes)
 {
-    size_t global[2] = {cn_device_is_cpu(ctx) ? 1 : (size_t)hw, (size_t)planes};
+    size_t global[2] = {cn_cpu_paths(ctx) ? 1 : (size_t)hw, (size_t)planes};
     return cn_launch(ctx, k, 2, global, NULL);
 }
 
 /* Launches a one-work-group-per-plane kernel whose last argument is its local scratch. */
 static clunet_status launch_per_plane(clunet_context *ctx, cl_kernel k, cl_uint scratch_arg, int hw, int planes)
 {
-    size_t group = cn_device_is_cpu(ctx) ? 1 : cn_pw_group_size(ctx, k, hw < SE_GROUP ? (size_t)hw : SE_GROUP);
+    size_t group = cn_cpu_paths(ctx) ? 1 : cn_pw_group_size(ctx, k, hw < SE_GROUP ? (size_t)hw : SE_GROUP);
     CN_TRY(cn_arg(k, scratch_arg, group * sizeof(float), NULL));
     size_t global[2] = {group, (size_t)planes}, local[2] = {group, 1};
     return cn_launch(ctx, k, 2, global, local);

@@ -31,6 +31,15 @@ clunet_status clunet_context_create(const clunet_settings *settings, clunet_cont
     clunet_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
     ctx->info = all[index];
+    ctx->cpu_paths = ctx->info.type == CLUNET_DEVICE_CPU;
+    const char *paths = getenv("CLUNET_PATHS");
+    if (paths && *paths) {
+        if (strcmp(paths, "gpu") && strcmp(paths, "cpu")) {
+            free(ctx);
+            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_PATHS=%s: expected gpu or cpu", paths);
+        }
+        ctx->cpu_paths = !strcmp(paths, "cpu");
+    }
     ctx->device = cn_device_id(index);
     ctx->platform = cn_platform_id(index);
     ctx->gemm_impl = ctx->gemm_mr = ctx->gemm_nt = ctx->gemm_nt_packed = ctx->conv_ob = ctx->conv_dw = ctx->conv_winograd =

@@ -133,7 +133,7 @@ clunet_status cn_program_get(clunet_context *ctx, const char *file, const char *
      */
     char full_options[512];
     snprintf(full_options, sizeof full_options,
-             "-cl-std=CL1.2 -cl-denorms-are-zero -w -DCN_DEVICE_CPU=%d -DCN_MAX_WG=%zu %s", cn_device_is_cpu(ctx),
+             "-cl-std=CL1.2 -cl-denorms-are-zero -w -DCN_DEVICE_CPU=%d -DCN_MAX_WG=%zu %s", cn_cpu_paths(ctx),
              ctx->info.max_work_group_size, options);
     char *src = NULL;
     CN_TRY(full_source(file, &src));

@@ -92,6 +92,7 @@ struct clunet_context {
     int conv_wino_dw;     /* 1: wide 3x3 convs' weight gradients as Winograd too */
     int stream_stores;    /* 1: large outputs written past the caches (cn_stream_option) */
     size_t stream_floor;  /* the bytes from which an output counts as large (tests lower it) */
+    int cpu_paths;        /* see cn_cpu_paths */
 
     char tuning_file[1200]; /* the tuning file's path ("" without a cache): see cn_tuning_init */
 
@@ -111,8 +112,12 @@ struct clunet_context {
     void (*release_library)(void);
 };
 
-/* CPU devices take kernel variants of their own (explicit vectors, no work-group barriers); cl/ sees CN_DEVICE_CPU. */
-static inline int cn_device_is_cpu(const clunet_context *ctx) { return ctx->info.type == CLUNET_DEVICE_CPU; }
+/*
+ * Whether the context runs the kernel variants and choices made for CPUs (explicit vectors, no work-group
+ * barriers; cl/ sees CN_DEVICE_CPU): on CPU devices, unless CLUNET_PATHS says otherwise (tests run the GPU
+ * variants on PoCL).
+ */
+static inline int cn_cpu_paths(const clunet_context *ctx) { return ctx->cpu_paths; }
 
 /*
  * The kernel `name` from cl/`file`, built for this device with the device's

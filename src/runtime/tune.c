@@ -165,7 +165,7 @@ clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int
 {
     for (int i = 0; i < count; i++) *knobs[i].field = knobs[i].initial;
     /* The knobs size CPU kernels: forced onto another device (tests on Oclgrind), nothing there is worth timing. */
-    if (!cn_device_is_cpu(ctx)) return CLUNET_OK;
+    if (!cn_cpu_paths(ctx)) return CLUNET_OK;
     clunet_status st = CLUNET_OK;
     for (int i = 0; i < count && st == CLUNET_OK; i++) {
         int chosen = knobs[i].initial;

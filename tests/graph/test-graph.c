@@ -281,6 +281,7 @@ int main(void)
     }
     /* The seed's U-Net, the variants whose last decoder block also reads the input (--input-skip on) or
      * full-resolution features of it (--input-skip conv), and the seed's with stochastic depth. */
+    int ran = 0;
     for (int variant = 0; variant <= CN_INPUT_SKIP_COUNT; variant++) {
         cfg.input_skip = variant < CN_INPUT_SKIP_COUNT ? variant : CN_INPUT_SKIP_OFF;
         cfg.drop_connect = variant < CN_INPUT_SKIP_COUNT ? 0 : 0.6;
@@ -296,8 +297,10 @@ int main(void)
             char spec[16];
             snprintf(spec, sizeof spec, "%d", d);
             run_device(spec, &g);
+            ran++;
         }
         cn_graph_free(&g);
     }
+    CHECK(ran > 0, "a device other than a simulator ran the step (%d devices listed)", n);
     return check_summary();
 }

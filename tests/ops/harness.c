@@ -170,6 +170,19 @@ static to_buf fenced(to_run *r, const float *host, size_t n, float fill)
 to_buf to_upload(to_run *r, const float *host, size_t n) { return fenced(r, host, n, 0.0f); }
 to_buf to_output(to_run *r, size_t n) { return fenced(r, NULL, n, NAN); }
 to_buf to_inout(to_run *r, const float *host, size_t n) { return fenced(r, host, n, 0.0f); }
+to_buf to_grad_out(to_run *r, const float *initial, size_t n, int acc)
+{
+    return acc ? to_inout(r, initial, n) : to_output(r, n);
+}
+
+void to_poison(to_run *r, to_buf b)
+{
+    float *nan = to_alloc_float(r, b.n);
+    if (!nan) return;
+    for (size_t i = 0; i < b.n; i++) nan[i] = NAN;
+    if (cn_buffer_write(r->ctx, b.t.buf, b.t.offset * sizeof(float), b.n * sizeof(float), nan) != CLUNET_OK)
+        to_failf(r, "upload failed: %s", clunet_last_error());
+}
 
 /* The whole fenced region, checked for intact fences; NULL on failure. */
 static float *download_fenced(to_run *r, to_buf b, const char *what)

@@ -72,6 +72,12 @@ to_buf to_output(to_run *r, size_t n);
 /* A fenced device buffer with given contents (for ops that accumulate into or update their output). */
 to_buf to_inout(to_run *r, const float *host, size_t n);
 
+/* A gradient the op adds to where acc (holding `initial`), else writes (NaN-poisoned, as to_output). */
+to_buf to_grad_out(to_run *r, const float *initial, size_t n, int acc);
+
+/* Fills a buffer's data with NaN again (before a rerun whose output must be written anew). */
+void to_poison(to_run *r, to_buf b);
+
 /* Downloads a buffer (freed by to_end). */
 float *to_download(to_run *r, to_buf b);
 

@@ -2,8 +2,8 @@
  * clunet.h - the public API of clunet, a portable OpenCL engine that trains and
  * runs a U-Net for retinal vessel segmentation on any OpenCL device.
  *
- * Every call returns a clunet_status; on failure, clunet_last_error() gives a
- * one-line message for the calling thread that says what failed and why.
+ * Every call that can fail returns a clunet_status; on failure, clunet_last_error()
+ * gives a one-line message for the calling thread that says what failed and why.
  * Nothing in the library prints to stdout or ends the process.
  */
 #ifndef CLUNET_H
@@ -85,10 +85,12 @@ typedef struct clunet_device_info {
 } clunet_device_info;
 
 /*
- * Enumerates every device of every platform. A platform that fails to answer is
- * skipped (clunet_devices_warnings() then says which); with no usable platform
- * this returns CLUNET_ERR_NO_PLATFORM. The array stays valid until the next
- * call of clunet_devices().
+ * Every device of every platform, enumerated once per process (the first call
+ * that succeeds; later calls return the same array, valid until the process
+ * ends). A platform or device that fails to answer is skipped
+ * (clunet_devices_warnings() then says which); with no platform this returns
+ * CLUNET_ERR_NO_PLATFORM, with platforms but no usable device
+ * CLUNET_ERR_NO_DEVICE.
  */
 CLUNET_API clunet_status clunet_devices(const clunet_device_info **devices, int *count);
 

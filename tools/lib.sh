@@ -9,8 +9,9 @@ PACKAGES=(
   ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1 pocl-opencl-icd clinfo
   libclblast-dev libtiff-dev libpng-dev libgif-dev libjpeg-dev zlib1g-dev libcairo2-dev
 )
-# ... and what only the tests need: a second OpenCL implementation, the PyTorch twin.
-TEST_PACKAGES=(oclgrind python3-torch python3-torchvision python3-pil python3-numpy)
+# ... and what only the tests need: a second OpenCL implementation, the PyTorch twin, curl for
+# tools/fetch-datasets (tested on local archives).
+TEST_PACKAGES=(oclgrind python3-torch python3-torchvision python3-pil python3-numpy curl)
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"

@@ -238,6 +238,11 @@ static int write_fov(const char *in, const char *out)
         fprintf(stderr, "clunet data fov: %s: the mask is written as PNG: name it OUT.png\n", out);
         return 2;
     }
+    struct stat a, b; /* the same file under another name, or through a link, would lose the photograph */
+    if (stat(in, &a) == 0 && stat(out, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+        fprintf(stderr, "clunet data fov: %s: is the input image itself: name another file\n", out);
+        return 2;
+    }
     cn_image img, mask;
     if (cn_image_load(in, &img) != CLUNET_OK) return cli_fail("data fov");
     clunet_status st = cn_fov_derive(&img, &mask);

@@ -68,6 +68,14 @@ static void stem_of(const char *path, char *out, size_t size)
     if (dot && dot != out) *dot = 0;
 }
 
+/* file = OUT/STEM+suffix, or 0 after an error line where that path would not fit. */
+static int out_name(char *file, size_t size, const char *out, const char *stem, const char *suffix)
+{
+    if ((size_t)snprintf(file, size, "%s/%s%s", out, stem, suffix) < size) return 1;
+    fprintf(stderr, "clunet: predict: --out %s: the path of %s%s is too long\n", out, stem, suffix);
+    return 0;
+}
+
 static int predict_one(cn_model *m, const char *path, const char *out, float threshold, int npy)
 {
     cn_image img = {0}, prob_img = {0}, mask_img = {0}, fov = {0};
@@ -86,7 +94,7 @@ static int predict_one(cn_model *m, const char *path, const char *out, float thr
         goto done;
     }
     if (cn_infer_image(&m->infer, &one.items[0], prob) != CLUNET_OK) {
-        cli_fail(path);
+        cli_fail("predict"); /* the message names the image */
         goto done;
     }
     size_t n = (size_t)img.width * img.height;
@@ -96,18 +104,18 @@ static int predict_one(cn_model *m, const char *path, const char *out, float thr
     }
     char stem[512], file[2048];
     stem_of(path, stem, sizeof stem);
-    snprintf(file, sizeof file, "%s/%s_prob.png", out, stem);
+    if (!out_name(file, sizeof file, out, stem, "_prob.png")) goto done;
     if (cn_image_write_png(file, &prob_img, 16) != CLUNET_OK) {
         cli_fail("predict");
         goto done;
     }
-    snprintf(file, sizeof file, "%s/%s_mask.png", out, stem);
+    if (!out_name(file, sizeof file, out, stem, "_mask.png")) goto done;
     if (cn_image_write_png(file, &mask_img, 8) != CLUNET_OK) {
         cli_fail("predict");
         goto done;
     }
     if (npy) {
-        snprintf(file, sizeof file, "%s/%s_prob.npy", out, stem);
+        if (!out_name(file, sizeof file, out, stem, "_prob.npy")) goto done;
         if (!write_npy(file, prob, img.height, img.width)) {
             fprintf(stderr, "clunet: predict: %s: cannot write: %s\n", file, strerror(errno));
             goto done;

@@ -77,7 +77,7 @@ static int usage(FILE *f, int status)
             "  --weight-decay W  decoupled weight decay (default 0)\n"
             "  --drop-connect P  stochastic depth in the encoder: in training, each residual\n"
             "                    block skips its branch for a patch with a probability that grows\n"
-            "                    with depth to P (EfficientNet's drop connect, 0.2 in the seed's\n"
+            "                    with depth towards P (EfficientNet's drop connect, 0.2 in the seed's\n"
             "                    Keras encoder; default 0: never)\n"
             "  --ema D           validate, checkpoint and predict with a running average of the\n"
             "                    weights, moved by 1-D each step (e.g. 0.999; default 0: the\n"
@@ -94,7 +94,8 @@ static int usage(FILE *f, int status)
             "  --encoder-weights FILE  encoder.* tensors (e.g. an ImageNet EfficientNet-B0) to start from\n"
             "  --resume CKPT     continue a run from its checkpoint (bit-exact)\n"
             "run:\n"
-            "  --out DIR         where checkpoints and metrics go (default %s)\n"
+            "  --out DIR         where checkpoints and metrics go (default %s; a folder that\n"
+            "                    already holds a run is refused: --resume continues it)\n"
             "  --device D        OpenCL device: index, gpu, cpu, or part of its name\n"
             "  --memory-cap MIB  refuse to use more device memory than this\n",
             d.synthetic, d.size, d.batch, d.epochs, d.lr, d.warmup_epochs, d.bn_eps, d.threshold, (unsigned long long)d.seed,
@@ -236,6 +237,7 @@ int cmd_train(int argc, char **argv)
                 return cli_bad_value(a, v);
         } else if (!strcmp(a, "--bn-eps")) {
             if (!parse_double(v, &cfg.bn_eps) || !(cfg.bn_eps > 0)) return cli_bad_value(a, v);
+            cfg.bn_eps_given = 1;
         } else if (!strcmp(a, "--threshold")) {
             if (!parse_double(v, &d) || !(d > 0 && d < 1)) return cli_bad_value(a, v);
             cfg.threshold = (float)d;

@@ -1,4 +1,5 @@
 /* main.c - the `clunet` program: dispatches to one subcommand per file. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,15 @@ static void usage(FILE *f)
                "(where the kernel cache lives), and for kernel work CLUNET_GEMM, CLUNET_CONV, CLUNET_TUNE (README).\n");
 }
 
+/* A command's status, unless what it printed to stdout (a report, --json) could not all be written. */
+static int finish(const char *name, int rc)
+{
+    int err = fflush(stdout) ? errno : 0;
+    if (!err && !ferror(stdout)) return rc;
+    fprintf(stderr, "clunet: %s: cannot write the output: %s\n", name, err ? strerror(err) : "write error");
+    return rc ? rc : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -43,11 +53,11 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return finish("help", 0);
     }
-    if (!strcmp(argv[1], "--version")) return cmd_version(1, argv + 1);
+    if (!strcmp(argv[1], "--version")) return finish("version", cmd_version(1, argv + 1));
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) return finish(argv[1], commands[i].run(argc - 1, argv + 1));
     fprintf(stderr, "clunet: unknown command '%s' (see `clunet --help`)\n", argv[1]);
     return 2;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -100,6 +101,10 @@ int cli_out_dir(const char *command, const char *dir, int *created)
     }
     if (!*created && (stat(dir, &st) || !S_ISDIR(st.st_mode))) {
         fprintf(stderr, "clunet: %s: --out %s: exists and is not a directory\n", command, dir);
+        return 1;
+    }
+    if (access(dir, W_OK | X_OK)) { /* before any work: not after minutes of it, once per image */
+        fprintf(stderr, "clunet: %s: --out %s: cannot write into it: %s\n", command, dir, strerror(errno));
         return 1;
     }
     return 0;

@@ -63,12 +63,15 @@ static clunet_status decode(png_state *s, const char *name, cn_image *img)
         return cn_fail(CLUNET_ERR_FORMAT, "%s: %s PNG (libpng: %s)", name,
                        s->truncated ? "truncated" : "corrupt", s->msg);
     png_set_read_fn(s->png, s, read_memory);
-    png_set_user_limits(s->png, CN_IMAGE_MAX_SIDE, CN_IMAGE_MAX_SIDE);
+    /* any size the format allows: the size is checked here, before libpng allocates rows, with the message
+     * every format gives (libpng's own limit would call the file corrupt) */
+    png_set_user_limits(s->png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
     png_read_info(s->png, s->info);
 
     png_uint_32 width, height;
     int depth, type, interlace;
     png_get_IHDR(s->png, s->info, &width, &height, &depth, &type, &interlace, NULL, NULL);
+    CN_TRY(cn_image_check_declared(name, "PNG", width, height, 1));
     int palette = type == PNG_COLOR_TYPE_PALETTE;
     int channels = (type & PNG_COLOR_MASK_COLOR) && !palette ? 3 : 1;
     cn_palette pal;

@@ -206,10 +206,21 @@ int cn_first_run_note(const clunet_context *ctx, char *note, size_t size)
 {
     char dir[1024];
     if (ctx->tuning_file[0] && access(ctx->tuning_file, F_OK) == 0) return 0;
-    if (ctx->tuning_file[0] && cn_cache_dir(dir, sizeof dir))
-        snprintf(note, size, "first run of these kernels on this device: compiling them and timing their variants "
-                 "(a few minutes on a CPU; kept in %s for later runs)", dir);
-    else
+    char made[1024];
+    if (ctx->tuning_file[0] && cn_cache_dir(dir, sizeof dir)) {
+        snprintf(made, sizeof made, "%s", dir);
+        struct stat st;
+        const char *why = !make_dirs(made) || stat(dir, &st) ? strerror(errno)
+                          : !S_ISDIR(st.st_mode)                ? "not a directory"
+                          : access(dir, W_OK | X_OK)            ? strerror(errno)
+                                                                : NULL;
+        if (!why)
+            snprintf(note, size, "first run of these kernels on this device: compiling them and timing their variants "
+                     "(a few minutes on a CPU; kept in %s for later runs)", dir);
+        else
+            snprintf(note, size, "the kernel cache %s cannot be created or written (%s): kernels are compiled and "
+                     "their variants timed on every run (minutes on a CPU)", dir, why);
+    } else
         snprintf(note, size, "no kernel cache (CLUNET_NO_CACHE, or no HOME): kernels are compiled and their variants "
                  "timed on every run (minutes on a CPU)");
     return 1;

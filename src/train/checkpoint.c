@@ -1,4 +1,5 @@
 /* checkpoint.c - safetensors checkpoints of a cn_exec (see checkpoint.h). */
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +13,8 @@
 #define FORMAT "clunet-checkpoint-1"
 
 /* A number from our own flat JSON ("key": value); 0 when absent. */
+#define MODEL "unet-efficientnet-b0" /* config "model": the one network clunet builds */
+
 static int json_number(const char *json, const char *key, double *out)
 {
     char pattern[80];
@@ -51,12 +54,25 @@ static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_in
     const char *config = meta(f, "config", path, &st);
     const char *mean = meta(f, "input_mean", path, &st), *std = meta(f, "input_std", path, &st);
     if (st != CLUNET_OK) return st;
+    size_t len = strlen(config); /* a JSON object whole, not one cut short (its settings would go to defaults) */
+    while (len && isspace((unsigned char)config[len - 1])) len--;
+    if (config[strspn(config, " \t\r\n")] != '{' || !len || config[len - 1] != '}')
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: config is not a JSON object", path);
     double v;
     info->bn_eps = json_number(config, "bn_eps", &v) ? v : 1e-5;
     info->bn_momentum = json_number(config, "bn_momentum", &v) ? v : 0.1;
     info->same_padding = json_number(config, "same_padding", &v) ? (int)v : 0;
     info->input_skip = json_number(config, "input_skip", &v) ? (int)v : 0;
-    info->size = json_number(config, "size", &v) ? (int)v : 0;
+    info->size = 0;
+    if (json_number(config, "size", &v)) {
+        if (!(v >= 32 && v <= 8192 && v == floor(v) && (int)v % 32 == 0))
+            return cn_fail(CLUNET_ERR_FORMAT, "%s: config size %g is not a patch size (a multiple of 32 up to 8192)",
+                           path, v);
+        info->size = (int)v;
+    }
+    if (!(info->bn_eps > 0 && info->bn_eps < 1) || !(info->bn_momentum >= 0 && info->bn_momentum <= 1))
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: config bn_eps %g or bn_momentum %g out of range", path, info->bn_eps,
+                       info->bn_momentum);
     info->input_scale = json_number(config, "input_scale", &v) ? v : 1.0;
     if (!(info->input_scale >= CN_INPUT_SCALE_MIN && info->input_scale <= CN_INPUT_SCALE_MAX))
         return cn_fail(CLUNET_ERR_FORMAT, "%s: config input_scale %g is not in [%g, %g]", path, info->input_scale,
@@ -65,11 +81,16 @@ static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_in
         return cn_fail(CLUNET_ERR_FORMAT, "%s: config input_skip %d is not 0 (off), 1 (on) or 2 (conv)", path,
                        info->input_skip);
     snprintf(info->config, sizeof info->config, "%s", config);
+    char model[64];
+    if (cn_checkpoint_config_value(info, "model") &&
+        (!cn_checkpoint_config_string(info, "model", model, sizeof model) || strcmp(model, MODEL)))
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: config model is not \"" MODEL "\", the network clunet builds", path);
     if (!parse_triple(mean, info->input_mean) || !parse_triple(std, info->input_std))
         return cn_fail(CLUNET_ERR_FORMAT, "%s: input_mean and input_std must be lists of three numbers", path);
+    /* on the 0-255 scale: a std near 0 (or past the range) would blow the inputs up to inf */
     for (int c = 0; c < 3; c++)
-        if (!(info->input_std[c] > 0) || !isfinite(info->input_mean[c]))
-            return cn_fail(CLUNET_ERR_FORMAT, "%s: input_std must be positive and input_mean finite", path);
+        if (!(info->input_std[c] >= 1e-3 && info->input_std[c] <= 1e4) || !isfinite(info->input_mean[c]))
+            return cn_fail(CLUNET_ERR_FORMAT, "%s: input_std must be in [0.001, 10000] and input_mean finite", path);
     const char *s;
     info->epoch = (s = cn_st_meta_get(f, "epoch")) ? atoi(s) : 0;
     info->adam_step = (s = cn_st_meta_get(f, "adam_step")) ? atoi(s) : 0;
@@ -138,16 +159,22 @@ static clunet_status host_alloc(const cn_graph *g, host_state *h, int with_optim
     return CLUNET_OK;
 }
 
-/* The first non-finite value of the params and state in h (weights: the model's or the raw ones), else OK;
- * `saving` words the error for a checkpoint not written rather than one not loaded. */
-static clunet_status check_finite(const cn_graph *g, const float *params, const float *state, const char *path,
+/*
+ * The first value of the params and state in h (weights: the model's or the raw ones) that is not finite, or
+ * a batch-norm variance below 0 (whose inverse square root is NaN, which the ReLUs after it would turn into a
+ * plausible-looking but meaningless output), else OK; `saving` words the error for a checkpoint not written
+ * rather than one not loaded.
+ */
+static clunet_status check_values(const cn_graph *g, const float *params, const float *state, const char *path,
                                   const char *prefix, int saving)
 {
     for (int i = 0; i < g->param_count; i++) {
         const cn_param *p = &g->params[i];
         const float *v = (p->trainable ? params : state) + p->offset;
+        size_t len = strlen(p->name);
+        int variance = len >= 11 && !strcmp(p->name + len - 11, "running_var");
         for (size_t k = 0; k < p->count; k++)
-            if (!isfinite(v[k]))
+            if (!isfinite(v[k]) || (variance && v[k] < 0))
                 return cn_fail(CLUNET_ERR_NUMERIC, "%s%s %s%s[%zu] is %g", path, saving ? " not written:" : ":", prefix,
                                p->name, k, v[k]);
     }
@@ -167,8 +194,8 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
     if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_v, 0, P, h.v);
     if (!st && raw) st = cn_buffer_read(e->ctx, e->params, 0, P, h.raw_params);
     if (!st && raw && S) st = cn_buffer_read(e->ctx, e->state, 0, S, h.raw_state);
-    if (!st) st = check_finite(g, h.params, h.state, path, "", 1);
-    if (!st && raw) st = check_finite(g, h.raw_params, h.raw_state, path, "train.", 1);
+    if (!st) st = check_values(g, h.params, h.state, path, "", 1);
+    if (!st && raw) st = check_values(g, h.raw_params, h.raw_state, path, "train.", 1);
 
     int copies = 1 + 2 * with_optimizer + raw, n = 0;
     cn_st_entry *entries = calloc((size_t)g->param_count * copies, sizeof *entries);
@@ -208,7 +235,7 @@ clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoi
         snprintf(mean, sizeof mean, "[%.9g, %.9g, %.9g]", info->input_mean[0], info->input_mean[1], info->input_mean[2]);
         snprintf(stdv, sizeof stdv, "[%.9g, %.9g, %.9g]", info->input_std[0], info->input_std[1], info->input_std[2]);
         snprintf(config, sizeof config,
-                 "{\"model\": \"unet-efficientnet-b0\", \"bn_eps\": %.17g, \"bn_momentum\": %.17g, "
+                 "{\"model\": \"" MODEL "\", \"bn_eps\": %.17g, \"bn_momentum\": %.17g, "
                  "\"same_padding\": %d, \"input_skip\": %d, \"size\": %d, \"input_scale\": %.9g%s%s}",
                  g->bn_eps, g->bn_momentum, info->same_padding, info->input_skip, info->size, info->input_scale,
                  info->config[0] ? ", \"train\": " : "",
@@ -286,8 +313,8 @@ clunet_status cn_checkpoint_load(const char *path, cn_exec *e, cn_checkpoint_inf
         }
     }
     /* clunet never saves such weights, but another writer may have: they would predict nothing */
-    if (!st) st = check_finite(g, h.params, h.state, path, "", 0);
-    if (!st && raw) st = check_finite(g, h.raw_params, h.raw_state, path, "train.", 0);
+    if (!st) st = check_values(g, h.params, h.state, path, "", 0);
+    if (!st && raw) st = check_values(g, h.raw_params, h.raw_state, path, "train.", 0);
     if (!st) st = upload(e, &h, with_optimizer);
     if (!st && with_optimizer) e->step = info->adam_step;
     host_free(&h);

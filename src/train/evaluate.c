@@ -75,7 +75,7 @@ float cn_eval_best_threshold(const cn_eval_acc *acc, double *f1)
     const uint32_t *bg = acc->hist, *vessel = acc->hist + CN_AUC_BINS;
     double positives = 0, tp = 0, fp = 0, best = 0;
     for (int b = 0; b < CN_AUC_BINS; b++) positives += vessel[b];
-    int best_bin = 0;
+    int best_bin = CN_AUC_BINS / 2; /* 0.5 where no threshold finds a vessel pixel (F1 0 at all of them) */
     /* Lower the threshold one bin at a time: pixels of bin b and above count as vessel. */
     for (int b = CN_AUC_BINS - 1; b > 0; b--) {
         tp += vessel[b], fp += bg[b];

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,6 +57,7 @@ typedef struct run {
     cn_batch batch;
     cn_checkpoint_info info;
     char last_path[1024], best_path[1024], csv_path[1024];
+    int out_lock; /* --out, open and locked while the run writes there (-1: none) */
     int steps; /* per epoch */
     float *prob;
 } run;
@@ -81,6 +84,9 @@ static void say(run *r, const char *fmt, ...)
 static clunet_status make_dir(const char *path)
 {
     char buf[1024];
+    if (strlen(path) + sizeof "/last.safetensors.tmp-XXXXXX" > sizeof buf) /* the run's file names must fit too */
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--out: a path of %zu characters is too long (at most %zu)",
+                       strlen(path), sizeof buf - sizeof "/last.safetensors.tmp-XXXXXX");
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
@@ -95,6 +101,32 @@ static clunet_status make_dir(const char *path)
     if (stat(buf, &st) || !S_ISDIR(st.st_mode))
         return cn_fail(CLUNET_ERR_IO, "--out %s: exists and is not a directory", path);
     return CLUNET_OK;
+}
+
+/*
+ * A new run into a folder that holds another run would leave that run's best.safetensors (which report and
+ * eval would take for this run's) beside the new files: refused, pointing at --resume. A best.safetensors
+ * alone is a first epoch killed between its two checkpoints; the new run's first epoch replaces it.
+ */
+static clunet_status check_no_run(const run *r)
+{
+    if (access(r->last_path, F_OK) != 0) return CLUNET_OK;
+    return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                   "--out %s already holds a run: continue it with --resume %s, or give another --out",
+                   r->cfg->out_dir, r->last_path);
+}
+
+/*
+ * One run at a time in a folder: a second would remove the first's temporary files, write its own
+ * checkpoints over the first's and mix their rows in metrics.csv. Where the file system has no locks,
+ * runs go on without one.
+ */
+static clunet_status lock_out(run *r)
+{
+    r->out_lock = open(r->cfg->out_dir, O_RDONLY | O_DIRECTORY);
+    if (r->out_lock < 0) return cn_fail(CLUNET_ERR_IO, "--out %s: cannot open it: %s", r->cfg->out_dir, strerror(errno));
+    if (flock(r->out_lock, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK) return CLUNET_OK;
+    return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--out %s: another clunet train is writing there", r->cfg->out_dir);
 }
 
 /* A crash while a checkpoint was being written leaves its temporary file: remove those. */
@@ -234,21 +266,47 @@ static clunet_status check_resume_loss(const cn_train_config *cfg, const cn_chec
         same &= fabs(was[i] - now[i]) <= 1e-6;
     }
     if (same) return CLUNET_OK;
-    char lambda[40] = "";
+    char lambda[40] = " and no --loss-lambda";
     if (was[0] >= 0) snprintf(lambda, sizeof lambda, " --loss-lambda %g", was[0]);
     return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
                    "--resume %s: the run was trained with --focal-alpha %g --focal-gamma %g%s; resume with the same",
                    cfg->resume, was[1], was[2], lambda);
 }
 
-/* Stochastic depth's rate is part of the run's training (0 in checkpoints that predate it). */
-static clunet_status check_resume_drop(const cn_train_config *cfg, const cn_checkpoint_info *got)
+/*
+ * A setting of the run's training that its resumed part must keep: `key` in
+ * the checkpoint's config, `absent` in checkpoints that predate it.
+ */
+static clunet_status check_resume_same(const cn_train_config *cfg, const cn_checkpoint_info *got, const char *key,
+                                       const char *option, double now, double absent)
 {
-    const char *v = cn_checkpoint_config_value(got, "drop_connect");
-    double was = v ? atof(v) : 0;
-    if (fabs(was - cfg->drop_connect) <= 1e-9) return CLUNET_OK;
-    return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run was trained with --drop-connect %g; resume with the same",
-                   cfg->resume, was);
+    const char *v = cn_checkpoint_config_value(got, key);
+    double was = v ? atof(v) : absent;
+    if (fabs(was - now) <= 1e-9 * fmax(1.0, fabs(was))) return CLUNET_OK;
+    return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run was trained with %s %g; resume with the same",
+                   cfg->resume, option, was);
+}
+
+/* The data and how it is drawn: the same dataset, batch, steps an epoch, validation split and augmentation. */
+static clunet_status check_resume_data(const run *r, const cn_checkpoint_info *got)
+{
+    const cn_train_config *cfg = r->cfg;
+    char was[64];
+    const char *now = cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic";
+    if (cn_checkpoint_config_string(got, "dataset", was, sizeof was) && strcmp(was, now))
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run was trained on %s data, not %s; resume with the same",
+                       cfg->resume, was, now);
+    if (!cfg->data_dir) CN_TRY(check_resume_same(cfg, got, "synthetic", "--synthetic", cfg->synthetic, cfg->synthetic));
+    CN_TRY(check_resume_same(cfg, got, "batch", "--batch", cfg->batch, cfg->batch));
+    CN_TRY(check_resume_same(cfg, got, "steps", "--steps", steps_per_epoch(r), steps_per_epoch(r)));
+    CN_TRY(check_resume_same(cfg, got, "val", "--val", r->val.count, r->val.count));
+    const char *aug = cn_checkpoint_config_value(got, "augment");
+    if (!aug || atoi(aug) == cfg->augment) return CLUNET_OK;
+    return cfg->augment ? cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                                  "--resume %s: the run was trained with --no-augment; resume with it", cfg->resume)
+                        : cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                                  "--resume %s: the run was trained with augmentation; resume without --no-augment",
+                                  cfg->resume);
 }
 
 /* --epochs is the total: a run resumed with no more than it has done would do nothing. */
@@ -304,6 +362,10 @@ static clunet_status setup_model(run *r)
             return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
                            "--resume %s: the run was trained with --preprocess %s; resume with the same or without it",
                            cfg->resume, cn_preprocess_name(peek.preprocess));
+        if (cfg->bn_eps_given && fabs(cfg->bn_eps - peek.bn_eps) > 1e-9 * peek.bn_eps)
+            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                           "--resume %s: the run was trained with --bn-eps %g; resume with the same or without it",
+                           cfg->resume, peek.bn_eps);
         ucfg.bn_eps = peek.bn_eps;
         ucfg.bn_momentum = peek.bn_momentum;
         ucfg.same_padding = peek.same_padding;
@@ -335,11 +397,11 @@ static clunet_status setup_model(run *r)
     r->info.input_skip = ucfg.input_skip;
     r->info.input_scale = cfg->input_scale;
     snprintf(r->info.config, sizeof r->info.config,
-             "{\"batch\": %d, \"epochs\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
+             "{\"batch\": %d, \"epochs\": %d, \"steps\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
              "\"weight_decay\": %g, \"ema\": %g, \"loss_lambda\": %g, \"focal_alpha\": %g, \"focal_gamma\": %g, "
              "\"drop_connect\": %g, \"augment\": %d, "
              "\"synthetic\": %d, \"val\": %d, \"val_by_subject\": 1, \"val_seed\": %llu, \"dataset\": \"%s\"}",
-             cfg->batch, cfg->epochs, cfg->lr, cfg->schedule == CN_LR_COSINE ? "cosine" : "constant",
+             cfg->batch, cfg->epochs, steps_per_epoch(r), cfg->lr, cfg->schedule == CN_LR_COSINE ? "cosine" : "constant",
              cfg->warmup_epochs, cfg->weight_decay, cfg->ema, cfg->loss_lambda, cfg->focal_alpha, cfg->focal_gamma,
              cfg->drop_connect, cfg->augment,
              cfg->data_dir ? 0 : cfg->synthetic, r->val.count, (unsigned long long)val_seed(cfg),
@@ -352,7 +414,10 @@ static clunet_status setup_model(run *r)
                            got.size, cfg->size);
         CN_TRY(check_resume_schedule(cfg, &got));
         CN_TRY(check_resume_loss(cfg, &got));
-        CN_TRY(check_resume_drop(cfg, &got));
+        /* stochastic depth and weight decay: 0 in checkpoints that predate them */
+        CN_TRY(check_resume_same(cfg, &got, "drop_connect", "--drop-connect", cfg->drop_connect, 0));
+        CN_TRY(check_resume_same(cfg, &got, "weight_decay", "--weight-decay", cfg->weight_decay, 0));
+        CN_TRY(check_resume_data(r, &got));
         if (fabs(got.input_scale - cfg->input_scale) > 1e-9)
             return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
                            "--resume %s: the run was trained with --input-scale %g; resume with the same", cfg->resume,
@@ -625,6 +690,7 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
     r->cfg = cfg;
     r->cb = cb;
     r->user = user;
+    r->out_lock = -1;
     snprintf(r->last_path, sizeof r->last_path, "%s/last.safetensors", cfg->out_dir);
     snprintf(r->best_path, sizeof r->best_path, "%s/best.safetensors", cfg->out_dir);
     snprintf(r->csv_path, sizeof r->csv_path, "%s/metrics.csv", cfg->out_dir);
@@ -636,7 +702,9 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
     struct stat out_stat;
     int out_existed = stat(cfg->out_dir, &out_stat) == 0;
     clunet_status st = make_dir(cfg->out_dir);
+    if (!st) st = lock_out(r);
     if (!st) remove_stale_temporaries(cfg->out_dir);
+    if (!st && !cfg->resume) st = check_no_run(r);
     if (!st) {
         /* metrics.csv holds this run's epochs: those of the checkpoint when resuming, else none yet. */
         cn_checkpoint_info peek = {0};
@@ -682,6 +750,7 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
     cn_sample_set_free(&r->train);
     cn_sample_set_free(&r->val);
     if (r->ctx) clunet_context_destroy(r->ctx);
+    if (r->out_lock >= 0) close(r->out_lock); /* closing releases the lock */
     if (st && !out_existed) rmdir(cfg->out_dir); /* a failed run leaves no empty folder (rmdir: only if empty) */
     free(r);
     return st;

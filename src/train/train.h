@@ -33,7 +33,8 @@ typedef struct cn_train_config {
                                     use (0: none, the weights themselves) */
     cn_lr_schedule schedule;
     double warmup_epochs;        /* cosine schedule: epochs of linear warm-up from lr / 100 */
-    double bn_eps;
+    double bn_eps;               /* (a resumed run keeps its checkpoint's) */
+    int bn_eps_given;            /* as input_skip_given */
     int augment;
     int input_skip;              /* CN_INPUT_SKIP_* (a resumed run keeps its checkpoint's) */
     int input_skip_given;        /* set by the user: a resumed run refuses a value other than its own */

@@ -62,7 +62,7 @@ class Tally:
                   % (self.name, self.elapsed(), self.budget_s))
         print('%s: %.1f s' % (self.name, self.elapsed()))
         print('%d passed, %d failed' % (self.passed, self.failed), flush=True)
-        sys.exit(1 if self.failed else 0)
+        sys.exit(1 if self.failed or not self.passed else 0)
 
 
 class Result:
@@ -158,6 +158,28 @@ def st_header(path):
     if pos != data:
         raise ValueError('tensors cover %d of %d data bytes' % (pos, data))
     return tensors, meta, 8 + n
+
+
+def st_rewrite(src, dst, edit, meta_edit=None):
+    """Copies checkpoint src to dst with edit(name, shape) -> new shape, or None to drop the tensor,
+    and the metadata updated with meta_edit."""
+    tensors, meta, start = st_header(src)
+    meta.update(meta_edit or {})
+    kept = []
+    for name, (shape, b, e) in sorted(tensors.items(), key=lambda kv: kv[1][1]):
+        new = edit(name, shape)
+        if new is not None:
+            kept.append((name, new, b, e))
+    header, pos = {'__metadata__': meta}, 0
+    for name, shape, b, e in kept:
+        header[name] = {'dtype': 'F32', 'shape': shape, 'data_offsets': [pos, pos + e - b]}
+        pos += e - b
+    text = json.dumps(header).encode()
+    with open(src, 'rb') as f, open(dst, 'wb') as o:
+        o.write(struct.pack('<Q', len(text)) + text)
+        for _, _, b, e in kept:
+            f.seek(start + b)
+            o.write(f.read(e - b))
 
 
 def st_check(path):

@@ -9,7 +9,9 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 import sys
+import time
 import zlib
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -32,28 +34,6 @@ def write_safetensors(path, tensors, meta):
         f.write(struct.pack('<Q', len(text)) + text)
         for _, _, raw in tensors:
             f.write(raw)
-
-
-def rewrite(src, dst, edit, meta_edit=None):
-    """Copies checkpoint src to dst with edit(name, shape) -> new shape, or None to drop the tensor,
-    and the metadata updated with meta_edit."""
-    tensors, meta, start = rel.st_header(src)
-    meta.update(meta_edit or {})
-    kept = []
-    for name, (shape, b, e) in sorted(tensors.items(), key=lambda kv: kv[1][1]):
-        new = edit(name, shape)
-        if new is not None:
-            kept.append((name, new, b, e))
-    header, pos = {'__metadata__': meta}, 0
-    for name, shape, b, e in kept:
-        header[name] = {'dtype': 'F32', 'shape': shape, 'data_offsets': [pos, pos + e - b]}
-        pos += e - b
-    text = json.dumps(header).encode()
-    with open(src, 'rb') as f, open(dst, 'wb') as o:
-        o.write(struct.pack('<Q', len(text)) + text)
-        for _, _, b, e in kept:
-            f.seek(start + b)
-            o.write(f.read(e - b))
 
 
 def png(width, height, rgb, bytes_per_row=None, black=False):
@@ -79,12 +59,12 @@ def truncate_copy(src, dst, n):
         o.write(f.read(n))
 
 
-def poison_copy(src, dst, start, begin):
-    """src with a NaN as the float at byte `begin` of its data (which starts at `start`)."""
+def poison_copy(src, dst, start, begin, value=float('nan')):
+    """src with `value` as the float at byte `begin` of its data (which starts at `start`)."""
     shutil.copy(src, dst)
     with open(dst, 'r+b') as f:
         f.seek(start + begin)
-        f.write(struct.pack('<f', float('nan')))
+        f.write(struct.pack('<f', value))
 
 
 def expect_error(t, what, cmd, cwd, mentions, env=None):
@@ -165,21 +145,30 @@ def main():
         ('truncated by one byte', lambda p: truncate_copy(good, p, size - 1)),
         ('truncated inside the header', lambda p: truncate_copy(good, p, start // 2)),
         ('truncated to 5 bytes', lambda p: truncate_copy(good, p, 5)),
-        ('tensor %s missing' % some, lambda p: rewrite(good, p, lambda n, s: None if n == some else s)),
+        ('tensor %s missing' % some, lambda p: rel.st_rewrite(good, p, lambda n, s: None if n == some else s)),
         ('tensor %s with a wrong shape' % some,
-         lambda p: rewrite(good, p, lambda n, s: [s[1], s[0]] + s[2:] if n == some else s)),
+         lambda p: rel.st_rewrite(good, p, lambda n, s: [s[1], s[0]] + s[2:] if n == some else s)),
         ('tensor %s reshaped to one dimension' % some,
-         lambda p: rewrite(good, p, lambda n, s: [s[0] * s[1] * s[2] * s[3]] if n == some else s)),
+         lambda p: rel.st_rewrite(good, p, lambda n, s: [s[0] * s[1] * s[2] * s[3]] if n == some else s)),
         # a config that claims the input skip, whose last decoder block has 3 input channels more
-        ('config with input_skip 1', lambda p: rewrite(good, p, lambda n, s: s, {
+        ('config with input_skip 1', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {
             'config': meta['config'].replace('"input_skip": 0', '"input_skip": 1')})),
         # ... and one that no clunet builds
-        ('config with input_skip 7', lambda p: rewrite(good, p, lambda n, s: s, {
+        ('config with input_skip 7', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {
             'config': meta['config'].replace('"input_skip": 0', '"input_skip": 7')})),
+        ('config with size 33', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {
+            'config': meta['config'].replace('"size": 64', '"size": 33')})),
+        ('config of another model', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {
+            'config': meta['config'].replace('unet-efficientnet-b0', 'resnet')})),
+        ('config cut short', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {'config': meta['config'][:40]})),
         ('a NaN in tensor %s' % some, lambda p: poison_copy(good, p, start, tensors[some][1])),
-        ('input_std [0, 1, 1]', lambda p: rewrite(good, p, lambda n, s: s, {'input_std': '[0, 1, 1]'})),
-        ('input_mean [nan, 0, 0]', lambda p: rewrite(good, p, lambda n, s: s, {'input_mean': '[nan, 0, 0]'})),
-        ('format clunet-checkpoint-9', lambda p: rewrite(good, p, lambda n, s: s, {'format': 'clunet-checkpoint-9'})),
+        # a variance below 0 gives NaN, which the decoder's ReLUs would turn into a plausible-looking output
+        ('a negative batch-norm variance',
+         lambda p: poison_copy(good, p, start, tensors['encoder.0.1.running_var'][1], -1.0)),
+        ('input_std [0, 1, 1]', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {'input_std': '[0, 1, 1]'})),
+        ('input_std [1e-35, 1, 1]', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {'input_std': '[1e-35, 1, 1]'})),
+        ('input_mean [nan, 0, 0]', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {'input_mean': '[nan, 0, 0]'})),
+        ('format clunet-checkpoint-9', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {'format': 'clunet-checkpoint-9'})),
         ('no clunet metadata', lambda p: write_safetensors(p, [('x', [2], b'\0' * 8)], None)),
         ('header length past the end',
          lambda p: open(p, 'wb').write(struct.pack('<Q', 1 << 40) + b'{}')),
@@ -294,9 +283,38 @@ def main():
                       ('synth', [clunet, 'synth', '--n', '1', '--size', '64', '--out', J('a-file')])]:
         r = expect_error(t, '%s --out naming a file' % what, cmd, work, 'a-file: exists and is not a directory')
         t.check('device:' not in r.out and 'wrote' not in r.out, '... refused before any work', r.out.strip()[-200:])
+    # a new run into the folder of another: its best.safetensors would pass for the new run's
+    before = {n: os.path.getmtime(J('good', n)) for n in os.listdir(J('good'))}
+    expect_error(t, 'train into a folder that holds a run', train[:-1] + [J('good')], work,
+                 'already holds a run')
+    t.check(before == {n: os.path.getmtime(J('good', n)) for n in os.listdir(J('good'))},
+            '... leaves that run\'s files as they were')
+    expect_error(t, 'train --out of 1100 characters', train[:-1] + [J('d' * 1100)], work, 'too long')
+    # two runs at once into one folder: the second is refused while the first writes there
+    busy = J('busy')
+    first = subprocess.Popen(train[:-1] + [busy, '--epochs', '50'], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    for _ in range(600):  # until it has made the folder (and locked it: the same moment, give or take)
+        if os.path.isdir(busy) or first.poll() is not None:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    expect_error(t, 'a second train into a folder a run is writing', train[:-1] + [busy], work,
+                 'another clunet train is writing there')
+    first.kill()
+    first.wait()
     expect_error(t, 'data fov to a .jpg name (the mask is PNG data)',
                  [clunet, 'data', 'fov', image, J('mask.jpg')], work, 'mask.jpg')
     t.check(not os.path.exists(J('mask.jpg')), '... writes no file')
+    photo = J('photo.png')
+    shutil.copy(image, photo)
+    good_image = open(image, 'rb').read()
+    expect_error(t, 'data fov onto its own input image', [clunet, 'data', 'fov', photo, photo], work,
+                 'is the input image itself')
+    t.check(open(photo, 'rb').read() == good_image, '... leaves the photograph as it was')
+    # stdout that cannot take the report (a full disk): an error, not exit 0 with a cut-off file
+    expect_error(t, 'data list into a full device', ['sh', '-c', '"$0" data list > /dev/full', clunet], work,
+                 'cannot write the output')
 
     # --- settings from the environment -----------------------------------
     for what, value, mentions in [('a misspelt key', 'gemm_nn_row=2', 'gemm_nn_row=2'),

@@ -3,9 +3,10 @@
 
 There is no option meant to break training, but an absurd --weight-decay (1e30; decoupled,
 so it multiplies the weights by about -1e26 per step) overflows them within two steps.
-  1. One good epoch, then --resume with that weight decay: the run must fail with one line
-     naming the epoch and step, and last.safetensors must stay byte-identical, loadable
-     and finite.
+  1. One good epoch, then --resume with that weight decay from a copy of its checkpoint whose
+     config says so (a resumed run must keep its run's weight decay): the run must fail with
+     one line naming the epoch and step, and last.safetensors must stay byte-identical,
+     loadable and finite.
   2. The same weight decay from the start: whatever the run does, it must never leave a
      checkpoint holding non-finite values behind, and it must fail naming a step.
 """
@@ -54,7 +55,11 @@ def main():
     if not t.check(r.rc == 0, 'one good epoch', rel.describe(r)):
         t.finish()
     before = digest(last)
-    r = rel.run(base + ['--epochs', '3', '--weight-decay', '1e30', '--resume', last, '--out', out], 120)
+    poisoned = os.path.join(work, 'poisoned.safetensors')
+    config = rel.st_header(last)[1]['config']
+    t.check('"weight_decay": 0,' in config, 'the run recorded its weight decay', config[:300])
+    rel.st_rewrite(last, poisoned, lambda n, s: s, {'config': config.replace('"weight_decay": 0,', '"weight_decay": 1e30,')})
+    r = rel.run(base + ['--epochs', '3', '--weight-decay', '1e30', '--resume', poisoned, '--out', out], 120)
     m = failure('--resume with --weight-decay 1e30', r)
     if m:
         t.check(m.group(1) == '2', '--resume with --weight-decay 1e30: stops in epoch 2', 'epoch ' + m.group(1))

@@ -158,10 +158,14 @@ def main():
 
     # The seeds pick the data order and the validation images: resuming with others is refused. --val-seed
     # changes the validation images only (synthetic here: retinas of its own stream) and reaches the config.
-    # So is the loss (older checkpoints: the default focal term).
+    # So is the loss (older checkpoints: the default focal term), and so are the data, the batch, the steps
+    # an epoch, the validation split, augmentation, weight decay and batch norm's epsilon.
     for extra, names in ((('--seed', '6'), '--seed 5'), (('--val-seed', '9'), '--val-seed 5'),
                          (('--focal-gamma', '0'), '--focal-gamma 2'), (('--preprocess', 'rgb'), '--preprocess clahe-green'),
-                         (('--input-skip', 'conv'), '--input-skip off')):
+                         (('--input-skip', 'conv'), '--input-skip off'), (('--batch', '4'), '--batch 2'),
+                         (('--synthetic', '8'), '--synthetic 4'), (('--val', '3'), '--val 2'),
+                         (('--no-augment',), 'resume without --no-augment'), (('--weight-decay', '0.1'), '--weight-decay 0'),
+                         (('--bn-eps', '0.001'), '--bn-eps 1e-05'), (('--steps', str(STEPS + 1)), '--steps %d' % STEPS)):
         r = rel.run(train_cmd(clunet, split_ema, resume=True, extra=ema + extra), 60)
         t.check(r.rc not in (0, None) and names in r.err and len(r.err_lines()) == 1,
                 'resuming with %s is refused in one line naming %s' % (' '.join(extra), names), rel.describe(r))

@@ -72,7 +72,7 @@ static void check_threshold(void)
     cn_eval_reset(&acc, 0.5f);
     cn_eval_add(&acc, prob, label, mask, N);
     t = cn_eval_best_threshold(&acc, &best_f1);
-    CHECK(t == 0 && best_f1 == 0, "no vessel above the lowest bin: no threshold (%g, F1 %g)", t, best_f1);
+    CHECK(t == 0.5f && best_f1 == 0, "no vessel above the lowest bin: the neutral 0.5 (%g, F1 %g)", t, best_f1);
 }
 
 int main(void)

@@ -155,7 +155,9 @@ void cn_tuning_init(clunet_context *ctx)
     }
     cn_sha256_final(&s, digest);
     cn_sha256_hex(digest, kernels);
-    cn_cache_key(&ctx->info, "tuning", kernels, key);
+    /* choices measured with CLUNET_PATHS forcing the other device type's paths are kept apart from the device's */
+    cn_cache_key(&ctx->info, ctx->cpu_paths == (ctx->info.type == CLUNET_DEVICE_CPU) ? "tuning" : "tuning, other paths",
+                 kernels, key);
     int n = snprintf(ctx->tuning_file, sizeof ctx->tuning_file, "%s/tuning-%s.txt", dir, key);
     if (n <= 0 || (size_t)n >= sizeof ctx->tuning_file) ctx->tuning_file[0] = 0;
 }

@@ -12,9 +12,9 @@
 
 #define FORMAT "clunet-checkpoint-1"
 
-/* A number from our own flat JSON ("key": value); 0 when absent. */
 #define MODEL "unet-efficientnet-b0" /* config "model": the one network clunet builds */
 
+/* A number from our own flat JSON ("key": value); 0 when absent. */
 static int json_number(const char *json, const char *key, double *out)
 {
     char pattern[80];
@@ -61,8 +61,8 @@ static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_in
     double v;
     info->bn_eps = json_number(config, "bn_eps", &v) ? v : 1e-5;
     info->bn_momentum = json_number(config, "bn_momentum", &v) ? v : 0.1;
-    info->same_padding = json_number(config, "same_padding", &v) ? (int)v : 0;
-    info->input_skip = json_number(config, "input_skip", &v) ? (int)v : 0;
+    info->same_padding = json_number(config, "same_padding", &v) && v == 1;
+    info->input_skip = json_number(config, "input_skip", &v) ? (v >= 0 && v < 100 ? (int)v : -1) : 0;
     info->size = 0;
     if (json_number(config, "size", &v)) {
         if (!(v >= 32 && v <= 8192 && v == floor(v) && (int)v % 32 == 0))

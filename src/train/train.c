@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -123,7 +124,7 @@ static clunet_status check_no_run(const run *r)
  */
 static clunet_status lock_out(run *r)
 {
-    r->out_lock = open(r->cfg->out_dir, O_RDONLY | O_DIRECTORY);
+    r->out_lock = open(r->cfg->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* no child (PoCL's compiler) keeps it */
     if (r->out_lock < 0) return cn_fail(CLUNET_ERR_IO, "--out %s: cannot open it: %s", r->cfg->out_dir, strerror(errno));
     if (flock(r->out_lock, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK) return CLUNET_OK;
     return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--out %s: another clunet train is writing there", r->cfg->out_dir);
@@ -275,14 +276,15 @@ static clunet_status check_resume_loss(const cn_train_config *cfg, const cn_chec
 
 /*
  * A setting of the run's training that its resumed part must keep: `key` in
- * the checkpoint's config, `absent` in checkpoints that predate it.
+ * the checkpoint's config, `absent` in checkpoints that predate it. The config
+ * keeps 6 significant digits (%g): equal to that precision is the same.
  */
 static clunet_status check_resume_same(const cn_train_config *cfg, const cn_checkpoint_info *got, const char *key,
                                        const char *option, double now, double absent)
 {
     const char *v = cn_checkpoint_config_value(got, key);
     double was = v ? atof(v) : absent;
-    if (fabs(was - now) <= 1e-9 * fmax(1.0, fabs(was))) return CLUNET_OK;
+    if (fabs(was - now) <= 1e-5 * fmax(fabs(was), fabs(now))) return CLUNET_OK;
     return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run was trained with %s %g; resume with the same",
                    cfg->resume, option, was);
 }
@@ -293,13 +295,14 @@ static clunet_status check_resume_data(const run *r, const cn_checkpoint_info *g
     const cn_train_config *cfg = r->cfg;
     char was[64];
     const char *now = cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic";
-    if (cn_checkpoint_config_string(got, "dataset", was, sizeof was) && strcmp(was, now))
+    if (cn_checkpoint_config_string(got, "dataset", was, sizeof was) && strcasecmp(was, now))
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run was trained on %s data, not %s; resume with the same",
                        cfg->resume, was, now);
     if (!cfg->data_dir) CN_TRY(check_resume_same(cfg, got, "synthetic", "--synthetic", cfg->synthetic, cfg->synthetic));
     CN_TRY(check_resume_same(cfg, got, "batch", "--batch", cfg->batch, cfg->batch));
-    CN_TRY(check_resume_same(cfg, got, "steps", "--steps", steps_per_epoch(r), steps_per_epoch(r)));
     CN_TRY(check_resume_same(cfg, got, "val", "--val", r->val.count, r->val.count));
+    /* after --val: the default steps depend on the images left for training */
+    CN_TRY(check_resume_same(cfg, got, "steps", "--steps", steps_per_epoch(r), steps_per_epoch(r)));
     const char *aug = cn_checkpoint_config_value(got, "augment");
     if (!aug || atoi(aug) == cfg->augment) return CLUNET_OK;
     return cfg->augment ? cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
@@ -417,11 +420,11 @@ static clunet_status setup_model(run *r)
         /* stochastic depth and weight decay: 0 in checkpoints that predate them */
         CN_TRY(check_resume_same(cfg, &got, "drop_connect", "--drop-connect", cfg->drop_connect, 0));
         CN_TRY(check_resume_same(cfg, &got, "weight_decay", "--weight-decay", cfg->weight_decay, 0));
-        CN_TRY(check_resume_data(r, &got));
         if (fabs(got.input_scale - cfg->input_scale) > 1e-9)
             return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
                            "--resume %s: the run was trained with --input-scale %g; resume with the same", cfg->resume,
                            got.input_scale);
+        CN_TRY(check_resume_data(r, &got)); /* after --input-scale: the default steps depend on it */
         CN_TRY(check_resume_epochs(cfg, &got));
         r->info.epoch = got.epoch;
         r->info.epoch_step = got.epoch_step;
@@ -664,8 +667,8 @@ static clunet_status train_epochs(run *r)
 
 static clunet_status check_config(const cn_train_config *cfg)
 {
-    if (cfg->size < 32 || cfg->size % 32)
-        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--size %d: must be a positive multiple of 32", cfg->size);
+    if (cfg->size < 32 || cfg->size > 8192 || cfg->size % 32) /* 8192: what a checkpoint may record */
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--size %d: must be a multiple of 32 up to 8192", cfg->size);
     if (cfg->batch < 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--batch %d: must be at least 1", cfg->batch);
     if (cfg->epochs < 1) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--epochs %d: must be at least 1", cfg->epochs);
     if (!(cfg->lr > 0) || !isfinite(cfg->lr))

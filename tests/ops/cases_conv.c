@@ -51,7 +51,7 @@ static int gemm_impls(to_run *r, int *impls)
         impls[0] = r->ctx->gemm_impl;
         return 1;
     }
-    int own = r->ctx->info.type == CLUNET_DEVICE_CPU ? CN_GEMM_REGISTER : CN_GEMM_LOCAL;
+    int own = cn_cpu_paths(r->ctx) ? CN_GEMM_REGISTER : CN_GEMM_LOCAL;
     if (r->perf) { /* timings: CLBlast against the kernel this device would use */
         impls[0] = CN_GEMM_CLBLAST, impls[1] = own;
         return 2;

@@ -81,7 +81,8 @@ static int predict_one(cn_model *m, const char *path, const char *out, float thr
     cn_image img = {0}, prob_img = {0}, mask_img = {0}, fov = {0};
     cn_sample_set one = {0};
     float *prob = NULL;
-    int rc = 1;
+    char written[3][2048]; /* this image's files so far */
+    int rc = 1, nw = 0;
     if (cn_image_load(path, &img) != CLUNET_OK || cn_fov_derive(&img, &fov) != CLUNET_OK ||
         cn_sample_set_add(&one, path, &img, NULL, &fov) != CLUNET_OK) {
         cli_fail("predict");
@@ -109,13 +110,16 @@ static int predict_one(cn_model *m, const char *path, const char *out, float thr
         cli_fail("predict");
         goto done;
     }
+    snprintf(written[nw++], sizeof written[0], "%s", file);
     if (!out_name(file, sizeof file, out, stem, "_mask.png")) goto done;
     if (cn_image_write_png(file, &mask_img, 8) != CLUNET_OK) {
         cli_fail("predict");
         goto done;
     }
+    snprintf(written[nw++], sizeof written[0], "%s", file);
     if (npy) {
         if (!out_name(file, sizeof file, out, stem, "_prob.npy")) goto done;
+        snprintf(written[nw++], sizeof written[0], "%s", file); /* a part of it may be there */
         if (!write_npy(file, prob, img.height, img.width)) {
             fprintf(stderr, "clunet: predict: %s: cannot write: %s\n", file, strerror(errno));
             goto done;
@@ -124,6 +128,8 @@ static int predict_one(cn_model *m, const char *path, const char *out, float thr
     printf("%s -> %s/%s_{prob,mask}.png%s\n", path, out, stem, npy ? " and .npy" : "");
     rc = 0;
 done:
+    /* an image that failed leaves none of its files: a listing of --out shows what succeeded */
+    for (int i = 0; rc && i < nw; i++) unlink(written[i]);
     free(prob);
     cn_image_free(&img), cn_image_free(&prob_img), cn_image_free(&mask_img), cn_image_free(&fov);
     cn_sample_set_free(&one);

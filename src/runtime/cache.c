@@ -208,8 +208,8 @@ int cn_first_run_note(const clunet_context *ctx, char *note, size_t size)
 {
     char dir[1024];
     if (ctx->tuning_file[0] && access(ctx->tuning_file, F_OK) == 0) return 0;
-    char made[1024];
     if (ctx->tuning_file[0] && cn_cache_dir(dir, sizeof dir)) {
+        char made[sizeof dir]; /* make_dirs writes into its argument */
         snprintf(made, sizeof made, "%s", dir);
         struct stat st;
         const char *why = !make_dirs(made) || stat(dir, &st) ? strerror(errno)

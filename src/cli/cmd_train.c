@@ -9,13 +9,15 @@
 #include "cli/cli.h"
 #include "train/train.h"
 
-static volatile sig_atomic_t stop_requested, stepped;
+static volatile sig_atomic_t stop_requested, stop_signal, stepped;
+static int stopped_early;
 
 /*
  * The first Ctrl-C (or SIGTERM) stops the run after its step, with a checkpoint; a second one stops it at once,
  * as the signal would (checkpoints are written atomically: nothing already saved is lost). Before this process
  * has finished a step there is nothing to save, and setting up can take minutes on a cold kernel cache: the
- * first one stops it at once.
+ * first one stops it at once. A run stopped early ends by the signal that stopped it, once saved, so that a
+ * shell script or batch scheduler sees an interrupted job, not a finished one.
  */
 static void on_sigint(int sig)
 {
@@ -30,6 +32,7 @@ static void on_sigint(int sig)
         return;
     }
     stop_requested = 1;
+    stop_signal = sig;
     static const char note[] = "\nclunet: train: stopping after this step, with a checkpoint (again to stop at once)\n";
     ssize_t ignored = write(STDERR_FILENO, note, sizeof note - 1);
     (void)ignored;
@@ -45,8 +48,9 @@ static int usage(FILE *f, int status)
             "with validation on held-out images (metrics at field-of-view pixels), a row in\n"
             "OUT/metrics.csv, learning curves OUT/curve_*.png and OUT/last.safetensors;\n"
             "OUT/best.safetensors keeps the best validation F1 (`clunet report OUT` draws predictions).\n"
-            "Ctrl-C finishes the current step, writes OUT/last.safetensors and exits; --resume continues\n"
-            "exactly where it stopped. A second Ctrl-C, or one before the first step, stops at once.\n\n"
+            "Ctrl-C (or SIGTERM) finishes the current step, writes OUT/last.safetensors and ends as\n"
+            "interrupted (by that signal: status 130, or 143); --resume continues exactly where it\n"
+            "stopped. A second Ctrl-C, or one before the first step, stops at once.\n\n"
             "data:\n"
             "  --data DIR --dataset NAME  a dataset laid out as its archive unpacks (see `clunet data list`)\n"
             "  --datasets FILE            another datasets.txt than the built-in one\n"
@@ -133,6 +137,7 @@ static void progress(const cn_train_progress *p, void *user)
                    p->val.mcc, p->val_best_f1, p->val_threshold, p->best ? "  (best)" : "", eta);
         break;
     case CN_TRAIN_STOPPED:
+        stopped_early = 1;
         if (p->step) printf("stopped at epoch %d step %d", p->epoch, p->step);
         else printf("stopped after epoch %d", p->epoch - 1);
         printf("; continue with --resume on last.safetensors\n");
@@ -265,5 +270,11 @@ int cmd_train(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if (cn_train(&cfg, progress, NULL) != CLUNET_OK) return cli_fail("train");
+    if (stopped_early) {
+        fflush(stdout);
+        signal(stop_signal, SIG_DFL);
+        raise(stop_signal);
+        return 128 + stop_signal; /* only if the signal is blocked */
+    }
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/dirs.h"
 #include "runtime/cache.h"
 #include "runtime/sha256.h"
 
@@ -89,22 +90,10 @@ bad:
     return NULL;
 }
 
-static int make_dirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        int r = mkdir(path, 0755);
-        *p = '/';
-        if (r && errno != EEXIST) return 0;
-    }
-    return !mkdir(path, 0755) || errno == EEXIST;
-}
-
 void cn_cache_store(const char *key, const unsigned char *binary, size_t size)
 {
     char dir[1024], path[1200], tmp[1200];
-    if (!cn_cache_dir(dir, sizeof dir) || !make_dirs(dir)) return;
+    if (!cn_cache_dir(dir, sizeof dir) || !cn_make_dirs(dir)) return;
     if (!cn_cache_path(key, path, sizeof path)) return;
     snprintf(tmp, sizeof tmp, "%s/.tmp-XXXXXX", dir);
     int fd = mkstemp(tmp);
@@ -209,10 +198,10 @@ int cn_first_run_note(const clunet_context *ctx, char *note, size_t size)
     char dir[1024];
     if (ctx->tuning_file[0] && access(ctx->tuning_file, F_OK) == 0) return 0;
     if (ctx->tuning_file[0] && cn_cache_dir(dir, sizeof dir)) {
-        char made[sizeof dir]; /* make_dirs writes into its argument */
+        char made[sizeof dir]; /* cn_make_dirs writes into its argument */
         snprintf(made, sizeof made, "%s", dir);
         struct stat st;
-        const char *why = !make_dirs(made) || stat(dir, &st) ? strerror(errno)
+        const char *why = !cn_make_dirs(made) || stat(dir, &st) ? strerror(errno)
                           : !S_ISDIR(st.st_mode)                ? "not a directory"
                           : access(dir, W_OK | X_OK)            ? strerror(errno)
                                                                 : NULL;
@@ -231,7 +220,7 @@ int cn_first_run_note(const clunet_context *ctx, char *note, size_t size)
 void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size)
 {
     char dir[1024];
-    if (!ctx->tuning_file[0] || !cn_cache_dir(dir, sizeof dir) || !make_dirs(dir)) return;
+    if (!ctx->tuning_file[0] || !cn_cache_dir(dir, sizeof dir) || !cn_make_dirs(dir)) return;
     /* the directory's lock orders processes that measured at once: the first to get here decides for all */
     int lock = open(dir, O_RDONLY | O_DIRECTORY);
     if (lock >= 0 && flock(lock, LOCK_EX) != 0) {

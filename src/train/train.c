@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/dirs.h"
 #include "common/error.h"
 #include "data/pipeline.h"
 #include "report/report.h"
@@ -89,15 +90,11 @@ static clunet_status make_dir(const char *path)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--out: a path of %zu characters is too long (at most %zu)",
                        strlen(path), sizeof buf - sizeof "/last.safetensors.tmp-XXXXXX");
     snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST)
-            return cn_fail(CLUNET_ERR_IO, "--out %s: cannot create %s: %s", path, buf, strerror(errno));
-        *p = '/';
+    if (!cn_make_dirs(buf)) {
+        const char *why = strerror(errno);
+        if (!strcmp(buf, path)) return cn_fail(CLUNET_ERR_IO, "--out %s: cannot create it: %s", path, why);
+        return cn_fail(CLUNET_ERR_IO, "--out %s: cannot create %s: %s", path, buf, why);
     }
-    if (mkdir(buf, 0755) && errno != EEXIST)
-        return cn_fail(CLUNET_ERR_IO, "--out %s: cannot create it: %s", path, strerror(errno));
     struct stat st;
     if (stat(buf, &st) || !S_ISDIR(st.st_mode))
         return cn_fail(CLUNET_ERR_IO, "--out %s: exists and is not a directory", path);

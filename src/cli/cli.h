@@ -50,6 +50,9 @@ int cli_tta_option(cli_tta *t, const char *a, const char *v);
 /* Sets inf's views and scales. */
 void cli_tta_apply(const cli_tta *t, cn_infer *inf);
 
+/* Makes inf report on stderr, every 10 s, how far an image that takes long has got. */
+void cli_infer_progress(cn_infer *inf);
+
 /* Prints "clunet: OPTION VALUE: not a valid value" and returns 2. */
 int cli_bad_value(const char *option, const char *value);
 

@@ -158,6 +158,7 @@ int cmd_eval(int argc, char **argv)
         fflush(stdout); /* before the minutes of work, also when piped */
     }
     cli_tta_apply(&tta, &model.infer);
+    if (!json) cli_infer_progress(&model.infer);
     threshold = cn_model_threshold(&model, threshold);
     size_t most = 0;
     for (int i = 0; i < samples.count; i++)

@@ -213,6 +213,7 @@ int cmd_predict(int argc, char **argv)
     printf("device: %s (%s)\n", model.ctx->info.name, model.ctx->info.platform);
     fflush(stdout); /* before the minutes of work, also when piped */
     cli_tta_apply(&tta, &model.infer);
+    cli_infer_progress(&model.infer);
     threshold = cn_model_threshold(&model, threshold);
     int failed = 0;
     for (int i = 0; i < n_images; i++) failed += predict_one(&model, images[i], out, threshold, npy);

@@ -87,6 +87,7 @@ static int draw_grid(const options *o, const char *weights, const cn_sample_set 
     cn_model model;
     if (cn_model_open(weights, o->device, o->size, 1, stderr, &model) != CLUNET_OK) return cli_fail("report");
     cli_tta_apply(&o->tta, &model.infer);
+    cli_infer_progress(&model.infer);
     float threshold = cn_model_threshold(&model, o->threshold);
     float **probs = calloc((size_t)set->count, sizeof *probs);
     int rc = 0;

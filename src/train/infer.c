@@ -42,6 +42,8 @@ void cn_infer_free(cn_infer *inf)
     memset(inf, 0, sizeof *inf);
 }
 
+enum { MAX_TILES = 1024 }; /* along one side */
+
 /* Tile origins along one side of length n: evenly spread, the last flush with the end. */
 static int tile_starts(int n, int S, int overlap, int *starts, int max)
 {
@@ -68,6 +70,8 @@ static clunet_status run_batch(cn_infer *inf, int used, const int *xs, const int
     CN_TRY(cn_exec_forward(e, 0));
     cn_tensor z = cn_exec_value(e, e->g->output);
     CN_TRY(cn_tensor_download(e->ctx, &z, inf->logits));
+    inf->done += used;
+    if (inf->progress) inf->progress(inf->progress_user, s->name, inf->done, inf->total);
     for (int b = 0; b < used; b++)
         for (int v = 0; v < S; v++) {
             int y = ys[b] + v;
@@ -162,13 +166,16 @@ static void resize(const uint8_t *su8, const float *sf, int w, int h, int c, uin
     }
 }
 
+/* The side of s resized by `scale`, for infer_scaled and the progress count. */
+static int scaled_side(int n, float scale) { return scale == 1.0f ? n : (int)lrintf((float)n * scale); }
+
 /* prob = the views' mean for s resized by `scale`, brought back to s's size. */
 static clunet_status infer_scaled(cn_infer *inf, const cn_sample_image *s, int views, float scale, float *prob)
 {
     if (scale == 1.0f) return infer_views(inf, s, views, prob);
     cn_sample_image big = *s;
-    big.width = (int)lrintf((float)s->width * scale);
-    big.height = (int)lrintf((float)s->height * scale);
+    big.width = scaled_side(s->width, scale);
+    big.height = scaled_side(s->height, scale);
     if (big.width < 1 || big.height < 1)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: test-time scale %g leaves no pixels", s->name, scale);
     size_t n2 = (size_t)big.width * big.height;
@@ -190,6 +197,16 @@ clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *pro
     int views = inf->views == 8 || inf->views == 4 ? inf->views : 1;
     int nscales = inf->nscales > 1 ? inf->nscales : 1;
     size_t n = (size_t)s->width * s->height;
+    int S = inf->exec->g->values[inf->exec->g->input].shape.h, starts[MAX_TILES];
+    inf->done = inf->total = 0;
+    for (int k = 0; k < nscales; k++) {
+        float scale = inf->input_scale * (inf->nscales ? inf->scales[k] : 1.0f);
+        int w = scaled_side(s->width, scale), h = scaled_side(s->height, scale);
+        if (w >= 1 && h >= 1)
+            inf->total += views * tile_starts(w, S, inf->overlap, starts, MAX_TILES) *
+                          tile_starts(h, S, inf->overlap, starts, MAX_TILES);
+    }
+    if (inf->progress) inf->progress(inf->progress_user, s->name, 0, inf->total);
     cn_sample_image pre = *s;
     if (inf->preprocess == CN_PREPROCESS_CLAHE_GREEN) {
         if (!(pre.rgb = malloc(3 * n))) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of host memory", s->name);
@@ -210,6 +227,9 @@ clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *pro
         free(one);
     }
     if (pre.rgb != s->rgb) free(pre.rgb);
+    /* The count above must follow the tiling, or the progress it reports would not end at 100%. */
+    if (st == CLUNET_OK && inf->done != inf->total)
+        st = cn_fail(CLUNET_ERR_INTERNAL, "%s: %d tiles run, %d counted", s->name, inf->done, inf->total);
     return st;
 }
 
@@ -217,7 +237,6 @@ static clunet_status infer_tiles(cn_infer *inf, const cn_sample_image *s, float 
 {
     cn_shape in = inf->exec->g->values[inf->exec->g->input].shape;
     int S = in.h;
-    enum { MAX_TILES = 1024 };
     int xs0[MAX_TILES], ys0[MAX_TILES];
     int nx = tile_starts(s->width, S, inf->overlap, xs0, MAX_TILES);
     int ny = tile_starts(s->height, S, inf->overlap, ys0, MAX_TILES);

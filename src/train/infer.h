@@ -20,6 +20,11 @@ typedef struct cn_infer {
     float input_scale;     /* the scale the network was trained at: each image resized by it first (1: none) */
     int nscales;           /* test-time scales in `scales`, on top of input_scale; 0 = none */
     float scales[CN_INFER_MAX_SCALES]; /* each > 0: the image resized by it, probabilities resized back */
+    /* Called with (0, total) as an image starts, then after each batch of tiles with the tiles done so far out
+     * of the image's total over its views and scales; NULL: none. */
+    void (*progress)(void *user, const char *name, int done, int total);
+    void *progress_user;
+    int done, total;       /* the current image's tiles, for progress */
     float *tiles;          /* (B,3,S,S) host staging */
     float *logits;         /* (B,1,S,S) */
     float *weight;         /* (S,S) stitching weights */

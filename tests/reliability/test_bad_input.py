@@ -355,6 +355,11 @@ def main():
         got = png_size(os.path.join(pred, 'odd-%dx%d_prob.png' % (w, h))) if r.rc == 0 else None
         t.check(r.rc == 0 and got == (w, h), 'predict on a %dx%d %s image gives a %dx%d map' %
                 (w, h, 'RGB' if rgb else 'grey', w, h), rel.describe(r) if r.rc else 'map is %s' % (got,))
+        if w > 1:  # and through views and scales (whose tiles inference counts for its progress)
+            r = rel.run(predict(good, path) + ['--views', '4', '--scales', '1,0.5,1.3'], TIME_LIMIT, cwd=work)
+            got = png_size(os.path.join(pred, 'odd-%dx%d_prob.png' % (w, h))) if r.rc == 0 else None
+            t.check(r.rc == 0 and got == (w, h), 'predict --views 4 --scales 1,0.5,1.3 on a %dx%d image' % (w, h),
+                    rel.describe(r) if r.rc else 'map is %s' % (got,))
     expect_error(t, 'predict (no such image)', predict(good, J('missing.png')), work, 'missing.png')
 
     # --- option values ---------------------------------------------------

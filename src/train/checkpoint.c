@@ -181,21 +181,38 @@ static clunet_status check_values(const cn_graph *g, const float *params, const 
     return CLUNET_OK;
 }
 
-clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoint_info *info, int with_optimizer)
+/* h = e's weights (and with_optimizer, Adam's moments and the raw weights beside an average), checked finite. */
+static clunet_status download_checked(cn_exec *e, host_state *h, int with_optimizer, const char *path, int saving)
 {
     const cn_graph *g = e->g;
     int raw = with_optimizer && e->ema_params; /* the weights Adam steps, beside their average */
     size_t P = g->trainable_floats * sizeof(float), S = g->state_floats * sizeof(float);
+    CN_TRY(host_alloc(g, h, with_optimizer, raw));
+    clunet_status st = cn_buffer_read(e->ctx, e->ema_params ? e->ema_params : e->params, 0, P, h->params);
+    if (!st && S) st = cn_buffer_read(e->ctx, e->ema_params ? e->ema_state : e->state, 0, S, h->state);
+    if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_m, 0, P, h->m);
+    if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_v, 0, P, h->v);
+    if (!st && raw) st = cn_buffer_read(e->ctx, e->params, 0, P, h->raw_params);
+    if (!st && raw && S) st = cn_buffer_read(e->ctx, e->state, 0, S, h->raw_state);
+    if (!st) st = check_values(g, h->params, h->state, path, "", saving);
+    if (!st && raw) st = check_values(g, h->raw_params, h->raw_state, path, "train.", saving);
+    return st;
+}
+
+clunet_status cn_checkpoint_check(cn_exec *e)
+{
     host_state h;
-    CN_TRY(host_alloc(g, &h, with_optimizer, raw));
-    clunet_status st = cn_buffer_read(e->ctx, e->ema_params ? e->ema_params : e->params, 0, P, h.params);
-    if (!st && S) st = cn_buffer_read(e->ctx, e->ema_params ? e->ema_state : e->state, 0, S, h.state);
-    if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_m, 0, P, h.m);
-    if (!st && with_optimizer) st = cn_buffer_read(e->ctx, e->adam_v, 0, P, h.v);
-    if (!st && raw) st = cn_buffer_read(e->ctx, e->params, 0, P, h.raw_params);
-    if (!st && raw && S) st = cn_buffer_read(e->ctx, e->state, 0, S, h.raw_state);
-    if (!st) st = check_values(g, h.params, h.state, path, "", 1);
-    if (!st && raw) st = check_values(g, h.raw_params, h.raw_state, path, "train.", 1);
+    clunet_status st = download_checked(e, &h, 1, "the weights", 0);
+    host_free(&h);
+    return st;
+}
+
+clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoint_info *info, int with_optimizer)
+{
+    const cn_graph *g = e->g;
+    int raw = with_optimizer && e->ema_params;
+    host_state h;
+    clunet_status st = download_checked(e, &h, with_optimizer, path, 1);
 
     int copies = 1 + 2 * with_optimizer + raw, n = 0;
     cn_st_entry *entries = calloc((size_t)g->param_count * copies, sizeof *entries);

@@ -54,6 +54,9 @@ clunet_status cn_checkpoint_peek(const char *path, cn_checkpoint_info *info);
  */
 clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoint_info *info, int with_optimizer);
 
+/* CLUNET_ERR_NUMERIC, naming the tensor, when a weight or BN statistic of e (or of its raw weights) is not finite. */
+clunet_status cn_checkpoint_check(cn_exec *e);
+
 /*
  * Loads weights and BN statistics into e (and Adam's state when with_optimizer;
  * e->step is set from the file). Every tensor of the graph must be present with

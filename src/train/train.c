@@ -639,6 +639,14 @@ static clunet_status train_epochs(run *r)
         st = validate(r, epoch + 1, &p.val, &p.val_threshold, &p.val_best_f1);
         cn_exec_ema_swap(&r->exec);
         CN_TRY(st);
+        /* ReLU turns NaN into 0, so weights gone non-finite can leave every loss finite: stop before their row. */
+        st = cn_checkpoint_check(&r->exec);
+        if (st == CLUNET_ERR_NUMERIC) {
+            char good[1100];
+            st = cn_fail(st, "%s after epoch %d: training stopped; %s", clunet_last_error(), epoch + 1,
+                         last_good(r, good, sizeof good));
+        }
+        CN_TRY(st);
         p.best = r->val.count > 0 && p.val_best_f1 > r->info.best_f1;
         if (p.best) r->info.best_f1 = p.val_best_f1;
         if (r->val.count > 0) r->info.threshold = p.val_threshold; /* each checkpoint: its own weights' choice */

@@ -2,7 +2,9 @@
  * test-graph - one training step of the whole U-Net on each device against the
  * double-precision reference step (src/ref/graph.c): logits, loss, every
  * parameter gradient and the BN running statistics. Also checks that a step
- * allocates nothing and that repeating it gives bitwise the same gradients.
+ * allocates nothing and that repeating it gives bitwise the same gradients,
+ * and that the weights check training runs after each epoch finds a NaN weight
+ * and a negative BN variance on the device.
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include "graph/exec.h"
 #include "ref/graph.h"
 #include "ref/pointwise.h"
+#include "train/checkpoint.h"
 
 #include "check.h"
 
@@ -98,6 +101,44 @@ static void check_inference(clunet_context *ctx, const cn_graph *g, cn_exec *tra
     }
     cn_exec_destroy(&inf);
     free(a), free(b), free(state), free(dp), free(ds), free(dimg), free(ref);
+}
+
+/*
+ * cn_checkpoint_check on e's weights as uploaded (params, state): fine; with one weight set to NaN or one BN
+ * running variance below 0 on the device, refused naming that tensor; fine again once restored.
+ */
+static void check_weights_check(clunet_context *ctx, const cn_graph *g, cn_exec *e, const float *params,
+                                const float *state)
+{
+    const cn_param *weight = NULL, *var = NULL;
+    for (int i = 0; i < g->param_count; i++) {
+        const cn_param *p = &g->params[i];
+        size_t len = strlen(p->name);
+        if (!weight && p->trainable && p->count > 3) weight = p;
+        if (!var && len >= 11 && !strcmp(p->name + len - 11, "running_var")) var = p;
+    }
+    if (!weight || !var) {
+        CHECK(0, "the graph has a weight and a BN running variance");
+        return;
+    }
+    CHECK(cn_checkpoint_check(e) == CLUNET_OK, "weights check: the uploaded weights pass (%s)", clunet_last_error());
+    const float nan = NAN, negative = -0.5f;
+    struct {
+        const cn_param *p;
+        cl_mem buf;
+        const float *good, *bad;
+    } cases[] = {{weight, e->params, params, &nan}, {var, e->state, state, &negative}};
+    for (int c = 0; c < 2; c++) {
+        size_t at = (cases[c].p->offset + 3) * sizeof(float);
+        clunet_status st = cn_buffer_write(ctx, cases[c].buf, at, sizeof(float), cases[c].bad);
+        if (!st) st = cn_checkpoint_check(e);
+        CHECK(st == CLUNET_ERR_NUMERIC && strstr(clunet_last_error(), cases[c].p->name),
+              "weights check: %s[3] = %g is refused, naming it (%s)", cases[c].p->name, *cases[c].bad,
+              clunet_last_error());
+        st = cn_buffer_write(ctx, cases[c].buf, at, sizeof(float), cases[c].good + cases[c].p->offset + 3);
+        if (!st) st = cn_checkpoint_check(e);
+        CHECK(st == CLUNET_OK, "weights check: %s restored passes (%s)", cases[c].p->name, clunet_last_error());
+    }
 }
 
 static int run_device(const char *spec, const cn_graph *g)
@@ -232,6 +273,7 @@ static int run_device(const char *spec, const cn_graph *g)
            "%d ReLU ties took the device's branch\n", loss[0], rloss[0], err, worst_name, worst, exact.followed);
     CHECK(worst <= 1, "every parameter gradient and running statistic within 1e-3 + 10x its float32 noise");
     check_inference(ctx, g, &e, params, state, images);
+    check_weights_check(ctx, g, &e, params, state);
 out:
     cn_exec_destroy(&e);
     clunet_context_destroy(ctx);

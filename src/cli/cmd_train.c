@@ -31,8 +31,8 @@ static void on_sigint(int sig)
         raise(sig);
         return;
     }
+    stop_signal = sig; /* before stop_requested, which the main thread may see first */
     stop_requested = 1;
-    stop_signal = sig;
     static const char note[] = "\nclunet: train: stopping after this step, with a checkpoint (again to stop at once)\n";
     ssize_t ignored = write(STDERR_FILENO, note, sizeof note - 1);
     (void)ignored;
@@ -48,9 +48,10 @@ static int usage(FILE *f, int status)
             "with validation on held-out images (metrics at field-of-view pixels), a row in\n"
             "OUT/metrics.csv, learning curves OUT/curve_*.png and OUT/last.safetensors;\n"
             "OUT/best.safetensors keeps the best validation F1 (`clunet report OUT` draws predictions).\n"
-            "Ctrl-C (or SIGTERM) finishes the current step, writes OUT/last.safetensors and ends as\n"
-            "interrupted (by that signal: status 130, or 143); --resume continues exactly where it\n"
-            "stopped. A second Ctrl-C, or one before the first step, stops at once.\n\n"
+            "Ctrl-C (or SIGTERM) finishes the current step, writes OUT/last.safetensors and, unless\n"
+            "that was the run's last step, ends as interrupted (by that signal: status 130, or 143);\n"
+            "--resume continues exactly where it stopped. A second Ctrl-C, or one before the first\n"
+            "step, stops at once.\n\n"
             "data:\n"
             "  --data DIR --dataset NAME  a dataset laid out as its archive unpacks (see `clunet data list`)\n"
             "  --datasets FILE            another datasets.txt than the built-in one\n"
@@ -269,7 +270,13 @@ int cmd_train(int argc, char **argv)
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if (cn_train(&cfg, progress, NULL) != CLUNET_OK) return cli_fail("train");
+    /* `clunet train | tee log` and Ctrl-C: tee dies too, and the next progress line must not kill the run
+     * before its checkpoint (lines to a closed pipe are lost, the run goes on) */
+    signal(SIGPIPE, SIG_IGN);
+    clunet_status st = cn_train(&cfg, progress, NULL);
+    signal(SIGINT, SIG_DFL); /* a signal now has no step to finish */
+    signal(SIGTERM, SIG_DFL);
+    if (st != CLUNET_OK) return cli_fail("train");
     if (stopped_early) {
         fflush(stdout);
         signal(stop_signal, SIG_DFL);

@@ -6,6 +6,10 @@
 
 int cn_make_dirs(char *path)
 {
+    if (!*path) {
+        errno = ENOENT;
+        return 0;
+    }
     for (char *p = path + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;

@@ -192,20 +192,27 @@ static clunet_status infer_scaled(cn_infer *inf, const cn_sample_image *s, int v
     return st;
 }
 
+/* The tiles cn_infer_image runs for s over its views and scales (a view's transpose has as many). */
+static int count_tiles(const cn_infer *inf, const cn_sample_image *s, int views, int nscales)
+{
+    int S = inf->exec->g->values[inf->exec->g->input].shape.h, starts[MAX_TILES], total = 0;
+    for (int k = 0; k < nscales; k++) {
+        float scale = inf->input_scale * (inf->nscales ? inf->scales[k] : 1.0f);
+        int w = scaled_side(s->width, scale), h = scaled_side(s->height, scale);
+        if (w >= 1 && h >= 1) /* else that scale fails */
+            total += views * tile_starts(w, S, inf->overlap, starts, MAX_TILES) *
+                     tile_starts(h, S, inf->overlap, starts, MAX_TILES);
+    }
+    return total;
+}
+
 clunet_status cn_infer_image(cn_infer *inf, const cn_sample_image *s, float *prob)
 {
     int views = inf->views == 8 || inf->views == 4 ? inf->views : 1;
     int nscales = inf->nscales > 1 ? inf->nscales : 1;
     size_t n = (size_t)s->width * s->height;
-    int S = inf->exec->g->values[inf->exec->g->input].shape.h, starts[MAX_TILES];
-    inf->done = inf->total = 0;
-    for (int k = 0; k < nscales; k++) {
-        float scale = inf->input_scale * (inf->nscales ? inf->scales[k] : 1.0f);
-        int w = scaled_side(s->width, scale), h = scaled_side(s->height, scale);
-        if (w >= 1 && h >= 1)
-            inf->total += views * tile_starts(w, S, inf->overlap, starts, MAX_TILES) *
-                          tile_starts(h, S, inf->overlap, starts, MAX_TILES);
-    }
+    inf->done = 0;
+    inf->total = count_tiles(inf, s, views, nscales);
     if (inf->progress) inf->progress(inf->progress_user, s->name, 0, inf->total);
     cn_sample_image pre = *s;
     if (inf->preprocess == CN_PREPROCESS_CLAHE_GREEN) {

@@ -232,6 +232,26 @@ def main():
         t.check(r.rc == 0, what + ': resumed run completes', rel.describe(r))
         rel.compare_runs(t, what + ', resumed, vs uninterrupted', full if steps == STEPS else full1, out)
 
+    # `clunet train | tee log` and Ctrl-C: the reader dies with it, so its output goes to a closed pipe. That
+    # must not kill the run before its checkpoint: it still saves and ends by SIGINT.
+    out = os.path.join(work, 'pipe')
+    p = subprocess.Popen(train_cmd(clunet, out), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, errors='replace')
+    timer = threading.Timer(120, p.kill)
+    timer.start()
+    for line in p.stdout:
+        if line.startswith('epoch 1/%d  step 1/%d ' % (EPOCHS, STEPS)):
+            break
+    p.stdout.close()
+    p.send_signal(signal.SIGINT)
+    p.wait()
+    timer.cancel()
+    last = os.path.join(out, 'last.safetensors')
+    why = rel.st_check(last) if os.path.exists(last) else 'not written'
+    t.check(p.returncode == -signal.SIGINT and why is None,
+            'SIGINT with stdout a closed pipe: last.safetensors written, ends by SIGINT',
+            'exit %d, last.safetensors: %s' % (p.returncode, why))
+
     # Before the first step there is nothing to save, and setting up takes minutes on a cold kernel cache:
     # SIGINT then stops at once, killed by the signal.
     out = os.path.join(work, 'early')

@@ -181,11 +181,14 @@ static clunet_status check_values(const cn_graph *g, const float *params, const 
     return CLUNET_OK;
 }
 
-/* h = e's weights (and with_optimizer, Adam's moments and the raw weights beside an average), checked finite. */
-static clunet_status download_checked(cn_exec *e, host_state *h, int with_optimizer, const char *path, int saving)
+/*
+ * h = e's weights (the average where e keeps one), with_optimizer Adam's moments, and raw the weights Adam
+ * steps beside an average; the weights checked finite.
+ */
+static clunet_status download_checked(cn_exec *e, host_state *h, int with_optimizer, int raw, const char *path,
+                                      int saving)
 {
     const cn_graph *g = e->g;
-    int raw = with_optimizer && e->ema_params; /* the weights Adam steps, beside their average */
     size_t P = g->trainable_floats * sizeof(float), S = g->state_floats * sizeof(float);
     CN_TRY(host_alloc(g, h, with_optimizer, raw));
     clunet_status st = cn_buffer_read(e->ctx, e->ema_params ? e->ema_params : e->params, 0, P, h->params);
@@ -202,7 +205,7 @@ static clunet_status download_checked(cn_exec *e, host_state *h, int with_optimi
 clunet_status cn_checkpoint_check(cn_exec *e)
 {
     host_state h;
-    clunet_status st = download_checked(e, &h, 1, "the weights", 0);
+    clunet_status st = download_checked(e, &h, 0, e->ema_params != NULL, "the weights", 0);
     host_free(&h);
     return st;
 }
@@ -210,9 +213,9 @@ clunet_status cn_checkpoint_check(cn_exec *e)
 clunet_status cn_checkpoint_save(const char *path, cn_exec *e, const cn_checkpoint_info *info, int with_optimizer)
 {
     const cn_graph *g = e->g;
-    int raw = with_optimizer && e->ema_params;
+    int raw = with_optimizer && e->ema_params; /* the weights Adam steps, beside their average */
     host_state h;
-    clunet_status st = download_checked(e, &h, with_optimizer, path, 1);
+    clunet_status st = download_checked(e, &h, with_optimizer, raw, path, 1);
 
     int copies = 1 + 2 * with_optimizer + raw, n = 0;
     cn_st_entry *entries = calloc((size_t)g->param_count * copies, sizeof *entries);

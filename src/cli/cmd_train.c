@@ -58,6 +58,9 @@ static int usage(FILE *f, int status)
             "  --synthetic N              N built-in synthetic retinas (default when no --data: %d)\n"
             "  --val N                    training images held out for validation, whole subjects (both\n"
             "                             eyes of a person; default: a tenth; synthetic: N/4, at least 2)\n"
+            "  --fold K/N                 k-fold validation instead: the subjects dealt into N folds (by\n"
+            "                             --val-seed), fold K held out; runs of K = 1..N together validate\n"
+            "                             on every training image once\n"
             "  --no-augment               no flips, rotations, zoom or colour jitter\n"
             "  --preprocess P             clahe-green (default): CLAHE of the green channel, where\n"
             "                             vessels contrast best; or rgb (kept in the checkpoint)\n"
@@ -196,6 +199,14 @@ int cmd_train(int argc, char **argv)
             synthetic_given = 1;
         } else if (!strcmp(a, "--val")) {
             if (!cli_parse_int(v, 0, 100000, &cfg.val_count)) return cli_bad_value(a, v);
+        } else if (!strcmp(a, "--fold")) {
+            char k[16];
+            const char *slash = strchr(v, '/');
+            if (!slash || slash - v >= (long)sizeof k) return cli_bad_value(a, v);
+            snprintf(k, sizeof k, "%.*s", (int)(slash - v), v);
+            if (!cli_parse_int(k, 1, 1000, &cfg.fold) || !cli_parse_int(slash + 1, 2, 1000, &cfg.folds) ||
+                cfg.fold > cfg.folds)
+                return cli_bad_value(a, v);
         } else if (!strcmp(a, "--size")) {
             if (!cli_parse_int(v, 32, 8192, &cfg.size) || cfg.size % 32) return cli_bad_value(a, v);
         } else if (!strcmp(a, "--batch")) {
@@ -258,6 +269,14 @@ int cmd_train(int argc, char **argv)
     }
     if (cfg.data_dir && !cfg.dataset) {
         fprintf(stderr, "clunet train: --data needs --dataset NAME (see `clunet data list`)\n");
+        return 2;
+    }
+    if (cfg.folds && !cfg.data_dir) {
+        fprintf(stderr, "clunet train: --fold needs --data (synthetic validation retinas are drawn apart)\n");
+        return 2;
+    }
+    if (cfg.folds && cfg.val_count >= 0) {
+        fprintf(stderr, "clunet train: --fold and --val exclude each other\n");
         return 2;
     }
     if (cfg.data_dir && synthetic_given) {

@@ -147,30 +147,21 @@ clunet_status cn_sample_set_load(cn_sample_set *set, const cn_sample_list *list,
     return CLUNET_OK;
 }
 
-clunet_status cn_sample_set_split(cn_sample_set *set, int n_out, uint64_t seed, cn_sample_set *out)
+/* Whether items i and j show one person (an item without a subject is its own). */
+static int same_subject(const cn_sample_set *set, int i, int j)
 {
-    memset(out, 0, sizeof *out);
-    if (n_out <= 0) return CLUNET_OK;
-    if (n_out >= set->count)
-        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "cannot hold out %d of %d images for validation", n_out,
-                       set->count);
-    char *chosen = calloc((size_t)set->count, 1);
-    if (!chosen) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
-    uint64_t rng = key4(seed, 0x7661, 0, 0);
-    for (int k = 0; k < n_out;) {
-        int i = (int)(uniform(&rng) * set->count);
-        if (i >= set->count || chosen[i]) continue;
-        for (int j = 0; j < set->count; j++)
-            if (j == i || (set->items[i].subject && set->items[j].subject &&
-                           !strcmp(set->items[i].subject, set->items[j].subject)))
-                chosen[j] = 1, k++;
-    }
+    return i == j || (set->items[i].subject && set->items[j].subject &&
+                      !strcmp(set->items[i].subject, set->items[j].subject));
+}
+
+/* Moves the chosen items into out, keeping the order on both sides; refused when none would stay. Frees chosen. */
+static clunet_status move_chosen(cn_sample_set *set, char *chosen, const char *what, cn_sample_set *out)
+{
     int kept = 0;
     for (int i = 0; i < set->count; i++) kept += !chosen[i];
     if (!kept) {
         free(chosen);
-        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
-                       "holding out whole subjects for %d validation images leaves no training image", n_out);
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "holding out %s leaves no training image", what);
     }
     out->items = malloc((size_t)(set->count - kept) * sizeof *out->items);
     if (!out->items) {
@@ -185,6 +176,64 @@ clunet_status cn_sample_set_split(cn_sample_set *set, int n_out, uint64_t seed, 
     set->count = kept;
     free(chosen);
     return CLUNET_OK;
+}
+
+clunet_status cn_sample_set_split(cn_sample_set *set, int n_out, uint64_t seed, cn_sample_set *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n_out <= 0) return CLUNET_OK;
+    if (n_out >= set->count)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "cannot hold out %d of %d images for validation", n_out,
+                       set->count);
+    char *chosen = calloc((size_t)set->count, 1);
+    if (!chosen) return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+    uint64_t rng = key4(seed, 0x7661, 0, 0);
+    for (int k = 0; k < n_out;) {
+        int i = (int)(uniform(&rng) * set->count);
+        if (i >= set->count || chosen[i]) continue;
+        for (int j = 0; j < set->count; j++)
+            if (same_subject(set, i, j)) chosen[j] = 1, k++;
+    }
+    char what[80];
+    snprintf(what, sizeof what, "whole subjects for %d validation images", n_out);
+    return move_chosen(set, chosen, what, out);
+}
+
+clunet_status cn_sample_set_fold(cn_sample_set *set, int folds, int fold, uint64_t seed, cn_sample_set *out)
+{
+    memset(out, 0, sizeof *out);
+    int *first = malloc((size_t)set->count * sizeof *first); /* each subject by its first item, in order */
+    char *chosen = calloc((size_t)set->count, 1);
+    if (!first || !chosen) {
+        free(first), free(chosen);
+        return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
+    int subjects = 0;
+    for (int i = 0; i < set->count; i++) {
+        int j = 0;
+        while (j < i && !same_subject(set, i, j)) j++;
+        if (j == i) first[subjects++] = i;
+    }
+    if (folds < 2 || fold < 0 || fold >= folds || folds > subjects) {
+        free(first), free(chosen);
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--fold %d/%d: needs 1 <= K <= N and 2 <= N <= %d, the subjects "
+                       "of the training images", fold + 1, folds, subjects);
+    }
+    /* A seeded shuffle of the subjects (Fisher-Yates), dealt in turn: fold sizes differ by at most one subject. */
+    uint64_t rng = key4(seed, 0x666f, 0, 0);
+    for (int i = subjects - 1; i > 0; i--) {
+        int j = (int)(uniform(&rng) * (i + 1));
+        if (j > i) j = i;
+        int t = first[i];
+        first[i] = first[j], first[j] = t;
+    }
+    for (int k = fold; k < subjects; k += folds)
+        for (int j = 0; j < set->count; j++)
+            if (same_subject(set, first[k], j)) chosen[j] = 1;
+    free(first);
+    char what[80];
+    snprintf(what, sizeof what, "fold %d of %d", fold + 1, folds);
+    return move_chosen(set, chosen, what, out);
 }
 
 void cn_sample_set_free(cn_sample_set *set)

@@ -56,6 +56,13 @@ clunet_status cn_sample_set_add(cn_sample_set *set, const char *name, const cn_i
  */
 clunet_status cn_sample_set_split(cn_sample_set *set, int n_out, uint64_t seed, cn_sample_set *out);
 
+/*
+ * k-fold validation: the subjects in a seeded random order, dealt in turn into `folds` folds; moves fold `fold`
+ * (0-based) into out, keeping the order. Each subject is in exactly one fold of a seed, so runs of every fold
+ * together validate on every training image once.
+ */
+clunet_status cn_sample_set_fold(cn_sample_set *set, int folds, int fold, uint64_t seed, cn_sample_set *out);
+
 void cn_sample_set_free(cn_sample_set *set);
 
 /* Per-channel mean and standard deviation (0-255 scale) over the FOV pixels of every sample. */

@@ -202,11 +202,16 @@ static clunet_status load_data(run *r)
     }
     cn_catalog_free(&cat);
     CN_TRY(st);
-    int nval = cfg->val_count >= 0 ? cfg->val_count : default_val_count(r->train.count);
-    if (r->train.count - nval < 1)
-        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: %d training images are too few to hold out %d for validation",
-                       cfg->data_dir, r->train.count, nval);
-    CN_TRY(cn_sample_set_split(&r->train, nval, val_seed(cfg), &r->val));
+    if (cfg->folds) {
+        CN_TRY(cn_sample_set_fold(&r->train, cfg->folds, cfg->fold - 1, val_seed(cfg), &r->val));
+    } else {
+        int nval = cfg->val_count >= 0 ? cfg->val_count : default_val_count(r->train.count);
+        if (r->train.count - nval < 1)
+            return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                           "%s: %d training images are too few to hold out %d for validation", cfg->data_dir,
+                           r->train.count, nval);
+        CN_TRY(cn_sample_set_split(&r->train, nval, val_seed(cfg), &r->val));
+    }
     char names[200] = "";
     for (int i = 0, at = 0; i < r->val.count && at < (int)sizeof names; i++)
         at += snprintf(names + at, sizeof names - at, "%s%s", i ? " " : ": ", r->val.items[i].name);
@@ -297,6 +302,14 @@ static clunet_status check_resume_data(const run *r, const cn_checkpoint_info *g
                        cfg->resume, was, now);
     if (!cfg->data_dir) CN_TRY(check_resume_same(cfg, got, "synthetic", "--synthetic", cfg->synthetic, cfg->synthetic));
     CN_TRY(check_resume_same(cfg, got, "batch", "--batch", cfg->batch, cfg->batch));
+    /* before --val: a fold may hold out as many images as another split */
+    const char *folds = cn_checkpoint_config_value(got, "val_folds"), *fold = cn_checkpoint_config_value(got, "val_fold");
+    int was_folds = folds ? atoi(folds) : 0, was_fold = fold ? atoi(fold) : 0;
+    if (was_folds != cfg->folds || was_fold != cfg->fold)
+        return was_folds ? cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run validated on --fold %d/%d; resume "
+                                   "with the same", cfg->resume, was_fold, was_folds)
+                         : cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--resume %s: the run validated without --fold; resume "
+                                   "without it", cfg->resume);
     CN_TRY(check_resume_same(cfg, got, "val", "--val", r->val.count, r->val.count));
     /* after --val: the default steps depend on the images left for training */
     CN_TRY(check_resume_same(cfg, got, "steps", "--steps", steps_per_epoch(r), steps_per_epoch(r)));
@@ -400,11 +413,12 @@ static clunet_status setup_model(run *r)
              "{\"batch\": %d, \"epochs\": %d, \"steps\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
              "\"weight_decay\": %g, \"ema\": %g, \"loss_lambda\": %g, \"focal_alpha\": %g, \"focal_gamma\": %g, "
              "\"drop_connect\": %g, \"augment\": %d, "
-             "\"synthetic\": %d, \"val\": %d, \"val_by_subject\": 1, \"val_seed\": %llu, \"dataset\": \"%s\"}",
+             "\"synthetic\": %d, \"val\": %d, \"val_by_subject\": 1, \"val_seed\": %llu, \"val_folds\": %d, "
+             "\"val_fold\": %d, \"dataset\": \"%s\"}",
              cfg->batch, cfg->epochs, steps_per_epoch(r), cfg->lr, cfg->schedule == CN_LR_COSINE ? "cosine" : "constant",
              cfg->warmup_epochs, cfg->weight_decay, cfg->ema, cfg->loss_lambda, cfg->focal_alpha, cfg->focal_gamma,
              cfg->drop_connect, cfg->augment,
-             cfg->data_dir ? 0 : cfg->synthetic, r->val.count, (unsigned long long)val_seed(cfg),
+             cfg->data_dir ? 0 : cfg->synthetic, r->val.count, (unsigned long long)val_seed(cfg), cfg->folds, cfg->fold,
              cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic");
     if (cfg->resume) {
         cn_checkpoint_info got;

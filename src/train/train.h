@@ -26,6 +26,8 @@ typedef struct cn_train_config {
     int size, batch, epochs;     /* patch size (multiple of 32), batch, epochs */
     int steps_per_epoch;         /* 0: about one pass over the training pixels */
     int val_count;               /* training images held out for validation (-1: a tenth, at least 1; whole subjects) */
+    int fold, folds;             /* folds > 0: validate on fold `fold` (1-based) of the subjects dealt into `folds`
+                                    (k-fold), instead of val_count */
     double lr, weight_decay, loss_lambda; /* loss_lambda < 0: focal + dice */
     double focal_alpha, focal_gamma; /* the focal term's (0.25, 2; alpha 0.5 and gamma 0: half the cross-entropy) */
     double drop_connect;         /* stochastic depth of the encoder's residual blocks (cn_unet_config's) */

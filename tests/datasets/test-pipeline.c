@@ -157,6 +157,78 @@ static void test_split(void)
     cn_sample_set_free(&set);
 }
 
+/*
+ * k-fold hold-outs: over the folds of one seed every image is held out exactly once, whole subjects, in order;
+ * fold sizes differ by at most one subject; the seed decides the deal; bad fold numbers are refused.
+ */
+static void test_folds(void)
+{
+    enum { N = 13 }; /* pairs (0,1) .. (10,11) share a subject, 12 is alone: 7 subjects */
+    for (int folds = 2; folds <= 7; folds++)
+        for (uint64_t seed = 1; seed <= 5; seed++) {
+            int held[N] = {0}, smallest = N, largest = 0;
+            for (int fold = 0; fold < folds; fold++) {
+                cn_sample_set set, val;
+                CHECK(cn_sample_set_synthetic(&set, 5, 0, N, 64) == CLUNET_OK, "synthetic samples");
+                for (int i = 0; i < N - 1; i++) {
+                    char id[8];
+                    snprintf(id, sizeof id, "%02d", i / 2);
+                    set.items[i].subject = strdup(id);
+                }
+                char *names[N];
+                for (int i = 0; i < N; i++) names[i] = strdup(set.items[i].name);
+                if (cn_sample_set_fold(&set, folds, fold, seed, &val) != CLUNET_OK) {
+                    CHECK(0, "fold %d/%d (seed %llu): %s", fold + 1, folds, (unsigned long long)seed,
+                          clunet_last_error());
+                } else {
+                    CHECK(val.count + set.count == N && val.count > 0, "fold %d/%d: %d held out + %d kept", fold + 1,
+                          folds, val.count, set.count);
+                    int subjects = 0;
+                    for (int i = 0; i < val.count; i++) {
+                        for (int j = 0; j < N; j++) held[j] += !strcmp(names[j], val.items[i].name);
+                        subjects += i == 0 || !val.items[i].subject || !val.items[i - 1].subject ||
+                                    strcmp(val.items[i].subject, val.items[i - 1].subject);
+                        for (int j = 0; j < set.count; j++)
+                            CHECK(!val.items[i].subject || !set.items[j].subject ||
+                                      strcmp(val.items[i].subject, set.items[j].subject),
+                                  "fold %d/%d: subject %s on both sides", fold + 1, folds, val.items[i].subject);
+                    }
+                    if (subjects < smallest) smallest = subjects;
+                    if (subjects > largest) largest = subjects;
+                    for (int i = 1; i < val.count; i++)
+                        CHECK(strcmp(val.items[i - 1].name, val.items[i].name) < 0, "held-out images keep their order");
+                }
+                for (int i = 0; i < N; i++) free(names[i]);
+                cn_sample_set_free(&set), cn_sample_set_free(&val);
+            }
+            int once = 1;
+            for (int j = 0; j < N; j++) once &= held[j] == 1;
+            CHECK(once, "%d folds (seed %llu): every image held out exactly once", folds, (unsigned long long)seed);
+            CHECK(largest - smallest <= 1, "%d folds: %d to %d subjects a fold", folds, smallest, largest);
+        }
+    /* Another seed deals another way (for one of these seeds at least), and bad fold numbers are refused. */
+    int differs = 0;
+    for (uint64_t seed = 2; seed <= 6 && !differs; seed++) {
+        cn_sample_set a, b, va, vb;
+        CHECK(cn_sample_set_synthetic(&a, 5, 0, N, 64) == CLUNET_OK && cn_sample_set_synthetic(&b, 5, 0, N, 64) ==
+              CLUNET_OK, "synthetic samples");
+        CHECK(cn_sample_set_fold(&a, 3, 0, 1, &va) == CLUNET_OK && cn_sample_set_fold(&b, 3, 0, seed, &vb) == CLUNET_OK,
+              "fold 1/3 at seeds 1 and %llu", (unsigned long long)seed);
+        differs = va.count != vb.count || (va.count > 0 && strcmp(va.items[0].name, vb.items[0].name));
+        cn_sample_set_free(&a), cn_sample_set_free(&b), cn_sample_set_free(&va), cn_sample_set_free(&vb);
+    }
+    CHECK(differs, "the seed decides which subjects share a fold");
+    int bad[][2] = {{1, 0}, {3, 3}, {3, -1}, {14, 0}};
+    for (int i = 0; i < 4; i++) {
+        cn_sample_set set, val;
+        CHECK(cn_sample_set_synthetic(&set, 5, 0, N, 64) == CLUNET_OK, "synthetic samples");
+        CHECK(cn_sample_set_fold(&set, bad[i][0], bad[i][1], 1, &val) == CLUNET_ERR_INVALID_ARGUMENT &&
+                  strstr(clunet_last_error(), "--fold") && set.count == N && val.count == 0,
+              "fold %d of %d is refused, naming --fold (%s)", bad[i][1] + 1, bad[i][0], clunet_last_error());
+        cn_sample_set_free(&set);
+    }
+}
+
 static void test_clahe(void)
 {
     cn_sample_set set, again;
@@ -265,6 +337,7 @@ int main(void)
 {
     test_batches();
     test_split();
+    test_folds();
     test_clahe();
     test_label_scale();
     test_label_colour();

@@ -7,6 +7,7 @@ and a non-zero exit below 128 (no crash), with no core file, within a time limit
 """
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -243,6 +244,26 @@ def main():
     expect_error(t, 'train --data without --dataset', [clunet, 'train', '--data', ok_ds, '--out', fresh], work,
                  '--dataset')
     expect_error(t, 'train --data with --synthetic', tds(ok_ds) + ['--synthetic', '4'], work, '--synthetic')
+
+    # --- k-fold validation (TINY: 3 images, each its own subject) ----------
+    expect_error(t, 'train --fold 2/5 with 3 subjects', tds(ok_ds) + ['--fold', '2/5'], work, '--fold')
+    expect_error(t, 'train --fold with --val', tds(ok_ds) + ['--fold', '1/3', '--val', '1'], work, '--fold')
+    fold_out = J('fold')
+    fold_run = tds(ok_ds)[:-1] + [fold_out, '--fold', '2/3']
+    r = rel.run(fold_run, 180, cwd=work)
+    held = re.findall(r'held out for validation: (\S+)', r.out)
+    if t.check(r.rc == 0 and len(held) == 1, 'train --fold 2/3 holds out one image', rel.describe(r)):
+        last = os.path.join(fold_out, 'last.safetensors')
+        r = rel.run([clunet, 'eval', '--weights', last, '--data', ok_ds, '--dataset', 'tiny', '--datasets',
+                     J('datasets.txt'), '--split', 'val', '--views', '1'], 120, cwd=work)
+        t.check(r.rc == 0 and ('evaluated %s (1/1)' % held[0]) in r.err, 'eval --split val (--dataset in another '
+                'case) rebuilds the fold\'s held-out image', rel.describe(r))
+        for extra, what in (([], 'without --fold'), (['--fold', '1/3'], 'with another fold')):
+            resume = fold_run[:-2] + extra + ['--epochs', '2', '--resume', last]
+            expect_error(t, 'train --resume of a --fold 2/3 run ' + what, resume, work, '--fold')
+        r = rel.run(fold_run + ['--epochs', '2', '--resume', last], 180, cwd=work)
+        t.check(r.rc == 0 and ('held out for validation: ' + held[0]) in r.out,
+                'train --resume of a --fold 2/3 run with it holds out the same image', rel.describe(r))
     expect_error(t, 'train --data (a truncated image) into a new --out', tds(d)[:-1] + [fresh], work, '0002')
     t.check(not os.path.exists(fresh), '... leaves no --out folder behind')
     bad_lines = [('an unknown key', 'frobnicate yes'), ('a bad size', 'size 64y64'),
@@ -377,6 +398,8 @@ def main():
         (['--drop-connect', '-0.1'], '--drop-connect'), (['--drop-connect', 'nan'], '--drop-connect'),
         (['--input-scale', '0.1'], '--input-scale'), (['--input-scale', '5'], '--input-scale'),
         (['--input-scale', 'nan'], '--input-scale'),
+        (['--fold', '0/3'], '--fold'), (['--fold', '4/3'], '--fold'), (['--fold', '1/1'], '--fold'),
+        (['--fold', '1'], '--fold'), (['--fold', '1/'], '--fold'), (['--fold', '2/3'], '--fold'),
         (['--frobnicate', '1'], '--frobnicate'), (['--size'], '--size'),
         (['--device', '99'], '99'), (['--device', 'nosuchdevice'], 'nosuchdevice'),
         (['--data', ok_ds], '--dataset'),

@@ -64,7 +64,7 @@ static clunet_status hold_out_val(const char *weights, const char *dataset, cn_s
     const char *d = st ? NULL : cn_checkpoint_config_string(&info, "dataset", trained_on, sizeof trained_on);
     int n = v ? atoi(v) : 0;
     cn_sample_set val;
-    if (!st && !(v && by_subject))
+    if (!st && !(v && (by_subject || (folds && atoi(folds) > 0))))
         st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
                      "--split val: %s predates validation by whole subjects; its held-out images cannot be rebuilt",
                      weights);

@@ -202,6 +202,7 @@ clunet_status cn_sample_set_split(cn_sample_set *set, int n_out, uint64_t seed, 
 clunet_status cn_sample_set_fold(cn_sample_set *set, int folds, int fold, uint64_t seed, cn_sample_set *out)
 {
     memset(out, 0, sizeof *out);
+    if (set->count < 2) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--fold: %d training images are too few", set->count);
     int *first = malloc((size_t)set->count * sizeof *first); /* each subject by its first item, in order */
     char *chosen = calloc((size_t)set->count, 1);
     if (!first || !chosen) {

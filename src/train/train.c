@@ -413,12 +413,14 @@ static clunet_status setup_model(run *r)
              "{\"batch\": %d, \"epochs\": %d, \"steps\": %d, \"lr\": %g, \"schedule\": \"%s\", \"warmup_epochs\": %g, "
              "\"weight_decay\": %g, \"ema\": %g, \"loss_lambda\": %g, \"focal_alpha\": %g, \"focal_gamma\": %g, "
              "\"drop_connect\": %g, \"augment\": %d, "
-             "\"synthetic\": %d, \"val\": %d, \"val_by_subject\": 1, \"val_seed\": %llu, \"val_folds\": %d, "
-             "\"val_fold\": %d, \"dataset\": \"%s\"}",
+             "\"synthetic\": %d, \"val\": %d, %s\"val_seed\": %llu, \"val_folds\": %d, \"val_fold\": %d, "
+             "\"dataset\": \"%s\"}",
              cfg->batch, cfg->epochs, steps_per_epoch(r), cfg->lr, cfg->schedule == CN_LR_COSINE ? "cosine" : "constant",
              cfg->warmup_epochs, cfg->weight_decay, cfg->ema, cfg->loss_lambda, cfg->focal_alpha, cfg->focal_gamma,
              cfg->drop_connect, cfg->augment,
-             cfg->data_dir ? 0 : cfg->synthetic, r->val.count, (unsigned long long)val_seed(cfg), cfg->folds, cfg->fold,
+             /* without val_by_subject, clunets before --fold refuse to rebuild a fold's split by its count */
+             cfg->data_dir ? 0 : cfg->synthetic, r->val.count, cfg->folds ? "" : "\"val_by_subject\": 1, ",
+             (unsigned long long)val_seed(cfg), cfg->folds, cfg->fold,
              cfg->data_dir && cfg->dataset ? cfg->dataset : "synthetic");
     if (cfg->resume) {
         cn_checkpoint_info got;

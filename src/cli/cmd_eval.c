@@ -57,22 +57,23 @@ static clunet_status hold_out_val(const char *weights, const char *dataset, cn_s
     /* Rebuilt from the run's validation seed and count (or fold) by the rule training used (whole subjects since
      * val_by_subject). */
     const char *v = st ? NULL : cn_checkpoint_config_value(&info, "val");
-    const char *folds = st ? NULL : cn_checkpoint_config_value(&info, "val_folds");
-    const char *fold = st ? NULL : cn_checkpoint_config_value(&info, "val_fold");
+    const char *folds_v = st ? NULL : cn_checkpoint_config_value(&info, "val_folds");
+    const char *fold_v = st ? NULL : cn_checkpoint_config_value(&info, "val_fold");
+    int folds = folds_v ? atoi(folds_v) : 0, fold = fold_v ? atoi(fold_v) : 0;
     const char *by_subject = st ? NULL : cn_checkpoint_config_value(&info, "val_by_subject");
     char trained_on[128];
     const char *d = st ? NULL : cn_checkpoint_config_string(&info, "dataset", trained_on, sizeof trained_on);
     int n = v ? atoi(v) : 0;
     cn_sample_set val;
-    if (!st && !(v && (by_subject || (folds && atoi(folds) > 0))))
+    if (!st && !(v && (by_subject || folds > 0)))
         st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
                      "--split val: %s predates validation by whole subjects; its held-out images cannot be rebuilt",
                      weights);
     if (!st && !(d && !strcasecmp(d, dataset))) /* the catalogue matches names in any case */
         st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--split val: %s was not trained on %s", weights, dataset);
     if (!st && n < 1) st = cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "%s: its run held out no validation images", weights);
-    if (!st && folds && atoi(folds) > 0)
-        st = cn_sample_set_fold(samples, atoi(folds), fold ? atoi(fold) - 1 : -1, cn_checkpoint_val_seed(&info), &val);
+    if (!st && folds > 0)
+        st = cn_sample_set_fold(samples, folds, fold - 1, cn_checkpoint_val_seed(&info), &val);
     else if (!st)
         st = cn_sample_set_split(samples, n, cn_checkpoint_val_seed(&info), &val);
     if (st) {

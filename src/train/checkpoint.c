@@ -130,9 +130,11 @@ typedef struct host_state {
     float *params, *state, *m, *v, *raw_params, *raw_state;
 } host_state;
 
+/* Leaves h empty, so that freeing it again (after host_alloc failed inside download_checked) is harmless. */
 static void host_free(host_state *h)
 {
     free(h->params), free(h->state), free(h->m), free(h->v), free(h->raw_params), free(h->raw_state);
+    memset(h, 0, sizeof *h);
 }
 
 static clunet_status host_alloc(const cn_graph *g, host_state *h, int with_optimizer, int with_raw)

@@ -3,14 +3,17 @@
 
 Four 64x64 synthetic retinas, each its own subject, 2 folds:
   1. usage errors: one line naming the setting, non-zero exit, nothing trained;
-  2. a run stopped by SIGINT after the first fold's first epoch ends as interrupted (130) with
-     that fold's checkpoint on disk and the fold not marked done;
+  2. a Ctrl-C at the terminal (SIGINT to the script's process group) after the first fold's
+     first epoch: clunet saves and says so, the script ends as interrupted (130), the fold is
+     not marked done; then the script killed outright (SIGKILL): its clunet does not train on;
   3. the same command again continues that fold (--resume), trains the other, scores both and
      writes summary.json: the folds hold out disjoint images that together are all four, each
      row matches its fold's `clunet eval --split val --json`, the pooled F1 is the one of the
      summed counts, and the continued fold's metrics.csv has each epoch once;
-  4. a third run trains nothing and prints the same table; other options into the same folder
-     are refused.
+  4. again, with a fold's done mark removed (its run had ended): nothing is trained; with other
+     --views the scores are made again; other options into the same folder are refused;
+  5. a recipe clunet refuses: each fold fails, naming its log, and the corrected options may
+     replace it in the same folder (nothing had trained).
 """
 import json
 import os
@@ -63,25 +66,58 @@ def main():
                 'usage error naming %s' % mentions, rel.describe(r))
     t.check(not os.path.exists(os.path.join(out, 'fold-1')), '... and nothing trained')
 
-    # --- 2. stopped by SIGINT after fold 1's first epoch ---------------------
-    p = subprocess.Popen(cv + ['--'] + opts, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = ''
-    deadline = time.monotonic() + 240
-    for line in p.stdout:
-        seen += line
-        if line.startswith('fold 1: epoch 1/3 done'):
-            p.send_signal(signal.SIGINT)
-            break
-        if time.monotonic() > deadline:
-            break
+    # --- 2. a Ctrl-C after fold 1's first epoch, then SIGKILL -----------------
+    def start_until(marker):
+        """The script, in a process group of its own (as a shell job), read until a line starts with marker."""
+        p = subprocess.Popen(cv + ['--'] + opts, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+        seen = ''
+        for line in p.stdout:
+            seen += line
+            if line.startswith(marker):
+                break
+        return p, seen
+
+    p, seen = start_until('fold 1: epoch 1/3 done')
+    os.killpg(p.pid, signal.SIGINT)  # what a Ctrl-C at the terminal does
     rest, err = p.communicate(timeout=240)
     seen += rest
     last = os.path.join(out, 'fold-1', 'last.safetensors')
     t.check(p.returncode == 130 and 'run the same command again' in err,
-            'SIGINT: ends as interrupted (130), saying how to continue', 'exit %s: %s' % (p.returncode, err[-300:]))
+            'Ctrl-C: ends as interrupted (130), saying how to continue', 'exit %s: %s' % (p.returncode, err[-300:]))
+    t.check('fold 1: stopped ' in seen and 'continue with --resume' in seen,
+            '... after clunet saved its checkpoint and said so', seen[-300:])
     t.check(os.path.exists(last) and not os.path.exists(os.path.join(out, 'fold-1.done')),
-            '... with fold 1\'s checkpoint kept and the fold not marked done')
+            '... which is kept, the fold not marked done')
     t.check(not os.path.exists(os.path.join(out, 'fold-2')), '... and fold 2 not started')
+
+    def trainers():
+        """Processes whose command line holds this test's folds' folder."""
+        found = []
+        for pid in filter(str.isdigit, os.listdir('/proc')):
+            try:
+                with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                    if (out + '/fold-').encode() in f.read():
+                        found.append(pid)
+            except OSError:
+                pass
+        return found
+
+    if shutil.which('setpriv'):
+        p, seen = start_until('fold 1/2: continued')
+        deadline = time.monotonic() + 60
+        while not trainers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        p.kill()
+        p.communicate(timeout=60)
+        deadline = time.monotonic() + 60
+        while trainers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        epochs = rel.epochs_in_csv(os.path.join(out, 'fold-1', 'metrics.csv'))
+        t.check(not trainers() and max(epochs) < 3,
+                'the script killed outright (SIGKILL): its clunet train stops too, unfinished', str(epochs))
+    else:
+        print('skip  the SIGKILL case: no setpriv (util-linux) to tie clunet to the script')
 
     # --- 3. the same command continues and finishes ---------------------------
     r = rel.run(cv + ['--'] + opts, 300, cwd=work)
@@ -114,14 +150,34 @@ def main():
     t.check(abs(summary['pooled_f1'] - pooled) < 1e-12 and (summary['tp'], summary['fp'], summary['fn']) == (tp, fp, fn),
             'the pooled F1 is the one of the folds\' summed counts', '%r against %r' % (summary['pooled_f1'], pooled))
 
-    # --- 4. again: nothing to train; other options refused ---------------------
+    # --- 4. again: nothing to train; other views scored again; other options refused ---
+    os.remove(os.path.join(out, 'fold-1.done'))
     r = rel.run(cv + ['--'] + opts, 120, cwd=work)
-    t.check(r.rc == 0 and 'started' not in r.out and 'continued' not in r.out and 'pooled F1' in r.out,
-            'a third run trains nothing and prints the table again', rel.describe(r))
+    t.check(r.rc == 0 and 'started' not in r.out and 'continued' not in r.out and 'pooled F1' in r.out
+            and os.path.exists(os.path.join(out, 'fold-1.done')),
+            'a run with a finished fold\'s done mark removed trains nothing and prints the table', rel.describe(r))
+    r = rel.run(cv[:-1] + ['4', '--'] + opts, 120, cwd=work)  # cv ends with --views 1
+    views = []
+    for k in (1, 2):
+        with open(os.path.join(out, 'fold-%d.val.json' % k)) as f:
+            views.append(json.load(f).get('views'))
+    t.check(r.rc == 0 and views == [4, 4], 'with --views 4 the folds are scored again', rel.describe(r))
     r = rel.run(cv + ['--'] + opts[:-1] + ['4'], 30, cwd=work)
     lines = r.err_lines()
     t.check(r.rc not in (None, 0) and len(lines) == 1 and 'options.json' in lines[0],
             'other options into the same --out are refused, naming options.json', rel.describe(r))
+
+    # --- 5. a recipe clunet refuses; then corrected in the same folder ---------
+    bad = J('cv-bad')
+    cvb = [tool, '--clunet', clunet, '--out', bad, '--folds', '2', '--views', '1', '--']
+    r = rel.run(cvb + opts + ['--lr', '0,001'], 120, cwd=work)
+    lines = r.err_lines()
+    t.check(r.rc == 1 and all(any(l.startswith('cross-validate: fold %d failed' % k) and 'fold-%d.log' % k in l
+                                  for l in lines) for k in (1, 2)),
+            'a setting clunet refuses: each fold fails, naming its log', rel.describe(r))
+    r = rel.run(cvb + opts, 120, cwd=work)
+    t.check(r.rc == 0 and os.path.exists(os.path.join(bad, 'summary.json')),
+            '... and the corrected options run in the same --out', rel.describe(r))
     t.finish()
 
 

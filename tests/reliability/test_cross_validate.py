@@ -12,7 +12,9 @@ Four 64x64 synthetic retinas, each its own subject, 2 folds:
      summed counts, and the continued fold's metrics.csv has each epoch once;
   4. again, with a fold's done mark removed (its run had ended): nothing is trained; with other
      --views the scores are made again; other options into the same folder are refused;
-  5. a recipe clunet refuses: each fold fails, naming its log, and the corrected options may
+  5. --summary tabulates the scored folds without training; --only trains and scores some
+     folds; a bad --only is refused;
+  6. a recipe clunet refuses: each fold fails, naming its log, and the corrected options may
      replace it in the same folder (nothing had trained).
 """
 import json
@@ -167,7 +169,34 @@ def main():
     t.check(r.rc not in (None, 0) and len(lines) == 1 and 'options.json' in lines[0],
             'other options into the same --out are refused, naming options.json', rel.describe(r))
 
-    # --- 5. a recipe clunet refuses; then corrected in the same folder ---------
+    # --- 5. --summary tabulates what is scored; --only trains and scores some folds ---
+    with open(os.path.join(out, 'summary.json')) as f:
+        before = json.load(f)  # from the --views 4 run
+    os.remove(os.path.join(out, 'summary.json'))
+    r = rel.run([tool, '--out', out, '--summary'], 30, cwd=work)
+    with open(os.path.join(out, 'summary.json')) as f:
+        again = json.load(f)
+    t.check(r.rc == 0 and again == before and again['views'] == 4 and 'pooled F1' in r.out,
+            '--summary tabulates the scored folds without training', rel.describe(r))
+    part = J('cv-part')
+    r = rel.run([tool, '--clunet', clunet, '--out', part, '--folds', '2', '--views', '1', '--only', '2', '--']
+                + opts, 120, cwd=work)
+    try:
+        with open(os.path.join(part, 'summary.json')) as f:
+            psum = json.load(f)
+    except (OSError, ValueError):
+        psum = {}
+    t.check(r.rc == 0 and not os.path.exists(os.path.join(part, 'fold-1')) and 'folds 2 of 2' in r.out
+            and [f['fold'] for f in psum.get('folds', [])] == [2],
+            '--only 2 trains and scores fold 2 alone', rel.describe(r))
+    for bad_only in ('3', '0', '1,x', ''):
+        r = rel.run([tool, '--clunet', clunet, '--out', part, '--folds', '2', '--only', bad_only, '--'] + opts, 30,
+                    cwd=work)
+        lines = r.err_lines()
+        t.check(r.rc not in (None, 0) and len(lines) == 1 and '--only' in lines[0],
+                '--only %r is refused' % bad_only, rel.describe(r))
+
+    # --- 6. a recipe clunet refuses; then corrected in the same folder ---------
     bad = J('cv-bad')
     cvb = [tool, '--clunet', clunet, '--out', bad, '--folds', '2', '--views', '1', '--']
     r = rel.run(cvb + opts + ['--lr', '0,001'], 120, cwd=work)

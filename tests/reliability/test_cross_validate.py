@@ -11,12 +11,14 @@ Four 64x64 synthetic retinas, each its own subject, 2 folds:
      row matches its fold's `clunet eval --split val --json`, the pooled F1 is the one of the
      summed counts, and the continued fold's metrics.csv has each epoch once;
   4. again, with a fold's done mark removed (its run had ended): nothing is trained; with other
-     --views the scores are made again; other options into the same folder are refused;
+     --views the scores are made again; other options into the same folder are refused, and
+     so is a second cross-validate while one runs there;
   5. --summary tabulates the scored folds without training; --only trains and scores some
      folds; a bad --only is refused;
   6. a recipe clunet refuses: each fold fails, naming its log, and the corrected options may
      replace it in the same folder (nothing had trained).
 """
+import fcntl
 import json
 import os
 import shutil
@@ -168,6 +170,13 @@ def main():
     lines = r.err_lines()
     t.check(r.rc not in (None, 0) and len(lines) == 1 and 'options.json' in lines[0],
             'other options into the same --out are refused, naming options.json', rel.describe(r))
+
+    with open(os.path.join(out, '.lock'), 'w') as held:  # as a cross-validate running there holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        r = rel.run(cv + ['--'] + opts, 30, cwd=work)
+    lines = r.err_lines()
+    t.check(r.rc not in (None, 0) and len(lines) == 1 and 'another cross-validate' in lines[0],
+            'a second cross-validate into a folder in use is refused', rel.describe(r))
 
     # --- 5. --summary tabulates what is scored; --only trains and scores some folds ---
     with open(os.path.join(out, 'summary.json')) as f:

@@ -102,6 +102,9 @@ struct clunet_context {
         int value;
     } picks[CN_MAX_PICKS];
     int pick_count;
+    /* The fields cn_tune_choose has set (-1: not chosen yet), for cn_tune_forget. */
+    int *knob_fields[16];
+    int knob_field_count;
 
     /*
      * Set by an op whose library keeps objects of this context (CLBlast's
@@ -198,6 +201,13 @@ typedef struct cn_tune_knob {
  * (where tests force those kernels) they keep their initial values, untimed.
  */
 clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int count, void *arg);
+
+/*
+ * Sets every knob cn_tune_choose has set back to -1, so that each is chosen
+ * again where next used: from $CLUNET_TUNE, else the earlier answers (no
+ * timing). test-ops --ab changes $CLUNET_TUNE between timed runs with it.
+ */
+void cn_tune_forget(clunet_context *ctx);
 
 /*
  * " -DCN_NT_STORE=1" (streaming stores: see cn_stream16 in cl/common.cl) when

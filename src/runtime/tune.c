@@ -163,7 +163,13 @@ clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *valu
 
 clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int count, void *arg)
 {
-    for (int i = 0; i < count; i++) *knobs[i].field = knobs[i].initial;
+    for (int i = 0; i < count; i++) {
+        *knobs[i].field = knobs[i].initial;
+        int seen = 0;
+        for (int j = 0; j < ctx->knob_field_count; j++) seen |= ctx->knob_fields[j] == knobs[i].field;
+        int room = ctx->knob_field_count < (int)(sizeof ctx->knob_fields / sizeof ctx->knob_fields[0]);
+        if (!seen && room) ctx->knob_fields[ctx->knob_field_count++] = knobs[i].field;
+    }
     /* The knobs size CPU kernels: forced onto another device (tests on Oclgrind), nothing there is worth timing. */
     if (!cn_cpu_paths(ctx)) return CLUNET_OK;
     clunet_status st = CLUNET_OK;
@@ -175,4 +181,9 @@ clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int
     if (st != CLUNET_OK)
         for (int i = 0; i < count; i++) *knobs[i].field = -1;
     return st;
+}
+
+void cn_tune_forget(clunet_context *ctx)
+{
+    for (int i = 0; i < ctx->knob_field_count; i++) *ctx->knob_fields[i] = -1;
 }

@@ -272,6 +272,79 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/*
+ * --ab: $CLUNET_TUNE becomes "KEY=value" before what it held, and the knobs are
+ * chosen again at their next use; value < 0 restores what it held.
+ */
+static int ab_variant(to_run *r, int value)
+{
+    static char *held; /* $CLUNET_TUNE as the run started, or NULL */
+    static int saved;
+    if (!saved) {
+        const char *env = getenv("CLUNET_TUNE");
+        held = env ? strdup(env) : NULL;
+        saved = 1;
+    }
+    if (value < 0) {
+        if (held) setenv("CLUNET_TUNE", held, 1);
+        else unsetenv("CLUNET_TUNE");
+    } else {
+        char text[512];
+        snprintf(text, sizeof text, "%s=%d%s%s", r->ab_key, value, held ? "," : "", held ? held : "");
+        setenv("CLUNET_TUNE", text, 1);
+    }
+    cn_tune_forget(r->ctx);
+    if (cn_tune_check_env() != CLUNET_OK) {
+        to_failf(r, "--ab: %s", clunet_last_error());
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * --perf --ab: A and B take turns run by run (ABBA...), so both meet the same
+ * moments of a busy machine; reports both medians and the median of the
+ * pairs' B/A ratios.
+ */
+static int exec_ab(to_run *r, to_fn fn, void *state)
+{
+    enum { MAX_PAIRS = 15 };
+    double t[2][MAX_PAIRS], ratio[MAX_PAIRS];
+    int pairs = 0;
+    for (int v = 0; v < 2; v++) { /* warm-up: each variant builds its kernels */
+        if (!ab_variant(r, r->ab[v])) return 0;
+        for (int i = 0; i < 2; i++)
+            if (fn(r->ctx, state) != CLUNET_OK || cn_finish(r->ctx) != CLUNET_OK) {
+                to_failf(r, "the op failed with %s=%d: %s", r->ab_key, r->ab[v], clunet_last_error());
+                ab_variant(r, -1);
+                return 0;
+            }
+    }
+    double start = now_seconds();
+    while (pairs < MAX_PAIRS && (pairs < 5 || now_seconds() - start < 2.0)) {
+        for (int j = 0; j < 2; j++) {
+            int v = (pairs & 1) ^ j;
+            if (!ab_variant(r, r->ab[v])) return 0;
+            double t0 = now_seconds();
+            if (fn(r->ctx, state) != CLUNET_OK || cn_finish(r->ctx) != CLUNET_OK) {
+                to_failf(r, "the op failed while timing: %s", clunet_last_error());
+                ab_variant(r, -1);
+                return 0;
+            }
+            t[v][pairs] = now_seconds() - t0;
+        }
+        ratio[pairs] = t[1][pairs] / t[0][pairs];
+        pairs++;
+    }
+    if (!ab_variant(r, -1)) return 0;
+    qsort(t[0], pairs, sizeof(double), cmp_double);
+    qsort(t[1], pairs, sizeof(double), cmp_double);
+    qsort(ratio, pairs, sizeof(double), cmp_double);
+    snprintf(r->st->perf_line, sizeof r->st->perf_line, " %s=%d %9.3f ms  =%d %9.3f ms  ratio %.3f  (medians of %d pairs)",
+             r->ab_key, r->ab[0], t[0][pairs / 2] * 1e3, r->ab[1], t[1][pairs / 2] * 1e3, ratio[pairs / 2], pairs);
+    return 1;
+}
+
 int to_exec(to_run *r, to_fn fn, void *state, double flops, double bytes)
 {
     if (r->st->case_failed) return 0;
@@ -280,6 +353,7 @@ int to_exec(to_run *r, to_fn fn, void *state, double flops, double bytes)
         return 0;
     }
     if (!r->perf) return 1;
+    if (r->ab_key) return exec_ab(r, fn, state);
     /* Warm up, then time runs until 15 runs or about a second, and report the median. */
     enum { MAX_RUNS = 15 };
     double t[MAX_RUNS];

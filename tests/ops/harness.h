@@ -28,6 +28,8 @@ typedef struct to_run {
     int grad;            /* --grad: also check reference backwards by finite differences */
     int perf;            /* --perf: time each case (median of runs after warm-up) */
     int list;            /* --list: only collect op names */
+    const char *ab_key;  /* --ab KEY=A,B: with --perf, time $CLUNET_TUNE's KEY=A against KEY=B, run by run */
+    int ab[2];
     int verbose;
     /* internal state follows; cases do not touch it */
     struct to_state *st;

@@ -23,6 +23,8 @@ static void usage(void)
            "  --stream       streaming stores for every output that may take them, whatever its size\n"
            "                 (devices use them only for large outputs, where they measured faster)\n"
            "  --perf         time each case (median after warm-up): ms, GFLOP/s, GB/s\n"
+           "  --ab KEY=A,B   with --perf: $CLUNET_TUNE's KEY=A and KEY=B (e.g. gemm_nn_rows=2,4) by turns, run by\n"
+           "                 run, so both meet the same moments of a busy machine; medians and their B/A ratio\n"
            "  -v             a line for every passing case too\n"
            "The last line is `N passed, M failed`; the exit status is non-zero on any failure.\n");
 }
@@ -66,11 +68,31 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-v")) r.verbose = 1;
         else if (!strcmp(a, "--op") && i + 1 < argc) st.filter = argv[++i];
         else if (!strcmp(a, "--case") && i + 1 < argc) st.case_filter = argv[++i];
+        else if (!strcmp(a, "--ab") && i + 1 < argc) {
+            static char key[128];
+            const char *spec = argv[++i], *eq = strchr(spec, '=');
+            char *end = NULL;
+            if (eq && eq > spec && (size_t)(eq - spec) < sizeof key) {
+                snprintf(key, sizeof key, "%.*s", (int)(eq - spec), spec);
+                r.ab[0] = (int)strtol(eq + 1, &end, 10);
+                if (end > eq + 1 && *end == ',') r.ab[1] = (int)strtol(end + 1, &end, 10);
+                else end = NULL;
+            }
+            if (!end || *end || r.ab[0] < 0 || r.ab[1] < 0) {
+                fprintf(stderr, "test-ops: --ab %s: expected KEY=A,B (a $CLUNET_TUNE key, two values >= 0)\n", spec);
+                return 2;
+            }
+            r.ab_key = key;
+        }
         else if (!strcmp(a, "--device") && i + 1 < argc) device = argv[++i];
         else {
             fprintf(stderr, "test-ops: unknown or incomplete option '%s' (see --help)\n", a);
             return 2;
         }
+    }
+    if (r.ab_key && !r.perf) {
+        fprintf(stderr, "test-ops: --ab needs --perf\n");
+        return 2;
     }
     if (r.list) {
         run_all(&r);

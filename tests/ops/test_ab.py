@@ -1,0 +1,66 @@
+#!/usr/bin/python3
+"""test_ab.py TEST_OPS - the contract of `test-ops --perf --ab KEY=A,B` (no timing is judged).
+
+--ab times two tuning choices by turns in one process, the way to compare kernel variants on a
+busy machine (docs/PERFORMANCE.md). Checked: each case line names both choices with a time each,
+their ratio and the number of pairs; a key that $CLUNET_TUNE does not know fails the case naming
+it; --ab without --perf or with a malformed value is a usage error; a $CLUNET_TUNE set by the
+caller is kept for the other keys (a bad entry there still fails).
+"""
+import os
+import re
+import subprocess
+import sys
+
+LINE = re.compile(r'^\s+ok\s+conv2d_forward\s+\[b2 expand N1 .*\] gemm_nn_rows=2\s+([0-9.]+) ms\s+=4\s+([0-9.]+) ms'
+                  r'\s+ratio ([0-9.]+)\s+\(medians of (\d+) pairs\)$')
+
+
+def main():
+    if len(sys.argv) != 2:
+        print('usage: test_ab.py TEST_OPS', file=sys.stderr)
+        sys.exit(2)
+    test_ops = sys.argv[1]
+    passed = failed = 0
+
+    def check(ok, what, detail=''):
+        nonlocal passed, failed
+        passed, failed = passed + bool(ok), failed + (not ok)
+        print(('ok    ' if ok else 'FAIL  ') + what + ('' if ok else ': ' + detail[-600:]), flush=True)
+
+    def run(args, env_extra=None):
+        env = dict(os.environ, CLUNET_GEMM='register')
+        env.pop('CLUNET_TUNE', None)
+        env.update(env_extra or {})
+        return subprocess.run([test_ops, '--device', 'cpu'] + args, capture_output=True, text=True, env=env,
+                              timeout=600)
+
+    case = ['--perf', '--op', 'conv2d_forward', '--case', 'b2 expand N1']
+    r = run(case + ['--ab', 'gemm_nn_rows=2,4'])
+    lines = [LINE.match(l) for l in r.stdout.splitlines()]
+    found = [m for m in lines if m]
+    check(r.returncode == 0 and found and all(float(m.group(1)) > 0 and float(m.group(2)) > 0
+                                              and float(m.group(3)) > 0 and int(m.group(4)) >= 5 for m in found),
+          '--ab gemm_nn_rows=2,4: both choices timed, their ratio over >= 5 pairs', r.stdout + r.stderr)
+
+    r = run(case + ['--ab', 'gemm_nn_rows=2,4'], {'CLUNET_TUNE': 'conv_tiled_ob=2'})
+    check(r.returncode == 0 and any(LINE.match(l) for l in r.stdout.splitlines()),
+          '... with a $CLUNET_TUNE of the caller\'s for another key', r.stdout + r.stderr)
+    r = run(case + ['--ab', 'gemm_nn_rows=2,4'], {'CLUNET_TUNE': 'conv_tiled_ob=3'})
+    check(r.returncode != 0 and 'conv_tiled_ob' in r.stdout + r.stderr,
+          '... whose bad entry still fails, named', r.stdout + r.stderr)
+
+    r = run(case + ['--ab', 'no_such_knob=1,2'])
+    check(r.returncode != 0 and 'no_such_knob' in r.stdout, 'an unknown key fails the case, named',
+          r.stdout + r.stderr)
+    for args in (['--op', 'conv2d_forward', '--ab', 'gemm_nn_rows=2,4'], case + ['--ab', 'gemm_nn_rows=2'],
+                 case + ['--ab', '=2,4'], case + ['--ab', 'gemm_nn_rows=2,x'], case + ['--ab']):
+        r = run(args)
+        check(r.returncode == 2 and r.stderr.startswith('test-ops: '), 'usage error: ' + ' '.join(args[-2:]),
+              r.stdout + r.stderr)
+    print('%d passed, %d failed' % (passed, failed))
+    sys.exit(1 if failed or not passed else 0)
+
+
+if __name__ == '__main__':
+    main()

@@ -3,7 +3,8 @@
 
 --ab times two tuning choices by turns in one process, the way to compare kernel variants on a
 busy machine (docs/PERFORMANCE.md). Checked: each case line names both choices with a time each,
-their ratio and the number of pairs; a key that $CLUNET_TUNE does not know fails the case naming
+their ratio and the number of pairs; the knob is chosen again after each change (a value that is
+not a candidate fails, where a knob left as first chosen would never read it); a key that $CLUNET_TUNE does not know fails the case naming
 it; --ab without --perf or with a malformed value is a usage error; a $CLUNET_TUNE set by the
 caller is kept for the other keys (a bad entry there still fails).
 """
@@ -49,6 +50,10 @@ def main():
     r = run(case + ['--ab', 'gemm_nn_rows=2,4'], {'CLUNET_TUNE': 'conv_tiled_ob=3'})
     check(r.returncode != 0 and 'conv_tiled_ob' in r.stdout + r.stderr,
           '... whose bad entry still fails, named', r.stdout + r.stderr)
+
+    r = run(case + ['--ab', 'gemm_nn_rows=2,3'])
+    check(r.returncode != 0 and 'gemm_nn_rows=3' in r.stdout and 'expected one of' in r.stdout,
+          'the knob is chosen again from $CLUNET_TUNE after each change (3 is no candidate)', r.stdout + r.stderr)
 
     r = run(case + ['--ab', 'no_such_knob=1,2'])
     check(r.returncode != 0 and 'no_such_knob' in r.stdout, 'an unknown key fails the case, named',

@@ -129,6 +129,23 @@ float cn_lanes_sum(float16 v)
     return c.x + c.y;
 }
 
+/* The first n lanes of v at p: one vector store for all 16, or one for the first 8 where 8-15 are wanted. */
+void cn_store_lanes16(__global float *p, const float16 v, const int n)
+{
+    if (n == 16) {
+        vstore16(v, 0, p);
+        return;
+    }
+    int l = 0;
+    if (n >= 8) {
+        vstore8(v.lo, 0, p);
+        l = 8;
+    }
+    float lane[16];
+    vstore16(v, 0, lane);
+    for (; l < n; l++) p[l] = lane[l];
+}
+
 /* row[i0 .. i0+15] as a vector, zero outside [0, w): one whole load inside, lane by lane at the edges. */
 float16 cn_row16(__global const float *row, const int i0, const int w)
 {

@@ -26,25 +26,9 @@
 #define WG_TILES 16 /* tiles per work-item of the input and output transforms: one float16 per plane */
 
 /*
- * The first n lanes of v at p, and their load (the rest zero): one vector
- * access for all 16, or for the first 8 where a row has 8-15 tiles left.
+ * The first n lanes of p as a vector (the rest zero): one vector load for all
+ * 16, or for the first 8 where a row has 8-15 tiles left.
  */
-static void wg_store_lanes(__global float *p, const float16 v, const int n)
-{
-    if (n == WG_TILES) {
-        vstore16(v, 0, p);
-        return;
-    }
-    int l = 0;
-    if (n >= 8) {
-        vstore8(v.lo, 0, p);
-        l = 8;
-    }
-    float lane[WG_TILES];
-    vstore16(v, 0, lane);
-    for (; l < n; l++) p[l] = lane[l];
-}
-
 static float16 wg_load_lanes(__global const float *p, const int n)
 {
     if (n == WG_TILES) return vload16(0, p);
@@ -98,10 +82,10 @@ __kernel void winograd_weights(__global const float *w, const int w_off, __globa
     const size_t step = (size_t)(fused ? rows_p : rows) * cols;
     for (int a = 0; a < 4; a++) {
         const float16 *t = a == 0 ? t0 : a == 1 ? t1 : a == 2 ? t2 : t3;
-        wg_store_lanes(out + (4 * a + 0) * step, t[0], lanes);
-        wg_store_lanes(out + (4 * a + 1) * step, 0.5f * (t[0] + t[1] + t[2]), lanes);
-        wg_store_lanes(out + (4 * a + 2) * step, 0.5f * (t[0] - t[1] + t[2]), lanes);
-        wg_store_lanes(out + (4 * a + 3) * step, t[2], lanes);
+        cn_store_lanes16(out + (4 * a + 0) * step, t[0], lanes);
+        cn_store_lanes16(out + (4 * a + 1) * step, 0.5f * (t[0] + t[1] + t[2]), lanes);
+        cn_store_lanes16(out + (4 * a + 2) * step, 0.5f * (t[0] - t[1] + t[2]), lanes);
+        cn_store_lanes16(out + (4 * a + 3) * step, t[2], lanes);
     }
 }
 
@@ -212,7 +196,7 @@ __kernel void winograd_input(__global const float *x, const int x_off, __global 
     const size_t tiles = (size_t)th * tw, cols = images * tiles, step = (size_t)c * cols;
     __global float *out = v + v_off + ch * cols + img * tiles + ty * tw + tx0;
     const int n = min(WG_TILES, tw - tx0);
-    for (int q = 0; q < 16; q++) wg_store_lanes(out + q * step, e[q], n);
+    for (int q = 0; q < 16; q++) cn_store_lanes16(out + q * step, e[q], n);
 }
 
 /*
@@ -355,7 +339,7 @@ __kernel void winograd_dy(__global const float *dy, const int dy_off, __global f
     const int n = min(WG_TILES, tw - tx0);
     for (int a = 0; a < 4; a++) {
         const float16 e[4] = {p[a], p[a] + q[a], p[a] - q[a], -q[a]};
-        for (int b = 0; b < 4; b++) wg_store_lanes(out + (4 * a + b) * step, e[b], n);
+        for (int b = 0; b < 4; b++) cn_store_lanes16(out + (4 * a + b) * step, e[b], n);
     }
 }
 

@@ -84,8 +84,11 @@ static int winograd_pays(const cn_conv2d_params *p, int in_c, int out_c, int flo
     return winograd_shape(p) && (double)in_c * out_c >= (double)floor * (in_c + out_c);
 }
 
-/* Winograd tiles of one (H, W) image: 2 x 2 outputs each. */
-static int wino_tiles(int h, int w) { return ((h + 1) / 2) * ((w + 1) / 2); }
+/* Winograd tiles of one (H, W) image: m x m outputs each (F(2x2,3x3) or F(4x4,3x3)). */
+static int wino_tiles(int m, int h, int w) { return ((h + m - 1) / m) * ((w + m - 1) / m); }
+
+/* Planes of U, V and M: the (m + 2) x (m + 2) positions of an input tile. */
+static int wino_planes(int m) { return (m + 2) * (m + 2); }
 
 /*
  * Images whose tiles share one pass of the unfused Winograd (one set of 16
@@ -94,17 +97,17 @@ static int wino_tiles(int h, int w) { return ((h + 1) / 2) * ((w + 1) / 2); }
  * whose GEMMs sum over the columns, took 64-72 ms one image a pass against
  * 37-46 with all four.
  */
-static int wino_images(int n, int h, int w)
+static int wino_images(int n, int tiles)
 {
-    int per = (256 + wino_tiles(h, w) - 1) / wino_tiles(h, w);
+    int per = (256 + tiles - 1) / tiles;
     return per < n ? per : n;
 }
 
-/* Floats of U, V and M for one pass (the same for y and for dx: the formula is symmetric in the channels). */
-static size_t winograd_floats(int n, int c, int cout, int h, int w)
+/* Floats of U, V and M for one pass of F(m x m, 3x3) (the same for y and for dx: symmetric in the channels). */
+static size_t winograd_floats(int m, int n, int c, int cout, int h, int w)
 {
-    size_t cols = (size_t)wino_images(n, h, w) * wino_tiles(h, w);
-    return 16 * ((size_t)c * cout + cols * ((size_t)c + cout));
+    size_t cols = (size_t)wino_images(n, wino_tiles(m, h, w)) * wino_tiles(m, h, w);
+    return wino_planes(m) * ((size_t)c * cout + cols * ((size_t)c + cout));
 }
 
 /* Channels rounded up to whole float16 blocks: the k-major weight copy's and pixel-major dy's row length. */
@@ -123,22 +126,27 @@ size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h
     /* the columns, then the split weight gradient's partial products (on GPUs, or forced) */
     int splits = dw_splits(dw_outputs(p, c), cn_conv2d_out_h(p, h) * cn_conv2d_out_w(p, w));
     size_t need = columns_floats(p, c, h, w) + (splits > 1 ? (size_t)splits * dw_outputs(p, c) : 0);
-    size_t wino = winograd_shape(p) ? winograd_floats(n, c, p->cout, h, w) : 0;
-    size_t fused = winograd_shape(p) ? fused_u_floats(c, p->cout) : 0;
-    if (fused > wino) wino = fused;
+    size_t wino = 0;
+    if (winograd_shape(p)) {
+        size_t two = winograd_floats(2, n, c, p->cout, h, w), four = winograd_floats(4, n, c, p->cout, h, w);
+        size_t fused = fused_u_floats(c, p->cout);
+        wino = two > four ? two : four;
+        if (fused > wino) wino = fused;
+    }
     return need > wino ? need : wino;
 }
 
 /* ---- which path ----------------------------------------------------------- */
 
-enum { MODE_AUTO, MODE_DIRECT, MODE_GEMM, MODE_WINOGRAD, MODE_WINO_FUSED };
+enum { MODE_AUTO, MODE_DIRECT, MODE_GEMM, MODE_WINOGRAD, MODE_WINO_FUSED, MODE_WINOGRAD4 };
 
 /*
  * $CLUNET_CONV: "direct" runs the GPU kernels (conv2d_direct_wg for y and dx,
  * split-K weight gradients) on any device wherever the shape allows, whatever
  * the channel count, so tests can reach them on CPUs; "winograd" runs y and dx
  * of every conv cl/winograd.cl can take through it, on any device, unfused,
- * "winograd-fused" through winograd_fused where its local memory fits; "gemm" runs
+ * "winograd-fused" through winograd_fused where its local memory fits,
+ * "winograd4" through the unfused F(4x4,3x3) of cl/winograd4.cl; "gemm" runs
  * im2col + GEMM only. Unset or empty: by device type and shape (dense_path).
  */
 static clunet_status conv_mode(int *mode)
@@ -150,9 +158,10 @@ static clunet_status conv_mode(int *mode)
     else if (!strcmp(env, "gemm")) *mode = MODE_GEMM;
     else if (!strcmp(env, "winograd")) *mode = MODE_WINOGRAD;
     else if (!strcmp(env, "winograd-fused")) *mode = MODE_WINO_FUSED;
+    else if (!strcmp(env, "winograd4")) *mode = MODE_WINOGRAD4;
     else
-        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_CONV=%s: expected direct, winograd, winograd-fused or gemm",
-                       env);
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                       "CLUNET_CONV=%s: expected direct, winograd, winograd-fused, winograd4 or gemm", env);
     return CLUNET_OK;
 }
 
@@ -186,7 +195,7 @@ static int flippable(const cn_conv2d_params *p)
 }
 
 /* Tuning files keep these numbers (conv_y_* and conv_dx_* keys): never renumber them. */
-enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD, PATH_WINO_FUSED };
+enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD, PATH_WINO_FUSED, PATH_WINOGRAD4 };
 
 #define TILED_PX 32 /* conv2d_tiled: output pixels per work-item (TILE_PX in cl/conv.cl) */
 
@@ -261,8 +270,9 @@ static int tiled_fits(const clunet_context *ctx, const cn_conv2d_params *p, cons
  * (WINO_FUSED) take PATH_WINO_FUSED where that measured faster than
  * conv2d_tiled (ctx->conv_wino_fused) and fits.
  * CLUNET_CONV=direct takes PATH_GROUPS whatever the channels; =winograd takes
- * PATH_WINOGRAD wherever it can, =winograd-fused PATH_WINO_FUSED; =gemm never
- * leaves the GEMM.
+ * PATH_WINOGRAD wherever it can, =winograd-fused PATH_WINO_FUSED, =winograd4
+ * PATH_WINOGRAD4 (F(4x4,3x3), otherwise only where a shape's timing chose it,
+ * see direct_candidates); =gemm never leaves the GEMM.
  */
 static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x, int in_c,
                       int out_c)
@@ -270,6 +280,7 @@ static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_param
     int fused_fits = winograd_shape(p) && fused_slab(ctx, in_c, out_c) > 0;
     if (mode == MODE_WINOGRAD && winograd_shape(p)) return PATH_WINOGRAD;
     if (mode == MODE_WINO_FUSED && fused_fits) return PATH_WINO_FUSED;
+    if (mode == MODE_WINOGRAD4 && winograd_shape(p)) return PATH_WINOGRAD4;
     if (mode == MODE_GEMM || !flippable(p)) return PATH_GEMM;
     if (mode == MODE_AUTO && cn_cpu_paths(ctx)) {
         if (ctx->conv_winograd > 0 && winograd_pays(p, in_c, out_c, WINO_WIDE)) return PATH_WINOGRAD;
@@ -507,19 +518,23 @@ static cn_gemm_args gemm_args(int ta, int tb, int m, int n, int k, float beta, c
     return g;
 }
 
-/* U from w at u_off in buf (winograd_weights): for the GEMMs, or laid out for winograd_fused. */
-static clunet_status winograd_weights(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *w, cl_mem buf,
-                                      size_t u_off, int flip, int fused)
+/*
+ * U of F(m x m, 3x3) from w at u_off in buf (winograd_weights, winograd4_weights): for the GEMMs, or laid out for
+ * winograd_fused (m = 2 only).
+ */
+static clunet_status winograd_weights(clunet_context *ctx, int m, const cn_conv2d_params *p, const cn_tensor *w,
+                                      cl_mem buf, size_t u_off, int flip, int fused)
 {
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_weights", "", &k));
+    if (m == 4) CN_TRY(cn_kernel(ctx, "winograd4.cl", "winograd4_weights", "", &k));
+    else CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_weights", "", &k));
     CN_TRY(cn_arg_view(k, 0, w));
     CN_TRY(CN_ARG_MEM(k, 2, buf));
     CN_TRY(CN_ARG_INT(k, 3, u_off));
     CN_TRY(CN_ARG_INT(k, 4, p->cout));
     CN_TRY(CN_ARG_INT(k, 5, w->c));
     CN_TRY(CN_ARG_INT(k, 6, flip));
-    CN_TRY(CN_ARG_INT(k, 7, fused));
+    if (m == 2) CN_TRY(CN_ARG_INT(k, 7, fused));
     /* 16 filters per work-item, neighbours along the channel innermost in U (o when flip != fused; see the kernel) */
     int along_o = flip != fused;
     size_t lanes = (size_t)(along_o ? p->cout : w->c), other = (size_t)(along_o ? w->c : p->cout);
@@ -528,23 +543,25 @@ static clunet_status winograd_weights(clunet_context *ctx, const cn_conv2d_param
 }
 
 /*
- * One of the per-tile transforms of `images` images of t (C, H, W) from image
- * img on (cl/winograd.cl): winograd_input (t = x or dy, into V at off in buf),
- * winograd_dy (t = dy, into dM) or winograd_output (t = y or dx, from M;
- * `accumulate` adds into t, else ep applies). 16 tiles per work-item, one
- * item per group on CPUs: PoCL gives each item of a group its own copy of the
- * transforms' 2 KiB of arrays, and left to choose, it made groups of
- * thousands and overflowed its thread's stack (decoder.0).
+ * One of the per-tile transforms of F(m x m, 3x3) for `images` images of t
+ * (C, H, W) from image img on: winograd_input or winograd4_input (t = x or dy,
+ * into V at off in buf), winograd_dy (t = dy, into dM) or winograd_output or
+ * winograd4_output (t = y or dx, from M; `accumulate` adds into t, else ep
+ * applies). 16 tiles per work-item, one item per group on CPUs: PoCL gives
+ * each item of a group its own copy of the transforms' 2-4 KiB of arrays, and
+ * left to choose, it made groups of thousands and overflowed its thread's
+ * stack (decoder.0). F(2x2)'s work-items take 16 tiles of one tile row,
+ * F(4x4)'s 16 consecutive columns of V or M.
  */
-static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, const cn_tensor *t, int img, int images,
-                                    cl_mem buf, size_t off, int accumulate, const cn_epilogue *ep)
+static clunet_status winograd_tiles(clunet_context *ctx, int m, const char *kernel, const cn_tensor *t, int img,
+                                    int images, cl_mem buf, size_t off, int accumulate, const cn_epilogue *ep)
 {
-    const int h = t->h, w = t->w, th = (h + 1) / 2, tw = (w + 1) / 2;
-    int output = !strcmp(kernel, "winograd_output");
-    const char *stream = "";
-    if (output && !accumulate) CN_TRY(cn_stream_option(ctx, cn_tensor_count(t) * sizeof(float), &stream));
+    const int h = t->h, w = t->w, th = (h + m - 1) / m, tw = (w + m - 1) / m;
+    int output = strstr(kernel, "_output") != NULL;
+    const char *stream = ""; /* winograd4_output stores lane by lane: no streaming stores */
+    if (output && !accumulate && m == 2) CN_TRY(cn_stream_option(ctx, cn_tensor_count(t) * sizeof(float), &stream));
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "winograd.cl", kernel, stream, &k));
+    CN_TRY(cn_kernel(ctx, m == 4 ? "winograd4.cl" : "winograd.cl", kernel, stream, &k));
     CN_TRY(CN_ARG_MEM(k, output ? 2 : 0, t->buf));
     CN_TRY(CN_ARG_INT(k, output ? 3 : 1, t->offset + (size_t)img * t->c * h * w));
     CN_TRY(CN_ARG_MEM(k, output ? 0 : 2, buf));
@@ -552,60 +569,76 @@ static clunet_status winograd_tiles(clunet_context *ctx, const char *kernel, con
     int args[7] = {t->c, h, w, th, tw, images, accumulate};
     for (int i = 0; i < (output ? 7 : 6); i++) CN_TRY(CN_ARG_INT(k, 4 + i, args[i]));
     if (output) CN_TRY(cn_epilogue_args(k, 11, ep));
-    size_t global[3] = {(size_t)(tw + 15) / 16, (size_t)th, (size_t)images * t->c}, single[3] = {1, 1, 1};
+    size_t single[3] = {1, 1, 1};
+    if (m == 4) {
+        size_t global[2] = {((size_t)images * th * tw + 15) / 16, (size_t)t->c};
+        return cn_launch(ctx, k, 2, global, cn_cpu_paths(ctx) ? single : NULL);
+    }
+    size_t global[3] = {(size_t)(tw + 15) / 16, (size_t)th, (size_t)images * t->c};
     return cn_launch(ctx, k, 3, global, cn_cpu_paths(ctx) ? single : NULL);
 }
 
 /*
- * The conv of tiled_conv as Winograd F(2x2,3x3) (cl/winograd.cl), a pass of
- * wino_images() images at a time: the weights' U, then per pass the inputs'
- * V, 16 GEMMs (Co x C times C x the pass's tiles) into M, and the output
- * transform. U, V, M follow each other in the workspace.
+ * The conv of tiled_conv as Winograd F(m x m, 3x3) (m = 2: cl/winograd.cl, 4:
+ * cl/winograd4.cl), a pass of wino_images() images at a time: the weights' U,
+ * then per pass the inputs' V, (m + 2)^2 GEMMs (Co x C times C x the pass's
+ * tiles) into M, and the output transform. U, V, M follow each other in the
+ * workspace.
  */
-static clunet_status winograd_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in,
+static clunet_status winograd_conv(clunet_context *ctx, int m, const cn_conv2d_params *p, const cn_tensor *in,
                                    const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip, int add,
                                    const cn_epilogue *ep)
 {
     // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip); added into out where add
-    const int ci = in->c, co = out->c, tiles = wino_tiles(out->h, out->w), per = wino_images(in->n, out->h, out->w);
-    size_t u_off = work->offset, v_off = u_off + 16 * (size_t)ci * co, m_off = v_off + 16 * (size_t)ci * per * tiles;
-    CN_TRY(winograd_weights(ctx, p, w, work->buf, u_off, flip, 0));
+    const int ci = in->c, co = out->c, tiles = wino_tiles(m, out->h, out->w), per = wino_images(in->n, tiles);
+    const size_t planes = wino_planes(m);
+    size_t u_off = work->offset, v_off = u_off + planes * ci * co, m_off = v_off + planes * ci * per * tiles;
+    CN_TRY(winograd_weights(ctx, m, p, w, work->buf, u_off, flip, 0));
     for (int img = 0; img < in->n; img += per) {
         int images = in->n - img < per ? in->n - img : per, cols = images * tiles;
-        CN_TRY(winograd_tiles(ctx, "winograd_input", in, img, images, work->buf, v_off, 0, NULL));
+        const char *input = m == 4 ? "winograd4_input" : "winograd_input";
+        const char *output = m == 4 ? "winograd4_output" : "winograd_output";
+        CN_TRY(winograd_tiles(ctx, m, input, in, img, images, work->buf, v_off, 0, NULL));
         cn_gemm_args g = gemm_args(0, 0, co, cols, ci, 0.0f, work->buf, u_off, work->buf, v_off, work->buf, m_off);
-        g.batch = 16, g.a_stride = (size_t)co * ci, g.b_stride = (size_t)ci * cols, g.c_stride = (size_t)co * cols;
+        g.batch = (int)planes, g.a_stride = (size_t)co * ci, g.b_stride = (size_t)ci * cols;
+        g.c_stride = (size_t)co * cols;
         CN_TRY(cn_gemm(ctx, &g));
-        CN_TRY(winograd_tiles(ctx, "winograd_output", out, img, images, work->buf, m_off, add, ep));
+        CN_TRY(winograd_tiles(ctx, m, output, out, img, images, work->buf, m_off, add, ep));
     }
     return CLUNET_OK;
 }
 
 /*
- * dw += the weight gradient of a conv winograd_shape takes, as Winograd: per
- * pass of wino_images() images V from x and dM = A dy A^T (winograd_dy), then
- * 16 GEMMs dU[xi] (+)= dM[xi] * V[xi]^T (Co x tiles times tiles x C, summed
- * over the pass's tiles, then over the passes), last
- * dw += G^T dU G. 2.25x fewer multiply-adds than im2col + GEMM; dU, V and dM
- * take the places of U, V and M in the workspace.
+ * dw += the weight gradient of a conv winograd_shape takes, as Winograd F(m x
+ * m, 3x3): per pass of wino_images() images V from x and dM = A dy A^T
+ * (winograd_dy, winograd4_dy), then (m + 2)^2 GEMMs dU[xi] (+)= dM[xi] *
+ * V[xi]^T (Co x tiles times tiles x C, summed over the pass's tiles, then over
+ * the passes), last dw += G^T dU G. 2.25x (m = 2) or 4x (m = 4) fewer
+ * multiply-adds than im2col + GEMM; dU, V and dM take the places of U, V and M
+ * in the workspace.
  */
-static clunet_status winograd_dw(clunet_context *ctx, const cn_tensor *x, const cn_tensor *dy, const cn_tensor *dw,
-                                 const cn_tensor *work)
+static clunet_status winograd_dw(clunet_context *ctx, int m, const cn_tensor *x, const cn_tensor *dy,
+                                 const cn_tensor *dw, const cn_tensor *work)
 {
     // x is (N,C,H,W), dy is (N,Co,H,W), dw is (Co,C,3,3) and accumulates
-    const int ci = x->c, co = dy->c, tiles = wino_tiles(dy->h, dy->w), per = wino_images(x->n, dy->h, dy->w);
-    size_t u_off = work->offset, v_off = u_off + 16 * (size_t)ci * co, m_off = v_off + 16 * (size_t)ci * per * tiles;
+    const int ci = x->c, co = dy->c, tiles = wino_tiles(m, dy->h, dy->w), per = wino_images(x->n, tiles);
+    const size_t planes = wino_planes(m);
+    size_t u_off = work->offset, v_off = u_off + planes * ci * co, m_off = v_off + planes * ci * per * tiles;
     for (int img = 0; img < x->n; img += per) {
         int images = x->n - img < per ? x->n - img : per, cols = images * tiles;
-        CN_TRY(winograd_tiles(ctx, "winograd_input", x, img, images, work->buf, v_off, 0, NULL));
-        CN_TRY(winograd_tiles(ctx, "winograd_dy", dy, img, images, work->buf, m_off, 0, NULL));
+        CN_TRY(winograd_tiles(ctx, m, m == 4 ? "winograd4_input" : "winograd_input", x, img, images, work->buf,
+                              v_off, 0, NULL));
+        CN_TRY(winograd_tiles(ctx, m, m == 4 ? "winograd4_dy" : "winograd_dy", dy, img, images, work->buf, m_off, 0,
+                              NULL));
         cn_gemm_args g = gemm_args(0, 1, co, ci, cols, img ? 1.0f : 0.0f, work->buf, m_off, work->buf, v_off,
                                    work->buf, u_off);
-        g.batch = 16, g.a_stride = (size_t)co * cols, g.b_stride = (size_t)ci * cols, g.c_stride = (size_t)co * ci;
+        g.batch = (int)planes, g.a_stride = (size_t)co * cols, g.b_stride = (size_t)ci * cols;
+        g.c_stride = (size_t)co * ci;
         CN_TRY(cn_gemm(ctx, &g));
     }
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_weights_grad", "", &k));
+    if (m == 4) CN_TRY(cn_kernel(ctx, "winograd4.cl", "winograd4_weights_grad", "", &k));
+    else CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_weights_grad", "", &k));
     CN_TRY(CN_ARG_MEM(k, 0, work->buf));
     CN_TRY(CN_ARG_INT(k, 1, u_off));
     CN_TRY(cn_arg_view(k, 2, dw));
@@ -629,7 +662,7 @@ static clunet_status wino_fused_conv(clunet_context *ctx, const cn_conv2d_params
     size_t u_floats = 16 * (size_t)ci * pad16(co);
     if (pad16(co) != co)
         CN_TRY(cn_buffer_fill_float(ctx, work->buf, work->offset * sizeof(float), u_floats * sizeof(float), 0.0f));
-    CN_TRY(winograd_weights(ctx, p, w, work->buf, work->offset, flip, 1));
+    CN_TRY(winograd_weights(ctx, 2, p, w, work->buf, work->offset, flip, 1));
     const char *stream = ""; /* an output added to is read anyway */
     if (!add) CN_TRY(cn_stream_option(ctx, cn_tensor_count(out) * sizeof(float), &stream));
     char options[64];
@@ -650,14 +683,16 @@ static clunet_status wino_fused_conv(clunet_context *ctx, const cn_conv2d_params
 }
 
 /*
- * y or dx (flip) by `path` (PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD or PATH_WINO_FUSED), added where `add`,
+ * y or dx (flip) by `path` (PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD, PATH_WINO_FUSED or PATH_WINOGRAD4), added where
+ * `add`,
  * else written with the epilogue ep (NULL: none).
  */
 static clunet_status direct_path_conv(clunet_context *ctx, int path, const cn_conv2d_params *p, const cn_tensor *in,
                                       const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip,
                                       int add, const cn_epilogue *ep)
 {
-    if (path == PATH_WINOGRAD) return winograd_conv(ctx, p, in, w, out, work, flip, add, ep);
+    if (path == PATH_WINOGRAD || path == PATH_WINOGRAD4)
+        return winograd_conv(ctx, path == PATH_WINOGRAD4 ? 4 : 2, p, in, w, out, work, flip, add, ep);
     if (path == PATH_WINO_FUSED) return wino_fused_conv(ctx, p, in, w, out, work, flip, add, ep);
     if (path != PATH_GROUPS) return tiled_conv(ctx, p, in, w, out, work, flip, add, ep);
     CN_TRY(direct_wg_conv(ctx, p, in, w, out, flip, add));
@@ -895,14 +930,15 @@ typedef struct path_trial {
 } path_trial;
 
 /* The weight gradient's paths; tuning files keep these numbers (conv_dw_* keys): never renumber them. */
-enum { DW_GEMM, DW_DIRECT, DW_WINOGRAD };
+enum { DW_GEMM, DW_DIRECT, DW_WINOGRAD, DW_WINOGRAD4 };
 
 /* dw += dy (*) x by `path` (DW_*); rows for DW_DIRECT. */
 static clunet_status weight_gradient(clunet_context *ctx, int path, const cn_conv2d_params *p, const cn_tensor *x,
                                      const cn_tensor *dy, const cn_tensor *dw, const cn_tensor *work, int rows,
                                      int split)
 {
-    if (path == DW_WINOGRAD) return winograd_dw(ctx, x, dy, dw, work);
+    if (path == DW_WINOGRAD || path == DW_WINOGRAD4)
+        return winograd_dw(ctx, path == DW_WINOGRAD4 ? 4 : 2, x, dy, dw, work);
     if (path == DW_DIRECT) return direct_dw(ctx, p, x, dy, dw, work, rows);
     return gemm_dw(ctx, p, x, dy, dw, work, split);
 }
@@ -973,29 +1009,35 @@ static clunet_status path_known(clunet_context *ctx, const char *dir, const cn_c
 
 /*
  * The paths y (in_c = x's channels) or dx (in_c = dy's) of a large conv on a
- * CPU may take where the rules chose `rule`: conv2d_tiled and both Winograd
+ * CPU may take where the rules chose `rule`: conv2d_tiled and the three Winograd
  * forms, where each can; their count (below 2: nothing to time).
  */
 static int direct_candidates(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x,
-                             int in_c, int out_c, int rule, int paths[3])
+                             int in_c, int out_c, int rule, int paths[4])
 {
     if (rule == PATH_GEMM || !shape_timed(ctx, mode, p, x)) return 0;
     int n = 0;
     if (tiled_fits(ctx, p, x, in_c, out_c)) paths[n++] = PATH_LOCAL;
-    if (winograd_shape(p)) paths[n++] = PATH_WINOGRAD;
+    if (winograd_shape(p)) {
+        paths[n++] = PATH_WINOGRAD;
+        paths[n++] = PATH_WINOGRAD4;
+    }
     if (winograd_shape(p) && fused_slab(ctx, in_c, out_c) > 0) paths[n++] = PATH_WINO_FUSED;
     return n;
 }
 
 /* The weight gradient's paths (DW_*) for a large conv on a CPU, as direct_candidates; rows for DW_DIRECT. */
 static int dw_candidates(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x, int rows,
-                         int paths[3])
+                         int paths[4])
 {
     if (!shape_timed(ctx, mode, p, x)) return 0;
     int n = 0;
     paths[n++] = DW_GEMM;
     if (rows) paths[n++] = DW_DIRECT;
-    if (winograd_shape(p)) paths[n++] = DW_WINOGRAD;
+    if (winograd_shape(p)) {
+        paths[n++] = DW_WINOGRAD;
+        paths[n++] = DW_WINOGRAD4;
+    }
     return n;
 }
 
@@ -1004,7 +1046,7 @@ static clunet_status timed_direct_path(clunet_context *ctx, int mode, int dx, co
                                        const cn_tensor *x, const cn_tensor *in, const cn_tensor *w,
                                        const cn_tensor *out, const cn_tensor *work, int *path)
 {
-    int paths[3], n = direct_candidates(ctx, mode, p, x, in->c, out->c, *path, paths);
+    int paths[4], n = direct_candidates(ctx, mode, p, x, in->c, out->c, *path, paths);
     path_trial t = {.p = p, .in = in, .w = w, .out = out, .work = work, .flip = dx};
     return timed_path(ctx, dx ? "dx" : "y", p, x, paths, n, run_y_dx, &t, path);
 }
@@ -1014,7 +1056,7 @@ static clunet_status timed_dw_path(clunet_context *ctx, int mode, const cn_conv2
                                    const cn_tensor *dy, const cn_tensor *dw, const cn_tensor *work, int rows,
                                    int *path)
 {
-    int paths[3], n = dw_candidates(ctx, mode, p, x, rows, paths);
+    int paths[4], n = dw_candidates(ctx, mode, p, x, rows, paths);
     path_trial t = {.p = p, .in = x, .other = dy, .out = dw, .work = work, .dw_rows = rows};
     return timed_path(ctx, "dw", p, x, paths, n, run_dw, &t, path);
 }
@@ -1081,7 +1123,7 @@ static clunet_status run_wide_probe(clunet_context *ctx, conv_probe *t, int dw, 
     int forced;
     clunet_status st = device_gemm(ctx, &forced);
     if (st == CLUNET_OK && dw)
-        st = on ? winograd_dw(ctx, &x, &y, &w, &t->work) : gemm_dw(ctx, &p, &x, &y, &w, &t->work, 0);
+        st = on ? winograd_dw(ctx, 2, &x, &y, &w, &t->work) : gemm_dw(ctx, &p, &x, &y, &w, &t->work, 0);
     else if (st == CLUNET_OK)
         st = direct_path_conv(ctx, on ? PATH_WINOGRAD : PATH_LOCAL, &p, &x, &w, &y, &t->work, 0, 0, NULL);
     forced_gemm_back(ctx, forced);
@@ -1159,7 +1201,7 @@ clunet_status cn_conv2d_plan(clunet_context *ctx, const cn_conv2d_params *p, int
     cn_tensor y = {.n = n, .c = p->cout, .h = cn_conv2d_out_h(p, h), .w = cn_conv2d_out_w(p, w)};
     cn_tensor work = {.n = 1, .c = 1, .h = 1, .w = (int)cn_conv2d_workspace_floats(p, n, c, h, w)};
     if (p->groups != 1 || few_outputs(ctx, mode, p, p->cout)) return CLUNET_OK;
-    int rows = direct_dw_rows(p, &x, &y), yp[3], dxp[3], dwp[3];
+    int rows = direct_dw_rows(p, &x, &y), yp[4], dxp[4], dwp[4];
     int ny = direct_candidates(ctx, mode, p, &x, c, p->cout, dense_path(ctx, mode, p, &x, c, p->cout), yp);
     int ndx = backward ? direct_candidates(ctx, mode, p, &x, p->cout, c, dense_path(ctx, mode, p, &x, p->cout, c), dxp)
                        : 0;
@@ -1250,6 +1292,7 @@ clunet_status cn_conv2d_backward(clunet_context *ctx, const cn_conv2d_params *p,
     } else if (dw) {
         int rows = mode == MODE_AUTO && !gpu_kernels(ctx, mode) ? direct_dw_rows(p, x, dy) : 0;
         int path = winograd_dw_path(ctx, mode, p, x->c, dy->c) ? DW_WINOGRAD : rows ? DW_DIRECT : DW_GEMM;
+        if (mode == MODE_WINOGRAD4 && winograd_shape(p)) path = DW_WINOGRAD4;
         CN_TRY(timed_dw_path(ctx, mode, p, x, dy, dw, work, rows, &path));
         CN_TRY(weight_gradient(ctx, path, p, x, dy, dw, work, rows, gpu_kernels(ctx, mode)));
     }

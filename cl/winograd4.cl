@@ -1,0 +1,247 @@
+/*
+ * winograd4.cl - the unfused Winograd of cl/winograd.cl with 4 x 4 output
+ * tiles, F(4x4, 3x3) (Lavin & Gray 2015), for 3x3 stride-1 convs with one
+ * pixel of padding: each 4x4 block of outputs comes from a 6x6 block of input,
+ * so an input channel costs 36 products per tile instead of 16 * 9, the 36
+ * GEMMs (Co x C times C x tiles) do 0.56x the multiply-adds of F(2x2, 3x3)'s 16,
+ * and V holds 2.25 floats a pixel instead of 4. The price is U, 36 floats a
+ * filter instead of 16, and a larger rounding error (the points 0, +-1, +-2).
+ *
+ *   B^T = | 4  0 -5  0  1  0 |  G = |  1/4    0     0   |  A^T = | 1  1  1  1  1  0 |
+ *         | 0 -4 -4  1  1  0 |      | -1/6  -1/6  -1/6  |        | 0  1 -1  2 -2  0 |
+ *         | 0  4 -4 -1  1  0 |      | -1/6   1/6  -1/6  |        | 0  1  1  4  4  0 |
+ *         | 0 -2 -1  2  1  0 |      |  1/24  1/12  1/6  |        | 0  1 -1  8 -8  1 |
+ *         | 0  2 -1 -2  1  0 |      |  1/24 -1/12  1/6  |
+ *         | 0  4  0 -5  0  1 |      |  0     0     1    |
+ *
+ * Layouts as in winograd.cl: U (36, rows, cols), V (36, C, images * tiles), M
+ * (36, Co, images * tiles), column img * tiles + ty * tw + tx. A work-item of the
+ * input and output transforms takes 16 consecutive columns, one float16 lane
+ * each, whatever tile rows and images they fall in: the maps where this path
+ * pays are small (16 x 16 at 4 x 256: 4 tiles a row), and work-items along one
+ * tile row would leave most lanes empty.
+ */
+
+/* G g for the three values g0..g2 of one row or column of 16 kernels: six values. */
+CN_INLINE void w4_g(const float16 g0, const float16 g1, const float16 g2, float16 *u)
+{
+    u[0] = 0.25f * g0;
+    u[1] = (g0 + g1 + g2) * (-1.0f / 6.0f);
+    u[2] = (g0 - g1 + g2) * (-1.0f / 6.0f);
+    u[3] = g0 * (1.0f / 24.0f) + g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+    u[4] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+    u[5] = g2;
+}
+
+/* B^T d in place for the six values e[0], e[s], .., e[5s]. */
+CN_INLINE void w4_bt(float16 *e, const int s)
+{
+    const float16 d0 = e[0], d1 = e[s], d2 = e[2 * s], d3 = e[3 * s], d4 = e[4 * s], d5 = e[5 * s];
+    e[0] = 4.0f * d0 - 5.0f * d2 + d4;
+    e[s] = d3 + d4 - 4.0f * (d1 + d2);
+    e[2 * s] = 4.0f * (d1 - d2) - d3 + d4;
+    e[3 * s] = 2.0f * (d3 - d1) - d2 + d4;
+    e[4 * s] = 2.0f * (d1 - d3) - d2 + d4;
+    e[5 * s] = 4.0f * d1 - 5.0f * d3 + d5;
+}
+
+/* A^T m for the six values e[0], e[s], .., e[5s]: the four results replace the first four. */
+CN_INLINE void w4_at(float16 *e, const int s)
+{
+    const float16 p12 = e[s] + e[2 * s], d12 = e[s] - e[2 * s], p34 = e[3 * s] + e[4 * s], d34 = e[3 * s] - e[4 * s];
+    const float16 m0 = e[0], m5 = e[5 * s];
+    e[0] = m0 + p12 + p34;
+    e[s] = d12 + 2.0f * d34;
+    e[2 * s] = p12 + 4.0f * p34;
+    e[3 * s] = d12 + 8.0f * d34 + m5;
+}
+
+/* A y for the four values e[0], e[s], e[2s], e[3s]: six values, into e[0], e[s], .., e[5s]. */
+CN_INLINE void w4_a(float16 *e, const int s)
+{
+    const float16 y0 = e[0], y1 = e[s], y2 = e[2 * s], y3 = e[3 * s];
+    const float16 p02 = y0 + y2, p13 = y1 + y3, q02 = y0 + 4.0f * y2, q13 = 2.0f * y1 + 8.0f * y3;
+    e[0] = y0;
+    e[s] = p02 + p13;
+    e[2 * s] = p02 - p13;
+    e[3 * s] = q02 + q13;
+    e[4 * s] = q02 - q13;
+    e[5 * s] = y3;
+}
+
+/* G^T u for six values u0..u5 of 16 lanes: three values, into r[0], r[s], r[2s]. */
+CN_INLINE void w4_gt(const float16 u0, const float16 u1, const float16 u2, const float16 u3, const float16 u4,
+                     const float16 u5, float16 *r, const int s)
+{
+    const float16 p12 = u1 + u2, d12 = u1 - u2, p34 = u3 + u4, d34 = u3 - u4;
+    r[0] = 0.25f * u0 - p12 * (1.0f / 6.0f) + p34 * (1.0f / 24.0f);
+    r[s] = d12 * (-1.0f / 6.0f) + d34 * (1.0f / 12.0f);
+    r[2 * s] = (p34 - p12) * (1.0f / 6.0f) + u5;
+}
+
+/*
+ * U from w (Co, C, 3, 3). Forward: U[xi][o][i]; flip: the conv from dy to dx,
+ * U[xi][i][o] with each kernel rotated by 180 degrees. A work-item transforms
+ * 16 filters side by side, neighbours along the innermost channel of U (o
+ * when flip, else i), so that each of the 36 planes gets one vector store.
+ * Global (ceil(Co/16), C) when flip, else (ceil(C/16), Co).
+ */
+__kernel void winograd4_weights(__global const float *w, const int w_off, __global float *u, const int u_off,
+                                const int co, const int ci, const int flip)
+{
+    const int l0 = get_global_id(0) * 16, other = get_global_id(1);
+    const int lanes = min(16, (flip ? co : ci) - l0);
+    if (lanes <= 0 || other >= (flip ? ci : co)) return;
+    const int o = flip ? l0 : other, i = flip ? other : l0;
+    const int lane_step = flip ? ci * 9 : 9; /* floats from one lane's filter to the next's */
+    __global const float *g = w + w_off + (o * ci + i) * 9;
+    float16 k[9];
+    for (int t = 0; t < 9; t++) {
+        float v[16];
+        for (int j = 0; j < 16; j++) v[j] = g[min(j, lanes - 1) * lane_step + (flip ? 8 - t : t)];
+        k[t] = vload16(0, v);
+    }
+    float16 t[3][6]; /* G g, column by column */
+    for (int c = 0; c < 3; c++) w4_g(k[c], k[3 + c], k[6 + c], t[c]);
+    const int rows = flip ? ci : co, cols = flip ? co : ci;
+    __global float *out = u + u_off + (flip ? i * cols + o : o * cols + i);
+    const size_t step = (size_t)rows * cols;
+    for (int a = 0; a < 6; a++) { /* then times G^T, row by row */
+        float16 r[6];
+        w4_g(t[0][a], t[1][a], t[2][a], r);
+        for (int b = 0; b < 6; b++) cn_store_lanes16(out + (6 * a + b) * step, r[b], lanes);
+    }
+}
+
+/*
+ * V from `images` consecutive images of x (C, H, W). Global (ceil(cols/16), C)
+ * with cols = images * th * tw: work-item (b, c) transforms columns 16b.. of
+ * channel c; tile (ty, tx) reads the 6 x 6 pixels from (4ty - 1, 4tx - 1),
+ * zeros outside the image.
+ */
+__kernel void winograd4_input(__global const float *x, const int x_off, __global float *v, const int v_off,
+                              const int c, const int h, const int w, const int th, const int tw, const int images)
+{
+    const int col0 = get_global_id(0) * 16, ch = get_global_id(1), tiles = th * tw, cols = images * tiles;
+    if (col0 >= cols || ch >= c) return;
+    float d[36][16];
+    for (int l = 0; l < 16; l++) {
+        const int col = min(col0 + l, cols - 1); /* lanes past the end repeat the last column, never stored */
+        const int t = col % tiles, y0 = t / tw * 4 - 1, x0 = t % tw * 4 - 1;
+        __global const float *xp = x + x_off + ((size_t)(col / tiles) * c + ch) * h * w + y0 * w + x0;
+        if (y0 >= 0 && y0 + 6 <= h && x0 >= 0 && x0 + 6 <= w) {
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) d[6 * i + j][l] = xp[i * w + j];
+        } else {
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) {
+                    const int inside = y0 + i >= 0 && y0 + i < h && x0 + j >= 0 && x0 + j < w;
+                    d[6 * i + j][l] = inside ? xp[i * w + j] : 0.0f;
+                }
+        }
+    }
+    float16 e[36];
+    for (int q = 0; q < 36; q++) e[q] = vload16(0, d[q]);
+    for (int j = 0; j < 6; j++) w4_bt(e + j, 6); /* B^T d, column by column */
+    for (int a = 0; a < 6; a++) w4_bt(e + 6 * a, 1); /* then times B, row by row */
+    __global float *out = v + v_off + (size_t)ch * cols + col0;
+    const size_t step = (size_t)c * cols;
+    const int n = min(16, cols - col0);
+    for (int q = 0; q < 36; q++) cn_store_lanes16(out + q * step, e[q], n);
+}
+
+/*
+ * y = A^T M A for `images` consecutive images of y (Co, H, W), written with
+ * channel o's epilogue (cl/common.cl; act 0: none) or added where accumulate.
+ * Global (ceil(cols/16), Co): work-item (b, o) writes the outputs of columns
+ * 16b.. of channel o, the 4 x 4 of each tile that lie inside the image.
+ */
+__kernel void winograd4_output(__global const float *m, const int m_off, __global float *y, const int y_off,
+                               const int co, const int h, const int w, const int th, const int tw, const int images,
+                               const int accumulate, __global const float *ep, const int ep_off, const int act)
+{
+    const int col0 = get_global_id(0) * 16, o = get_global_id(1), tiles = th * tw, cols = images * tiles;
+    if (col0 >= cols || o >= co) return;
+    const int n = min(16, cols - col0);
+    __global const float *in = m + m_off + (size_t)o * cols + col0;
+    const size_t step = (size_t)co * cols;
+    float16 e[36];
+    for (int q = 0; q < 36; q++) e[q] = cn_row16(in + q * step, 0, n);
+    for (int j = 0; j < 6; j++) w4_at(e + j, 6);     /* A^T m, column by column: rows 0..3 */
+    for (int a = 0; a < 4; a++) w4_at(e + 6 * a, 1); /* then times A: e[6a + b] is output (a, b) */
+    float r[16][16];                                 /* [4a + b][lane] */
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            vstore16(accumulate ? e[6 * a + b] : cn_epilogue16(e[6 * a + b], ep + ep_off, o, act), 0, r[4 * a + b]);
+    for (int l = 0; l < n; l++) {
+        const int col = col0 + l, t = col % tiles, py = t / tw * 4, px = t % tw * 4;
+        __global float *yp = y + y_off + ((size_t)(col / tiles) * co + o) * h * w + py * w + px;
+        for (int a = 0; a < 4 && py + a < h; a++) {
+            __global float *dst = yp + a * w;
+            const float4 v = (float4)(r[4 * a][l], r[4 * a + 1][l], r[4 * a + 2][l], r[4 * a + 3][l]);
+            if (px + 4 <= w) {
+                vstore4(accumulate ? vload4(0, dst) + v : v, 0, dst);
+                continue;
+            }
+            float s[4];
+            vstore4(v, 0, s);
+            for (int b = 0; px + b < w; b++) dst[b] = accumulate ? dst[b] + s[b] : s[b];
+        }
+    }
+}
+
+/*
+ * The weight gradient's transform of dy: dM = A dy A^T, the 6x6 of each tile
+ * from its 4 x 4 outputs' gradient (zero past the image), for `images`
+ * consecutive images of dy (Co, H, W) into dm (36, Co, images * tiles), laid
+ * out as V. Global (ceil(cols/16), Co), as winograd4_output.
+ */
+__kernel void winograd4_dy(__global const float *dy, const int dy_off, __global float *dm, const int dm_off,
+                           const int co, const int h, const int w, const int th, const int tw, const int images)
+{
+    const int col0 = get_global_id(0) * 16, o = get_global_id(1), tiles = th * tw, cols = images * tiles;
+    if (col0 >= cols || o >= co) return;
+    float d[16][16]; /* [4a + b][lane]: dy at (4ty + a, 4tx + b) */
+    for (int l = 0; l < 16; l++) {
+        const int col = min(col0 + l, cols - 1); /* lanes past the end repeat the last column, never stored */
+        const int t = col % tiles, py = t / tw * 4, px = t % tw * 4;
+        __global const float *yp = dy + dy_off + ((size_t)(col / tiles) * co + o) * h * w + py * w + px;
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) d[4 * a + b][l] = py + a < h && px + b < w ? yp[a * w + b] : 0.0f;
+    }
+    float16 e[36];
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) e[6 * a + b] = vload16(0, d[4 * a + b]);
+    for (int b = 0; b < 4; b++) w4_a(e + b, 6);     /* A dy, column by column: six rows */
+    for (int a = 0; a < 6; a++) w4_a(e + 6 * a, 1); /* then times A^T, row by row */
+    __global float *out = dm + dm_off + (size_t)o * cols + col0;
+    const size_t step = (size_t)co * cols;
+    const int n = min(16, cols - col0);
+    for (int q = 0; q < 36; q++) cn_store_lanes16(out + q * step, e[q], n);
+}
+
+/*
+ * dw (Co, C, 3, 3) += G^T dU G, dU (36, Co, C) the sum over tiles of dM * V
+ * (the products' gradient, 36 GEMMs on the host). A work-item takes 16
+ * neighbouring input channels as vector lanes. Global (ceil(C/16), Co).
+ */
+__kernel void winograd4_weights_grad(__global const float *du, const int du_off, __global float *dw,
+                                     const int dw_off, const int co, const int ci)
+{
+    const int i = get_global_id(0) * 16, o = get_global_id(1), lanes = min(16, ci - i);
+    if (lanes <= 0 || o >= co) return;
+    const size_t step = (size_t)co * ci;
+    __global const float *g = du + du_off + o * ci + i;
+    float16 d[36];
+    for (int xi = 0; xi < 36; xi++) d[xi] = cn_row16(g + xi * step, 0, lanes);
+    float16 t[3][6]; /* G^T dU: three rows of six */
+    for (int b = 0; b < 6; b++) w4_gt(d[b], d[6 + b], d[12 + b], d[18 + b], d[24 + b], d[30 + b], t[0] + b, 6);
+    float r[9][16]; /* then times G: tap (k, x) of the 16 filters */
+    for (int k = 0; k < 3; k++) {
+        float16 v[3];
+        w4_gt(t[k][0], t[k][1], t[k][2], t[k][3], t[k][4], t[k][5], v, 1);
+        for (int x = 0; x < 3; x++) vstore16(v[x], 0, r[3 * k + x]);
+    }
+    __global float *out = dw + dw_off + (o * ci + i) * 9; /* the lanes' filters follow each other */
+    for (int e = 0; e < 9 * lanes; e++) out[e] += r[e % 9][e / 9];
+}

@@ -436,8 +436,8 @@ static const conv_shape few_channel_shapes[] = {
     DENSE("head-like", 2, 16, 33, 129, 1, 3, 1, 1, 1, 1, 1, 1),
 };
 
-/* Timing only (--perf): the same network at a 512x512 input, batch 1, and the decoder's first block at 4 x 256,
- * where each image's map is small (the batch evaluation runs). */
+/* Timing only (--perf): the same network at a 512x512 input, batch 1, and the decoder at 4 x 256 (the training
+ * recipe's batches, and the batch evaluation's), where each image's map is a quarter of that. */
 static const conv_shape unet512_shapes[] = {
     DENSE("stem", 1, 3, 512, 512, 32, 3, 2, 0, 0, 1, 1, 0),
     DENSE("b2 expand", 1, 16, 256, 256, 96, 1, 1, 0, 0, 0, 0, 0),
@@ -462,6 +462,14 @@ static const conv_shape unet512_shapes[] = {
     DENSE("dec1b", 1, 256, 32, 32, 256, 3, 1, 1, 1, 1, 1, 0), /* each decoder block's second conv */
     DENSE("dec1 4x256", 4, 1280 + 672, 16, 16, 256, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec1b 4x256", 4, 256, 16, 16, 256, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec2 4x256", 4, 256 + 240, 32, 32, 128, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec2b 4x256", 4, 128, 32, 32, 128, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec3 4x256", 4, 128 + 144, 64, 64, 64, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec3b 4x256", 4, 64, 64, 64, 64, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec4 4x256", 4, 64 + 96, 128, 128, 32, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec4b 4x256", 4, 32, 128, 128, 32, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec5 4x256", 4, 32, 256, 256, 16, 3, 1, 1, 1, 1, 1, 0),
+    DENSE("dec6 4x256", 4, 16, 256, 256, 16, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec2", 1, 256 + 240, 64, 64, 128, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec2b", 1, 128, 64, 64, 128, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec3", 1, 128 + 144, 128, 128, 64, 3, 1, 1, 1, 1, 1, 0),

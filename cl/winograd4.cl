@@ -16,10 +16,12 @@
  *
  * Layouts as in winograd.cl: U (36, rows, cols), V (36, C, images * tiles), M
  * (36, Co, images * tiles), column img * tiles + ty * tw + tx. A work-item of the
- * input and output transforms takes 16 consecutive columns, one float16 lane
- * each, whatever tile rows and images they fall in: the maps where this path
- * pays are small (16 x 16 at 4 x 256: 4 tiles a row), and work-items along one
- * tile row would leave most lanes empty.
+ * transforms takes 16 consecutive columns, one float16 lane each, whatever
+ * tile rows and images they fall in: the maps where this path pays are small
+ * (16 x 16 at 4 x 256: 4 tiles a row), and work-items along one tile row would
+ * leave most lanes empty. Where the 16 lie in one tile row (maps of >= 64
+ * pixels a row) they read and write whole rows of pixels as vectors instead
+ * of lane by lane.
  */
 
 /* G g for the three values g0..g2 of one row or column of 16 kernels: six values. */
@@ -114,6 +116,31 @@ __kernel void winograd4_weights(__global const float *w, const int w_off, __glob
 }
 
 /*
+ * Whether the 16 columns from col0 are 16 tiles side by side in one tile row
+ * of one image (maps of >= 64 pixels a row): their pixel rows then load as
+ * whole vectors instead of lane by lane.
+ */
+CN_INLINE int w4_one_row(const int col0, const int cols, const int tw)
+{
+    return col0 + 16 <= cols && col0 % tw + 16 <= tw;
+}
+
+/* Lanes l of 16 values p[4l] (p a private row of >= 64 floats past it): every fourth value from p. */
+CN_INLINE float16 w4_every4(const float *p)
+{
+    const float16 a = vload16(0, p), b = vload16(1, p), c = vload16(2, p), d = vload16(3, p);
+    return (float16)(a.s048c, b.s048c, c.s048c, d.s048c);
+}
+
+/* The n (<= 80) pixels of row y of plane xp from column x0 into r, zeros outside the plane. */
+CN_INLINE void w4_row(__global const float *xp, const int y, const int x0, const int h, const int w, float *r,
+                      const int n)
+{
+    for (int k = 0; k < n; k += 16)
+        vstore16(y >= 0 && y < h ? cn_row16(xp + y * w, x0 + k, w) : (float16)0.0f, 0, r + k);
+}
+
+/*
  * V from `images` consecutive images of x (C, H, W). Global (ceil(cols/16), C)
  * with cols = images * th * tw: work-item (b, c) transforms columns 16b.. of
  * channel c; tile (ty, tx) reads the 6 x 6 pixels from (4ty - 1, 4tx - 1),
@@ -124,24 +151,34 @@ __kernel void winograd4_input(__global const float *x, const int x_off, __global
 {
     const int col0 = get_global_id(0) * 16, ch = get_global_id(1), tiles = th * tw, cols = images * tiles;
     if (col0 >= cols || ch >= c) return;
-    float d[36][16];
-    for (int l = 0; l < 16; l++) {
-        const int col = min(col0 + l, cols - 1); /* lanes past the end repeat the last column, never stored */
-        const int t = col % tiles, y0 = t / tw * 4 - 1, x0 = t % tw * 4 - 1;
-        __global const float *xp = x + x_off + ((size_t)(col / tiles) * c + ch) * h * w + y0 * w + x0;
-        if (y0 >= 0 && y0 + 6 <= h && x0 >= 0 && x0 + 6 <= w) {
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) d[6 * i + j][l] = xp[i * w + j];
-        } else {
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) {
-                    const int inside = y0 + i >= 0 && y0 + i < h && x0 + j >= 0 && x0 + j < w;
-                    d[6 * i + j][l] = inside ? xp[i * w + j] : 0.0f;
-                }
-        }
-    }
     float16 e[36];
-    for (int q = 0; q < 36; q++) e[q] = vload16(0, d[q]);
+    if (w4_one_row(col0, cols, tw)) {
+        const int t0 = col0 % tiles;
+        __global const float *xp = x + x_off + ((size_t)(col0 / tiles) * c + ch) * h * w;
+        for (int i = 0; i < 6; i++) {
+            float r[80]; /* the 66 pixels of the 16 tiles' row i, and past them */
+            w4_row(xp, t0 / tw * 4 - 1 + i, t0 % tw * 4 - 1, h, w, r, 80);
+            for (int j = 0; j < 6; j++) e[6 * i + j] = w4_every4(r + j);
+        }
+    } else {
+        float d[36][16];
+        for (int l = 0; l < 16; l++) {
+            const int col = min(col0 + l, cols - 1); /* lanes past the end repeat the last column, never stored */
+            const int t = col % tiles, y0 = t / tw * 4 - 1, x0 = t % tw * 4 - 1;
+            __global const float *xp = x + x_off + ((size_t)(col / tiles) * c + ch) * h * w + y0 * w + x0;
+            if (y0 >= 0 && y0 + 6 <= h && x0 >= 0 && x0 + 6 <= w) {
+                for (int i = 0; i < 6; i++)
+                    for (int j = 0; j < 6; j++) d[6 * i + j][l] = xp[i * w + j];
+            } else {
+                for (int i = 0; i < 6; i++)
+                    for (int j = 0; j < 6; j++) {
+                        const int inside = y0 + i >= 0 && y0 + i < h && x0 + j >= 0 && x0 + j < w;
+                        d[6 * i + j][l] = inside ? xp[i * w + j] : 0.0f;
+                    }
+            }
+        }
+        for (int q = 0; q < 36; q++) e[q] = vload16(0, d[q]);
+    }
     for (int j = 0; j < 6; j++) w4_bt(e + j, 6); /* B^T d, column by column */
     for (int a = 0; a < 6; a++) w4_bt(e + 6 * a, 1); /* then times B, row by row */
     __global float *out = v + v_off + (size_t)ch * cols + col0;
@@ -173,6 +210,25 @@ __kernel void winograd4_output(__global const float *m, const int m_off, __globa
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 4; b++)
             vstore16(accumulate ? e[6 * a + b] : cn_epilogue16(e[6 * a + b], ep + ep_off, o, act), 0, r[4 * a + b]);
+    if (w4_one_row(col0, cols, tw)) { /* each output row of the 16 tiles is 64 pixels side by side */
+        const int t0 = col0 % tiles, py = t0 / tw * 4, px = t0 % tw * 4;
+        __global float *yp = y + y_off + ((size_t)(col0 / tiles) * co + o) * h * w + py * w + px;
+        for (int a = 0; a < 4 && py + a < h; a++) {
+            float row[64];
+            for (int l = 0; l < 16; l++)
+                for (int b = 0; b < 4; b++) row[4 * l + b] = r[4 * a + b][l];
+            __global float *dst = yp + a * w;
+            for (int k = 0; k < 64 && px + k < w; k += 16) {
+                const float16 v = vload16(0, row + k);
+                if (px + k + 16 <= w) {
+                    vstore16(accumulate ? vload16(0, dst + k) + v : v, 0, dst + k);
+                    continue;
+                }
+                for (int j = k; px + j < w; j++) dst[j] = accumulate ? dst[j] + row[j] : row[j];
+            }
+        }
+        return;
+    }
     for (int l = 0; l < n; l++) {
         const int col = col0 + l, t = col % tiles, py = t / tw * 4, px = t % tw * 4;
         __global float *yp = y + y_off + ((size_t)(col / tiles) * co + o) * h * w + py * w + px;
@@ -201,17 +257,27 @@ __kernel void winograd4_dy(__global const float *dy, const int dy_off, __global 
 {
     const int col0 = get_global_id(0) * 16, o = get_global_id(1), tiles = th * tw, cols = images * tiles;
     if (col0 >= cols || o >= co) return;
-    float d[16][16]; /* [4a + b][lane]: dy at (4ty + a, 4tx + b) */
-    for (int l = 0; l < 16; l++) {
-        const int col = min(col0 + l, cols - 1); /* lanes past the end repeat the last column, never stored */
-        const int t = col % tiles, py = t / tw * 4, px = t % tw * 4;
-        __global const float *yp = dy + dy_off + ((size_t)(col / tiles) * co + o) * h * w + py * w + px;
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++) d[4 * a + b][l] = py + a < h && px + b < w ? yp[a * w + b] : 0.0f;
-    }
     float16 e[36];
-    for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 4; b++) e[6 * a + b] = vload16(0, d[4 * a + b]);
+    if (w4_one_row(col0, cols, tw)) {
+        const int t0 = col0 % tiles;
+        __global const float *yp = dy + dy_off + ((size_t)(col0 / tiles) * co + o) * h * w;
+        for (int a = 0; a < 4; a++) {
+            float r[80]; /* the 64 values of the 16 tiles' row a, and past them */
+            w4_row(yp, t0 / tw * 4 + a, t0 % tw * 4, h, w, r, 80);
+            for (int b = 0; b < 4; b++) e[6 * a + b] = w4_every4(r + b);
+        }
+    } else {
+        float d[16][16]; /* [4a + b][lane]: dy at (4ty + a, 4tx + b) */
+        for (int l = 0; l < 16; l++) {
+            const int col = min(col0 + l, cols - 1); /* lanes past the end repeat the last column, never stored */
+            const int t = col % tiles, py = t / tw * 4, px = t % tw * 4;
+            __global const float *yp = dy + dy_off + ((size_t)(col / tiles) * co + o) * h * w + py * w + px;
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) d[4 * a + b][l] = py + a < h && px + b < w ? yp[a * w + b] : 0.0f;
+        }
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) e[6 * a + b] = vload16(0, d[4 * a + b]);
+    }
     for (int b = 0; b < 4; b++) w4_a(e + b, 6);     /* A dy, column by column: six rows */
     for (int a = 0; a < 6; a++) w4_a(e + 6 * a, 1); /* then times A^T, row by row */
     __global float *out = dm + dm_off + (size_t)o * cols + col0;

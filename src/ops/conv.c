@@ -91,11 +91,11 @@ static int wino_tiles(int m, int h, int w) { return ((h + m - 1) / m) * ((w + m 
 static int wino_planes(int m) { return (m + 2) * (m + 2); }
 
 /*
- * Images whose tiles share one pass of the unfused Winograd (one set of 16
- * GEMMs): enough for 256 columns where the images have fewer tiles. At 4 x
- * 256 decoder.0's 16 x 16 map has 64 tiles an image: its weight gradient,
- * whose GEMMs sum over the columns, took 64-72 ms one image a pass against
- * 37-46 with all four.
+ * Images whose `tiles` each share one pass of the unfused Winograd (one batch
+ * of GEMMs): enough for 256 columns where the images have fewer tiles. At 4 x
+ * 256 decoder.0's 16 x 16 map has 64 F(2x2) tiles an image: its weight
+ * gradient, whose GEMMs sum over the columns, took 64-72 ms one image a pass
+ * against 37-46 with all four.
  */
 static int wino_images(int n, int tiles)
 {

@@ -146,6 +146,21 @@ void cn_store_lanes16(__global float *p, const float16 v, const int n)
     for (; l < n; l++) p[l] = lane[l];
 }
 
+/*
+ * 16 filters of a 3x3 conv's weights side by side, one a lane: k[t] holds tap t
+ * (rotated by 180 degrees where flip) of the filters at g, g + lane_step, ..;
+ * lanes past `lanes` repeat the last filter. The Winograd weight transforms'
+ * input (cl/winograd.cl, cl/winograd4.cl).
+ */
+CN_INLINE void cn_filters16(__global const float *g, const int lanes, const int lane_step, const int flip, float16 *k)
+{
+    for (int t = 0; t < 9; t++) {
+        float v[16];
+        for (int j = 0; j < 16; j++) v[j] = g[min(j, lanes - 1) * lane_step + (flip ? 8 - t : t)];
+        k[t] = vload16(0, v);
+    }
+}
+
 /* row[i0 .. i0+15] as a vector, zero outside [0, w): one whole load inside, lane by lane at the edges. */
 float16 cn_row16(__global const float *row, const int i0, const int w)
 {

@@ -98,11 +98,7 @@ __kernel void winograd4_weights(__global const float *w, const int w_off, __glob
     const int lane_step = flip ? ci * 9 : 9; /* floats from one lane's filter to the next's */
     __global const float *g = w + w_off + (o * ci + i) * 9;
     float16 k[9];
-    for (int t = 0; t < 9; t++) {
-        float v[16];
-        for (int j = 0; j < 16; j++) v[j] = g[min(j, lanes - 1) * lane_step + (flip ? 8 - t : t)];
-        k[t] = vload16(0, v);
-    }
+    cn_filters16(g, lanes, lane_step, flip, k);
     float16 t[3][6]; /* G g, column by column */
     for (int c = 0; c < 3; c++) w4_g(k[c], k[3 + c], k[6 + c], t[c]);
     const int rows = flip ? ci : co, cols = flip ? co : ci;

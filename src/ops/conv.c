@@ -558,7 +558,7 @@ static clunet_status winograd_tiles(clunet_context *ctx, int m, const char *kern
 {
     const int h = t->h, w = t->w, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     int output = strstr(kernel, "_output") != NULL;
-    const char *stream = ""; /* winograd4_output stores lane by lane: no streaming stores */
+    const char *stream = ""; /* winograd4_output has no streaming stores (not measured for it) */
     if (output && !accumulate && m == 2) CN_TRY(cn_stream_option(ctx, cn_tensor_count(t) * sizeof(float), &stream));
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, m == 4 ? "winograd4.cl" : "winograd.cl", kernel, stream, &k));
@@ -594,10 +594,10 @@ static clunet_status winograd_conv(clunet_context *ctx, int m, const cn_conv2d_p
     const size_t planes = wino_planes(m);
     size_t u_off = work->offset, v_off = u_off + planes * ci * co, m_off = v_off + planes * ci * per * tiles;
     CN_TRY(winograd_weights(ctx, m, p, w, work->buf, u_off, flip, 0));
+    const char *input = m == 4 ? "winograd4_input" : "winograd_input";
+    const char *output = m == 4 ? "winograd4_output" : "winograd_output";
     for (int img = 0; img < in->n; img += per) {
         int images = in->n - img < per ? in->n - img : per, cols = images * tiles;
-        const char *input = m == 4 ? "winograd4_input" : "winograd_input";
-        const char *output = m == 4 ? "winograd4_output" : "winograd_output";
         CN_TRY(winograd_tiles(ctx, m, input, in, img, images, work->buf, v_off, 0, NULL));
         cn_gemm_args g = gemm_args(0, 0, co, cols, ci, 0.0f, work->buf, u_off, work->buf, v_off, work->buf, m_off);
         g.batch = (int)planes, g.a_stride = (size_t)co * ci, g.b_stride = (size_t)ci * cols;

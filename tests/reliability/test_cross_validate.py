@@ -6,7 +6,7 @@ Four 64x64 synthetic retinas, each its own subject, 2 folds:
   2. a Ctrl-C at the terminal (SIGINT to the script's process group) after the first fold's
      first epoch: clunet saves and says so, the script ends as interrupted (130), the fold is
      not marked done; then the script killed outright (SIGKILL): its clunet does not train on;
-  3. the same command again continues that fold (--resume), trains the other, scores both and
+  3. the same command again continues that fold (--resume), scores it, trains the other, scores it and
      writes summary.json: the folds hold out disjoint images that together are all four, each
      row matches its fold's `clunet eval --split val --json`, the pooled F1 is the one of the
      summed counts, and the continued fold's metrics.csv has each epoch once;
@@ -128,6 +128,8 @@ def main():
     t.check(r.rc == 0, 'the same command again finishes', rel.describe(r))
     t.check('fold 1/2: continued from' in r.out and 'fold 2/2: started' in r.out,
             '... continuing fold 1 and starting fold 2', r.out[-400:])
+    t.check(0 <= r.out.find('scoring fold 1/2') < r.out.find('fold 2/2: started'),
+            '... scoring fold 1 as soon as it has trained, before fold 2 starts', r.out[-400:])
     t.check(rel.epochs_in_csv(os.path.join(out, 'fold-1', 'metrics.csv')) == [1, 2, 3],
             '... fold 1\'s metrics.csv has epochs 1, 2, 3 once each')
     try:

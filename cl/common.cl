@@ -147,18 +147,34 @@ void cn_store_lanes16(__global float *p, const float16 v, const int n)
 }
 
 /*
- * 16 filters of a 3x3 conv's weights side by side, one a lane: k[t] holds tap t
- * (rotated by 180 degrees where flip) of the filters at g, g + lane_step, ..;
- * lanes past `lanes` repeat the last filter. The Winograd weight transforms'
- * input (cl/winograd.cl, cl/winograd4.cl).
+ * The 16 filters of a Winograd weight transform's work-item (cl/winograd.cl,
+ * cl/winograd4.cl; global (ceil(Co/16), C) when along o, else (ceil(C/16),
+ * Co)): filters of w (Co, C, 3, 3) side by side, one a lane, neighbours along
+ * o when flip != fused, else along i. k[t] holds tap t (rotated by 180 degrees
+ * where flip); lanes past the count returned (0: the work-item has none)
+ * repeat the last filter. *at becomes the offset in U of their values in plane
+ * 0 and *step the floats from plane to plane: U (planes, rows, cols), rows the
+ * conv's output channels (flip: its input channels), or each plane transposed
+ * with its rows rounded up to 16 where fused.
  */
-CN_INLINE void cn_filters16(__global const float *g, const int lanes, const int lane_step, const int flip, float16 *k)
+CN_INLINE int cn_wino_filters16(__global const float *w, const int co, const int ci, const int flip, const int fused,
+                                float16 *k, size_t *at, size_t *step)
 {
+    const int along_o = flip != fused, l0 = get_global_id(0) * 16, other = get_global_id(1);
+    const int lanes = min(16, (along_o ? co : ci) - l0);
+    if (lanes <= 0 || other >= (along_o ? ci : co)) return 0;
+    const int o = along_o ? l0 : other, i = along_o ? other : l0, lane_step = along_o ? ci * 9 : 9;
+    __global const float *g = w + (o * ci + i) * 9;
     for (int t = 0; t < 9; t++) {
         float v[16];
         for (int j = 0; j < 16; j++) v[j] = g[min(j, lanes - 1) * lane_step + (flip ? 8 - t : t)];
         k[t] = vload16(0, v);
     }
+    const int rows = flip ? ci : co, cols = flip ? co : ci, r = flip ? i : o, c = flip ? o : i;
+    const int rows_p = (rows + 15) / 16 * 16;
+    *at = fused ? (size_t)c * rows_p + r : (size_t)r * cols + c;
+    *step = (size_t)(fused ? rows_p : rows) * cols;
+    return lanes;
 }
 
 /* row[i0 .. i0+15] as a vector, zero outside [0, w): one whole load inside, lane by lane at the edges. */

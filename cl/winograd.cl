@@ -57,14 +57,10 @@ static float16 wg_load_lanes(__global const float *p, const int n)
 __kernel void winograd_weights(__global const float *w, const int w_off, __global float *u, const int u_off,
                                const int co, const int ci, const int flip, const int fused)
 {
-    const int along_o = flip != fused, l0 = get_global_id(0) * 16, other = get_global_id(1);
-    const int lanes = min(16, (along_o ? co : ci) - l0);
-    if (lanes <= 0 || other >= (along_o ? ci : co)) return;
-    const int o = along_o ? l0 : other, i = along_o ? other : l0;
-    const int lane_step = along_o ? ci * 9 : 9; /* floats from one lane's filter to the next's */
-    __global const float *g = w + w_off + (o * ci + i) * 9;
     float16 k[9];
-    cn_filters16(g, lanes, lane_step, flip, k);
+    size_t at, step;
+    const int lanes = cn_wino_filters16(w + w_off, co, ci, flip, fused, k, &at, &step);
+    if (!lanes) return;
     float16 t0[3], t1[3], t2[3], t3[3]; /* G g: four rows of three */
     for (int c = 0; c < 3; c++) {
         t0[c] = k[c];
@@ -72,10 +68,7 @@ __kernel void winograd_weights(__global const float *w, const int w_off, __globa
         t2[c] = 0.5f * (k[c] - k[3 + c] + k[6 + c]);
         t3[c] = k[6 + c];
     }
-    const int rows = flip ? ci : co, cols = flip ? co : ci, r = flip ? i : o, c = flip ? o : i;
-    const int rows_p = (rows + 15) / 16 * 16;
-    __global float *out = u + u_off + (fused ? c * rows_p + r : r * cols + c);
-    const size_t step = (size_t)(fused ? rows_p : rows) * cols;
+    __global float *out = u + u_off + at;
     for (int a = 0; a < 4; a++) {
         const float16 *t = a == 0 ? t0 : a == 1 ? t1 : a == 2 ? t2 : t3;
         cn_store_lanes16(out + (4 * a + 0) * step, t[0], lanes);

@@ -83,27 +83,24 @@ CN_INLINE void w4_gt(const float16 u0, const float16 u1, const float16 u2, const
 
 /*
  * U from w (Co, C, 3, 3). Forward: U[xi][o][i]; flip: the conv from dy to dx,
- * U[xi][i][o] with each kernel rotated by 180 degrees. A work-item transforms
- * 16 filters side by side, neighbours along the innermost channel of U (o
- * when flip, else i), so that each of the 36 planes gets one vector store.
- * Global (ceil(Co/16), C) when flip, else (ceil(C/16), Co).
+ * U[xi][i][o] with each kernel rotated by 180 degrees. For winograd4_fused
+ * (fused = 1) each plane is transposed instead, the conv's output channels
+ * innermost and rounded up to 16 (the host zeroes the rest), as in
+ * winograd_weights. A work-item transforms 16 filters side by side,
+ * neighbours along the innermost channel of U (o when flip != fused, else i),
+ * so that each of the 36 planes gets one vector store.
+ * Global (ceil(Co/16), C) when along o, else (ceil(C/16), Co).
  */
 __kernel void winograd4_weights(__global const float *w, const int w_off, __global float *u, const int u_off,
-                                const int co, const int ci, const int flip)
+                                const int co, const int ci, const int flip, const int fused)
 {
-    const int l0 = get_global_id(0) * 16, other = get_global_id(1);
-    const int lanes = min(16, (flip ? co : ci) - l0);
-    if (lanes <= 0 || other >= (flip ? ci : co)) return;
-    const int o = flip ? l0 : other, i = flip ? other : l0;
-    const int lane_step = flip ? ci * 9 : 9; /* floats from one lane's filter to the next's */
-    __global const float *g = w + w_off + (o * ci + i) * 9;
     float16 k[9];
-    cn_filters16(g, lanes, lane_step, flip, k);
+    size_t at, step;
+    const int lanes = cn_wino_filters16(w + w_off, co, ci, flip, fused, k, &at, &step);
+    if (!lanes) return;
     float16 t[3][6]; /* G g, column by column */
     for (int c = 0; c < 3; c++) w4_g(k[c], k[3 + c], k[6 + c], t[c]);
-    const int rows = flip ? ci : co, cols = flip ? co : ci;
-    __global float *out = u + u_off + (flip ? i * cols + o : o * cols + i);
-    const size_t step = (size_t)rows * cols;
+    __global float *out = u + u_off + at;
     for (int a = 0; a < 6; a++) { /* then times G^T, row by row */
         float16 r[6];
         w4_g(t[0][a], t[1][a], t[2][a], r);
@@ -137,6 +134,28 @@ CN_INLINE void w4_row(__global const float *xp, const int y, const int x0, const
 }
 
 /*
+ * The 36 values d[6i + j] of 16 tiles side by side of plane xp (H, W), tile
+ * row ty, tiles tx0.. (lane l: the 6 x 6 pixels from (4ty - 1, 4(tx0 + l) -
+ * 1)), zeros outside the plane; lanes past the plane's tiles hold zeros or
+ * neighbours, never stored.
+ */
+CN_INLINE void w4_rows16(__global const float *xp, const int ty, const int tx0, const int h, const int w, float16 *e)
+{
+    for (int i = 0; i < 6; i++) {
+        float r[80]; /* the 66 pixels of the 16 tiles' row i, and past them */
+        w4_row(xp, ty * 4 - 1 + i, tx0 * 4 - 1, h, w, r, 80);
+        for (int j = 0; j < 6; j++) e[6 * i + j] = w4_every4(r + j);
+    }
+}
+
+/* B^T d B in place for the 36 values of 16 tiles. */
+CN_INLINE void w4_btb(float16 *e)
+{
+    for (int j = 0; j < 6; j++) w4_bt(e + j, 6); /* B^T d, column by column */
+    for (int a = 0; a < 6; a++) w4_bt(e + 6 * a, 1); /* then times B, row by row */
+}
+
+/*
  * V from `images` consecutive images of x (C, H, W). Global (ceil(cols/16), C)
  * with cols = images * th * tw: work-item (b, c) transforms columns 16b.. of
  * channel c; tile (ty, tx) reads the 6 x 6 pixels from (4ty - 1, 4tx - 1),
@@ -150,12 +169,7 @@ __kernel void winograd4_input(__global const float *x, const int x_off, __global
     float16 e[36];
     if (w4_one_row(col0, cols, tw)) {
         const int t0 = col0 % tiles;
-        __global const float *xp = x + x_off + ((size_t)(col0 / tiles) * c + ch) * h * w;
-        for (int i = 0; i < 6; i++) {
-            float r[80]; /* the 66 pixels of the 16 tiles' row i, and past them */
-            w4_row(xp, t0 / tw * 4 - 1 + i, t0 % tw * 4 - 1, h, w, r, 80);
-            for (int j = 0; j < 6; j++) e[6 * i + j] = w4_every4(r + j);
-        }
+        w4_rows16(x + x_off + ((size_t)(col0 / tiles) * c + ch) * h * w, t0 / tw, t0 % tw, h, w, e);
     } else {
         float d[36][16];
         for (int l = 0; l < 16; l++) {
@@ -175,12 +189,51 @@ __kernel void winograd4_input(__global const float *x, const int x_off, __global
         }
         for (int q = 0; q < 36; q++) e[q] = vload16(0, d[q]);
     }
-    for (int j = 0; j < 6; j++) w4_bt(e + j, 6); /* B^T d, column by column */
-    for (int a = 0; a < 6; a++) w4_bt(e + 6 * a, 1); /* then times B, row by row */
+    w4_btb(e);
     __global float *out = v + v_off + (size_t)ch * cols + col0;
     const size_t step = (size_t)c * cols;
     const int n = min(16, cols - col0);
     for (int q = 0; q < 36; q++) cn_store_lanes16(out + q * step, e[q], n);
+}
+
+/*
+ * A^T m A for the 36 values m[6a + b] of 16 tiles (overwritten) into r[4a +
+ * b][lane], the tile's output (a, b): with channel ch's epilogue (cl/common.cl;
+ * act 0: none), or as it is where the caller adds it (accumulate).
+ */
+CN_INLINE void w4_ata(float16 *e, float r[16][16], const int accumulate, __global const float *ep, const int ch,
+                      const int act)
+{
+    for (int j = 0; j < 6; j++) w4_at(e + j, 6);     /* A^T m, column by column: rows 0..3 */
+    for (int a = 0; a < 4; a++) w4_at(e + 6 * a, 1); /* then times A: e[6a + b] is output (a, b) */
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            vstore16(accumulate ? e[6 * a + b] : cn_epilogue16(e[6 * a + b], ep, ch, act), 0, r[4 * a + b]);
+}
+
+/*
+ * The outputs r of w4_ata of 16 tiles side by side, tile row ty from tile tx0,
+ * written or added (accumulate) into plane yp (H, W) where they lie inside it:
+ * each of their 4 pixel rows is 64 pixels side by side.
+ */
+CN_INLINE void w4_untile_rows(float r[16][16], __global float *yp, const int ty, const int tx0, const int h,
+                              const int w, const int accumulate)
+{
+    const int py = ty * 4, px = tx0 * 4;
+    for (int a = 0; a < 4 && py + a < h; a++) {
+        float row[64];
+        for (int l = 0; l < 16; l++)
+            for (int b = 0; b < 4; b++) row[4 * l + b] = r[4 * a + b][l];
+        __global float *dst = yp + (py + a) * w + px;
+        for (int k = 0; k < 64 && px + k < w; k += 16) {
+            const float16 v = vload16(0, row + k);
+            if (px + k + 16 <= w) {
+                vstore16(accumulate ? vload16(0, dst + k) + v : v, 0, dst + k);
+                continue;
+            }
+            for (int j = k; px + j < w; j++) dst[j] = accumulate ? dst[j] + row[j] : row[j];
+        }
+    }
 }
 
 /*
@@ -200,29 +253,11 @@ __kernel void winograd4_output(__global const float *m, const int m_off, __globa
     const size_t step = (size_t)co * cols;
     float16 e[36];
     for (int q = 0; q < 36; q++) e[q] = cn_row16(in + q * step, 0, n);
-    for (int j = 0; j < 6; j++) w4_at(e + j, 6);     /* A^T m, column by column: rows 0..3 */
-    for (int a = 0; a < 4; a++) w4_at(e + 6 * a, 1); /* then times A: e[6a + b] is output (a, b) */
-    float r[16][16];                                 /* [4a + b][lane] */
-    for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 4; b++)
-            vstore16(accumulate ? e[6 * a + b] : cn_epilogue16(e[6 * a + b], ep + ep_off, o, act), 0, r[4 * a + b]);
-    if (w4_one_row(col0, cols, tw)) { /* each output row of the 16 tiles is 64 pixels side by side */
-        const int t0 = col0 % tiles, py = t0 / tw * 4, px = t0 % tw * 4;
-        __global float *yp = y + y_off + ((size_t)(col0 / tiles) * co + o) * h * w + py * w + px;
-        for (int a = 0; a < 4 && py + a < h; a++) {
-            float row[64];
-            for (int l = 0; l < 16; l++)
-                for (int b = 0; b < 4; b++) row[4 * l + b] = r[4 * a + b][l];
-            __global float *dst = yp + a * w;
-            for (int k = 0; k < 64 && px + k < w; k += 16) {
-                const float16 v = vload16(0, row + k);
-                if (px + k + 16 <= w) {
-                    vstore16(accumulate ? vload16(0, dst + k) + v : v, 0, dst + k);
-                    continue;
-                }
-                for (int j = k; px + j < w; j++) dst[j] = accumulate ? dst[j] + row[j] : row[j];
-            }
-        }
+    float r[16][16]; /* [4a + b][lane] */
+    w4_ata(e, r, accumulate, ep + ep_off, o, act);
+    if (w4_one_row(col0, cols, tw)) {
+        const int t0 = col0 % tiles;
+        w4_untile_rows(r, y + y_off + ((size_t)(col0 / tiles) * co + o) * h * w, t0 / tw, t0 % tw, h, w, accumulate);
         return;
     }
     for (int l = 0; l < n; l++) {
@@ -239,6 +274,73 @@ __kernel void winograd4_output(__global const float *m, const int m_off, __globa
             vstore4(v, 0, s);
             for (int b = 0; px + b < w; b++) dst[b] = accumulate ? dst[b] + s[b] : s[b];
         }
+    }
+}
+
+#ifndef TILE_OB
+#define TILE_OB 2 /* the host passes the output channels per pass measured fastest for conv2d_tiled */
+#endif
+/* winograd4_fused's output channels per pass: as many float16 accumulators as winograd_fused's 2 * TILE_OB (and a
+   divisor of 16, the rounding of its output channels) */
+#define WF4_OB (TILE_OB < 8 ? 2 * TILE_OB : 16)
+
+/*
+ * winograd_fused (cl/winograd.cl) with F(4x4, 3x3) tiles, V and M never
+ * leaving the cache: out (N,Co,H,W) (+)= in (N,Ci,H,W) (*) the kernels as U
+ * (36, Ci, cop) (cop = Co rounded up to 16, zeros past Co). Global
+ * (ceil(tw/16) * th, N, ceil(Co/group)), local (1,1,1): work-item (b, n, g)
+ * computes output channels g*group.. (group a multiple of 16) of 16 tiles of
+ * one tile row, 4 rows of 64 pixels. `lm` holds V (36 x slab x 16 floats) and
+ * M (36 x group x 16): 16 tiles where winograd_fused takes 32, since a tile
+ * here has 2.25x the floats of V and M (and 4x the outputs). For the narrow
+ * convs, where the unfused F(4x4)'s V and M through memory cost what its
+ * fewer products save: 36 multiply-adds per tile and channel pair for 16
+ * outputs, against 16 for 4.
+ */
+__kernel void winograd4_fused(__global const float *x, const int x_off, __global const float *u, const int u_off,
+                              __global float *out, const int out_off, const int ci, const int co, const int h,
+                              const int w, const int slab, const int group, const int accumulate,
+                              __local float *lm, __global const float *ep, const int ep_off, const int act)
+{
+    const int th = (h + 3) / 4, tw = (w + 3) / 4, blocks = (tw + 15) / 16;
+    const int b = get_global_id(0), img = get_global_id(1), og = get_global_id(2) * group;
+    if (b >= blocks * th || og >= co) return;
+    const int ty = b / blocks, tx0 = b % blocks * 16, cop = (co + 15) / 16 * 16, cog = min(group, co - og);
+    __local float *v = lm, *acc = lm + 36 * slab * 16;
+    __global const float *xi = x + x_off + (size_t)img * ci * h * w;
+    for (int c0 = 0; c0 < ci; c0 += slab) {
+        const int n = min(slab, ci - c0);
+        for (int c = 0; c < n; c++) {
+            float16 e[36];
+            w4_rows16(xi + (size_t)(c0 + c) * h * w, ty, tx0, h, w, e);
+            w4_btb(e);
+            for (int q = 0; q < 36; q++) vstore16(e[q], 0, v + (q * slab + c) * 16);
+        }
+        for (int q = 0; q < 36; q++) {
+            __local const float *vq = v + q * slab * 16;
+            __local float *aq = acc + q * group * 16;
+            for (int o0 = 0; o0 < cog; o0 += WF4_OB) {
+                float16 a[WF4_OB];
+#pragma unroll
+                for (int o = 0; o < WF4_OB; o++) a[o] = c0 ? vload16(0, aq + (o0 + o) * 16) : (float16)0.0f;
+                __global const float *uk = u + u_off + ((size_t)q * ci + c0) * cop + og + o0;
+                for (int c = 0; c < n; c++, uk += cop) {
+                    const float16 vc = vload16(0, vq + c * 16);
+#pragma unroll
+                    for (int o = 0; o < WF4_OB; o++) a[o] = fma((float16)uk[o], vc, a[o]);
+                }
+#pragma unroll
+                for (int o = 0; o < WF4_OB; o++) vstore16(a[o], 0, aq + (o0 + o) * 16);
+            }
+        }
+    }
+    __global float *yi = out + out_off + (size_t)img * co * h * w;
+    for (int o = 0; o < cog; o++) {
+        float16 e[36];
+        for (int q = 0; q < 36; q++) e[q] = vload16(0, acc + (q * group + o) * 16);
+        float r[16][16];
+        w4_ata(e, r, accumulate, ep + ep_off, og + o, act);
+        w4_untile_rows(r, yi + (size_t)(og + o) * h * w, ty, tx0, h, w, accumulate);
     }
 }
 

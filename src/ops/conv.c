@@ -113,11 +113,11 @@ static size_t winograd_floats(int m, int n, int c, int cout, int h, int w)
 /* Channels rounded up to whole float16 blocks: the k-major weight copy's and pixel-major dy's row length. */
 static int pad16(int c) { return (c + 15) / 16 * 16; }
 
-/* Floats of winograd_fused's U for y or for dx (16 planes, the conv's output channels rounded up to 16). */
-static size_t fused_u_floats(int c, int cout)
+/* Floats of winograd_fused's or winograd4_fused's U for y or for dx (the conv's output channels rounded up to 16). */
+static size_t fused_u_floats(int m, int c, int cout)
 {
-    size_t y = 16 * (size_t)c * pad16(cout), dx = 16 * (size_t)cout * pad16(c);
-    return y > dx ? y : dx;
+    size_t y = (size_t)c * pad16(cout), dx = (size_t)cout * pad16(c);
+    return wino_planes(m) * (y > dx ? y : dx);
 }
 
 size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h, int w)
@@ -129,7 +129,7 @@ size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h
     size_t wino = 0;
     if (winograd_shape(p)) {
         size_t two = winograd_floats(2, n, c, p->cout, h, w), four = winograd_floats(4, n, c, p->cout, h, w);
-        size_t fused = fused_u_floats(c, p->cout);
+        size_t fused = fused_u_floats(4, c, p->cout); /* F(4x4)'s 36 planes hold more than F(2x2)'s 16 */
         wino = two > four ? two : four;
         if (fused > wino) wino = fused;
     }
@@ -138,7 +138,7 @@ size_t cn_conv2d_workspace_floats(const cn_conv2d_params *p, int n, int c, int h
 
 /* ---- which path ----------------------------------------------------------- */
 
-enum { MODE_AUTO, MODE_DIRECT, MODE_GEMM, MODE_WINOGRAD, MODE_WINO_FUSED, MODE_WINOGRAD4 };
+enum { MODE_AUTO, MODE_DIRECT, MODE_GEMM, MODE_WINOGRAD, MODE_WINO_FUSED, MODE_WINOGRAD4, MODE_WINO4_FUSED };
 
 /*
  * $CLUNET_CONV: "direct" runs the GPU kernels (conv2d_direct_wg for y and dx,
@@ -146,7 +146,8 @@ enum { MODE_AUTO, MODE_DIRECT, MODE_GEMM, MODE_WINOGRAD, MODE_WINO_FUSED, MODE_W
  * the channel count, so tests can reach them on CPUs; "winograd" runs y and dx
  * of every conv cl/winograd.cl can take through it, on any device, unfused,
  * "winograd-fused" through winograd_fused where its local memory fits,
- * "winograd4" through the unfused F(4x4,3x3) of cl/winograd4.cl; "gemm" runs
+ * "winograd4" through the unfused F(4x4,3x3) of cl/winograd4.cl (y, dx and
+ * dw), "winograd4-fused" y and dx through winograd4_fused; "gemm" runs
  * im2col + GEMM only. Unset or empty: by device type and shape (dense_path).
  */
 static clunet_status conv_mode(int *mode)
@@ -159,9 +160,11 @@ static clunet_status conv_mode(int *mode)
     else if (!strcmp(env, "winograd")) *mode = MODE_WINOGRAD;
     else if (!strcmp(env, "winograd-fused")) *mode = MODE_WINO_FUSED;
     else if (!strcmp(env, "winograd4")) *mode = MODE_WINOGRAD4;
+    else if (!strcmp(env, "winograd4-fused")) *mode = MODE_WINO4_FUSED;
     else
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
-                       "CLUNET_CONV=%s: expected direct, winograd, winograd-fused, winograd4 or gemm", env);
+                       "CLUNET_CONV=%s: expected direct, winograd, winograd-fused, winograd4, winograd4-fused or gemm",
+                       env);
     return CLUNET_OK;
 }
 
@@ -195,7 +198,7 @@ static int flippable(const cn_conv2d_params *p)
 }
 
 /* Tuning files keep these numbers (conv_y_* and conv_dx_* keys): never renumber them. */
-enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD, PATH_WINO_FUSED, PATH_WINOGRAD4 };
+enum { PATH_GEMM, PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD, PATH_WINO_FUSED, PATH_WINOGRAD4, PATH_WINO4_FUSED };
 
 #define TILED_PX 32 /* conv2d_tiled: output pixels per work-item (TILE_PX in cl/conv.cl) */
 
@@ -217,30 +220,33 @@ static int tiled_slab(const clunet_context *ctx, const cn_conv2d_params *p, int 
     return slab < (size_t)in_c ? (int)slab : in_c;
 }
 
-#define FUSED_TILES 32 /* winograd_fused: tiles per work-item (WF_TILES in cl/winograd.cl) */
 #define FUSED_SLAB 128 /* winograd_fused: at most this many input channels of V at a time (a plane's 16 KiB stays in L1) */
 #define FUSED_GROUP 64 /* winograd_fused: at most this many output channels per work-item (M: 128 KiB) */
+
+/* Tiles per work-item of winograd_fused (m = 2: WF_TILES in cl/winograd.cl) and winograd4_fused (m = 4). */
+static int fused_tiles(int m) { return m == 4 ? 16 : 32; }
 
 /* winograd_fused's output channels per work-item: all (rounded up to 16) up to FUSED_GROUP. */
 static int fused_group(int out_c) { return pad16(out_c) < FUSED_GROUP ? pad16(out_c) : FUSED_GROUP; }
 
 /*
- * winograd_fused's input channels per slab: its V (16 x slab x 32 floats) and
- * M (16 x group x 32) within half the local memory, as for conv2d_tiled; 0
- * where M would not leave room for 16 channels.
+ * The input channels per slab of winograd_fused (m = 2) or winograd4_fused (m
+ * = 4): V (planes x slab x tiles floats) and M (planes x group x tiles) within
+ * half the local memory, as for conv2d_tiled; 0 where M would not leave room
+ * for 16 channels.
  */
-static int fused_slab(const clunet_context *ctx, int in_c, int out_c)
+static int fused_slab(const clunet_context *ctx, int m, int in_c, int out_c)
 {
-    size_t floats = ctx->info.local_mem_bytes / 2 / sizeof(float), m = 16 * (size_t)fused_group(out_c) * FUSED_TILES;
-    size_t slab = floats > m ? (floats - m) / (16 * FUSED_TILES) : 0;
+    size_t per = (size_t)wino_planes(m) * fused_tiles(m), floats = ctx->info.local_mem_bytes / 2 / sizeof(float);
+    size_t acc = per * fused_group(out_c), slab = floats > acc ? (floats - acc) / per : 0;
     if (slab > FUSED_SLAB) slab = FUSED_SLAB;
     if (slab < 16) return 0;
     return slab < (size_t)in_c ? (int)slab : in_c;
 }
 
-static size_t fused_local_bytes(int slab, int out_c)
+static size_t fused_local_bytes(int m, int slab, int out_c)
 {
-    return 16 * ((size_t)slab + fused_group(out_c)) * FUSED_TILES * sizeof(float);
+    return (size_t)wino_planes(m) * ((size_t)slab + fused_group(out_c)) * fused_tiles(m) * sizeof(float);
 }
 
 /* conv2d_tiled can take it: its weights' copy fits where the columns would go, and its local memory fits a slab. */
@@ -271,16 +277,18 @@ static int tiled_fits(const clunet_context *ctx, const cn_conv2d_params *p, cons
  * conv2d_tiled (ctx->conv_wino_fused) and fits.
  * CLUNET_CONV=direct takes PATH_GROUPS whatever the channels; =winograd takes
  * PATH_WINOGRAD wherever it can, =winograd-fused PATH_WINO_FUSED, =winograd4
- * PATH_WINOGRAD4 (F(4x4,3x3), otherwise only where a shape's timing chose it,
- * see direct_candidates); =gemm never leaves the GEMM.
+ * PATH_WINOGRAD4 and =winograd4-fused PATH_WINO4_FUSED (F(4x4,3x3),
+ * otherwise only where a shape's timing chose them, see direct_candidates);
+ * =gemm never leaves the GEMM.
  */
 static int dense_path(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x, int in_c,
                       int out_c)
 {
-    int fused_fits = winograd_shape(p) && fused_slab(ctx, in_c, out_c) > 0;
+    int fused_fits = winograd_shape(p) && fused_slab(ctx, 2, in_c, out_c) > 0;
     if (mode == MODE_WINOGRAD && winograd_shape(p)) return PATH_WINOGRAD;
     if (mode == MODE_WINO_FUSED && fused_fits) return PATH_WINO_FUSED;
     if (mode == MODE_WINOGRAD4 && winograd_shape(p)) return PATH_WINOGRAD4;
+    if (mode == MODE_WINO4_FUSED && winograd_shape(p) && fused_slab(ctx, 4, in_c, out_c) > 0) return PATH_WINO4_FUSED;
     if (mode == MODE_GEMM || !flippable(p)) return PATH_GEMM;
     if (mode == MODE_AUTO && cn_cpu_paths(ctx)) {
         if (ctx->conv_winograd > 0 && winograd_pays(p, in_c, out_c, WINO_WIDE)) return PATH_WINOGRAD;
@@ -520,7 +528,7 @@ static cn_gemm_args gemm_args(int ta, int tb, int m, int n, int k, float beta, c
 
 /*
  * U of F(m x m, 3x3) from w at u_off in buf (winograd_weights, winograd4_weights): for the GEMMs, or laid out for
- * winograd_fused (m = 2 only).
+ * winograd_fused / winograd4_fused.
  */
 static clunet_status winograd_weights(clunet_context *ctx, int m, const cn_conv2d_params *p, const cn_tensor *w,
                                       cl_mem buf, size_t u_off, int flip, int fused)
@@ -534,7 +542,7 @@ static clunet_status winograd_weights(clunet_context *ctx, int m, const cn_conv2
     CN_TRY(CN_ARG_INT(k, 4, p->cout));
     CN_TRY(CN_ARG_INT(k, 5, w->c));
     CN_TRY(CN_ARG_INT(k, 6, flip));
-    if (m == 2) CN_TRY(CN_ARG_INT(k, 7, fused));
+    CN_TRY(CN_ARG_INT(k, 7, fused));
     /* 16 filters per work-item, neighbours along the channel innermost in U (o when flip != fused; see the kernel) */
     int along_o = flip != fused;
     size_t lanes = (size_t)(along_o ? p->cout : w->c), other = (size_t)(along_o ? w->c : p->cout);
@@ -649,43 +657,44 @@ static clunet_status winograd_dw(clunet_context *ctx, int m, const cn_tensor *x,
 }
 
 /*
- * The same conv through winograd_fused (CPUs): U laid out for it in the
- * workspace (zeros past the output channels), then one launch for all images.
+ * The same conv through winograd_fused (m = 2) or winograd4_fused (m = 4), for
+ * CPUs: U laid out for it in the workspace (zeros past the output channels),
+ * then one launch for all images.
  */
-static clunet_status wino_fused_conv(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *in,
+static clunet_status wino_fused_conv(clunet_context *ctx, int m, const cn_conv2d_params *p, const cn_tensor *in,
                                      const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip, int add,
                                      const cn_epilogue *ep)
 {
     // in is (N,Cin,H,W), out is (N,Cout,H,W): x -> y, or dy -> dx (flip); added into out where add
     if (ctx->conv_ob < 0) CN_TRY(conv_choose(ctx));
-    const int ci = in->c, co = out->c, slab = fused_slab(ctx, ci, co);
-    size_t u_floats = 16 * (size_t)ci * pad16(co);
+    const int ci = in->c, co = out->c, slab = fused_slab(ctx, m, ci, co);
+    size_t u_floats = (size_t)wino_planes(m) * ci * pad16(co);
     if (pad16(co) != co)
         CN_TRY(cn_buffer_fill_float(ctx, work->buf, work->offset * sizeof(float), u_floats * sizeof(float), 0.0f));
-    CN_TRY(winograd_weights(ctx, 2, p, w, work->buf, work->offset, flip, 1));
-    const char *stream = ""; /* an output added to is read anyway */
-    if (!add) CN_TRY(cn_stream_option(ctx, cn_tensor_count(out) * sizeof(float), &stream));
+    CN_TRY(winograd_weights(ctx, m, p, w, work->buf, work->offset, flip, 1));
+    const char *stream = ""; /* an output added to is read anyway; winograd4_fused has none (not measured for it) */
+    if (!add && m == 2) CN_TRY(cn_stream_option(ctx, cn_tensor_count(out) * sizeof(float), &stream));
     char options[64];
     snprintf(options, sizeof options, "-DTILE_OB=%d%s", ctx->conv_ob, stream);
     cl_kernel k;
-    CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_fused", options, &k));
+    if (m == 4) CN_TRY(cn_kernel(ctx, "winograd4.cl", "winograd4_fused", options, &k));
+    else CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_fused", options, &k));
     CN_TRY(cn_arg_view(k, 0, in));
     CN_TRY(cn_arg_view(k, 2, work));
     CN_TRY(cn_arg_view(k, 4, out));
     int group = fused_group(co), args[7] = {ci, co, out->h, out->w, slab, group, add};
     for (int i = 0; i < 7; i++) CN_TRY(CN_ARG_INT(k, 6 + i, args[i]));
-    CN_TRY(cn_arg(k, 13, fused_local_bytes(slab, co), NULL));
+    CN_TRY(cn_arg(k, 13, fused_local_bytes(m, slab, co), NULL));
     CN_TRY(cn_epilogue_args(k, 14, ep));
-    size_t th = (size_t)(out->h + 1) / 2, tw = (size_t)(out->w + 1) / 2;
-    size_t global[3] = {(tw + FUSED_TILES - 1) / FUSED_TILES * th, (size_t)out->n, (size_t)(co + group - 1) / group};
+    size_t th = (size_t)(out->h + m - 1) / m, tw = (size_t)(out->w + m - 1) / m, per = (size_t)fused_tiles(m);
+    size_t global[3] = {(tw + per - 1) / per * th, (size_t)out->n, (size_t)(co + group - 1) / group};
     size_t local[3] = {1, 1, 1};
     return cn_launch(ctx, k, 3, global, local);
 }
 
 /*
- * y or dx (flip) by `path` (PATH_LOCAL, PATH_GROUPS, PATH_WINOGRAD, PATH_WINO_FUSED or PATH_WINOGRAD4), added where
- * `add`,
- * else written with the epilogue ep (NULL: none).
+ * y or dx (flip) by `path` (PATH_LOCAL, PATH_GROUPS or one of the Winograd forms), added where `add`, else written
+ * with the epilogue ep (NULL: none).
  */
 static clunet_status direct_path_conv(clunet_context *ctx, int path, const cn_conv2d_params *p, const cn_tensor *in,
                                       const cn_tensor *w, const cn_tensor *out, const cn_tensor *work, int flip,
@@ -693,7 +702,8 @@ static clunet_status direct_path_conv(clunet_context *ctx, int path, const cn_co
 {
     if (path == PATH_WINOGRAD || path == PATH_WINOGRAD4)
         return winograd_conv(ctx, path == PATH_WINOGRAD4 ? 4 : 2, p, in, w, out, work, flip, add, ep);
-    if (path == PATH_WINO_FUSED) return wino_fused_conv(ctx, p, in, w, out, work, flip, add, ep);
+    if (path == PATH_WINO_FUSED || path == PATH_WINO4_FUSED)
+        return wino_fused_conv(ctx, path == PATH_WINO4_FUSED ? 4 : 2, p, in, w, out, work, flip, add, ep);
     if (path != PATH_GROUPS) return tiled_conv(ctx, p, in, w, out, work, flip, add, ep);
     CN_TRY(direct_wg_conv(ctx, p, in, w, out, flip, add));
     int hw = out->h * out->w;
@@ -1013,7 +1023,7 @@ static clunet_status path_known(clunet_context *ctx, const char *dir, const cn_c
  * forms, where each can; their count (below 2: nothing to time).
  */
 static int direct_candidates(const clunet_context *ctx, int mode, const cn_conv2d_params *p, const cn_tensor *x,
-                             int in_c, int out_c, int rule, int paths[4])
+                             int in_c, int out_c, int rule, int paths[6])
 {
     if (rule == PATH_GEMM || !shape_timed(ctx, mode, p, x)) return 0;
     int n = 0;
@@ -1021,8 +1031,9 @@ static int direct_candidates(const clunet_context *ctx, int mode, const cn_conv2
     if (winograd_shape(p)) {
         paths[n++] = PATH_WINOGRAD;
         paths[n++] = PATH_WINOGRAD4;
+        if (fused_slab(ctx, 2, in_c, out_c) > 0) paths[n++] = PATH_WINO_FUSED;
+        if (fused_slab(ctx, 4, in_c, out_c) > 0) paths[n++] = PATH_WINO4_FUSED;
     }
-    if (winograd_shape(p) && fused_slab(ctx, in_c, out_c) > 0) paths[n++] = PATH_WINO_FUSED;
     return n;
 }
 
@@ -1046,7 +1057,7 @@ static clunet_status timed_direct_path(clunet_context *ctx, int mode, int dx, co
                                        const cn_tensor *x, const cn_tensor *in, const cn_tensor *w,
                                        const cn_tensor *out, const cn_tensor *work, int *path)
 {
-    int paths[4], n = direct_candidates(ctx, mode, p, x, in->c, out->c, *path, paths);
+    int paths[6], n = direct_candidates(ctx, mode, p, x, in->c, out->c, *path, paths);
     path_trial t = {.p = p, .in = in, .w = w, .out = out, .work = work, .flip = dx};
     return timed_path(ctx, dx ? "dx" : "y", p, x, paths, n, run_y_dx, &t, path);
 }
@@ -1201,7 +1212,7 @@ clunet_status cn_conv2d_plan(clunet_context *ctx, const cn_conv2d_params *p, int
     cn_tensor y = {.n = n, .c = p->cout, .h = cn_conv2d_out_h(p, h), .w = cn_conv2d_out_w(p, w)};
     cn_tensor work = {.n = 1, .c = 1, .h = 1, .w = (int)cn_conv2d_workspace_floats(p, n, c, h, w)};
     if (p->groups != 1 || few_outputs(ctx, mode, p, p->cout)) return CLUNET_OK;
-    int rows = direct_dw_rows(p, &x, &y), yp[4], dxp[4], dwp[4];
+    int rows = direct_dw_rows(p, &x, &y), yp[6], dxp[6], dwp[4];
     int ny = direct_candidates(ctx, mode, p, &x, c, p->cout, dense_path(ctx, mode, p, &x, c, p->cout), yp);
     int ndx = backward ? direct_candidates(ctx, mode, p, &x, p->cout, c, dense_path(ctx, mode, p, &x, p->cout, c), dxp)
                        : 0;

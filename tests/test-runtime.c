@@ -1,8 +1,9 @@
 /*
  * test-runtime - the OpenCL layer on every device present: enumeration,
  * selection, errors, memory accounting, kernel launches with offsets, build
- * failures, and the on-disk binary cache (hit on the second build; corrupt
- * entries ignored safely) in a scratch XDG_CACHE_HOME of its own.
+ * failures, the on-disk binary cache (hit on the second build; corrupt
+ * entries ignored safely) in a scratch XDG_CACHE_HOME of its own, and the
+ * choice of kernel variants by timing (cn_tune_pick).
  */
 #define _XOPEN_SOURCE 700
 #include <dirent.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "runtime/cache.h"
 #include "runtime/runtime.h"
 #include "runtime/sha256.h"
@@ -188,6 +190,50 @@ static void test_fill(clunet_context *ctx)
           "a fill that is not whole floats is refused");
     cn_buffer_free(ctx, buf);
     free(host);
+}
+
+/* A cn_tune_pick candidate: busy for value x 10 us of wall time, counting its runs in ((int *)arg)[value]. */
+static clunet_status busy(clunet_context *ctx, int value, void *arg)
+{
+    (void)ctx;
+    ((int *)arg)[value]++;
+    double t0 = cn_seconds();
+    while (cn_seconds() - t0 < value * 1e-5) {
+    }
+    return CLUNET_OK;
+}
+
+/*
+ * cn_tune_pick on candidates of known times: the fastest wins and is
+ * remembered; the two best get five more rounds each only where they lie
+ * within 15% of each other.
+ */
+static void test_tune(const char *spec)
+{
+    clunet_settings s;
+    clunet_default_settings(&s);
+    s.device = spec;
+    clunet_context *ctx;
+    if (clunet_context_create(&s, &ctx) != CLUNET_OK) {
+        CHECK(0, "context on %s", spec);
+        return;
+    }
+    int runs[64] = {0}, chosen = -1;
+    const int apart[3] = {40, 20, 60}, close[3] = {22, 60, 20}; /* x 10 us: 2x apart; 10% apart */
+    CHECK(cn_tune_pick(ctx, "test_tune_apart", apart, 3, busy, runs, &chosen) == CLUNET_OK && chosen == 20,
+          "the fastest of three candidates 2x apart wins (%d)", chosen);
+    CHECK(runs[20] == 6 && runs[40] == 6 && runs[60] == 6,
+          "... after one untimed and five timed runs each, no runoff (%d %d %d)", runs[20], runs[40], runs[60]);
+    memset(runs, 0, sizeof runs);
+    CHECK(cn_tune_pick(ctx, "test_tune_close", close, 3, busy, runs, &chosen) == CLUNET_OK && chosen == 20,
+          "the fastest of two candidates 10%% apart wins (%d)", chosen);
+    CHECK(runs[20] == 11 && runs[22] == 11 && runs[60] == 6,
+          "... after a runoff of five more runs each of those two alone (%d %d %d)", runs[20], runs[22], runs[60]);
+    memset(runs, 0, sizeof runs);
+    CHECK(cn_tune_pick(ctx, "test_tune_close", close, 3, busy, runs, &chosen) == CLUNET_OK && chosen == 20 &&
+              runs[20] + runs[22] + runs[60] == 0,
+          "a key asked again is answered without running anything");
+    clunet_context_destroy(ctx);
 }
 
 static int count_files(const char *dir, const char *prefix)
@@ -369,6 +415,7 @@ int main(void)
         test_memory(spec);
         test_build_failure(spec);
         test_cache(spec);
+        test_tune(spec);
     }
     /* PoCL keeps its own cache under XDG_CACHE_HOME too: remove the whole tree. */
     nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -170,7 +170,8 @@ clunet_status cn_time_best(clunet_context *ctx, cn_tune_fn run, int value, void 
  * device (e.g. "conv_tiled_ob"): $CLUNET_TUNE=key=value,... if it names the
  * key (a value not among the candidates is an error), else the one measured
  * before (tuning file), else the fastest of five rounds in which each
- * candidate runs once in turn (after an untimed run each), which is kept.
+ * candidate runs once in turn (after an untimed run each; five more rounds
+ * of the two best where they are within 15%), which is kept.
  * The context remembers each answer (keys up to 95 characters).
  */
 clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *values, int n, cn_tune_fn run, void *arg,

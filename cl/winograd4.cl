@@ -118,11 +118,22 @@ CN_INLINE int w4_one_row(const int col0, const int cols, const int tw)
     return col0 + 16 <= cols && col0 % tw + 16 <= tw;
 }
 
-/* Lanes l of 16 values p[4l] (p a private row of >= 64 floats past it): every fourth value from p. */
-CN_INLINE float16 w4_every4(const float *p)
+/*
+ * The first n (4 or 6) taps t[0..n) of 16 tiles 4 values apart in a private
+ * row r of >= 66 floats: t[j] lane l = r[4l + j]. Five whole-vector loads and
+ * swizzles of them, not a gather of 16 lanes per tap.
+ */
+CN_INLINE void w4_taps(const float *r, float16 *t, const int n)
 {
-    const float16 a = vload16(0, p), b = vload16(1, p), c = vload16(2, p), d = vload16(3, p);
-    return (float16)(a.s048c, b.s048c, c.s048c, d.s048c);
+    const float16 a = vload16(0, r), b = vload16(1, r), c = vload16(2, r), d = vload16(3, r);
+    t[0] = (float16)(a.s048c, b.s048c, c.s048c, d.s048c);
+    t[1] = (float16)(a.s159d, b.s159d, c.s159d, d.s159d);
+    t[2] = (float16)(a.s26ae, b.s26ae, c.s26ae, d.s26ae);
+    t[3] = (float16)(a.s37bf, b.s37bf, c.s37bf, d.s37bf);
+    if (n < 6) return;
+    const float2 e = vload2(0, r + 64);
+    t[4] = (float16)(a.s48c, b.s048c, c.s048c, d.s048c, e.s0);
+    t[5] = (float16)(a.s59d, b.s159d, c.s159d, d.s159d, e.s1);
 }
 
 /* The n (<= 80) pixels of row y of plane xp from column x0 into r, zeros outside the plane. */
@@ -144,7 +155,7 @@ CN_INLINE void w4_rows16(__global const float *xp, const int ty, const int tx0, 
     for (int i = 0; i < 6; i++) {
         float r[80]; /* the 66 pixels of the 16 tiles' row i, and past them */
         w4_row(xp, ty * 4 - 1 + i, tx0 * 4 - 1, h, w, r, 80);
-        for (int j = 0; j < 6; j++) e[6 * i + j] = w4_every4(r + j);
+        w4_taps(r, e + 6 * i, 6);
     }
 }
 
@@ -362,7 +373,7 @@ __kernel void winograd4_dy(__global const float *dy, const int dy_off, __global 
         for (int a = 0; a < 4; a++) {
             float r[80]; /* the 64 values of the 16 tiles' row a, and past them */
             w4_row(yp, t0 / tw * 4 + a, t0 % tw * 4, h, w, r, 80);
-            for (int b = 0; b < 4; b++) e[6 * a + b] = w4_every4(r + b);
+            w4_taps(r, e + 6 * a, 4);
         }
     } else {
         float d[16][16]; /* [4a + b][lane]: dy at (4ty + a, 4tx + b) */

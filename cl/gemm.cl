@@ -154,11 +154,15 @@ __kernel void gemm_nn(const int m, const int n, const int kdim, const float alph
  * C = alpha * A * B^T + beta * C, A (M,K), B stored (N,K). Global
  * (ceil(N/nb), ceil(M/mb), batch), local (1,1,1); mb and nb multiples of 4.
  * Micro-tiles of GEMM_NT x GEMM_NT dot products, 16 lanes of K at a time.
+ * With images > 1 (global batch 1) one C takes the sum of `images` products,
+ * A and B a_stride and b_stride apart: a 1x1 conv's weight gradient over the
+ * images of a batch, whose per-image products would each read and write all of
+ * C for a sum of only 64-256 pixels.
  */
 __kernel void gemm_nt(const int m, const int n, const int kdim, const float alpha, const float beta, const int mb,
                       const int nb, __global const float *a, const int a_off, const int lda, const int a_stride,
                       __global const float *b, const int b_off, const int ldb, const int b_stride,
-                      __global float *c, const int c_off, const int ldc, const int c_stride)
+                      __global float *c, const int c_off, const int ldc, const int c_stride, const int images)
 {
     const int nb0 = get_global_id(0) * nb, mb0 = get_global_id(1) * mb, bi = get_global_id(2);
     if (nb0 >= n || mb0 >= m) return;
@@ -181,22 +185,27 @@ __kernel void gemm_nt(const int m, const int n, const int kdim, const float alph
                 float16 acc[GEMM_NT][GEMM_NT];
                 for (int i = 0; i < GEMM_NT; i++)
                     for (int j = 0; j < GEMM_NT; j++) acc[i][j] = (float16)0.0f;
-                for (int k = k0; k < kv; k += 16) {
-                    float16 av[GEMM_NT], bv[GEMM_NT];
+                for (int img = 0; img < images; img++) {
+                    const int ao = img * a_stride, bo = img * b_stride;
+                    for (int k = k0; k < kv; k += 16) {
+                        float16 av[GEMM_NT], bv[GEMM_NT];
 #pragma unroll
-                    for (int i = 0; i < GEMM_NT; i++) {
-                        av[i] = vload16(0, ar[i] + k);
-                        bv[i] = vload16(0, br[i] + k);
+                        for (int i = 0; i < GEMM_NT; i++) {
+                            av[i] = vload16(0, ar[i] + ao + k);
+                            bv[i] = vload16(0, br[i] + bo + k);
+                        }
+#pragma unroll
+                        for (int i = 0; i < GEMM_NT; i++)
+#pragma unroll
+                            for (int j = 0; j < GEMM_NT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
                     }
-#pragma unroll
-                    for (int i = 0; i < GEMM_NT; i++)
-#pragma unroll
-                        for (int j = 0; j < GEMM_NT; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
                 }
                 for (int i = 0; i < GEMM_NT && m0 + i < m; i++)
                     for (int j = 0; j < GEMM_NT && j0 + j < n; j++) {
                         float sum = cn_lanes_sum(acc[i][j]);
-                        for (int k = kv; k < k1; k++) sum = fma(ar[i][k], br[j][k], sum);
+                        for (int img = 0; img < images; img++)
+                            for (int k = kv; k < k1; k++)
+                                sum = fma(ar[i][img * a_stride + k], br[j][img * b_stride + k], sum);
                         __global float *cp = c + (m0 + i) * ldc + j0 + j;
                         float old = k0 > 0 ? *cp : (beta == 0.0f ? 0.0f : beta * *cp);
                         *cp = old + alpha * sum;

@@ -873,7 +873,9 @@ static clunet_status direct_dw(clunet_context *ctx, const cn_conv2d_params *p, c
 /*
  * dw += dy * columns^T by im2col + GEMM, one image at a time (every image adds
  * into the same dw); split into chunks along the pixels on GPUs (`split`)
- * where that fills the device.
+ * where that fills the device. A 1x1 conv on small maps (<= 256 pixels: the
+ * deep blocks) sums all images in one product instead, which reads and
+ * writes dw once rather than once per image of 64-256 terms.
  */
 static clunet_status gemm_dw(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *dy,
                              const cn_tensor *dw, const cn_tensor *work, int split)
@@ -882,6 +884,12 @@ static clunet_status gemm_dw(clunet_context *ctx, const cn_conv2d_params *p, con
     int hw = dy->h * dy->w, ckk = x->c * p->k * p->k, direct = columns_are_input(p);
     int splits = split ? dw_splits(dw_outputs(p, x->c), hw) : 1;
     size_t x_img = (size_t)x->c * x->h * x->w, y_img = (size_t)dy->c * hw;
+    if (direct && splits == 1 && x->n > 1 && hw <= 256) {
+        cn_gemm_args g = gemm_args(0, 1, p->cout, ckk, hw, 1.0f, dy->buf, dy->offset, x->buf, x->offset, dw->buf,
+                                   dw->offset);
+        g.batch = x->n, g.sum_batch = 1, g.a_stride = y_img, g.b_stride = x_img;
+        return cn_gemm(ctx, &g);
+    }
     for (int i = 0; i < x->n; i++) {
         if (!direct) CN_TRY(columns(ctx, p, x, i, work, 1));
         cl_mem cols = direct ? x->buf : work->buf;

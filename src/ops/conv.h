@@ -75,6 +75,7 @@ typedef struct cn_gemm_args {
     size_t c_off, c_stride;
     int ldc;
     int batch;
+    int sum_batch;         /* 1: one C = alpha * the sum of the batch's products + beta * C (c_stride unused, no ep) */
     const cn_epilogue *ep; /* applied to C's rows after the product, or NULL */
 } cn_gemm_args;
 

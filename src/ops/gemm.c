@@ -147,7 +147,7 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g, i
      * per work-item. With few columns (a weight gradient of few input
      * channels) mb shrinks to spread the work, and gemm_nt ran 2-4x faster.
      */
-    if (g->tb && !(ctx->gemm_nt_packed && mb >= 32)) {
+    if (g->tb && (g->sum_batch || !(ctx->gemm_nt_packed && mb >= 32))) {
         char opt[32];
         snprintf(opt, sizeof opt, "-DGEMM_NT=%d", ctx->gemm_nt);
         CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nt", opt, &k));
@@ -157,12 +157,13 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g, i
          * every pixel) are read from memory once, not once per column block
          * (b2 expand's dw, 96 x 16 over 65,536 pixels: 0.8x the time).
          */
-        int nb = g->n <= 32 ? (g->n + 3) / 4 * 4
-                            : shrink_block(64, 4, (size_t)g->batch * ((g->m + 63) / 64), g->n, cores);
-        mb = shrink_block(64, 4, (size_t)g->batch * ((g->n + nb - 1) / nb), g->m, cores);
+        size_t cs = g->sum_batch ? 1 : (size_t)g->batch; /* C matrices: the launch's third dimension */
+        int nb = g->n <= 32 ? (g->n + 3) / 4 * 4 : shrink_block(64, 4, cs * ((g->m + 63) / 64), g->n, cores);
+        mb = shrink_block(64, 4, cs * ((g->n + nb - 1) / nb), g->m, cores);
         CN_TRY(CN_ARG_INT(k, 5, mb));
         CN_TRY(CN_ARG_INT(k, 6, nb));
         CN_TRY(set_operands(k, 7, g));
+        CN_TRY(CN_ARG_INT(k, 19, g->sum_batch ? g->batch : 1));
         global[0] = (g->n + nb - 1) / nb;
         global[1] = (g->m + mb - 1) / mb;
     } else {
@@ -186,7 +187,7 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g, i
         global[1] = (g->m + mb - 1) / mb;
     }
     CN_TRY(set_sizes(k, g));
-    global[2] = (size_t)g->batch;
+    global[2] = g->sum_batch ? 1 : (size_t)g->batch;
     return cn_launch(ctx, k, 3, global, local);
 }
 
@@ -204,15 +205,32 @@ static clunet_status check_args(const cn_gemm_args *g)
     size_t last = (size_t)g->batch - 1;
     size_t end_a = g->a_off + last * g->a_stride + (size_t)ra * g->lda;
     size_t end_b = g->b_off + last * g->b_stride + (size_t)rb * g->ldb;
-    size_t end_c = g->c_off + last * g->c_stride + (size_t)g->m * g->ldc;
+    size_t end_c = g->c_off + (g->sum_batch ? 0 : last * g->c_stride) + (size_t)g->m * g->ldc;
     if (end_a > INT_MAX || end_b > INT_MAX || end_c > INT_MAX)
         return cn_fail(CLUNET_ERR_UNSUPPORTED, "gemm: operands beyond 2^31 floats (m=%d n=%d k=%d batch=%d)", g->m,
                        g->n, g->k, g->batch);
+    if (g->sum_batch && g->ep)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "gemm: an epilogue on a sum over the batch is not supported");
     return cn_epilogue_check(g->ep, g->m);
+}
+
+/* Whether gemm_register sums g's batch itself (gemm_nt, which takes every sum_batch product of A * B^T). */
+static int sums_batch(int impl, const cn_gemm_args *g)
+{
+    return impl == CN_GEMM_REGISTER && g->tb && !g->ta && g->n > 1 && g->k > 1;
 }
 
 static clunet_status gemm_run(clunet_context *ctx, int impl, const cn_gemm_args *g)
 {
+    if (g->sum_batch && g->batch > 1 && !sums_batch(impl, g)) { /* elsewhere one product after another into C */
+        cn_gemm_args one = *g;
+        one.batch = 1, one.sum_batch = 0;
+        for (int i = 0; i < g->batch; i++, one.beta = 1.0f) {
+            one.a_off = g->a_off + i * g->a_stride, one.b_off = g->b_off + i * g->b_stride;
+            CN_TRY(gemm_run(ctx, impl, &one));
+        }
+        return CLUNET_OK;
+    }
     int fused = 0;
     switch (impl) {
     case CN_GEMM_CLBLAST: CN_TRY(gemm_clblast(ctx, g)); break;

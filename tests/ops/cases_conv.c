@@ -73,6 +73,7 @@ typedef struct gemm_shape {
     int batch, share_a; /* share_a: every product of the batch uses the same A (a_stride 0) */
     int pad;            /* extra floats at the end of each row of A, B and C (leading dims > cols) */
     int small;
+    int sum_batch; /* one C takes the sum of the batch's products */
 } gemm_shape;
 
 static clunet_status run_gemm(clunet_context *ctx, void *state) { return cn_gemm(ctx, state); }
@@ -80,20 +81,20 @@ static clunet_status run_gemm(clunet_context *ctx, void *state) { return cn_gemm
 static void gemm_case(to_run *r, const gemm_shape *s, int impl)
 {
     char shape[128];
-    snprintf(shape, sizeof shape, "m=%d n=%d k=%d %c%c alpha=%g beta=%g batch=%d%s%s [%s]", s->m, s->n, s->k,
+    snprintf(shape, sizeof shape, "m=%d n=%d k=%d %c%c alpha=%g beta=%g batch=%d%s%s%s [%s]", s->m, s->n, s->k,
              s->ta ? 'T' : 'N', s->tb ? 'T' : 'N', s->alpha, s->beta, s->batch, s->share_a ? " shared A" : "",
-             s->pad ? " padded" : "", cn_gemm_impl_name(impl));
+             s->pad ? " padded" : "", s->sum_batch ? " summed" : "", cn_gemm_impl_name(impl));
     if (!to_begin(r, "gemm", shape)) return;
     use_impl(r, impl);
     int ra = s->ta ? s->k : s->m, ca = s->ta ? s->m : s->k;
     int rb = s->tb ? s->n : s->k, cb = s->tb ? s->k : s->n;
     cn_gemm_args g = {.ta = s->ta, .tb = s->tb, .m = s->m, .n = s->n, .k = s->k, .alpha = s->alpha,
-                      .beta = s->beta, .batch = s->batch};
+                      .beta = s->beta, .batch = s->batch, .sum_batch = s->sum_batch};
     g.lda = ca + s->pad, g.ldb = cb + s->pad, g.ldc = s->n + s->pad;
     g.a_stride = s->share_a ? 0 : (size_t)ra * g.lda;
-    g.b_stride = (size_t)rb * g.ldb, g.c_stride = (size_t)s->m * g.ldc;
+    g.b_stride = (size_t)rb * g.ldb, g.c_stride = s->sum_batch ? 0 : (size_t)s->m * g.ldc;
     size_t na = s->share_a ? g.a_stride + (size_t)ra * g.lda : g.a_stride * s->batch;
-    size_t nb = g.b_stride * s->batch, nc = g.c_stride * s->batch;
+    size_t nb = g.b_stride * s->batch, nc = s->sum_batch ? (size_t)s->m * g.ldc : g.c_stride * s->batch;
     float *a = to_random(r, na, -1, 1), *b = to_random(r, nb, -1, 1), *c0 = to_random(r, nc, -1, 1);
     to_buf da = to_upload(r, a, na), db = to_upload(r, b, nb);
     /* beta == 0 must not read C: poison it with NaN then (but the row padding must survive) */
@@ -107,10 +108,10 @@ static void gemm_case(to_run *r, const gemm_shape *s, int impl)
     double flops = 2.0 * s->m * s->n * s->k * s->batch;
     if (to_exec(r, run_gemm, &g, flops, 4.0 * (na + nb + 2 * nc)) && !r->perf) {
         double *ref = to_widen(r, c0, nc), *ad = to_widen(r, a, na), *bd = to_widen(r, b, nb);
-        for (int i = 0; i < s->batch; i++)
+        for (int i = 0; i < s->batch; i++) /* summed: each product adds to the one C after the first */
             cn_ref_gemm(s->ta, s->tb, s->m, s->n, s->k, s->alpha, ad + i * g.a_stride, g.lda, bd + i * g.b_stride,
-                        g.ldb, s->beta, ref + i * g.c_stride, g.ldc);
-        to_compare(r, "c", dc, ref, nc, tol_for(s->k));
+                        g.ldb, s->sum_batch && i ? 1.0 : s->beta, ref + i * g.c_stride, g.ldc);
+        to_compare(r, "c", dc, ref, nc, tol_for(s->sum_batch ? s->k * s->batch : s->k));
     }
     to_end(r);
 }
@@ -154,6 +155,13 @@ static void gemm_cases(to_run *r, const int *impls, int count)
         {9, 21, 1, 0, 1, 1.0f, 1.0f, 1, 0, 3, 1},
         {9, 21, 1, 1, 1, -1.0f, 0.0f, 2, 1, 1, 1},
         {48, 1152, 1, 0, 1, 1.0f, 1.0f, 1, 0, 0, 0}, /* squeeze-excite 1152 -> 48: its weight gradient */
+        /* one C summing the batch (1x1 weight gradients over a batch): A * B^T (CPUs: gemm_nt itself) with K
+         * past a multiple of 16, and the other transposes (products one after another) */
+        {40, 72, 64, 0, 1, 1.0f, 1.0f, 4, 0, 0, 0, 1},
+        {13, 21, 37, 0, 1, 0.5f, 0.0f, 3, 0, 2, 1, 1},
+        {13, 21, 37, 0, 0, 1.0f, 0.75f, 2, 0, 1, 1, 1},
+        {13, 21, 37, 1, 1, -1.0f, 0.0f, 2, 1, 0, 1, 1},
+        {9, 1, 20, 0, 1, 1.0f, 1.0f, 3, 0, 0, 1, 1},
     };
     if (r->perf) return; /* the conv cases time the shapes that matter */
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)

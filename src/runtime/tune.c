@@ -11,7 +11,6 @@
 #include "common/error.h"
 #include "runtime/runtime.h"
 
-
 /* One timed run of run(value); *best becomes its seconds where fewer. */
 static clunet_status timed_run(clunet_context *ctx, cn_tune_fn run, int value, void *arg, double *best)
 {

@@ -146,8 +146,16 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g, i
      * Transposing B while packing it pays off only over many rows of A: >= 32
      * per work-item. With few columns (a weight gradient of few input
      * channels) mb shrinks to spread the work, and gemm_nt ran 2-4x faster.
+     * Over 32 rows or more, a short K goes packed whatever the device
+     * measured on its probe's long one (gemm_nt_packed): each of gemm_nt's
+     * 4 x 4 dot products ends in a horizontal sum and a scattered store,
+     * which a K of a few vectors does not pay for. Winograd F(4x4)'s weight
+     * gradients at 4 x 256 on the Zen 4 (medians of 15 alternating pairs,
+     * packed / gemm_nt): K = 32 0.47x the time, 64 0.60-0.69x, 128 0.86x,
+     * 256 1.04-1.07x.
      */
-    if (g->tb && (g->sum_batch || !(ctx->gemm_nt_packed && mb >= 32))) {
+    int packed = ctx->gemm_nt_packed || (g->k <= 128 && g->m >= 32);
+    if (g->tb && (g->sum_batch || !(packed && mb >= 32))) {
         char opt[32];
         snprintf(opt, sizeof opt, "-DGEMM_NT=%d", ctx->gemm_nt);
         CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nt", opt, &k));

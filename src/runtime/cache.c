@@ -121,7 +121,7 @@ void cn_cache_store(const char *key, const unsigned char *binary, size_t size)
  * or workspace), so that earlier measurements are not trusted; changes to the
  * kernels' sources count without it.
  */
-#define TUNING_FORMAT 2
+#define TUNING_FORMAT 3
 
 /*
  * tuning-<SHA-256 of the device's identity, TUNING_FORMAT and every kernel

@@ -136,6 +136,7 @@ static void gemm_cases(to_run *r, const int *impls, int count)
         {33, 70, 50, 1, 1, 1.0f, 0.0f, 1, 0, 0, 0},
         {40, 300, 77, 0, 0, 1.0f, 0.0f, 4, 1, 0, 0},
         {256, 16, 17568, 0, 0, 1.0f, 0.0f, 1, 0, 0, 0}, /* the first decoder conv at 64x64 */
+        {96, 130, 64, 0, 1, 1.0f, 0.5f, 3, 0, 1, 0},    /* A * B^T, short K over many rows (CPUs: packed) */
         /* K of a 1x1 conv with few inputs, over enough columns that a work-item takes several panels, and a
          * partial last one */
         {24, 4500, 16, 0, 0, 1.0f, 0.5f, 2, 0, 1, 0},
@@ -472,6 +473,17 @@ static const conv_shape unet512_shapes[] = {
     DW("b5 dw", 1, 480, 32, 32, 5, 1, 2, 2, 2, 2, 0),
     DW("b6 dw s2", 1, 672, 32, 32, 5, 2, 1, 1, 2, 2, 0),
     DW("b7 dw", 1, 1152, 16, 16, 3, 1, 1, 1, 1, 1, 0),
+    DW("b1 dw 4x256", 4, 32, 128, 128, 3, 1, 1, 1, 1, 1, 0), /* every depthwise shape at 4 x 256 */
+    DW("b2 dw s2 4x256", 4, 96, 128, 128, 3, 2, 0, 0, 1, 1, 0),
+    DW("b2 dw 4x256", 4, 144, 64, 64, 3, 1, 1, 1, 1, 1, 0),
+    DW("b3 dw s2 4x256", 4, 144, 64, 64, 5, 2, 1, 1, 2, 2, 0),
+    DW("b3 dw 4x256", 4, 240, 32, 32, 5, 1, 2, 2, 2, 2, 0),
+    DW("b4 dw s2 4x256", 4, 240, 32, 32, 3, 2, 0, 0, 1, 1, 0),
+    DW("b4 dw 4x256", 4, 480, 16, 16, 3, 1, 1, 1, 1, 1, 0),
+    DW("b5 dw 4x256", 4, 672, 16, 16, 5, 1, 2, 2, 2, 2, 0),
+    DW("b6 dw s2 4x256", 4, 672, 16, 16, 5, 2, 1, 1, 2, 2, 0),
+    DW("b6 dw 4x256", 4, 1152, 8, 8, 5, 1, 2, 2, 2, 2, 0),
+    DW("b7 dw 4x256", 4, 1152, 8, 8, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec1", 1, 1280 + 672, 32, 32, 256, 3, 1, 1, 1, 1, 1, 0),
     DENSE("dec1b", 1, 256, 32, 32, 256, 3, 1, 1, 1, 1, 1, 0), /* each decoder block's second conv */
     DENSE("dec1 4x256", 4, 1280 + 672, 16, 16, 256, 3, 1, 1, 1, 1, 1, 0),

@@ -162,6 +162,51 @@ CN_INLINE void w4_rows16(__global const float *xp, const int ty, const int tx0, 
     }
 }
 
+/*
+ * Whether the 16 columns from col0 are 16 / tw whole tile rows of one image
+ * of a map 4 or 8 tiles wide (16 x 16 and 32 x 32, where decoder.0 and .1
+ * take F(4x4) at 4 x 256): w4_rows_narrow then loads their pixel rows as
+ * whole vectors too.
+ */
+CN_INLINE int w4_narrow(const int tiles, const int tw) { return (tw == 4 || tw == 8) && tiles % 16 == 0; }
+
+/*
+ * w4_rows16 for 16 columns that are the 16 / tw whole tile rows from ty0 of
+ * plane xp (H, W), tw 4 or 8 and W <= 4 tw: lane l is tile (ty0 + l / tw, l %
+ * tw). Per pixel row, each tile row's pixels from -1 and from 3 (zeros
+ * outside the plane) go into ra and rb at 4 tw floats a tile row, whole
+ * vectors shifted by a lane swizzle, so that w4_taps takes taps 0-3 from ra
+ * and 4-5 from rb (ra cannot hold them: a tile row's last two taps are where
+ * the next one's first two lie).
+ */
+CN_INLINE void w4_rows_narrow(__global const float *xp, const int ty0, const int tw, const int h, const int w,
+                              float16 *e)
+{
+    const uint16 lanes = (uint16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const int per = tw / 4; /* vectors of a pixel row: 1 or 2 */
+    for (int i = 0; i < 6; i++) {
+        float ra[64], rb[64];
+        for (int g = 0; g < 16 / tw; g++) {
+            const int y = 4 * (ty0 + g) - 1 + i;
+            float16 v[4]; /* zeros, the row's 16 or 32 pixels, zeros */
+            v[0] = v[3] = (float16)0.0f;
+#pragma unroll
+            for (int s = 0; s < 2; s++) v[1 + s] = s < per && y >= 0 && y < h ? cn_row16(xp + y * w, 16 * s, w) : 0.0f;
+#pragma unroll
+            for (int s = 0; s < 2; s++)
+                if (s < per) {
+                    vstore16(shuffle2(v[s], v[s + 1], lanes + 15u), 0, ra + 4 * g * tw + 16 * s);
+                    vstore16(shuffle2(v[s + 1], v[s + 2], lanes + 3u), 0, rb + 4 * g * tw + 16 * s);
+                }
+        }
+        float16 t[4];
+        w4_taps(ra, e + 6 * i, 4);
+        w4_taps(rb, t, 4);
+        e[6 * i + 4] = t[0];
+        e[6 * i + 5] = t[1];
+    }
+}
+
 /* B^T d B in place for the 36 values of 16 tiles. */
 CN_INLINE void w4_btb(float16 *e)
 {
@@ -181,9 +226,12 @@ __kernel void winograd4_input(__global const float *x, const int x_off, __global
     const int col0 = get_global_id(0) * 16, ch = get_global_id(1), tiles = th * tw, cols = images * tiles;
     if (col0 >= cols || ch >= c) return;
     float16 e[36];
+    __global const float *plane = x + x_off + ((size_t)(col0 / tiles) * c + ch) * h * w;
     if (w4_one_row(col0, cols, tw)) {
         const int t0 = col0 % tiles;
-        w4_rows16(x + x_off + ((size_t)(col0 / tiles) * c + ch) * h * w, t0 / tw, t0 % tw, h, w, e);
+        w4_rows16(plane, t0 / tw, t0 % tw, h, w, e);
+    } else if (w4_narrow(tiles, tw)) {
+        w4_rows_narrow(plane, col0 % tiles / tw, tw, h, w, e);
     } else {
         float d[36][16];
         for (int l = 0; l < 16; l++) {
@@ -207,7 +255,10 @@ __kernel void winograd4_input(__global const float *x, const int x_off, __global
     __global float *out = v + v_off + (size_t)ch * cols + col0;
     const size_t step = (size_t)c * cols;
     const int n = min(16, cols - col0);
-    for (int q = 0; q < 36; q++) cn_store_lanes16(out + q * step, e[q], n);
+    for (int q = 0; q < 36; q++) {
+        if (n == 16) cn_stream16(e[q], out + q * step);
+        else cn_store_lanes16(out + q * step, e[q], n);
+    }
 }
 
 /*

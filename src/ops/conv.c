@@ -568,8 +568,12 @@ static clunet_status winograd_tiles(clunet_context *ctx, int m, const char *kern
 {
     const int h = t->h, w = t->w, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     int output = strstr(kernel, "_output") != NULL;
-    const char *stream = ""; /* winograd4_output has no streaming stores (not measured for it) */
+    /* streaming stores: F(2x2)'s written outputs, and F(4x4)'s V (36 floats a tile and channel), which the GEMM
+       reads once (winograd4_output has none: not measured for it) */
+    const char *stream = "";
     if (output && !accumulate && m == 2) CN_TRY(cn_stream_option(ctx, cn_tensor_count(t) * sizeof(float), &stream));
+    if (m == 4 && strstr(kernel, "_input"))
+        CN_TRY(cn_stream_option(ctx, (size_t)36 * t->c * images * th * tw * sizeof(float), &stream));
     cl_kernel k;
     CN_TRY(cn_kernel(ctx, m == 4 ? "winograd4.cl" : "winograd.cl", kernel, stream, &k));
     CN_TRY(CN_ARG_MEM(k, output ? 2 : 0, t->buf));

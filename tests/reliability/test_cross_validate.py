@@ -13,7 +13,8 @@ Four 64x64 synthetic retinas, each its own subject, 2 folds:
   4. again, with a fold's done mark removed (its run had ended): nothing is trained; with other
      --views the scores are made again; other options into the same folder are refused, and
      so is a second cross-validate while one runs there;
-  5. --summary tabulates the scored folds without training; --only trains and scores some
+  5. --summary tabulates the scored folds without training; --compare sets two folders' folds
+     side by side and refuses folds that hold out other images; --only trains and scores some
      folds; a bad --only is refused;
   6. a recipe clunet refuses: each fold fails, naming its log, and the corrected options may
      replace it in the same folder (nothing had trained).
@@ -189,6 +190,34 @@ def main():
         again = json.load(f)
     t.check(r.rc == 0 and again == before and again['views'] == 4 and 'pooled F1' in r.out,
             '--summary tabulates the scored folds without training', rel.describe(r))
+    # --compare: recipe B against A fold by fold, from the folds' scores alone
+    other = J('cv-other')
+    os.makedirs(other)
+    shutil.copy(os.path.join(out, 'options.json'), other)
+    with open(os.path.join(out, 'fold-2.val.json')) as f:
+        b2 = json.load(f)
+    a2 = b2['pooled']['f1']
+    b2['pooled']['tp'] += 7
+    b2['pooled']['fn'] = max(0, b2['pooled']['fn'] - 7)
+    p = b2['pooled']
+    b2['pooled']['f1'] = 2 * p['tp'] / (2 * p['tp'] + p['fp'] + p['fn'])
+    shutil.copy(os.path.join(out, 'fold-1.val.json'), other)
+    with open(os.path.join(other, 'fold-2.val.json'), 'w') as f:
+        json.dump(b2, f)
+    r = rel.run([tool, '--out', out, '--compare', other], 30, cwd=work)
+    rows = [l.split() for l in r.out.splitlines() if l[:1] in ('1', '2')]
+    diffs = {int(row[0]): float(row[-3]) for row in rows}
+    t.check(r.rc == 0 and abs(diffs.get(2, 1) - round(b2['pooled']['f1'] - a2, 4)) < 1e-9 and diffs.get(1) == 0
+            and 'B ahead in 1 of 2 folds' in r.out,
+            '--compare prints each fold\'s F1 difference and who leads', rel.describe(r))
+    b2['images'][0]['image'] = 'elsewhere.png'
+    with open(os.path.join(other, 'fold-2.val.json'), 'w') as f:
+        json.dump(b2, f)
+    r = rel.run([tool, '--out', out, '--compare', other], 30, cwd=work)
+    lines = r.err_lines()
+    t.check(r.rc not in (None, 0) and len(lines) == 1 and 'fold 2' in lines[0] and '--val-seed' in lines[0],
+            '--compare refuses folds that hold out other images', rel.describe(r))
+
     part = J('cv-part')
     r = rel.run([tool, '--clunet', clunet, '--out', part, '--folds', '2', '--views', '1', '--only', '2', '--']
                 + opts, 120, cwd=work)

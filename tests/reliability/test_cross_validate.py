@@ -55,7 +55,7 @@ def main():
         f.write(DATASETS)
 
     data = ['--data', J('ds'), '--dataset', 'TINY', '--datasets', J('datasets.txt')]
-    opts = data + ['--size', '64', '--batch', '2', '--steps', '2', '--epochs', '3']
+    opts = data + ['--size', '64', '--batch', '2', '--steps', '6', '--epochs', '3']
     out = J('cv')
     cv = [tool, '--clunet', clunet, '--out', out, '--folds', '2', '--views', '1']
 

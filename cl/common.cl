@@ -129,11 +129,15 @@ float cn_lanes_sum(float16 v)
     return c.x + c.y;
 }
 
-/* The first n lanes of v at p: one vector store for all 16, or one for the first 8 where 8-15 are wanted. */
+/*
+ * The first n lanes of v at p: one vector store for all 16 (cn_stream16's,
+ * past the caches in a kernel built for that), or one for the first 8 where
+ * 8-15 are wanted.
+ */
 void cn_store_lanes16(__global float *p, const float16 v, const int n)
 {
     if (n == 16) {
-        vstore16(v, 0, p);
+        cn_stream16(v, p);
         return;
     }
     int l = 0;

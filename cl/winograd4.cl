@@ -104,10 +104,7 @@ __kernel void winograd4_weights(__global const float *w, const int w_off, __glob
     for (int a = 0; a < 6; a++) { /* then times G^T, row by row */
         float16 r[6];
         w4_g(t[0][a], t[1][a], t[2][a], r);
-        for (int b = 0; b < 6; b++) {
-            if (lanes == 16) cn_stream16(r[b], out + (6 * a + b) * step);
-            else cn_store_lanes16(out + (6 * a + b) * step, r[b], lanes);
-        }
+        for (int b = 0; b < 6; b++) cn_store_lanes16(out + (6 * a + b) * step, r[b], lanes);
     }
 }
 
@@ -255,10 +252,7 @@ __kernel void winograd4_input(__global const float *x, const int x_off, __global
     __global float *out = v + v_off + (size_t)ch * cols + col0;
     const size_t step = (size_t)c * cols;
     const int n = min(16, cols - col0);
-    for (int q = 0; q < 36; q++) {
-        if (n == 16) cn_stream16(e[q], out + q * step);
-        else cn_store_lanes16(out + q * step, e[q], n);
-    }
+    for (int q = 0; q < 36; q++) cn_store_lanes16(out + q * step, e[q], n);
 }
 
 /*

@@ -534,10 +534,13 @@ static clunet_status winograd_weights(clunet_context *ctx, int m, const cn_conv2
                                       cl_mem buf, size_t u_off, int flip, int fused)
 {
     cl_kernel k;
-    const char *stream = ""; /* F(4x4)'s U: 36 floats a filter, 72 MB for decoder.0 */
-    if (m == 4) CN_TRY(cn_stream_option(ctx, (size_t)36 * p->cout * w->c * sizeof(float), &stream));
-    if (m == 4) CN_TRY(cn_kernel(ctx, "winograd4.cl", "winograd4_weights", stream, &k));
-    else CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_weights", "", &k));
+    if (m == 4) { /* U: 36 floats a filter, 72 MB for decoder.0, by streaming stores where large */
+        const char *stream;
+        CN_TRY(cn_stream_option(ctx, (size_t)36 * p->cout * w->c * sizeof(float), &stream));
+        CN_TRY(cn_kernel(ctx, "winograd4.cl", "winograd4_weights", stream, &k));
+    } else {
+        CN_TRY(cn_kernel(ctx, "winograd.cl", "winograd_weights", "", &k));
+    }
     CN_TRY(cn_arg_view(k, 0, w));
     CN_TRY(CN_ARG_MEM(k, 2, buf));
     CN_TRY(CN_ARG_INT(k, 3, u_off));

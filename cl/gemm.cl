@@ -27,6 +27,10 @@
 #endif
 #define GEMM_KC 128 /* K block: the work-item's (KC x 32) slice of B fits L1 */
 
+#ifndef GEMM_GP
+#define GEMM_GP 1 /* gemm_nn: 32-column panels of B packed at once (the host passes 1 or 4) */
+#endif
+
 #ifndef GEMM_TB
 #define GEMM_TB 0 /* gemm_nn: B is stored (N,K), transposed while it is packed */
 #endif
@@ -92,54 +96,65 @@ __kernel void gemm_nn(const int m, const int n, const int kdim, const float alph
                       __global float *c, const int c_off, const int ldc, const int c_stride,
                       __global const float *ep, const int ep_off, const int act)
 {
-    __local float bp[GEMM_KC * 32];
+    __local float bp[GEMM_GP * GEMM_KC * 32];
     const int p0 = get_global_id(0) * np * 32, p1 = min(p0 + np * 32, n);
     const int mb0 = get_global_id(1) * mb, mb1 = min(mb0 + mb, m), bi = get_global_id(2);
     a += a_off + bi * a_stride;
     b += b_off + bi * b_stride;
     c += c_off + bi * c_stride;
     ep += ep_off;
-    for (int n0 = p0; n0 < p1; n0 += 32) {
+    for (int g0 = p0; g0 < p1; g0 += GEMM_GP * 32) {
+        const int gp = min(GEMM_GP, (p1 - g0 + 31) / 32), g1 = min(g0 + gp * 32, n); /* panels, columns here */
         for (int k0 = 0; k0 < kdim || k0 == 0; k0 += GEMM_KC) {
             const int k1 = min(k0 + GEMM_KC, kdim);
+            /* panel q of the group at bp + q * KC * 32, each row of it 32 floats */
 #if GEMM_TB
             /* columns past n repeat the last one: their lanes are never stored */
-            for (int j = 0; j < 32; j++) {
-                __global const float *row = b + min(n0 + j, n - 1) * ldb;
-                for (int k = k0; k < k1; k++) bp[(k - k0) * 32 + j] = row[k];
+            for (int j = 0; j < gp * 32; j++) {
+                __global const float *row = b + min(g0 + j, n - 1) * ldb;
+                __local float *dst = bp + (j / 32) * GEMM_KC * 32 + j % 32;
+                for (int k = k0; k < k1; k++) dst[(k - k0) * 32] = row[k];
             }
 #else
-            if (n0 + 32 <= n)
-                for (int k = k0; k < k1; k++) {
-                    vstore16(vload16(0, b + k * ldb + n0), 0, bp + (k - k0) * 32);
-                    vstore16(vload16(0, b + k * ldb + n0 + 16), 0, bp + (k - k0) * 32 + 16);
-                }
-            else
-                for (int k = k0; k < k1; k++) {
-                    vstore16(load16_clamped(b + k * ldb, n0, n, 1), 0, bp + (k - k0) * 32);
-                    vstore16(load16_clamped(b + k * ldb, n0 + 16, n, 1), 0, bp + (k - k0) * 32 + 16);
-                }
-#endif
-            for (int m0 = mb0; m0 < mb1; m0 += GEMM_MR) {
-                int rows[GEMM_MR];
-                float16 acc0[GEMM_MR], acc1[GEMM_MR];
-                for (int i = 0; i < GEMM_MR; i++) {
-                    rows[i] = min(m0 + i, m - 1); /* clamped rows compute garbage that is never stored */
-                    acc0[i] = acc1[i] = (float16)0.0f;
-                }
-                for (int k = k0; k < k1; k++) {
-                    const float16 b0 = vload16(0, bp + (k - k0) * 32), b1 = vload16(0, bp + (k - k0) * 32 + 16);
-#pragma unroll
-                    for (int i = 0; i < GEMM_MR; i++) {
-                        const float av = A_AT(rows[i], k);
-                        acc0[i] = fma((float16)av, b0, acc0[i]);
-                        acc1[i] = fma((float16)av, b1, acc1[i]);
+            /* a row of B's group at once: one stream of gp * 128 bytes, not gp streams far apart */
+            for (int k = k0; k < k1; k++)
+                for (int q = 0; q < gp; q++) {
+                    const int n0 = g0 + q * 32;
+                    __local float *dst = bp + q * GEMM_KC * 32 + (k - k0) * 32;
+                    if (n0 + 32 <= g1) {
+                        vstore16(vload16(0, b + k * ldb + n0), 0, dst);
+                        vstore16(vload16(0, b + k * ldb + n0 + 16), 0, dst + 16);
+                    } else {
+                        vstore16(load16_clamped(b + k * ldb, n0, n, 1), 0, dst);
+                        vstore16(load16_clamped(b + k * ldb, n0 + 16, n, 1), 0, dst + 16);
                     }
                 }
-                for (int i = 0; i < GEMM_MR && m0 + i < m; i++) {
-                    store16(c + (m0 + i) * ldc, n0, n, acc0[i], alpha, beta, k0 == 0, k1 >= kdim, ep, m0 + i, act);
-                    store16(c + (m0 + i) * ldc, n0 + 16, n, acc1[i], alpha, beta, k0 == 0, k1 >= kdim, ep, m0 + i,
-                            act);
+#endif
+            for (int q = 0; q < gp; q++) {
+                const int n0 = g0 + q * 32;
+                __local const float *bq = bp + q * GEMM_KC * 32;
+                for (int m0 = mb0; m0 < mb1; m0 += GEMM_MR) {
+                    int rows[GEMM_MR];
+                    float16 acc0[GEMM_MR], acc1[GEMM_MR];
+                    for (int i = 0; i < GEMM_MR; i++) {
+                        rows[i] = min(m0 + i, m - 1); /* clamped rows compute garbage that is never stored */
+                        acc0[i] = acc1[i] = (float16)0.0f;
+                    }
+                    for (int k = k0; k < k1; k++) {
+                        const float16 b0 = vload16(0, bq + (k - k0) * 32), b1 = vload16(0, bq + (k - k0) * 32 + 16);
+#pragma unroll
+                        for (int i = 0; i < GEMM_MR; i++) {
+                            const float av = A_AT(rows[i], k);
+                            acc0[i] = fma((float16)av, b0, acc0[i]);
+                            acc1[i] = fma((float16)av, b1, acc1[i]);
+                        }
+                    }
+                    for (int i = 0; i < GEMM_MR && m0 + i < m; i++) {
+                        store16(c + (m0 + i) * ldc, n0, n, acc0[i], alpha, beta, k0 == 0, k1 >= kdim, ep, m0 + i,
+                                act);
+                        store16(c + (m0 + i) * ldc, n0 + 16, n, acc1[i], alpha, beta, k0 == 0, k1 >= kdim, ep,
+                                m0 + i, act);
+                    }
                 }
             }
         }

@@ -3,15 +3,18 @@
  * selection, errors, memory accounting, kernel launches with offsets, build
  * failures, the on-disk binary cache (hit on the second build; corrupt
  * entries ignored safely) in a scratch XDG_CACHE_HOME of its own, and the
- * choice of kernel variants by timing (cn_tune_pick).
+ * choice of kernel variants by timing (cn_tune_pick), and of choices timed on a
+ * busy machine.
  */
 #define _XOPEN_SOURCE 700
 #include <dirent.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -192,6 +195,18 @@ static void test_fill(clunet_context *ctx)
     free(host);
 }
 
+/* A context on device spec, or NULL after a failed check. */
+static clunet_context *open_context(const char *spec)
+{
+    clunet_settings s;
+    clunet_default_settings(&s);
+    s.device = spec;
+    clunet_context *ctx;
+    if (clunet_context_create(&s, &ctx) == CLUNET_OK) return ctx;
+    CHECK(0, "context on %s", spec);
+    return NULL;
+}
+
 /* A cn_tune_pick candidate: busy for value x 10 us of wall time, counting its runs in ((int *)arg)[value]. */
 static clunet_status busy(clunet_context *ctx, int value, void *arg)
 {
@@ -210,14 +225,8 @@ static clunet_status busy(clunet_context *ctx, int value, void *arg)
  */
 static void test_tune(const char *spec)
 {
-    clunet_settings s;
-    clunet_default_settings(&s);
-    s.device = spec;
-    clunet_context *ctx;
-    if (clunet_context_create(&s, &ctx) != CLUNET_OK) {
-        CHECK(0, "context on %s", spec);
-        return;
-    }
+    clunet_context *ctx = open_context(spec);
+    if (!ctx) return;
     int runs[64] = {0}, chosen = -1;
     const int apart[3] = {40, 20, 60}, close[3] = {22, 60, 20}; /* x 10 us: 2x apart; 10% apart */
     CHECK(cn_tune_pick(ctx, "test_tune_apart", apart, 3, busy, runs, &chosen) == CLUNET_OK && chosen == 20,
@@ -233,6 +242,119 @@ static void test_tune(const char *spec)
     CHECK(cn_tune_pick(ctx, "test_tune_close", close, 3, busy, runs, &chosen) == CLUNET_OK && chosen == 20 &&
               runs[20] + runs[22] + runs[60] == 0,
           "a key asked again is answered without running anything");
+    clunet_context_destroy(ctx);
+}
+
+/* A cn_tune_pick candidate of value ms, for measurements long enough for the CPU counters. */
+static clunet_status busy_ms(clunet_context *ctx, int value, void *arg)
+{
+    (void)ctx, (void)arg;
+    double t0 = cn_seconds();
+    while (cn_seconds() - t0 < value * 1e-3) {
+    }
+    return CLUNET_OK;
+}
+
+/* One child process per CPU, each spinning for `seconds` (or until killed); returns how many started. */
+static int spin_children(pid_t *pids, int max, double seconds)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = 0;
+    for (; n < max && n < cpus; n++) {
+        pids[n] = fork();
+        if (pids[n] < 0) break;
+        if (pids[n] == 0) {
+            double t0 = cn_seconds();
+            while (cn_seconds() - t0 < seconds) {
+            }
+            _exit(0);
+        }
+    }
+    return n;
+}
+
+/* Waits for the children, killed first unless they are to finish their spin. */
+static void reap_children(pid_t *pids, int n, int kill_them)
+{
+    for (int i = 0; i < n; i++) {
+        if (kill_them) kill(pids[i], SIGKILL);
+        waitpid(pids[i], NULL, 0);
+    }
+}
+
+/* The line of key in ctx's tuning file, or "" */
+static void tuning_line(const clunet_context *ctx, const char *key, char *line, size_t size)
+{
+    line[0] = 0;
+    FILE *f = fopen(ctx->tuning_file, "r");
+    if (!f) return;
+    while (fgets(line, (int)size, f))
+        if (!strncmp(line, key, strlen(key)) && line[strlen(key)] == ' ') {
+            line[strcspn(line, "\n")] = 0;
+            fclose(f);
+            return;
+        }
+    line[0] = 0;
+    fclose(f);
+}
+
+/*
+ * Choices timed on a busy machine: other processes' CPU time is seen, such a
+ * choice is marked in the tuning file, kept by runs on a busy machine, and
+ * timed again (then replaced) by a run that has had the machine to itself.
+ */
+static void test_tune_busy(const char *spec)
+{
+    clunet_context *ctx = open_context(spec);
+    if (!ctx) return;
+    pid_t pids[256];
+    cn_cpu_mark mark;
+    cn_cpu_mark_now(&mark);
+    int n = spin_children(pids, 256, 0.4);
+    reap_children(pids, n, 0);
+    double others = cn_cpu_others(&mark);
+    CHECK(others >= 0.5, "children spinning on all %d CPUs for 0.4 s: others used %.0f%% of them", n, 100 * others);
+
+    char value[32], line[256];
+    cn_cpu_mark quiet = ctx->cpu_start;
+    /* a context made 1000 s ago with the CPUs idle since, as far as it can tell */
+    cn_cpu_mark_now(&ctx->cpu_start);
+    ctx->cpu_start.wall -= 1000;
+    snprintf(value, sizeof value, "7");
+    cn_tuning_settle(ctx, "test_busy", value, sizeof value, 0.6);
+    tuning_line(ctx, "test_busy", line, sizeof line);
+    CHECK(!strcmp(line, "test_busy 7 busy=60"), "a choice measured at 60%% busy is marked: '%s'", line);
+    CHECK(!cn_tuning_get(ctx, "test_busy", value, sizeof value), "... and a quiet run does not take it");
+    ctx->cpu_start.cpus = 0; /* no counters: not known to be quiet */
+    CHECK(cn_tuning_get(ctx, "test_busy", value, sizeof value) && !strcmp(value, "7"),
+          "... but a run not known to be quiet does (%s)", value);
+    snprintf(value, sizeof value, "3");
+    cn_tuning_settle(ctx, "test_busy", value, sizeof value, 0.05);
+    tuning_line(ctx, "test_busy", line, sizeof line);
+    CHECK(!strcmp(line, "test_busy 3") && !strcmp(value, "3"), "a quiet measurement replaces it: '%s'", line);
+    snprintf(value, sizeof value, "9");
+    cn_tuning_settle(ctx, "test_busy", value, sizeof value, 0.9);
+    tuning_line(ctx, "test_busy", line, sizeof line);
+    CHECK(!strcmp(line, "test_busy 3") && !strcmp(value, "3"),
+          "a busy measurement does not replace a quiet one, and takes its value: '%s', %s", line, value);
+    ctx->cpu_start = quiet;
+
+    if (ctx->info.type == CLUNET_DEVICE_CPU) {
+        char note[256];
+        const int ms[3] = {30, 20, 45};
+        int chosen = -1;
+        n = spin_children(pids, 256, 10);
+        clunet_status st = cn_tune_pick(ctx, "test_busy_pick", ms, 3, busy_ms, NULL, &chosen);
+        reap_children(pids, n, 1);
+        tuning_line(ctx, "test_busy_pick", line, sizeof line);
+        CHECK(st == CLUNET_OK && ctx->busy_picks == 1 && strstr(line, " busy="),
+              "a pick timed beside %d spinning processes is counted and marked: '%s'", n, line);
+        CHECK(cn_tuning_busy_note(ctx, note, sizeof note) && strstr(note, "1 kernel choice was timed"),
+              "... and told of once: '%s'", note);
+        CHECK(!cn_tuning_busy_note(ctx, note, sizeof note), "... not twice");
+    } else
+        printf("note: %s is not a CPU device: its picks are never marked busy, not timed beside spinning processes\n",
+               spec);
     clunet_context_destroy(ctx);
 }
 
@@ -416,6 +538,7 @@ int main(void)
         test_build_failure(spec);
         test_cache(spec);
         test_tune(spec);
+        test_tune_busy(spec);
     }
     /* PoCL keeps its own cache under XDG_CACHE_HOME too: remove the whole tree. */
     nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -211,6 +211,7 @@ clunet_status cn_bench_run(clunet_context *ctx, const cn_bench_config *cfg, cn_b
     if (st == CLUNET_OK) st = run_probes(ctx, cfg, 1, r);
     if (st == CLUNET_OK) st = run_training(ctx, &g, &h, cfg, r);
     if (st == CLUNET_OK) st = run_inference(ctx, &g, &h, cfg, r);
+    if (st == CLUNET_OK && cfg->progress && cn_tuning_busy_note(ctx, note, sizeof note)) cfg->progress(cfg->user, note);
     host_free(&h);
     cn_graph_free(&g);
     if (st == CLUNET_OK) st = run_probes(ctx, cfg, 2, r);

@@ -136,6 +136,19 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g, i
     if (g->n == 1 || g->k == 1) return gemm_thin(ctx, g);
     if (g->ta && g->tb) return gemm_local(ctx, g); /* unused by the convs: the generic kernel is enough */
     if (ctx->gemm_mr < 0 || ctx->gemm_nt < 0 || ctx->gemm_nt_packed < 0) CN_TRY(register_tiles(ctx));
+    if (ctx->gemm_gp < 0) {
+        /*
+         * gemm_nn packs 4 panels of B at once where local memory holds them
+         * (4 x 128 x 32 floats): each row of B is then read as one stream of
+         * 512 bytes instead of 128. The data gradients of the 1x1 convs on
+         * wide maps read 96-144 rows of dy 64 KB apart; there (4 x 256, Zen 4,
+         * medians of 15 alternating pairs) 4 panels took 0.82-0.91x the time
+         * of 1, and 0.98-1.02x on the deep convs' few panels: not worth timing.
+         */
+        static const int panels[] = {1, 4};
+        int rule = ctx->info.local_mem_bytes >= 4 * 128 * 32 * sizeof(float) ? 4 : 1;
+        CN_TRY(cn_tune_rule(ctx, "gemm_nn_panels", panels, 2, rule, &ctx->gemm_gp));
+    }
     unsigned cores = ctx->info.compute_units ? ctx->info.compute_units : 1;
     cl_kernel k;
     size_t global[3], local[3] = {1, 1, 1};
@@ -178,7 +191,8 @@ static clunet_status gemm_register(clunet_context *ctx, const cn_gemm_args *g, i
         const char *stream;
         CN_TRY(cn_stream_option(ctx, (size_t)g->batch * g->m * g->n * sizeof(float), &stream));
         char opt[80];
-        snprintf(opt, sizeof opt, "-DGEMM_TA=%d -DGEMM_TB=%d -DGEMM_MR=%d%s", g->ta, g->tb, ctx->gemm_mr, stream);
+        snprintf(opt, sizeof opt, "-DGEMM_TA=%d -DGEMM_TB=%d -DGEMM_MR=%d -DGEMM_GP=%d%s", g->ta, g->tb, ctx->gemm_mr,
+                 ctx->gemm_gp, stream);
         CN_TRY(cn_kernel(ctx, "gemm.cl", "gemm_nn", opt, &k));
         /* several 32-column panels per work-item when each carries under ~2 MFLOP */
         double panel_flops = 2.0 * mb * 32 * (g->k > 0 ? g->k : 1);
@@ -378,6 +392,8 @@ static clunet_status choose_impl(clunet_context *ctx)
         return CLUNET_OK;
     }
     gemm_probe p = {0};
+    cn_cpu_mark start;
+    cn_cpu_mark_now(&start);
     clunet_status st = probe_alloc(ctx, &p);
     double t_own = 0, t_blas = 0;
     int own = own_impl(ctx);
@@ -391,7 +407,7 @@ static clunet_status choose_impl(clunet_context *ctx)
     probe_free(ctx, &p);
     if (st == CLUNET_OK) {
         snprintf(known, sizeof known, "%s", cn_gemm_impl_name(ctx->gemm_impl));
-        cn_tuning_settle(ctx, "gemm", known, sizeof known);
+        cn_tuning_settle(ctx, "gemm", known, sizeof known, cn_tune_busy(ctx, &start));
         if (impl_from_name(ctx, known) >= 0) ctx->gemm_impl = impl_from_name(ctx, known);
     }
     return st;

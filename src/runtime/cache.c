@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/dirs.h"
 #include "runtime/cache.h"
 #include "runtime/sha256.h"
@@ -119,9 +120,10 @@ void cn_cache_store(const char *key, const unsigned char *binary, size_t size)
 /*
  * Bump when host code changes what a measured choice runs (a path's launches
  * or workspace), so that earlier measurements are not trusted; changes to the
- * kernels' sources count without it.
+ * kernels' sources count without it. 4: the files before it did not mark
+ * choices measured on a busy machine, which may be wrong and are kept for good.
  */
-#define TUNING_FORMAT 3
+#define TUNING_FORMAT 4
 
 /*
  * tuning-<SHA-256 of the device's identity, TUNING_FORMAT and every kernel
@@ -151,9 +153,15 @@ void cn_tuning_init(clunet_context *ctx)
     if (n <= 0 || (size_t)n >= sizeof ctx->tuning_file) ctx->tuning_file[0] = 0;
 }
 
-int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_t size)
+/*
+ * The line of `key`: its value (the first word after the key) and *busy, the
+ * share of the CPUs other processes used while it was measured (" busy=NN"
+ * after the value, in percent; 0 without).
+ */
+static int tuning_read(const clunet_context *ctx, const char *key, char *value, size_t size, double *busy)
 {
     char line[256];
+    *busy = 0;
     if (!ctx->tuning_file[0]) return 0;
     FILE *f = fopen(ctx->tuning_file, "r");
     if (!f) return 0;
@@ -161,15 +169,33 @@ int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_
     int found = 0;
     while (!found && fgets(line, sizeof line, f)) {
         if (strncmp(line, key, n) || line[n] != ' ') continue;
-        line[strcspn(line, "\r\n")] = 0;
-        found = snprintf(value, size, "%s", line + n + 1) < (int)size;
+        char *v = line + n + 1, *end = v + strcspn(v, " \r\n");
+        int percent;
+        if (*end == ' ' && sscanf(end, " busy=%d", &percent) == 1) *busy = percent / 100.0;
+        *end = 0;
+        found = snprintf(value, size, "%s", v) < (int)size;
     }
     fclose(f);
     return found;
 }
 
+int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_t size)
+{
+    double busy;
+    if (!tuning_read(ctx, key, value, size, &busy)) return 0;
+    /* measured on a busy machine: measured again when this run has had it to itself so far */
+    return busy < CN_TUNE_BUSY || !cn_tuning_quiet(ctx);
+}
+
+int cn_tuning_quiet(const clunet_context *ctx)
+{
+    /* a second of this run at least, or the counters say little */
+    return ctx->cpu_start.cpus && cn_seconds() - ctx->cpu_start.wall >= 1.0 &&
+           cn_cpu_others(&ctx->cpu_start) < CN_TUNE_BUSY;
+}
+
 /* Writes the tuning file with `key value` replacing any line of that key (a new file renamed over the old). */
-static void tuning_write(const char *path, const char *key, const char *value)
+static void tuning_write(const char *path, const char *key, const char *value, double busy)
 {
     char tmp[1216], line[256];
     snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
@@ -187,7 +213,8 @@ static void tuning_write(const char *path, const char *key, const char *value)
     while (in && fgets(line, sizeof line, in))
         if (strncmp(line, key, n) || line[n] != ' ') fputs(line, out);
     if (in) fclose(in);
-    fprintf(out, "%s %s\n", key, value);
+    if (busy >= CN_TUNE_BUSY) fprintf(out, "%s %s busy=%d\n", key, value, (int)(100 * busy + 0.5));
+    else fprintf(out, "%s %s\n", key, value);
     int ok = fflush(out) == 0 && fsync(fileno(out)) == 0;
     ok = (fclose(out) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) unlink(tmp);
@@ -217,7 +244,7 @@ int cn_first_run_note(const clunet_context *ctx, char *note, size_t size)
     return 1;
 }
 
-void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size)
+void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size, double busy)
 {
     char dir[1024];
     if (!ctx->tuning_file[0] || !cn_cache_dir(dir, sizeof dir) || !cn_make_dirs(dir)) return;
@@ -227,6 +254,11 @@ void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, s
         close(lock);
         lock = -1;
     }
-    if (!cn_tuning_get(ctx, key, value, size)) tuning_write(ctx->tuning_file, key, value);
+    char known[256];
+    double known_busy;
+    if (!tuning_read(ctx, key, known, sizeof known, &known_busy) || (known_busy >= CN_TUNE_BUSY && busy < CN_TUNE_BUSY))
+        tuning_write(ctx->tuning_file, key, value, busy);
+    else
+        snprintf(value, size, "%s", known);
     if (lock >= 0) close(lock); /* closing releases the lock */
 }

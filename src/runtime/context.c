@@ -42,7 +42,7 @@ clunet_status clunet_context_create(const clunet_settings *settings, clunet_cont
     }
     ctx->device = cn_device_id(index);
     ctx->platform = cn_platform_id(index);
-    ctx->gemm_impl = ctx->gemm_mr = ctx->gemm_nt = ctx->gemm_nt_packed = ctx->conv_ob = ctx->conv_dw = ctx->conv_winograd =
+    ctx->gemm_impl = ctx->gemm_mr = ctx->gemm_gp = ctx->gemm_nt = ctx->gemm_nt_packed = ctx->conv_ob = ctx->conv_dw = ctx->conv_winograd =
         ctx->conv_wino_fused = ctx->conv_wino_dw = ctx->stream_stores = -1;
     /*
      * An output too large to be read back from the caches by the op after it:
@@ -53,6 +53,7 @@ clunet_status clunet_context_create(const clunet_settings *settings, clunet_cont
     const char *nc = getenv("CLUNET_NO_CACHE");
     ctx->use_cache = settings->use_cache && !(nc && *nc && strcmp(nc, "0"));
     cn_tuning_init(ctx);
+    cn_cpu_mark_now(&ctx->cpu_start);
     ctx->profiling = settings->profiling && ctx->info.profiling;
     ctx->mem_cap = ctx->info.global_mem_bytes;
     if (settings->memory_cap_bytes && settings->memory_cap_bytes < ctx->mem_cap)

@@ -11,6 +11,7 @@
 #include <CL/cl.h>
 
 #include "clunet.h"
+#include "common/cpuload.h"
 #include "common/error.h"
 
 /* ---- OpenCL errors ------------------------------------------------------ */
@@ -84,6 +85,7 @@ struct clunet_context {
     /* Choices made per device by measuring (ops fill these lazily; -1 = not yet). */
     int gemm_impl;
     int gemm_mr, gemm_nt; /* gemm_nn's micro-tile rows, gemm_nt's tile side (cl/gemm.cl) */
+    int gemm_gp;          /* gemm_nn's panels of B packed at once */
     int gemm_nt_packed;   /* 1: A * B^T through gemm_nn (B transposed as it is packed) where rows are many */
     int conv_ob;          /* conv2d_tiled's output channels per pass (cl/conv.cl) */
     int conv_dw;          /* conv2d_direct_dw's output channels per work-item */
@@ -95,6 +97,10 @@ struct clunet_context {
     int cpu_paths;        /* see cn_cpu_paths */
 
     char tuning_file[1200]; /* the tuning file's path ("" without a cache): see cn_tuning_init */
+    cn_cpu_mark cpu_start;  /* the CPUs' counters at the context's creation (cn_tuning_quiet) */
+    int busy_picks;         /* choices measured while other processes took >= CN_TUNE_BUSY of the CPUs */
+    int busy_noted;         /* how many of them cn_tuning_busy_note has told of */
+    double busy_most;       /* the largest such share */
 
     /* Every cn_tune_pick answer so far, so a choice per shape costs no file read per step. */
     struct {
@@ -150,8 +156,23 @@ int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_
  * Stores value (a measurement's winner) for key unless the file already has
  * one, which then replaces value: runs that measured at the same time (each
  * on a cold cache) all end with the first one's choice, and so compute alike.
+ * busy: the share of the CPUs other processes used during the measurement
+ * (cn_tune_busy). At CN_TUNE_BUSY or more the line says so, and a later run
+ * that has the machine to itself measures again (cn_tuning_get answers 0)
+ * and replaces it: on a 2-core VM, kernels timed beside another program's
+ * work chose tiles 15-30% slower than a quiet machine's choice.
  */
-void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size);
+void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size, double busy);
+#define CN_TUNE_BUSY 0.2
+/* Whether other processes have used less than CN_TUNE_BUSY of the CPUs since the context's creation (>= 1 s ago). */
+int cn_tuning_quiet(const clunet_context *ctx);
+/* The share of the CPUs others took since *since, for a measurement on a CPU device (0 on other devices). */
+double cn_tune_busy(clunet_context *ctx, const cn_cpu_mark *since);
+/*
+ * Fills note and returns 1 when choices were measured on a busy machine since
+ * the last note: the run keeps them, and a quiet run will measure them again.
+ */
+int cn_tuning_busy_note(clunet_context *ctx, char *note, size_t size);
 /*
  * Fills note with a line for the user and returns 1 when this device has no
  * tuning file yet (or no cache): the run will compile kernels and time
@@ -204,7 +225,14 @@ typedef struct cn_tune_knob {
 clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int count, void *arg);
 
 /*
- * Sets every knob cn_tune_choose has set back to -1, so that each is chosen
+ * *field = $CLUNET_TUNE's value for key (one of values[0..n)) if it names the
+ * key, else `rule`: a variant set by a rule rather than timed, which tests
+ * and A/B timings can still force (cn_tune_forget resets it too).
+ */
+clunet_status cn_tune_rule(clunet_context *ctx, const char *key, const int *values, int n, int rule, int *field);
+
+/*
+ * Sets every knob cn_tune_choose or cn_tune_rule has set back to -1, so that each is chosen
  * again where next used: from $CLUNET_TUNE, else the earlier answers (no
  * timing). test-ops --ab changes $CLUNET_TUNE between timed runs with it.
  */

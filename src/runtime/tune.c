@@ -56,7 +56,8 @@ clunet_status cn_tune_check_env(void)
     /* the knobs of gemm.c, conv.c and stream.c; a misspelt one would otherwise be ignored */
     static const char *const knobs[] = {"gemm_nn_rows",     "gemm_nt_tile",           "gemm_nt_packed",
                                         "conv_tiled_ob",    "conv_direct_dw_outputs", "conv_winograd",
-                                        "conv_winograd_fused", "conv_winograd_dw",    "stream_stores"};
+                                        "conv_winograd_fused", "conv_winograd_dw",    "stream_stores",
+                                        "gemm_nn_panels"};
     const char *env = getenv("CLUNET_TUNE");
     for (const char *p = env; p && *p;) {
         const char *eq = strchr(p, '='), *comma = strchr(p, ',');
@@ -148,6 +149,8 @@ clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *valu
     const double RUNOFF = 1.15;
     if (n > MAX_CANDIDATES) return cn_fail(CLUNET_ERR_INTERNAL, "%s: more than %d candidates", key, MAX_CANDIDATES);
     double best[MAX_CANDIDATES];
+    cn_cpu_mark start;
+    cn_cpu_mark_now(&start);
     for (int i = 0; i < n; i++) {
         CN_TRY(run(ctx, values[i], arg));
         CN_TRY(cn_finish(ctx));
@@ -168,8 +171,49 @@ clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *valu
         if (best[second] < best[win]) win = second;
     }
     snprintf(known, sizeof known, "%d", values[win]);
-    cn_tuning_settle(ctx, key, known, sizeof known);
+    cn_tuning_settle(ctx, key, known, sizeof known, cn_tune_busy(ctx, &start));
     *chosen = remember(ctx, key, find(values, n, atoi(known)) >= 0 ? atoi(known) : values[win]);
+    return CLUNET_OK;
+}
+
+double cn_tune_busy(clunet_context *ctx, const cn_cpu_mark *since)
+{
+    if (ctx->info.type != CLUNET_DEVICE_CPU) return 0; /* a GPU's kernels do not share the CPUs */
+    double busy = cn_cpu_others(since);
+    if (busy >= CN_TUNE_BUSY) {
+        ctx->busy_picks++;
+        if (busy > ctx->busy_most) ctx->busy_most = busy;
+    }
+    return busy;
+}
+
+int cn_tuning_busy_note(clunet_context *ctx, char *note, size_t size)
+{
+    if (ctx->busy_picks == ctx->busy_noted) return 0;
+    snprintf(note, size,
+             "%d kernel choice%s timed while other programs used up to %.0f%% of the CPUs: they may be slower than "
+             "the best, and a run on a quiet machine will time them again",
+             ctx->busy_picks - ctx->busy_noted, ctx->busy_picks - ctx->busy_noted > 1 ? "s were" : " was",
+             100 * ctx->busy_most);
+    ctx->busy_noted = ctx->busy_picks;
+    return 1;
+}
+
+/* Lets cn_tune_forget reset *field. */
+static void track_field(clunet_context *ctx, int *field)
+{
+    int seen = 0;
+    for (int j = 0; j < ctx->knob_field_count; j++) seen |= ctx->knob_fields[j] == field;
+    int room = ctx->knob_field_count < (int)(sizeof ctx->knob_fields / sizeof ctx->knob_fields[0]);
+    if (!seen && room) ctx->knob_fields[ctx->knob_field_count++] = field;
+}
+
+clunet_status cn_tune_rule(clunet_context *ctx, const char *key, const int *values, int n, int rule, int *field)
+{
+    int found;
+    track_field(ctx, field);
+    CN_TRY(from_env(key, values, n, field, &found));
+    if (!found) *field = rule;
     return CLUNET_OK;
 }
 
@@ -177,10 +221,7 @@ clunet_status cn_tune_choose(clunet_context *ctx, const cn_tune_knob *knobs, int
 {
     for (int i = 0; i < count; i++) {
         *knobs[i].field = knobs[i].initial;
-        int seen = 0;
-        for (int j = 0; j < ctx->knob_field_count; j++) seen |= ctx->knob_fields[j] == knobs[i].field;
-        int room = ctx->knob_field_count < (int)(sizeof ctx->knob_fields / sizeof ctx->knob_fields[0]);
-        if (!seen && room) ctx->knob_fields[ctx->knob_field_count++] = knobs[i].field;
+        track_field(ctx, knobs[i].field);
     }
     /* The knobs size CPU kernels: forced onto another device (tests on Oclgrind), nothing there is worth timing. */
     if (!cn_cpu_paths(ctx)) return CLUNET_OK;

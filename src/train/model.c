@@ -36,12 +36,15 @@ clunet_status cn_model_open(const char *weights, const char *device, int size, i
     if (!st) st = cn_infer_init(&m->infer, &m->exec, m->info.input_mean, m->info.input_std);
     if (!st) m->infer.preprocess = m->info.preprocess;
     if (!st) m->infer.input_scale = (float)m->info.input_scale;
+    m->note = note;
     if (st) cn_model_close(m);
     return st;
 }
 
 void cn_model_close(cn_model *m)
 {
+    char line[256];
+    if (m->ctx && m->note && cn_tuning_busy_note(m->ctx, line, sizeof line)) fprintf(m->note, "%s\n", line);
     cn_infer_free(&m->infer);
     cn_exec_destroy(&m->exec);
     cn_graph_free(&m->graph);

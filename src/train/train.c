@@ -83,6 +83,13 @@ static void say(run *r, const char *fmt, ...)
     notify(r, &p);
 }
 
+/* Kernel choices timed while other programs kept the CPUs busy, once each (see cn_tuning_busy_note). */
+static void note_busy(run *r)
+{
+    char note[256];
+    if (cn_tuning_busy_note(r->ctx, note, sizeof note)) say(r, "%s", note);
+}
+
 static clunet_status make_dir(const char *path)
 {
     char buf[1024];
@@ -632,6 +639,7 @@ static clunet_status train_epochs(run *r)
                                    .dice = loss[2], .lr = lr, .images_per_second = cfg->batch / per_step,
                                    .eta_seconds = per_step * (total - done) + val_last * (cfg->epochs - epoch)};
             notify(r, &p);
+            if (done == 1) note_busy(r);
             /* Ctrl-C: stop here, unless this is the epoch's last step (then after its validation and save). */
             if (cfg->stop && *cfg->stop && step + 1 < steps) {
                 CN_TRY(save(r, r->last_path, epoch, step + 1, sum));
@@ -677,6 +685,7 @@ static clunet_status train_epochs(run *r)
         if (done > 0) t_val += val_last;
         p.eta_seconds = per_step * (total - done) + val_last * (cfg->epochs - epoch - 1);
         notify(r, &p);
+        note_busy(r); /* the validation's shapes are timed at the first */
         if (cfg->stop && *cfg->stop && epoch + 1 < cfg->epochs) {
             cn_train_progress s = {.event = CN_TRAIN_STOPPED, .epoch = epoch + 2, .step = 0};
             notify(r, &s);

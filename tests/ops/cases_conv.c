@@ -460,7 +460,13 @@ static const conv_shape unet512_shapes[] = {
     DENSE("top", 1, 320, 16, 16, 1280, 1, 1, 0, 0, 0, 0, 0),
     DENSE("b7 se reduce", 1, 1152, 1, 1, 48, 1, 1, 0, 0, 0, 0, 1), /* squeeze-excite: the pooled map */
     DENSE("b7 se expand", 1, 48, 1, 1, 1152, 1, 1, 0, 0, 0, 0, 1),
-    DENSE("b5 project 4x256", 4, 672, 16, 16, 112, 1, 1, 0, 0, 0, 0, 0), /* the deep 1x1 convs at 4 x 256 */
+    DENSE("b2 expand 4x256", 4, 16, 128, 128, 96, 1, 1, 0, 0, 0, 0, 0), /* the 1x1 convs at 4 x 256 */
+    DENSE("b2 project 4x256", 4, 96, 64, 64, 24, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b3 expand 4x256", 4, 24, 64, 64, 144, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b3 project 4x256", 4, 144, 32, 32, 40, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b4 expand 4x256", 4, 40, 32, 32, 240, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b4 project 4x256", 4, 240, 16, 16, 80, 1, 1, 0, 0, 0, 0, 0),
+    DENSE("b5 project 4x256", 4, 672, 16, 16, 112, 1, 1, 0, 0, 0, 0, 0),
     DENSE("b6 expand 4x256", 4, 112, 16, 16, 672, 1, 1, 0, 0, 0, 0, 0),
     DENSE("b6 project 4x256", 4, 1152, 8, 8, 192, 1, 1, 0, 0, 0, 0, 0),
     DENSE("b7 expand 4x256", 4, 192, 8, 8, 1152, 1, 1, 0, 0, 0, 0, 0),

@@ -13,15 +13,17 @@
  * Output rows per work-item of the forward kernel. On CPUs a work-item over 8
  * rows loads each input row once for the (up to K/stride) rows that read it:
  * on maps up to 64 wide (b3-b7 at 512 x 512) that ran 1.6-2.8x faster (test-ops
- * --perf, seven alternating rounds); on the 128- and 256-wide maps it did not
- * gain, so they keep a row each. A dense conv's forward (sources > 0) loads
- * all its input rows for each output row: 8 rows took the head (16 -> 1 at
- * 512 x 512) from 1.68 to 1.28 ms (medians of twelve alternating rounds).
- * GPUs keep a row each (not measured).
+ * --perf, seven alternating rounds). So it does on inputs 128 wide at stride 1
+ * (Zen 4, five alternating rounds, medians: b1 dw at 4 x 256 1.10 -> 0.72 ms,
+ * b2's second dw at 1 x 512 1.32 -> 0.82); the 256-wide inputs (b1 dw and b2
+ * dw s2 at 1 x 512) keep a row each, as the data gradient does. A dense conv's
+ * forward (sources > 0) loads all its input rows for each output row: 8 rows
+ * took the head (16 -> 1 at 512 x 512) from 1.68 to 1.28 ms (medians of twelve
+ * alternating rounds). GPUs keep a row each (not measured).
  */
-static int forward_rows(const clunet_context *ctx, const cn_tensor *y, int sources)
+static int forward_rows(const clunet_context *ctx, const cn_tensor *x, int sources)
 {
-    return cn_cpu_paths(ctx) && (y->w <= 64 || sources > 0) ? 8 : 1;
+    return cn_cpu_paths(ctx) && (x->w <= 128 || sources > 0) ? 8 : 1;
 }
 
 /*
@@ -85,7 +87,7 @@ static clunet_status forward(clunet_context *ctx, const cn_conv2d_params *p, con
                              const cn_tensor *b, const cn_tensor *y, int sources, const cn_epilogue *ep)
 {
     cl_kernel k;
-    int rows = forward_rows(ctx, y, sources);
+    int rows = forward_rows(ctx, x, sources);
     const char *stream;
     CN_TRY(cn_stream_option(ctx, cn_tensor_count(y) * sizeof(float), &stream));
     CN_TRY(dw_kernel(ctx, p, "depthwise_fwd", rows, stream, &k));

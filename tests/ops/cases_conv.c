@@ -401,7 +401,7 @@ static const conv_shape small_shapes[] = {
     DW("dw3 wide", 1, 2, 4, 37, 3, 1, 1, 1, 1, 1, 0), /* whole float16 rows and a rest */
     DW("dw3 tf-same s2 wide", 1, 2, 5, 75, 3, 2, 0, 0, 1, 1, 0),
     DW("dw5 same s2 wide", 1, 2, 6, 70, 5, 2, 2, 2, 2, 2, 1),
-    DW("dw3 same, over 64 wide", 1, 2, 5, 67, 3, 1, 1, 1, 1, 1, 1), /* CPUs: a row per work-item, not 8 */
+    DW("dw3 same, over 128 wide", 1, 2, 5, 131, 3, 1, 1, 1, 1, 1, 1), /* CPUs: a row per work-item, not 8 */
     DW("dw3 s2, over 128 wide", 1, 2, 7, 139, 3, 2, 0, 0, 1, 1, 0),    /* CPUs: dx a row per work-item, not 8 */
 };
 
@@ -474,6 +474,7 @@ static const conv_shape unet512_shapes[] = {
     DENSE("top 4x256", 4, 320, 8, 8, 1280, 1, 1, 0, 0, 0, 0, 0),
     DW("b1 dw", 1, 32, 256, 256, 3, 1, 1, 1, 1, 1, 0),
     DW("b2 dw s2", 1, 96, 256, 256, 3, 2, 0, 0, 1, 1, 0),
+    DW("b2 dw", 1, 144, 128, 128, 3, 1, 1, 1, 1, 1, 0),
     DW("b3 dw s2", 1, 144, 128, 128, 5, 2, 1, 1, 2, 2, 0),
     DW("b4 dw s2", 1, 240, 64, 64, 3, 2, 0, 0, 1, 1, 0),
     DW("b5 dw", 1, 480, 32, 32, 5, 1, 2, 2, 2, 2, 0),

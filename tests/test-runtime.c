@@ -245,10 +245,11 @@ static void test_tune(const char *spec)
     clunet_context_destroy(ctx);
 }
 
-/* A cn_tune_pick candidate of value ms, for measurements long enough for the CPU counters. */
+/* A cn_tune_pick candidate of value ms (long enough for the CPU counters), counting its runs in ((int *)arg)[value]. */
 static clunet_status busy_ms(clunet_context *ctx, int value, void *arg)
 {
-    (void)ctx, (void)arg;
+    (void)ctx;
+    ((int *)arg)[value]++;
     double t0 = cn_seconds();
     while (cn_seconds() - t0 < value * 1e-3) {
     }
@@ -298,36 +299,66 @@ static void tuning_line(const clunet_context *ctx, const char *key, char *line, 
     fclose(f);
 }
 
+/* The share of the CPUs others use over `seconds` of this process sleeping. */
+static double idle_others(double seconds)
+{
+    cn_cpu_mark m;
+    cn_cpu_mark_now(&m);
+    return cn_cpu_others_over(&m, seconds);
+}
+
+/* A timed pick among 20, 30 and 45 ms under `key`: the candidates' runs in runs[], the choice in *chosen. */
+static clunet_status pick_ms(clunet_context *ctx, const char *key, int *runs, int *chosen)
+{
+    static const int ms[3] = {30, 20, 45};
+    memset(runs, 0, 64 * sizeof *runs);
+    return cn_tune_pick(ctx, key, ms, 3, busy_ms, runs, chosen);
+}
+
+/* The CPU counters: other processes' time is seen, this process's own is not. */
+static void test_cpu_counters(void)
+{
+    pid_t pids[256];
+    cn_cpu_mark mark;
+    cn_cpu_mark_now(&mark);
+    if (!mark.cpus) {
+        printf("note: no CPU counters here (/proc/stat): other processes' load is not measured, nothing to check\n");
+        return;
+    }
+    int n = spin_children(pids, 256, 0.4);
+    /* measured before they are waited for: then their time becomes this process's (as a compiler's would) */
+    double others = cn_cpu_others_over(&mark, 0.45);
+    reap_children(pids, n, 0);
+    CHECK(others >= 0.5, "children spinning on all %d CPUs for 0.4 s: others used %.0f%% of them", n, 100 * others);
+    double before = idle_others(0.3);
+    cn_cpu_mark_now(&mark);
+    double t0 = cn_seconds();
+    while (cn_seconds() - t0 < 0.4) {
+    }
+    others = cn_cpu_others(&mark);
+    CHECK(others < before + 0.15, "this process spinning for 0.4 s is not counted as others' (%.0f%%; %.0f%% idle before)",
+          100 * others, 100 * before);
+}
+
 /*
- * Choices timed on a busy machine: other processes' CPU time is seen, such a
- * choice is marked in the tuning file, kept by runs on a busy machine, and
- * timed again (then replaced) by a run that has had the machine to itself.
+ * Choices timed on a busy machine: such a choice is marked in the tuning file,
+ * kept by runs on a busy machine, and timed again (then replaced) by a run
+ * that has had the machine to itself; a busy measurement never replaces a quiet one.
  */
 static void test_tune_busy(const char *spec)
 {
     clunet_context *ctx = open_context(spec);
     if (!ctx) return;
-    pid_t pids[256];
-    cn_cpu_mark mark;
-    cn_cpu_mark_now(&mark);
-    int n = spin_children(pids, 256, 0.4);
-    reap_children(pids, n, 0);
-    double others = cn_cpu_others(&mark);
-    CHECK(others >= 0.5, "children spinning on all %d CPUs for 0.4 s: others used %.0f%% of them", n, 100 * others);
-
-    char value[32], line[256];
-    cn_cpu_mark quiet = ctx->cpu_start;
-    /* a context made 1000 s ago with the CPUs idle since, as far as it can tell */
-    cn_cpu_mark_now(&ctx->cpu_start);
-    ctx->cpu_start.wall -= 1000;
+    char value[32], line[256], note[256];
+    ctx->quiet = 1;
     snprintf(value, sizeof value, "7");
     cn_tuning_settle(ctx, "test_busy", value, sizeof value, 0.6);
     tuning_line(ctx, "test_busy", line, sizeof line);
     CHECK(!strcmp(line, "test_busy 7 busy=60"), "a choice measured at 60%% busy is marked: '%s'", line);
     CHECK(!cn_tuning_get(ctx, "test_busy", value, sizeof value), "... and a quiet run does not take it");
-    ctx->cpu_start.cpus = 0; /* no counters: not known to be quiet */
+    ctx->quiet = 0;
     CHECK(cn_tuning_get(ctx, "test_busy", value, sizeof value) && !strcmp(value, "7"),
-          "... but a run not known to be quiet does (%s)", value);
+          "... but a busy run does (%s)", value);
     snprintf(value, sizeof value, "3");
     cn_tuning_settle(ctx, "test_busy", value, sizeof value, 0.05);
     tuning_line(ctx, "test_busy", line, sizeof line);
@@ -337,25 +368,50 @@ static void test_tune_busy(const char *spec)
     tuning_line(ctx, "test_busy", line, sizeof line);
     CHECK(!strcmp(line, "test_busy 3") && !strcmp(value, "3"),
           "a busy measurement does not replace a quiet one, and takes its value: '%s', %s", line, value);
-    ctx->cpu_start = quiet;
-
-    if (ctx->info.type == CLUNET_DEVICE_CPU) {
-        char note[256];
-        const int ms[3] = {30, 20, 45};
-        int chosen = -1;
-        n = spin_children(pids, 256, 10);
-        clunet_status st = cn_tune_pick(ctx, "test_busy_pick", ms, 3, busy_ms, NULL, &chosen);
-        reap_children(pids, n, 1);
-        tuning_line(ctx, "test_busy_pick", line, sizeof line);
-        CHECK(st == CLUNET_OK && ctx->busy_picks == 1 && strstr(line, " busy="),
-              "a pick timed beside %d spinning processes is counted and marked: '%s'", n, line);
-        CHECK(cn_tuning_busy_note(ctx, note, sizeof note) && strstr(note, "1 kernel choice was timed"),
-              "... and told of once: '%s'", note);
-        CHECK(!cn_tuning_busy_note(ctx, note, sizeof note), "... not twice");
-    } else
-        printf("note: %s is not a CPU device: its picks are never marked busy, not timed beside spinning processes\n",
-               spec);
+    CHECK(cn_tuning_busy_note(ctx, note, sizeof note) && strstr(note, "1 kernel choice was timed") &&
+              strstr(note, "60%"),
+          "the one busy choice kept is told of: '%s'", note);
+    CHECK(!cn_tuning_busy_note(ctx, note, sizeof note), "... once");
+    if (ctx->info.type != CLUNET_DEVICE_CPU || !ctx->cpu_start.cpus) {
+        printf("note: %s: %s, so no pick is timed beside spinning processes\n", spec,
+               ctx->cpu_start.cpus ? "not a CPU device, whose picks are never marked busy"
+                                   : "no CPU counters here (/proc/stat)");
+        clunet_context_destroy(ctx);
+        return;
+    }
+    /* the slowest candidate, as if a busy machine had chosen it */
+    snprintf(value, sizeof value, "45");
+    cn_tuning_settle(ctx, "test_busy_pick", value, sizeof value, 0.5);
     clunet_context_destroy(ctx);
+
+    pid_t pids[256];
+    int runs[64], chosen = -1, n = spin_children(pids, 256, 30);
+    ctx = open_context(spec); /* made while the CPUs are busy */
+    clunet_status st = ctx ? pick_ms(ctx, "test_busy_pick", runs, &chosen) : CLUNET_ERR_INTERNAL;
+    CHECK(st == CLUNET_OK && chosen == 45 && runs[20] + runs[30] + runs[45] == 0,
+          "a run on a busy machine takes the marked choice untimed (%d; %d runs)", chosen, runs[20] + runs[30] + runs[45]);
+    st = ctx ? pick_ms(ctx, "test_busy_pick2", runs, &chosen) : CLUNET_ERR_INTERNAL;
+    reap_children(pids, n, 1);
+    line[0] = 0;
+    if (ctx) tuning_line(ctx, "test_busy_pick2", line, sizeof line);
+    CHECK(st == CLUNET_OK && ctx->busy_picks == 1 && strstr(line, " busy="),
+          "a pick timed beside %d spinning processes is marked and counted: '%s'", n, line);
+    if (ctx) clunet_context_destroy(ctx);
+
+    double before = idle_others(0.3);
+    if (before >= 0.1) {
+        printf("note: other processes use %.0f%% of the CPUs: a quiet run's timing again of a marked choice is not "
+               "checked here\n",
+               100 * before);
+        return;
+    }
+    ctx = open_context(spec);
+    st = ctx ? pick_ms(ctx, "test_busy_pick", runs, &chosen) : CLUNET_ERR_INTERNAL;
+    line[0] = 0;
+    if (ctx) tuning_line(ctx, "test_busy_pick", line, sizeof line);
+    CHECK(st == CLUNET_OK && chosen == 20 && runs[20] > 0 && !strcmp(line, "test_busy_pick 20"),
+          "a run on a quiet machine times a marked choice again and replaces it (%d: '%s')", chosen, line);
+    if (ctx) clunet_context_destroy(ctx);
 }
 
 static int count_files(const char *dir, const char *prefix)
@@ -540,6 +596,7 @@ int main(void)
         test_tune(spec);
         test_tune_busy(spec);
     }
+    test_cpu_counters();
     /* PoCL keeps its own cache under XDG_CACHE_HOME too: remove the whole tree. */
     nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return check_summary();

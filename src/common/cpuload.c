@@ -3,8 +3,10 @@
  * CPUs minus this process's own (getrusage, every thread: PoCL's workers too).
  * Timings of kernels on a CPU device are only worth keeping when this is small.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -26,12 +28,15 @@ static double machine_busy(int *cpus)
     return (double)(user + nice + sys + irq + softirq + steal) / (double)tick;
 }
 
-static double self_seconds(void)
+static double rusage_seconds(int who)
 {
     struct rusage u;
-    if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
+    if (getrusage(who, &u) != 0) return 0;
     return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
 }
+
+/* This process's CPU seconds, and its waited-for children's (a compiler's linker, say). */
+static double self_seconds(void) { return rusage_seconds(RUSAGE_SELF) + rusage_seconds(RUSAGE_CHILDREN); }
 
 void cn_cpu_mark_now(cn_cpu_mark *m)
 {
@@ -47,8 +52,19 @@ double cn_cpu_others(const cn_cpu_mark *since)
     if (!since->cpus || !now.cpus) return 0;
     double others = (now.busy - since->busy) - (now.self - since->self);
     double capacity = (now.wall - since->wall) * now.cpus;
-    /* /proc/stat counts whole ticks per CPU: two of them on each is within its error */
-    double grain = 2.0 * now.cpus / (double)sysconf(_SC_CLK_TCK);
+    /* /proc/stat counts whole ticks per CPU: one on each is within its error */
+    double grain = now.cpus / (double)sysconf(_SC_CLK_TCK);
     if (capacity <= 0 || others <= grain) return 0;
     return others >= capacity ? 1.0 : others / capacity;
+}
+
+double cn_cpu_others_over(const cn_cpu_mark *since, double seconds)
+{
+    double left = seconds - (cn_seconds() - since->wall);
+    if (since->cpus && left > 0) {
+        struct timespec t = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+        while (nanosleep(&t, &t) != 0 && errno == EINTR) {
+        }
+    }
+    return cn_cpu_others(since);
 }

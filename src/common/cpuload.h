@@ -17,4 +17,7 @@ void cn_cpu_mark_now(cn_cpu_mark *m);
  */
 double cn_cpu_others(const cn_cpu_mark *since);
 
+/* cn_cpu_others over at least `seconds` since `since`: first sleeps out what is left of them. */
+double cn_cpu_others_over(const cn_cpu_mark *since, double seconds);
+
 #endif

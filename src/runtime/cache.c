@@ -179,7 +179,7 @@ static int tuning_read(const clunet_context *ctx, const char *key, char *value, 
     return found;
 }
 
-int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_t size)
+int cn_tuning_get(clunet_context *ctx, const char *key, char *value, size_t size)
 {
     double busy;
     if (!tuning_read(ctx, key, value, size, &busy)) return 0;
@@ -187,11 +187,19 @@ int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_
     return busy < CN_TUNE_BUSY || !cn_tuning_quiet(ctx);
 }
 
-int cn_tuning_quiet(const clunet_context *ctx)
+int cn_tuning_quiet(clunet_context *ctx)
 {
-    /* a second of this run at least, or the counters say little */
-    return ctx->cpu_start.cpus && cn_seconds() - ctx->cpu_start.wall >= 1.0 &&
-           cn_cpu_others(&ctx->cpu_start) < CN_TUNE_BUSY;
+    if (ctx->quiet < 0)
+        ctx->quiet = ctx->cpu_start.cpus && cn_cpu_others_over(&ctx->cpu_start, 0.25) < CN_TUNE_BUSY;
+    return ctx->quiet;
+}
+
+/* Counts a choice kept although measured on a busy machine, for cn_tuning_busy_note. */
+static void count_busy(clunet_context *ctx, double busy)
+{
+    if (busy < CN_TUNE_BUSY) return;
+    ctx->busy_picks++;
+    if (busy > ctx->busy_most) ctx->busy_most = busy;
 }
 
 /* Writes the tuning file with `key value` replacing any line of that key (a new file renamed over the old). */
@@ -244,10 +252,13 @@ int cn_first_run_note(const clunet_context *ctx, char *note, size_t size)
     return 1;
 }
 
-void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size, double busy)
+void cn_tuning_settle(clunet_context *ctx, const char *key, char *value, size_t size, double busy)
 {
     char dir[1024];
-    if (!ctx->tuning_file[0] || !cn_cache_dir(dir, sizeof dir) || !cn_make_dirs(dir)) return;
+    if (!ctx->tuning_file[0] || !cn_cache_dir(dir, sizeof dir) || !cn_make_dirs(dir)) {
+        count_busy(ctx, busy);
+        return;
+    }
     /* the directory's lock orders processes that measured at once: the first to get here decides for all */
     int lock = open(dir, O_RDONLY | O_DIRECTORY);
     if (lock >= 0 && flock(lock, LOCK_EX) != 0) {
@@ -256,9 +267,12 @@ void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, s
     }
     char known[256];
     double known_busy;
-    if (!tuning_read(ctx, key, known, sizeof known, &known_busy) || (known_busy >= CN_TUNE_BUSY && busy < CN_TUNE_BUSY))
+    if (!tuning_read(ctx, key, known, sizeof known, &known_busy) || (known_busy >= CN_TUNE_BUSY && busy < CN_TUNE_BUSY)) {
         tuning_write(ctx->tuning_file, key, value, busy);
-    else
+        count_busy(ctx, busy);
+    } else {
         snprintf(value, size, "%s", known);
+        count_busy(ctx, known_busy);
+    }
     if (lock >= 0) close(lock); /* closing releases the lock */
 }

@@ -54,6 +54,7 @@ clunet_status clunet_context_create(const clunet_settings *settings, clunet_cont
     ctx->use_cache = settings->use_cache && !(nc && *nc && strcmp(nc, "0"));
     cn_tuning_init(ctx);
     cn_cpu_mark_now(&ctx->cpu_start);
+    ctx->quiet = -1;
     ctx->profiling = settings->profiling && ctx->info.profiling;
     ctx->mem_cap = ctx->info.global_mem_bytes;
     if (settings->memory_cap_bytes && settings->memory_cap_bytes < ctx->mem_cap)

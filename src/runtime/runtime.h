@@ -98,9 +98,10 @@ struct clunet_context {
 
     char tuning_file[1200]; /* the tuning file's path ("" without a cache): see cn_tuning_init */
     cn_cpu_mark cpu_start;  /* the CPUs' counters at the context's creation (cn_tuning_quiet) */
-    int busy_picks;         /* choices measured while other processes took >= CN_TUNE_BUSY of the CPUs */
+    int quiet;              /* cn_tuning_quiet's answer, once known (-1: not yet) */
+    int busy_picks;         /* choices kept that were measured while others took >= CN_TUNE_BUSY of the CPUs */
     int busy_noted;         /* how many of them cn_tuning_busy_note has told of */
-    double busy_most;       /* the largest such share */
+    double busy_most;       /* the largest such share since the last note */
 
     /* Every cn_tune_pick answer so far, so a choice per shape costs no file read per step. */
     struct {
@@ -148,10 +149,11 @@ int cn_cache_dir(char *out, size_t size);
  * version of the kernels (cn_tuning_init), so a measurement runs once per
  * machine and again after the kernels change. Off with the cache
  * (CLUNET_NO_CACHE=1). cn_tuning_get returns 1 and fills value when the key
- * is known.
+ * is known, and 0 for a line measured on a busy machine when this run is
+ * quiet (cn_tuning_quiet): the caller measures again.
  */
 void cn_tuning_init(clunet_context *ctx);
-int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_t size);
+int cn_tuning_get(clunet_context *ctx, const char *key, char *value, size_t size);
 /*
  * Stores value (a measurement's winner) for key unless the file already has
  * one, which then replaces value: runs that measured at the same time (each
@@ -162,15 +164,23 @@ int cn_tuning_get(const clunet_context *ctx, const char *key, char *value, size_
  * and replaces it: on a 2-core VM, kernels timed beside another program's
  * work chose tiles 15-30% slower than a quiet machine's choice.
  */
-void cn_tuning_settle(const clunet_context *ctx, const char *key, char *value, size_t size, double busy);
+void cn_tuning_settle(clunet_context *ctx, const char *key, char *value, size_t size, double busy);
 #define CN_TUNE_BUSY 0.2
-/* Whether other processes have used less than CN_TUNE_BUSY of the CPUs since the context's creation (>= 1 s ago). */
-int cn_tuning_quiet(const clunet_context *ctx);
-/* The share of the CPUs others took since *since, for a measurement on a CPU device (0 on other devices). */
-double cn_tune_busy(clunet_context *ctx, const cn_cpu_mark *since);
 /*
- * Fills note and returns 1 when choices were measured on a busy machine since
- * the last note: the run keeps them, and a quiet run will measure them again.
+ * Whether other processes used less than CN_TUNE_BUSY of the CPUs since the
+ * context's creation, over a quarter of a second at least (a younger context
+ * waits out the rest once); decided once per context.
+ */
+int cn_tuning_quiet(clunet_context *ctx);
+/*
+ * The share of the CPUs others took since *since, for a measurement on a CPU
+ * device (0 on other devices), over a tenth of a second at least: shorter
+ * windows are below the counters' grain.
+ */
+double cn_tune_busy(const clunet_context *ctx, const cn_cpu_mark *since);
+/*
+ * Fills note and returns 1 when choices measured on a busy machine were kept
+ * since the last note: the run uses them, and a quiet run will measure them again.
  */
 int cn_tuning_busy_note(clunet_context *ctx, char *note, size_t size);
 /*

@@ -177,15 +177,10 @@ clunet_status cn_tune_pick(clunet_context *ctx, const char *key, const int *valu
     return CLUNET_OK;
 }
 
-double cn_tune_busy(clunet_context *ctx, const cn_cpu_mark *since)
+double cn_tune_busy(const clunet_context *ctx, const cn_cpu_mark *since)
 {
     if (ctx->info.type != CLUNET_DEVICE_CPU) return 0; /* a GPU's kernels do not share the CPUs */
-    double busy = cn_cpu_others(since);
-    if (busy >= CN_TUNE_BUSY) {
-        ctx->busy_picks++;
-        if (busy > ctx->busy_most) ctx->busy_most = busy;
-    }
-    return busy;
+    return cn_cpu_others_over(since, 0.1);
 }
 
 int cn_tuning_busy_note(clunet_context *ctx, char *note, size_t size)
@@ -197,6 +192,7 @@ int cn_tuning_busy_note(clunet_context *ctx, char *note, size_t size)
              ctx->busy_picks - ctx->busy_noted, ctx->busy_picks - ctx->busy_noted > 1 ? "s were" : " was",
              100 * ctx->busy_most);
     ctx->busy_noted = ctx->busy_picks;
+    ctx->busy_most = 0;
     return 1;
 }
 

@@ -140,6 +140,8 @@ static void gemm_cases(to_run *r, const int *impls, int count)
         /* K of a 1x1 conv with few inputs, over enough columns that a work-item takes several panels, and a
          * partial last one */
         {24, 4500, 16, 0, 0, 1.0f, 0.5f, 2, 0, 1, 0},
+        {24, 4240, 16, 0, 0, 1.0f, 0.0f, 2, 0, 0, 0}, /* CPUs: groups of 4 panels then one of 3, the last partial */
+        {40, 4240, 24, 0, 1, 1.0f, 0.0f, 1, 0, 0, 0}, /* the same, B transposed while packed */
         {19, 4100, 24, 1, 0, 1.0f, 0.0f, 1, 0, 0, 0},
         {19, 4100, 24, 0, 1, -1.0f, 1.0f, 1, 0, 2, 0},
         /* one column (CPUs: gemv), all transposes, rows past a multiple of 16, K with a rest */
@@ -401,6 +403,7 @@ static const conv_shape small_shapes[] = {
     DW("dw3 wide", 1, 2, 4, 37, 3, 1, 1, 1, 1, 1, 0), /* whole float16 rows and a rest */
     DW("dw3 tf-same s2 wide", 1, 2, 5, 75, 3, 2, 0, 0, 1, 1, 0),
     DW("dw5 same s2 wide", 1, 2, 6, 70, 5, 2, 2, 2, 2, 2, 1),
+    DW("dw3 same, over 64 wide", 1, 2, 5, 67, 3, 1, 1, 1, 1, 1, 1),   /* CPUs: 8 rows a work-item */
     DW("dw3 same, over 128 wide", 1, 2, 5, 131, 3, 1, 1, 1, 1, 1, 1), /* CPUs: a row per work-item, not 8 */
     DW("dw3 s2, over 128 wide", 1, 2, 7, 139, 3, 2, 0, 0, 1, 1, 0),    /* CPUs: dx a row per work-item, not 8 */
 };

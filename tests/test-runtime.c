@@ -207,14 +207,20 @@ static clunet_context *open_context(const char *spec)
     return NULL;
 }
 
+/* Keeps this thread busy for `seconds` of wall time. */
+static void spin(double seconds)
+{
+    double t0 = cn_seconds();
+    while (cn_seconds() - t0 < seconds) {
+    }
+}
+
 /* A cn_tune_pick candidate: busy for value x 10 us of wall time, counting its runs in ((int *)arg)[value]. */
 static clunet_status busy(clunet_context *ctx, int value, void *arg)
 {
     (void)ctx;
     ((int *)arg)[value]++;
-    double t0 = cn_seconds();
-    while (cn_seconds() - t0 < value * 1e-5) {
-    }
+    spin(value * 1e-5);
     return CLUNET_OK;
 }
 
@@ -250,9 +256,7 @@ static clunet_status busy_ms(clunet_context *ctx, int value, void *arg)
 {
     (void)ctx;
     ((int *)arg)[value]++;
-    double t0 = cn_seconds();
-    while (cn_seconds() - t0 < value * 1e-3) {
-    }
+    spin(value * 1e-3);
     return CLUNET_OK;
 }
 
@@ -265,9 +269,7 @@ static int spin_children(pid_t *pids, int max, double seconds)
         pids[n] = fork();
         if (pids[n] < 0) break;
         if (pids[n] == 0) {
-            double t0 = cn_seconds();
-            while (cn_seconds() - t0 < seconds) {
-            }
+            spin(seconds);
             _exit(0);
         }
     }
@@ -332,9 +334,7 @@ static void test_cpu_counters(void)
     CHECK(others >= 0.5, "children spinning on all %d CPUs for 0.4 s: others used %.0f%% of them", n, 100 * others);
     double before = idle_others(0.3);
     cn_cpu_mark_now(&mark);
-    double t0 = cn_seconds();
-    while (cn_seconds() - t0 < 0.4) {
-    }
+    spin(0.4);
     others = cn_cpu_others(&mark);
     CHECK(others < before + 0.15, "this process spinning for 0.4 s is not counted as others' (%.0f%%; %.0f%% idle before)",
           100 * others, 100 * before);

@@ -97,13 +97,15 @@ def main():
     t.check(not os.path.exists(os.path.join(out, 'fold-2')), '... and fold 2 not started')
 
     def trainers():
-        """Processes whose command line holds this test's folds' folder."""
+        """clunet processes whose command line holds this test's folds' folder: clunet itself, not the
+        setpriv before its exec, which may not have set its parent-death signal yet."""
         found = []
         for pid in filter(str.isdigit, os.listdir('/proc')):
             try:
                 with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                    if (out + '/fold-').encode() in f.read():
-                        found.append(pid)
+                    argv = f.read().split(b'\0')
+                if os.path.basename(argv[0]) == b'clunet' and any((out + '/fold-').encode() in a for a in argv):
+                    found.append(pid)
             except OSError:
                 pass
         return found

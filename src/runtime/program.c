@@ -30,11 +30,18 @@ static char *read_text_file(const char *dir, const char *name)
     return buf;
 }
 
+/* $CLUNET_KERNEL_DIR, or "" for the embedded sources. */
+static const char *kernel_dir(void)
+{
+    const char *dir = getenv("CLUNET_KERNEL_DIR");
+    return dir ? dir : "";
+}
+
 /* The text of cl/<name>, malloc'ed. */
 static clunet_status source_text(const char *name, char **out)
 {
-    const char *dir = getenv("CLUNET_KERNEL_DIR");
-    if (dir && *dir) {
+    const char *dir = kernel_dir();
+    if (*dir) {
         *out = read_text_file(dir, name);
         if (!*out) return cn_fail(CLUNET_ERR_IO, "CLUNET_KERNEL_DIR=%s: cannot read %s", dir, name);
         return CLUNET_OK;
@@ -112,8 +119,11 @@ static void store_binary(clunet_context *ctx, cl_program prog, const char *key)
 clunet_status cn_program_get(clunet_context *ctx, const char *file, const char *options, cl_program *program)
 {
     if (!options) options = "";
+    /* the directory too: test-ops --ab kernels=DIR switches it run by run and keeps both builds */
+    const char *dir = kernel_dir();
     for (int i = 0; i < ctx->program_count; i++)
-        if (!strcmp(ctx->programs[i].file, file) && !strcmp(ctx->programs[i].options, options)) {
+        if (!strcmp(ctx->programs[i].file, file) && !strcmp(ctx->programs[i].options, options) &&
+            !strcmp(ctx->programs[i].dir, dir)) {
             *program = ctx->programs[i].program;
             return CLUNET_OK;
         }
@@ -121,6 +131,9 @@ clunet_status cn_program_get(clunet_context *ctx, const char *file, const char *
         return cn_fail(CLUNET_ERR_INTERNAL, "too many program variants (raise CN_MAX_PROGRAMS)");
     if (strlen(file) >= sizeof ctx->programs[0].file || strlen(options) >= sizeof ctx->programs[0].options)
         return cn_fail(CLUNET_ERR_INTERNAL, "kernel file name or options too long: %s %s", file, options);
+    if (strlen(dir) >= sizeof ctx->programs[0].dir)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "CLUNET_KERNEL_DIR=%s: longer than %zu characters", dir,
+                       sizeof ctx->programs[0].dir - 1);
 
     /*
      * Denormals flushed to zero: on Intel CPUs an arithmetic operation on one
@@ -166,6 +179,7 @@ clunet_status cn_program_get(clunet_context *ctx, const char *file, const char *
     cn_program *p = &ctx->programs[ctx->program_count++];
     snprintf(p->file, sizeof p->file, "%s", file);
     snprintf(p->options, sizeof p->options, "%s", options);
+    snprintf(p->dir, sizeof p->dir, "%s", dir);
     p->program = prog;
     *program = prog;
     return CLUNET_OK;

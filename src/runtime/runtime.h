@@ -49,13 +49,14 @@ extern const int cn_source_count;
 
 /* ---- context ------------------------------------------------------------ */
 
-#define CN_MAX_PROGRAMS 64
+#define CN_MAX_PROGRAMS 128
 #define CN_MAX_KERNELS 256
 #define CN_MAX_PICKS 256
 
 typedef struct cn_program {
     char file[64];
     char options[256];
+    char dir[256]; /* $CLUNET_KERNEL_DIR when it was built, "" for the embedded sources */
     cl_program program;
 } cn_program;
 

@@ -273,25 +273,30 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /*
- * --ab: $CLUNET_TUNE becomes "KEY=value" before what it held, and the knobs are
- * chosen again at their next use; value < 0 restores what it held.
+ * --ab: variant v (0 for A, 1 for B) sets $CLUNET_TUNE to "KEY=value" before
+ * what it held, or for kernels=DIR $CLUNET_KERNEL_DIR to DIR for B and back to
+ * what it held for A; the knobs are chosen again at their next use (the
+ * context keeps both variants' programs). v < 0 restores what it held.
  */
-static int ab_variant(to_run *r, int value)
+static int ab_variant(to_run *r, int v)
 {
-    static char *held; /* $CLUNET_TUNE as the run started, or NULL */
+    static char *held; /* the variable as the run started, or NULL */
     static int saved;
+    const char *var = r->ab_dir ? "CLUNET_KERNEL_DIR" : "CLUNET_TUNE";
     if (!saved) {
-        const char *env = getenv("CLUNET_TUNE");
+        const char *env = getenv(var);
         held = env ? strdup(env) : NULL;
         saved = 1;
     }
-    if (value < 0) {
-        if (held) setenv("CLUNET_TUNE", held, 1);
-        else unsetenv("CLUNET_TUNE");
+    if (v < 0 || (r->ab_dir && v == 0)) {
+        if (held) setenv(var, held, 1);
+        else unsetenv(var);
+    } else if (r->ab_dir) {
+        setenv(var, r->ab_dir, 1);
     } else {
         char text[512];
-        snprintf(text, sizeof text, "%s=%d%s%s", r->ab_key, value, held ? "," : "", held ? held : "");
-        setenv("CLUNET_TUNE", text, 1);
+        snprintf(text, sizeof text, "%s=%d%s%s", r->ab_key, r->ab[v], held ? "," : "", held ? held : "");
+        setenv(var, text, 1);
     }
     cn_tune_forget(r->ctx);
     if (cn_tune_check_env() != CLUNET_OK) {
@@ -299,6 +304,14 @@ static int ab_variant(to_run *r, int value)
         return 0;
     }
     return 1;
+}
+
+/* How the perf line names variant v. */
+static void ab_label(const to_run *r, int v, char *out, size_t size)
+{
+    if (!r->ab_dir) snprintf(out, size, "%s=%d", r->ab_key, r->ab[v]);
+    else if (v == 1) snprintf(out, size, "%s", r->ab_dir);
+    else snprintf(out, size, "%s", getenv("CLUNET_KERNEL_DIR") ? getenv("CLUNET_KERNEL_DIR") : "built-in");
 }
 
 /*
@@ -311,11 +324,13 @@ static int exec_ab(to_run *r, to_fn fn, void *state)
     enum { MAX_PAIRS = 15 };
     double t[2][MAX_PAIRS], ratio[MAX_PAIRS];
     int pairs = 0;
+    char label[2][64];
     for (int v = 0; v < 2; v++) { /* warm-up: each variant builds its kernels */
-        if (!ab_variant(r, r->ab[v])) return 0;
+        if (!ab_variant(r, v)) return 0;
+        ab_label(r, v, label[v], sizeof label[v]);
         for (int i = 0; i < 2; i++)
             if (fn(r->ctx, state) != CLUNET_OK || cn_finish(r->ctx) != CLUNET_OK) {
-                to_failf(r, "the op failed with %s=%d: %s", r->ab_key, r->ab[v], clunet_last_error());
+                to_failf(r, "the op failed with %s: %s", label[v], clunet_last_error());
                 ab_variant(r, -1);
                 return 0;
             }
@@ -324,7 +339,7 @@ static int exec_ab(to_run *r, to_fn fn, void *state)
     while (pairs < MAX_PAIRS && (pairs < 5 || now_seconds() - start < 2.0)) {
         for (int j = 0; j < 2; j++) {
             int v = (pairs & 1) ^ j;
-            if (!ab_variant(r, r->ab[v])) return 0;
+            if (!ab_variant(r, v)) return 0;
             double t0 = now_seconds();
             if (fn(r->ctx, state) != CLUNET_OK || cn_finish(r->ctx) != CLUNET_OK) {
                 to_failf(r, "the op failed while timing: %s", clunet_last_error());
@@ -340,8 +355,8 @@ static int exec_ab(to_run *r, to_fn fn, void *state)
     qsort(t[0], pairs, sizeof(double), cmp_double);
     qsort(t[1], pairs, sizeof(double), cmp_double);
     qsort(ratio, pairs, sizeof(double), cmp_double);
-    snprintf(r->st->perf_line, sizeof r->st->perf_line, " %s=%d %9.3f ms  =%d %9.3f ms  ratio %.3f  (medians of %d pairs)",
-             r->ab_key, r->ab[0], t[0][pairs / 2] * 1e3, r->ab[1], t[1][pairs / 2] * 1e3, ratio[pairs / 2], pairs);
+    snprintf(r->st->perf_line, sizeof r->st->perf_line, " %s %9.3f ms  %s %9.3f ms  ratio %.3f  (medians of %d pairs)",
+             label[0], t[0][pairs / 2] * 1e3, label[1], t[1][pairs / 2] * 1e3, ratio[pairs / 2], pairs);
     return 1;
 }
 

@@ -30,6 +30,7 @@ typedef struct to_run {
     int list;            /* --list: only collect op names */
     const char *ab_key;  /* --ab KEY=A,B: with --perf, time $CLUNET_TUNE's KEY=A against KEY=B, run by run */
     int ab[2];
+    const char *ab_dir;  /* --ab kernels=DIR (ab_key "kernels"): the built-in kernels against DIR's */
     int verbose;
     /* internal state follows; cases do not touch it */
     struct to_state *st;

@@ -25,6 +25,7 @@ static void usage(void)
            "  --perf         time each case (median after warm-up): ms, GFLOP/s, GB/s\n"
            "  --ab KEY=A,B   with --perf: $CLUNET_TUNE's KEY=A and KEY=B (e.g. gemm_nn_rows=2,4) by turns, run by\n"
            "                 run, so both meet the same moments of a busy machine; medians and their B/A ratio\n"
+           "  --ab kernels=DIR  the same for the built-in kernels against DIR's copies of cl/ (as CLUNET_KERNEL_DIR)\n"
            "  -v             a line for every passing case too\n"
            "The last line is `N passed, M failed`; the exit status is non-zero on any failure.\n");
 }
@@ -72,14 +73,19 @@ int main(int argc, char **argv)
             static char key[128];
             const char *spec = argv[++i], *eq = strchr(spec, '=');
             char *end = NULL;
-            if (eq && eq > spec && (size_t)(eq - spec) < sizeof key) {
+            if (!strncmp(spec, "kernels=", 8) && spec[8]) { /* a directory of cl/ files for B */
+                snprintf(key, sizeof key, "kernels");
+                r.ab_dir = spec + 8, r.ab[0] = 0, r.ab[1] = 1;
+                end = key + strlen(key);
+            } else if (eq && eq > spec && (size_t)(eq - spec) < sizeof key) {
                 snprintf(key, sizeof key, "%.*s", (int)(eq - spec), spec);
                 r.ab[0] = (int)strtol(eq + 1, &end, 10);
                 if (end > eq + 1 && *end == ',') r.ab[1] = (int)strtol(end + 1, &end, 10);
                 else end = NULL;
             }
             if (!end || *end || r.ab[0] < 0 || r.ab[1] < 0) {
-                fprintf(stderr, "test-ops: --ab %s: expected KEY=A,B (a $CLUNET_TUNE key, two values >= 0)\n", spec);
+                fprintf(stderr, "test-ops: --ab %s: expected KEY=A,B (a $CLUNET_TUNE key, two values >= 0) or kernels=DIR\n",
+                        spec);
                 return 2;
             }
             r.ab_key = key;

@@ -14,7 +14,7 @@ typedef struct to_state {
     uint64_t rng;
     int in_case, case_failed, checks;
     int passed, failed;
-    char worst[160], perf_line[160];
+    char worst[160], perf_line[256];
     void *host[TO_MAX_ALLOCS];
     int host_count;
     cl_mem dev[TO_MAX_ALLOCS];

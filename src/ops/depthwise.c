@@ -38,6 +38,25 @@ static int data_rows(const clunet_context *ctx, const cn_tensor *x)
     return cn_cpu_paths(ctx) && x->w <= 128 ? 8 : 1;
 }
 
+/*
+ * Whether the weight gradient goes to depthwise_plane_bwd_weight: stride 1,
+ * the output the input's size, rows that tile a vector of 16 and planes of
+ * at most 64 floats (the 8 x 8 maps of stages 6-7 at 256 x 256). A rule, on
+ * CPUs ($CLUNET_TUNE=depthwise_plane=0|1 forces it): stage 6's and 7's
+ * depthwise convs at 4 x 256 took 0.57-0.69x the time of the row kernel
+ * (test-ops --perf --ab depthwise_plane=0,1).
+ */
+static clunet_status plane_fits(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
+                                const cn_tensor *y, int *fits)
+{
+    static const int onoff[] = {0, 1};
+    if (ctx->dw_plane < 0) CN_TRY(cn_tune_rule(ctx, "depthwise_plane", onoff, 2, cn_cpu_paths(ctx), &ctx->dw_plane));
+    int plane = x->h * x->w;
+    *fits = ctx->dw_plane && p->stride == 1 && y->h == x->h && y->w == x->w && x->w <= 16 && 16 % x->w == 0 &&
+            plane % 16 == 0 && plane <= 64;
+    return CLUNET_OK;
+}
+
 /* The kernel `name` for p's kernel size, stride and padding; `stream`: cn_stream_option's flag, or "". */
 static clunet_status dw_kernel(clunet_context *ctx, const cn_conv2d_params *p, const char *name, int rows,
                                const char *stream, cl_kernel *k)
@@ -125,6 +144,23 @@ static clunet_status weight_grad(clunet_context *ctx, const cn_conv2d_params *p,
                                  const cn_tensor *dy, const cn_tensor *dw, size_t dy_image, size_t dy_channel)
 {
     cl_kernel k;
+    int fits;
+    CN_TRY(plane_fits(ctx, p, x, dy, &fits));
+    if (fits) {
+        char options[128];
+        snprintf(options, sizeof options, "-DDW_K=%d -DDW_S=1 -DDW_PAD=%d -DDW_PT=%d -DDW_PW=%d -DDW_PN=%d", p->k,
+                 p->pad_l, p->pad_t, x->w, x->h * x->w);
+        CN_TRY(cn_kernel(ctx, "depthwise.cl", "depthwise_plane_bwd_weight", options, &k));
+        CN_TRY(cn_arg_view(k, 0, x));
+        CN_TRY(cn_arg_view(k, 2, dy));
+        CN_TRY(cn_arg_view(k, 4, dw));
+        CN_TRY(CN_ARG_INT(k, 6, x->n));
+        CN_TRY(CN_ARG_INT(k, 7, x->c));
+        CN_TRY(CN_ARG_INT(k, 8, (int)dy_image));
+        CN_TRY(CN_ARG_INT(k, 9, (int)dy_channel));
+        size_t global[1] = {(size_t)x->c}, local[1] = {1}; /* a channel a work-group on CPUs, as below */
+        return cn_launch(ctx, k, 1, global, cn_cpu_paths(ctx) ? local : NULL);
+    }
     CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_weight", 1, "", &k));
     CN_TRY(cn_arg_view(k, 0, x));
     CN_TRY(cn_arg_view(k, 2, dy));

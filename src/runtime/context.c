@@ -42,8 +42,8 @@ clunet_status clunet_context_create(const clunet_settings *settings, clunet_cont
     }
     ctx->device = cn_device_id(index);
     ctx->platform = cn_platform_id(index);
-    ctx->gemm_impl = ctx->gemm_mr = ctx->gemm_gp = ctx->gemm_nt = ctx->gemm_nt_packed = ctx->conv_ob = ctx->conv_dw = ctx->conv_winograd =
-        ctx->conv_wino_fused = ctx->conv_wino_dw = ctx->stream_stores = -1;
+    ctx->gemm_impl = ctx->gemm_mr = ctx->gemm_gp = ctx->gemm_nt = ctx->gemm_nt_packed = ctx->conv_ob = ctx->conv_dw = ctx->dw_plane =
+        ctx->conv_winograd = ctx->conv_wino_fused = ctx->conv_wino_dw = ctx->stream_stores = -1;
     /*
      * An output too large to be read back from the caches by the op after it:
      * an eighth of the device's cache for global memory (4 MiB of a 32 MiB

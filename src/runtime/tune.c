@@ -57,7 +57,7 @@ clunet_status cn_tune_check_env(void)
     static const char *const knobs[] = {"gemm_nn_rows",     "gemm_nt_tile",           "gemm_nt_packed",
                                         "conv_tiled_ob",    "conv_direct_dw_outputs", "conv_winograd",
                                         "conv_winograd_fused", "conv_winograd_dw",    "stream_stores",
-                                        "gemm_nn_panels"};
+                                        "gemm_nn_panels",      "depthwise_plane"};
     const char *env = getenv("CLUNET_TUNE");
     for (const char *p = env; p && *p;) {
         const char *eq = strchr(p, '='), *comma = strchr(p, ',');

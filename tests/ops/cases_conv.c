@@ -398,6 +398,10 @@ static const conv_shape small_shapes[] = {
     DENSE("bias over 4096 pixels", 2, 3, 48, 48, 2, 3, 1, 1, 1, 1, 1, 1), /* CPUs: the bias gradient by work-groups */
     DW("dw3 same", 2, 5, 7, 9, 3, 1, 1, 1, 1, 1, 1),
     DW("dw3 tf-same s2", 1, 3, 8, 8, 3, 2, 0, 0, 1, 1, 0),
+    /* the weight gradient over whole planes on CPUs (depthwise_plane): rows of 16, 8 and 2 a vector, uneven pads */
+    DW("dw plane 8x8", 2, 5, 8, 8, 5, 1, 2, 2, 2, 2, 1),
+    DW("dw plane 16 wide odd pads", 2, 3, 2, 16, 3, 1, 0, 2, 2, 0, 0),
+    DW("dw plane 2 wide odd pads", 1, 4, 8, 2, 5, 1, 3, 1, 1, 3, 1),
     DW("dw5 same", 2, 4, 9, 9, 5, 1, 2, 2, 2, 2, 0),
     DW("dw5 tf-same s2", 1, 3, 9, 10, 5, 2, 2, 1, 2, 2, 1),
     DW("dw3 wide", 1, 2, 4, 37, 3, 1, 1, 1, 1, 1, 0), /* whole float16 rows and a rest */

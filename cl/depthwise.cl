@@ -287,8 +287,8 @@ __kernel void depthwise_bwd_weight(__global const float *x, const int x_off, __g
 
 /*
  * The weight gradient on small planes (stride 1, the output the input's size,
- * 16 % width == 0, at most 64 floats: the 8 x 8 maps of stages 6-7 at
- * 256 x 256): the plane as DW_PN / 16 vectors of whole rows, so each tap's
+ * 16 % width == 0, at most 256 floats: the 16 x 16 and 8 x 8 maps of the
+ * deep stages): the plane as DW_PN / 16 vectors of whole rows, so each tap's
  * products over 16 outputs are one constant lane shift of two of them (zeros
  * outside the plane) and one multiply-add, instead of a window of shuffles
  * per half-filled row. Built per plane: -DDW_PW (width) -DDW_PN (floats),

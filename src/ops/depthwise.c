@@ -41,10 +41,11 @@ static int data_rows(const clunet_context *ctx, const cn_tensor *x)
 /*
  * Whether the weight gradient goes to depthwise_plane_bwd_weight: stride 1,
  * the output the input's size, rows that tile a vector of 16 and planes of
- * at most 64 floats (the 8 x 8 maps of stages 6-7 at 256 x 256). A rule, on
- * CPUs ($CLUNET_TUNE=depthwise_plane=0|1 forces it): stage 6's and 7's
- * depthwise convs at 4 x 256 took 0.57-0.69x the time of the row kernel
- * (test-ops --perf --ab depthwise_plane=0,1).
+ * at most 256 floats (16 x 16). A rule, on CPUs ($CLUNET_TUNE=depthwise_plane=0|1
+ * forces it): against the row kernel (test-ops --perf --ab depthwise_plane=0,1,
+ * medians of 15 pairs, Zen 4) the 16 x 16 maps of stages 4-5 at 4 x 256 and
+ * stage 7 at 1 x 512 took 0.48-0.55x the time, the 8 x 8 maps of stages 6-7
+ * at 4 x 256 0.55-0.69x.
  */
 static clunet_status plane_fits(clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x,
                                 const cn_tensor *y, int *fits)
@@ -53,7 +54,7 @@ static clunet_status plane_fits(clunet_context *ctx, const cn_conv2d_params *p, 
     if (ctx->dw_plane < 0) CN_TRY(cn_tune_rule(ctx, "depthwise_plane", onoff, 2, cn_cpu_paths(ctx), &ctx->dw_plane));
     int plane = x->h * x->w;
     *fits = ctx->dw_plane && p->stride == 1 && y->h == x->h && y->w == x->w && x->w <= 16 && 16 % x->w == 0 &&
-            plane % 16 == 0 && plane <= 64;
+            plane % 16 == 0 && plane <= 256;
     return CLUNET_OK;
 }
 

@@ -395,6 +395,7 @@ static const conv_shape small_shapes[] = {
     DENSE("3x3 odd pads, 2 outputs", 2, 3, 6, 7, 2, 3, 1, 0, 2, 1, 0, 0),
     DENSE("5x5, 1 output, 37 wide", 2, 4, 8, 37, 1, 5, 1, 2, 2, 2, 2, 1),
     DENSE("1->3, one input", 2, 1, 6, 20, 3, 3, 1, 1, 1, 1, 1, 1),
+    DENSE("3->2 on 8x8", 2, 3, 8, 8, 2, 3, 1, 1, 1, 1, 1, 0), /* CPUs: the weight gradient over whole planes */
     DENSE("bias over 4096 pixels", 2, 3, 48, 48, 2, 3, 1, 1, 1, 1, 1, 1), /* CPUs: the bias gradient by work-groups */
     DW("dw3 same", 2, 5, 7, 9, 3, 1, 1, 1, 1, 1, 1),
     DW("dw3 tf-same s2", 1, 3, 8, 8, 3, 2, 0, 0, 1, 1, 0),

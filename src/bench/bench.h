@@ -38,11 +38,14 @@ typedef struct cn_step_profile {
     double total_ms;     /* the sum of all of the above */
 } cn_step_profile;
 
+#define CN_PROFILE_PASSES 5
+
 /*
- * Times every node of one training step (forward, loss, backward, Adam) with a
- * cn_finish() after each. The synchronisation adds a little per node, so the
- * total runs somewhat above an unprofiled step. Leaves e's gradients and Adam
- * state meaningless: profile after the timed steps.
+ * Times every node of a training step (forward, loss, backward, Adam) with a
+ * cn_finish() after each: the median of CN_PROFILE_PASSES such steps, node by
+ * node, after an untimed one. The synchronisation adds a little per node, so
+ * the total runs somewhat above an unprofiled step. Leaves e's gradients and
+ * Adam state meaningless: profile after the timed steps.
  */
 clunet_status cn_profile_step(cn_exec *e, cn_step_profile *p);
 void cn_step_profile_free(cn_step_profile *p);

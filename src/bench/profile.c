@@ -67,31 +67,64 @@ static clunet_status timed_pass(cn_exec *e, cn_step_profile *p)
     return st;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0], v[stride], ... (count values), which it sorts. */
+static double median_of(double *v, int count, int stride, double *scratch)
+{
+    for (int k = 0; k < count; k++) scratch[k] = v[k * stride];
+    qsort(scratch, (size_t)count, sizeof *scratch, cmp_double);
+    return scratch[count / 2];
+}
+
 clunet_status cn_profile_step(cn_exec *e, cn_step_profile *p)
 {
-    const cn_graph *g = e->g;
-    memset(p, 0, sizeof *p);
-    p->forward_ms = calloc((size_t)g->node_count, sizeof(double));
-    p->backward_ms = calloc((size_t)g->node_count, sizeof(double));
-    if (!p->forward_ms || !p->backward_ms) {
-        cn_step_profile_free(p);
-        return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory for the profile");
-    }
     /*
-     * Twice, the second pass counting: a single node's view can take a kernel
-     * variant the whole step never runs, and the first pass builds it or
-     * loads it from the cache. Timed in a single pass, that put 12-15 ms
-     * into encoder.3.0's backward with a warm kernel cache, 8 s with a cold
-     * one.
+     * CN_PROFILE_PASSES node-by-node steps after an untimed one, and each
+     * node's median: a single node-by-node step of this VM put the same
+     * kernel at one or twice its time from run to run, which moved an op
+     * kind's total by 20-40%. The untimed pass builds (or loads) the kernel
+     * variants a single node's view can take and the whole step never
+     * runs: counted, that put 12-15 ms into encoder.3.0's backward with a
+     * warm kernel cache, 8 s with a cold one.
      */
-    clunet_status st = timed_pass(e, p);
+    enum { PASSES = CN_PROFILE_PASSES, EXTRA = 3 }; /* loss, zero, adam */
+    const cn_graph *g = e->g;
+    int n = g->node_count, row = 2 * n + EXTRA;
+    memset(p, 0, sizeof *p);
+    p->forward_ms = calloc((size_t)n, sizeof(double));
+    p->backward_ms = calloc((size_t)n, sizeof(double));
+    double *runs = calloc((size_t)PASSES * row, sizeof(double)), scratch[PASSES];
+    clunet_status st = p->forward_ms && p->backward_ms && runs
+                           ? CLUNET_OK
+                           : cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "out of host memory for the profile");
     if (st == CLUNET_OK) st = timed_pass(e, p);
+    for (int k = 0; k < PASSES && st == CLUNET_OK; k++) {
+        st = timed_pass(e, p);
+        double *r = runs + (size_t)k * row;
+        memcpy(r, p->forward_ms, n * sizeof(double));
+        memcpy(r + n, p->backward_ms, n * sizeof(double));
+        r[2 * n] = p->loss_ms, r[2 * n + 1] = p->zero_ms, r[2 * n + 2] = p->adam_ms;
+    }
     if (st != CLUNET_OK) {
+        free(runs);
         cn_step_profile_free(p);
         return st;
     }
+    for (int i = 0; i < n; i++) {
+        p->forward_ms[i] = median_of(runs + i, PASSES, row, scratch);
+        p->backward_ms[i] = median_of(runs + n + i, PASSES, row, scratch);
+    }
+    p->loss_ms = median_of(runs + 2 * n, PASSES, row, scratch);
+    p->zero_ms = median_of(runs + 2 * n + 1, PASSES, row, scratch);
+    p->adam_ms = median_of(runs + 2 * n + 2, PASSES, row, scratch);
+    free(runs);
     p->total_ms = p->loss_ms + p->zero_ms + p->adam_ms;
-    for (int i = 0; i < g->node_count; i++) p->total_ms += p->forward_ms[i] + p->backward_ms[i];
+    for (int i = 0; i < n; i++) p->total_ms += p->forward_ms[i] + p->backward_ms[i];
     return CLUNET_OK;
 }
 

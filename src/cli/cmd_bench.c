@@ -34,8 +34,9 @@ static int usage(FILE *f, int status)
                "Times the U-Net on synthetic batches: N training steps (upload, forward, loss, backward,\n"
                "Adam) and N inferences after W warm-up runs each, then reports the median and minimum,\n"
                "images/s and GFLOP/s against the device's own peaks, measured here: chained multiply-adds\n"
-               "(FMA), a 1024^3 GEMM, and a copy (bandwidth). A profile pass then times every node of one\n"
-               "training step on its own (the second of two such steps) and lists the ops that take the time.\n\n"
+               "(FMA), a 1024^3 GEMM, and a copy (bandwidth). A profile then times every node of a training\n"
+               "step on its own (each node's median over 5 such steps, after one untimed) and lists the ops\n"
+               "that take the time.\n\n"
                "  --device D    index, gpu, cpu, part of a name, or all (every device but simulators);\n"
                "                default: the default device\n"
                "  --batch B     batch size (default 1)\n"
@@ -301,8 +302,8 @@ static void print_table(const bench_options *o, const device_run *runs, int coun
         if (d->r.stream_stores > 0) printf("; large outputs by streaming stores");
         printf("\n");
         if (!d->r.profiled) continue;
-        printf("  profile: %.1f ms for one step timed node by node (unprofiled median %.1f ms)\n",
-               d->r.profile_total_ms, d->r.train_median_ms);
+        printf("  profile: %.1f ms for a step timed node by node (each node's median of %d; unprofiled median %.1f ms)\n",
+               d->r.profile_total_ms, CN_PROFILE_PASSES, d->r.train_median_ms);
         print_top("by block and op:", d->r.top_blocks, d->r.block_count, TOP_SHOWN, &d->r);
         print_top("by op kind:", d->r.top_kinds, d->r.kind_count, d->r.kind_count, &d->r);
     }

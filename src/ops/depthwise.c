@@ -10,6 +10,16 @@
 #include "ops/conv.h"
 
 /*
+ * Depthwise maps of 9 to 16 rows at stride 1 take 16 rows a work-item on
+ * CPUs, the whole height: the 16 x 16 maps of stages 4-5 at 4 x 256 ran
+ * 0.80-0.87x the time forward and 0.81-0.94x for dx against 8 rows (test-ops
+ * --perf --ab through a temporary knob, medians of 15 pairs); 8 x 8 maps ran
+ * 1.0-1.46x slower with 16 (rows past the map are computed and dropped),
+ * 32 x 32 ones 0.94-0.99x, stride 2 0.91-1.02x: those keep 8.
+ */
+static int whole_height(const cn_conv2d_params *p, int rows) { return p->stride == 1 && rows > 8 && rows <= 16; }
+
+/*
  * Output rows per work-item of the forward kernel. On CPUs a work-item over 8
  * rows loads each input row once for the (up to K/stride) rows that read it:
  * on maps up to 64 wide (b3-b7 at 512 x 512) that ran 1.6-2.8x faster (test-ops
@@ -21,9 +31,11 @@
  * took the head (16 -> 1 at 512 x 512) from 1.68 to 1.28 ms (medians of twelve
  * alternating rounds). GPUs keep a row each (not measured).
  */
-static int forward_rows(const clunet_context *ctx, const cn_tensor *x, int sources)
+static int forward_rows(const clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x, const cn_tensor *y,
+                        int sources)
 {
-    return cn_cpu_paths(ctx) && (x->w <= 128 || sources > 0) ? 8 : 1;
+    if (!cn_cpu_paths(ctx) || (x->w > 128 && sources == 0)) return 1;
+    return sources == 0 && whole_height(p, y->h) ? 16 : 8;
 }
 
 /*
@@ -33,9 +45,10 @@ static int forward_rows(const clunet_context *ctx, const cn_tensor *x, int sourc
  * one row; on the 256-wide maps 4 and 8 rows were slower (test-ops --perf,
  * three alternating rounds). GPUs keep a row each (not measured).
  */
-static int data_rows(const clunet_context *ctx, const cn_tensor *x)
+static int data_rows(const clunet_context *ctx, const cn_conv2d_params *p, const cn_tensor *x)
 {
-    return cn_cpu_paths(ctx) && x->w <= 128 ? 8 : 1;
+    if (!cn_cpu_paths(ctx) || x->w > 128) return 1;
+    return whole_height(p, x->h) ? 16 : 8;
 }
 
 /*
@@ -107,7 +120,7 @@ static clunet_status forward(clunet_context *ctx, const cn_conv2d_params *p, con
                              const cn_tensor *b, const cn_tensor *y, int sources, const cn_epilogue *ep)
 {
     cl_kernel k;
-    int rows = forward_rows(ctx, x, sources);
+    int rows = forward_rows(ctx, p, x, y, sources);
     const char *stream;
     CN_TRY(cn_stream_option(ctx, cn_tensor_count(y) * sizeof(float), &stream));
     CN_TRY(dw_kernel(ctx, p, "depthwise_fwd", rows, stream, &k));
@@ -198,7 +211,7 @@ clunet_status cn_depthwise_backward(clunet_context *ctx, const cn_conv2d_params 
     cl_kernel k;
     if (dw) CN_TRY(weight_grad(ctx, p, x, dy, dw, (size_t)dy->c * dy->h * dy->w, (size_t)dy->h * dy->w));
     if (dx) {
-        int rows = data_rows(ctx, x);
+        int rows = data_rows(ctx, p, x);
         const char *stream = ""; /* a dx added to is read anyway */
         if (!dx_add) CN_TRY(cn_stream_option(ctx, cn_tensor_count(dx) * sizeof(float), &stream));
         CN_TRY(dw_kernel(ctx, p, "depthwise_bwd_data", rows, stream, &k));

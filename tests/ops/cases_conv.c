@@ -401,6 +401,7 @@ static const conv_shape small_shapes[] = {
     DW("dw3 tf-same s2", 1, 3, 8, 8, 3, 2, 0, 0, 1, 1, 0),
     /* the weight gradient over whole planes on CPUs (depthwise_plane): rows of 16, 8 and 2 a vector, uneven pads */
     DW("dw plane 8x8", 2, 5, 8, 8, 5, 1, 2, 2, 2, 2, 1),
+    DW("dw 13 rows", 2, 3, 13, 10, 5, 1, 2, 2, 2, 2, 1), /* CPUs: 16 rows a work-item, 3 of them past the map */
     DW("dw plane 16 wide odd pads", 2, 3, 2, 16, 3, 1, 0, 2, 2, 0, 0),
     DW("dw plane 2 wide odd pads", 1, 4, 8, 2, 5, 1, 3, 1, 1, 3, 1),
     DW("dw5 same", 2, 4, 9, 9, 5, 1, 2, 2, 2, 2, 0),

@@ -82,7 +82,7 @@ static float16 window_taps(const window16 win, const int d)
 /*
  * Stores the first n lanes of v at p, or adds them when accumulate; stored values get channel ch's epilogue.
  * Every row of an 8-wide map takes one 8-wide access, not 8 scalar ones (stage 6-7's depthwise convs at
- * 4 x 256: 0.72-0.78x the time forward and for dx).
+ * 4 x 256: 0.71-0.75x the time forward, 0.64-0.72x for dx).
  */
 static void store16(__global float *p, const float16 v, const int n, const int accumulate, __global const float *ep,
                     const int ch, const int act)
@@ -293,7 +293,7 @@ __kernel void depthwise_bwd_weight(__global const float *x, const int x_off, __g
  * outside the plane) and one multiply-add, instead of a window of shuffles
  * per half-filled row. Built per plane: -DDW_PW (width) -DDW_PN (floats),
  * -DDW_PT (top padding). (The forward and data gradient in this form ran
- * 1.1-1.6x slower than the row kernels above: PoCL's code for their lane
+ * 1.07-1.6x slower than the row kernels above: PoCL's code for their lane
  * shifts spilled.)
  */
 #ifdef DW_PW

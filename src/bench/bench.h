@@ -38,6 +38,9 @@ typedef struct cn_step_profile {
     double total_ms;     /* the sum of all of the above */
 } cn_step_profile;
 
+/* The median of v[0..n), n >= 1, which it sorts in place (so v[0] is then the minimum). */
+double cn_bench_median(double *v, int n);
+
 #define CN_PROFILE_PASSES 5
 
 /*

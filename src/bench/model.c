@@ -85,12 +85,6 @@ static clunet_status infer_step(cn_exec *e, const host_data *h)
     return cn_finish(e->ctx);
 }
 
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Runs `step` warmup + steps times; median and minimum of the timed runs, in ms. */
 static clunet_status time_runs(cn_exec *e, const host_data *h, const cn_bench_config *cfg, const char *what,
                                clunet_status (*step)(cn_exec *, const host_data *), double *median, double *min)
@@ -108,9 +102,7 @@ static clunet_status time_runs(cn_exec *e, const host_data *h, const cn_bench_co
         if (timed) ms[i - cfg->warmup] = (cn_seconds() - t0) * 1e3;
     }
     if (st == CLUNET_OK) {
-        qsort(ms, (size_t)cfg->steps, sizeof *ms, by_value);
-        int s = cfg->steps;
-        *median = s % 2 ? ms[s / 2] : 0.5 * (ms[s / 2 - 1] + ms[s / 2]);
+        *median = cn_bench_median(ms, cfg->steps);
         *min = ms[0];
     }
     free(ms);

@@ -67,18 +67,23 @@ static clunet_status timed_pass(cn_exec *e, cn_step_profile *p)
     return st;
 }
 
-static int cmp_double(const void *a, const void *b)
+static int by_value(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-/* The median of v[0], v[stride], ... (count values), which it sorts. */
-static double median_of(double *v, int count, int stride, double *scratch)
+double cn_bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, by_value);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* The median of v[0], v[stride], ... (count values). */
+static double median_of(const double *v, int count, int stride, double *scratch)
 {
     for (int k = 0; k < count; k++) scratch[k] = v[k * stride];
-    qsort(scratch, (size_t)count, sizeof *scratch, cmp_double);
-    return scratch[count / 2];
+    return cn_bench_median(scratch, count);
 }
 
 clunet_status cn_profile_step(cn_exec *e, cn_step_profile *p)

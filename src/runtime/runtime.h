@@ -90,7 +90,7 @@ struct clunet_context {
     int gemm_nt_packed;   /* 1: A * B^T through gemm_nn (B transposed as it is packed) where rows are many */
     int conv_ob;          /* conv2d_tiled's output channels per pass (cl/conv.cl) */
     int conv_dw;          /* conv2d_direct_dw's output channels per work-item */
-    int dw_plane;         /* 1: depthwise convs on small planes by the whole-plane kernels (cl/depthwise.cl) */
+    int dw_plane;         /* 1: depthwise weight gradients on planes up to 16 x 16 by depthwise_plane_bwd_weight */
     int conv_winograd;    /* 1: wide 3x3 convs as Winograd F(2x2,3x3) (cl/winograd.cl) */
     int conv_wino_fused;  /* 1: the other 3x3 convs as winograd_fused (V and M in local memory) */
     int conv_wino_dw;     /* 1: wide 3x3 convs' weight gradients as Winograd too */

@@ -14,8 +14,9 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
+
 
 def line_re(a, b):
     return re.compile(r'^\s+ok\s+conv2d_forward\s+\[b2 expand N1 .*\] ' + re.escape(a) + r'\s+([0-9.]+) ms\s+' +

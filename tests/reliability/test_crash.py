@@ -76,6 +76,13 @@ def completed(t, label, ref, out):
     rel.compare_runs(t, label + ' vs uninterrupted', ref, out)
 
 
+def start_over(t, label, ref, out):
+    """Checks a completed training in OUT against the uninterrupted one, then empties OUT for the next cycle."""
+    completed(t, label, ref, out)
+    for n in os.listdir(out):
+        os.remove(os.path.join(out, n))
+
+
 def main():
     clunet, = rel.args_or_usage(1, 'test_crash.py CLUNET')
     seed = int(os.environ.get('RELIABILITY_SEED', '1'))
@@ -111,9 +118,7 @@ def main():
             # resume (--epochs asks for no more): check it and start over, as after a run that ended by itself.
             if epochs_saved(out) == EPOCHS:
                 cycles += 1
-                completed(t, 'cycle %d (killed after its last checkpoint)' % cycles, ref, out)
-                for n in os.listdir(out):
-                    os.remove(os.path.join(out, n))
+                start_over(t, 'cycle %d (killed after its last checkpoint)' % cycles, ref, out)
             runs += 1
             mode = 'mid-write' if runs % 3 == 0 else 'random'
             done = max(rel.epochs_in_csv(os.path.join(out, 'metrics.csv')) or [0])
@@ -130,9 +135,7 @@ def main():
                         'exit %d, see %s/train.log' % (rc, work))
                 if rc == 0:  # complete: check it, then start over to keep killing
                     cycles += 1
-                    completed(t, 'cycle %d (killed and resumed)' % cycles, ref, out)
-                    for n in os.listdir(out):
-                        os.remove(os.path.join(out, n))
+                    start_over(t, 'cycle %d (killed and resumed)' % cycles, ref, out)
                 continue
             kills += 1
             print('kill %d: run %d (%s) killed %s' % (kills, runs, 'resumed' if resumed else 'fresh', how))

@@ -119,29 +119,30 @@ CN_INLINE int w4_one_row(const int col0, const int cols, const int tw)
 }
 
 /*
- * The first n (4 or 6) taps t[0..n) of 16 tiles 4 values apart in a private
- * row r of >= 66 floats: t[j] lane l = r[4l + j]. Five whole-vector loads and
- * swizzles of them, not a gather of 16 lanes per tap.
+ * The first n (4 or 6) taps t[0..n) of 16 tiles 4 values apart in a row r of
+ * 64 values as four vectors (and, for n = 6, two more in r[4]): t[j] lane l
+ * = r[4l + j]. Swizzles of whole vectors, not a gather of 16 lanes per tap;
+ * the vectors stay in registers (a row staged in private memory was written
+ * in pieces and read back whole, which stalled each load).
  */
-CN_INLINE void w4_taps(const float *r, float16 *t, const int n)
+CN_INLINE void w4_taps(const float16 *r, float16 *t, const int n)
 {
-    const float16 a = vload16(0, r), b = vload16(1, r), c = vload16(2, r), d = vload16(3, r);
+    const float16 a = r[0], b = r[1], c = r[2], d = r[3];
     t[0] = (float16)(a.s048c, b.s048c, c.s048c, d.s048c);
     t[1] = (float16)(a.s159d, b.s159d, c.s159d, d.s159d);
     t[2] = (float16)(a.s26ae, b.s26ae, c.s26ae, d.s26ae);
     t[3] = (float16)(a.s37bf, b.s37bf, c.s37bf, d.s37bf);
     if (n < 6) return;
-    const float2 e = vload2(0, r + 64);
+    const float2 e = r[4].s01;
     t[4] = (float16)(a.s48c, b.s048c, c.s048c, d.s048c, e.s0);
     t[5] = (float16)(a.s59d, b.s159d, c.s159d, d.s159d, e.s1);
 }
 
-/* The n (<= 80) pixels of row y of plane xp from column x0 into r, zeros outside the plane. */
-CN_INLINE void w4_row(__global const float *xp, const int y, const int x0, const int h, const int w, float *r,
+/* The 16 n pixels of row y of plane xp from column x0 as n vectors r, zeros outside the plane. */
+CN_INLINE void w4_row(__global const float *xp, const int y, const int x0, const int h, const int w, float16 *r,
                       const int n)
 {
-    for (int k = 0; k < n; k += 16)
-        vstore16(y >= 0 && y < h ? cn_row16(xp + y * w, x0 + k, w) : (float16)0.0f, 0, r + k);
+    for (int k = 0; k < n; k++) r[k] = y >= 0 && y < h ? cn_row16(xp + y * w, x0 + 16 * k, w) : (float16)0.0f;
 }
 
 /*
@@ -153,8 +154,8 @@ CN_INLINE void w4_row(__global const float *xp, const int y, const int x0, const
 CN_INLINE void w4_rows16(__global const float *xp, const int ty, const int tx0, const int h, const int w, float16 *e)
 {
     for (int i = 0; i < 6; i++) {
-        float r[80]; /* the 66 pixels of the 16 tiles' row i, and past them */
-        w4_row(xp, ty * 4 - 1 + i, tx0 * 4 - 1, h, w, r, 80);
+        float16 r[5]; /* the 66 pixels of the 16 tiles' row i, and past them */
+        w4_row(xp, ty * 4 - 1 + i, tx0 * 4 - 1, h, w, r, 5);
         w4_taps(r, e + 6 * i, 6);
     }
 }
@@ -171,7 +172,7 @@ CN_INLINE int w4_narrow(const int tiles, const int tw) { return (tw == 4 || tw =
  * w4_rows16 for 16 columns that are the 16 / tw whole tile rows from ty0 of
  * plane xp (H, W), tw 4 or 8 and W <= 4 tw: lane l is tile (ty0 + l / tw, l %
  * tw). Per pixel row, each tile row's pixels from -1 and from 3 (zeros
- * outside the plane) go into ra and rb at 4 tw floats a tile row, whole
+ * outside the plane) go into ra and rb at tw / 4 vectors a tile row, whole
  * vectors shifted by a lane swizzle, so that w4_taps takes taps 0-3 from ra
  * and 4-5 from rb (ra cannot hold them: a tile row's last two taps are where
  * the next one's first two lie).
@@ -182,7 +183,7 @@ CN_INLINE void w4_rows_narrow(__global const float *xp, const int ty0, const int
     const uint16 lanes = (uint16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const int per = tw / 4; /* vectors of a pixel row: 1 or 2 */
     for (int i = 0; i < 6; i++) {
-        float ra[64], rb[64];
+        float16 ra[4], rb[4];
         for (int g = 0; g < 16 / tw; g++) {
             const int y = 4 * (ty0 + g) - 1 + i;
             float16 v[4]; /* zeros, the row's 16 or 32 pixels, zeros */
@@ -192,8 +193,8 @@ CN_INLINE void w4_rows_narrow(__global const float *xp, const int ty0, const int
 #pragma unroll
             for (int s = 0; s < 2; s++)
                 if (s < per) {
-                    vstore16(shuffle2(v[s], v[s + 1], lanes + 15u), 0, ra + 4 * g * tw + 16 * s);
-                    vstore16(shuffle2(v[s + 1], v[s + 2], lanes + 3u), 0, rb + 4 * g * tw + 16 * s);
+                    ra[per * g + s] = shuffle2(v[s], v[s + 1], lanes + 15u);
+                    rb[per * g + s] = shuffle2(v[s + 1], v[s + 2], lanes + 3u);
                 }
         }
         float16 t[4];
@@ -271,6 +272,38 @@ CN_INLINE void w4_ata(float16 *e, float r[16][16], const int accumulate, __globa
 }
 
 /*
+ * Pixel row a of the outputs r of w4_ata of 16 tiles, as 4 vectors: vector k
+ * holds tiles 4k..4k+3 side by side, its lane 4j + b tile 4k + j's output
+ * (a, b) = r[4a + b][4k + j]. Two rounds of interleaving (floats, then pairs
+ * of them) of the four vectors r[4a + b], not a transpose through memory.
+ */
+CN_INLINE void w4_out_rows(float r[16][16], const int a, float16 *row)
+{
+    const float16 r0 = vload16(0, r[4 * a]), r1 = vload16(0, r[4 * a + 1]), r2 = vload16(0, r[4 * a + 2]),
+                  r3 = vload16(0, r[4 * a + 3]);
+    const uint16 lo = (uint16)(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), hi = lo + 8u;
+    const float16 lo01 = shuffle2(r0, r1, lo), hi01 = shuffle2(r0, r1, hi), lo23 = shuffle2(r2, r3, lo),
+                  hi23 = shuffle2(r2, r3, hi);
+    const uint16 first = (uint16)(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), second = first + 8u;
+    row[0] = shuffle2(lo01, lo23, first);
+    row[1] = shuffle2(lo01, lo23, second);
+    row[2] = shuffle2(hi01, hi23, first);
+    row[3] = shuffle2(hi01, hi23, second);
+}
+
+/* The first n (<= 16) values of v written at d, or added (accumulate). */
+CN_INLINE void w4_put(__global float *d, const float16 v, const int n, const int accumulate)
+{
+    if (n == 16) {
+        vstore16(accumulate ? vload16(0, d) + v : v, 0, d);
+        return;
+    }
+    float t[16];
+    vstore16(v, 0, t);
+    for (int j = 0; j < n; j++) d[j] = accumulate ? d[j] + t[j] : t[j];
+}
+
+/*
  * The outputs r of w4_ata of 16 tiles side by side, tile row ty from tile tx0,
  * written or added (accumulate) into plane yp (H, W) where they lie inside it:
  * each of their 4 pixel rows is 64 pixels side by side.
@@ -280,18 +313,10 @@ CN_INLINE void w4_untile_rows(float r[16][16], __global float *yp, const int ty,
 {
     const int py = ty * 4, px = tx0 * 4;
     for (int a = 0; a < 4 && py + a < h; a++) {
-        float row[64];
-        for (int l = 0; l < 16; l++)
-            for (int b = 0; b < 4; b++) row[4 * l + b] = r[4 * a + b][l];
-        __global float *dst = yp + (py + a) * w + px;
-        for (int k = 0; k < 64 && px + k < w; k += 16) {
-            const float16 v = vload16(0, row + k);
-            if (px + k + 16 <= w) {
-                vstore16(accumulate ? vload16(0, dst + k) + v : v, 0, dst + k);
-                continue;
-            }
-            for (int j = k; px + j < w; j++) dst[j] = accumulate ? dst[j] + row[j] : row[j];
-        }
+        float16 row[4];
+        w4_out_rows(r, a, row);
+        for (int k = 0; k < 4 && px + 16 * k < w; k++)
+            w4_put(yp + (py + a) * w + px + 16 * k, row[k], min(16, w - px - 16 * k), accumulate);
     }
 }
 
@@ -419,8 +444,8 @@ __kernel void winograd4_dy(__global const float *dy, const int dy_off, __global 
         const int t0 = col0 % tiles;
         __global const float *yp = dy + dy_off + ((size_t)(col0 / tiles) * co + o) * h * w;
         for (int a = 0; a < 4; a++) {
-            float r[80]; /* the 64 values of the 16 tiles' row a, and past them */
-            w4_row(yp, t0 / tw * 4 + a, t0 % tw * 4, h, w, r, 80);
+            float16 r[4]; /* the 64 values of the 16 tiles' row a */
+            w4_row(yp, t0 / tw * 4 + a, t0 % tw * 4, h, w, r, 4);
             w4_taps(r, e + 6 * a, 4);
         }
     } else {

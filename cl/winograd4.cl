@@ -138,7 +138,7 @@ CN_INLINE void w4_taps(const float16 *r, float16 *t, const int n)
     t[5] = (float16)(a.s59d, b.s159d, c.s159d, d.s159d, e.s1);
 }
 
-/* The 16 n pixels of row y of plane xp from column x0 as n vectors r, zeros outside the plane. */
+/* The 16 * n pixels of row y of plane xp from column x0 as n vectors r, zeros outside the plane. */
 CN_INLINE void w4_row(__global const float *xp, const int y, const int x0, const int h, const int w, float16 *r,
                       const int n)
 {

@@ -452,6 +452,7 @@ static const conv_shape few_channel_shapes[] = {
     DENSE("dec6-like", 2, 16, 70, 100, 16, 3, 1, 1, 1, 1, 1, 0), /* 7000 pixels: 212 chunks of 33 and one of 4 */
     DENSE("dec5-like", 1, 32, 45, 130, 16, 3, 1, 1, 1, 1, 1, 0),
     DENSE("head-like", 2, 16, 33, 129, 1, 3, 1, 1, 1, 1, 1, 1),
+    DENSE("dec5 62 wide", 2, 16, 9, 62, 16, 3, 1, 1, 1, 1, 1, 0), /* F(4x4)'s 16 tiles of a row end 2 pixels past it */
 };
 
 /* Timing only (--perf): the same network at a 512x512 input, batch 1, and the decoder at 4 x 256 (the training

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/dirs.h"
 #include "common/error.h"
+#include "common/files.h"
 #include "data/pipeline.h"
 #include "report/report.h"
 #include "train/checkpoint.h"
@@ -108,17 +109,34 @@ static clunet_status make_dir(const char *path)
     return CLUNET_OK;
 }
 
+/* Whether the checkpoint at path lies in the folder dir (the same folder by device and inode: links count). */
+static int in_folder(const char *path, const char *dir)
+{
+    char parent[1024];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(parent, sizeof parent, ".");
+    else snprintf(parent, sizeof parent, "%.*s", slash == path ? 1 : (int)(slash - path), path); /* "/x": "/" */
+    return cn_same_file(parent, dir);
+}
+
 /*
  * A new run into a folder that holds another run would leave that run's best.safetensors (which report and
  * eval would take for this run's) beside the new files: refused, pointing at --resume. A best.safetensors
- * alone is a first epoch killed between its two checkpoints; the new run's first epoch replaces it.
+ * alone is a first epoch killed between its two checkpoints; the new run's first epoch replaces it. A resumed
+ * run writes into its checkpoint's own folder or one without a run: elsewhere it would write over that
+ * folder's checkpoints and add its rows to that run's metrics.csv.
  */
 static clunet_status check_no_run(const run *r)
 {
-    if (access(r->last_path, F_OK) != 0) return CLUNET_OK;
+    const cn_train_config *cfg = r->cfg;
+    if (access(r->last_path, F_OK) != 0 || (cfg->resume && in_folder(cfg->resume, cfg->out_dir))) return CLUNET_OK;
+    if (cfg->resume)
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
+                       "--out %s already holds a run, not that of --resume %s: resume into the checkpoint's own "
+                       "folder or a new one", cfg->out_dir, cfg->resume);
     return cn_fail(CLUNET_ERR_INVALID_ARGUMENT,
                    "--out %s already holds a run: continue it with --resume %s, or give another --out",
-                   r->cfg->out_dir, r->last_path);
+                   cfg->out_dir, r->last_path);
 }
 
 /*
@@ -737,7 +755,7 @@ clunet_status cn_train(const cn_train_config *cfg, cn_train_callback cb, void *u
     clunet_status st = make_dir(cfg->out_dir);
     if (!st) st = lock_out(r);
     if (!st) remove_stale_temporaries(cfg->out_dir);
-    if (!st && !cfg->resume) st = check_no_run(r);
+    if (!st) st = check_no_run(r);
     if (!st) {
         /* metrics.csv holds this run's epochs: those of the checkpoint when resuming, else none yet. */
         cn_checkpoint_info peek = {0};

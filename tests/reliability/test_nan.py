@@ -55,7 +55,7 @@ def main():
     if not t.check(r.rc == 0, 'one good epoch', rel.describe(r)):
         t.finish()
     before = digest(last)
-    poisoned = os.path.join(work, 'poisoned.safetensors')
+    poisoned = os.path.join(out, 'poisoned.safetensors')  # in the run's folder: a resume writes only there
     config = rel.st_header(last)[1]['config']
     t.check('"weight_decay": 0,' in config, 'the run recorded its weight decay', config[:300])
     rel.st_rewrite(last, poisoned, lambda n, s: s, {'config': config.replace('"weight_decay": 0,', '"weight_decay": 1e30,')})

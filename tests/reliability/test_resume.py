@@ -101,6 +101,20 @@ def main():
     t.check(r.rc not in (0, None) and '--epochs %d' % EPOCHS in r.err and len(r.err_lines()) == 1,
             'resuming a finished run with the same --epochs is refused in one line naming it', rel.describe(r))
     t.check(sorted(os.listdir(split)) == before, '... and leaves its folder as it was')
+    # --resume into the folder of another run would write over its checkpoints and add to its metrics.csv
+    other = os.path.join(work, 'full')
+    files = lambda d: {n: open(os.path.join(d, n), 'rb').read() for n in sorted(os.listdir(d))}
+    kept = files(other)
+    r = rel.run(train_cmd(clunet, other, epochs=EPOCHS + 1, extra=constant) +
+                ['--resume', os.path.join(split, 'last.safetensors')], 60)
+    t.check(r.rc not in (0, None) and 'already holds a run' in r.err and len(r.err_lines()) == 1,
+            'resuming into the folder of another run is refused in one line', rel.describe(r))
+    t.check(files(other) == kept, '... and leaves that run\'s files as they were')
+    moved = os.path.join(work, 'split-moved')
+    r = rel.run(train_cmd(clunet, moved, epochs=EPOCHS + 1, extra=constant) +
+                ['--resume', os.path.join(split, 'last.safetensors')], 180)
+    t.check(r.rc == 0 and rel.epochs_in_csv(os.path.join(moved, 'metrics.csv')) == [EPOCHS + 1],
+            'resuming into a new folder still works', rel.describe(r))
 
     # --ema: training is unchanged (its loss columns equal the run without it), validation and the
     # checkpoints' NAME tensors are the running average, train.NAME the stepped weights, and a

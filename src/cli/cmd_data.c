@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "common/files.h"
 #include "data/datasets.h"
 #include "data/fov.h"
 #include "data/pipeline.h"
@@ -238,8 +239,7 @@ static int write_fov(const char *in, const char *out)
         fprintf(stderr, "clunet data fov: %s: the mask is written as PNG: name it OUT.png\n", out);
         return 2;
     }
-    struct stat a, b; /* the same file under another name, or through a link, would lose the photograph */
-    if (stat(in, &a) == 0 && stat(out, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+    if (cn_same_file(in, out)) { /* the same file under another name, or through a link, would lose the photograph */
         fprintf(stderr, "clunet data fov: %s: is the input image itself: name another file\n", out);
         return 2;
     }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/files.h"
 #include "data/fov.h"
 #include "data/image.h"
 #include "data/pipeline.h"
@@ -68,6 +69,9 @@ static void stem_of(const char *path, char *out, size_t size)
     if (dot && dot != out) *dot = 0;
 }
 
+/* The files written for an image: OUT/STEM and these (the last with --npy). */
+static const char *const OUTPUTS[] = {"_prob.png", "_mask.png", "_prob.npy"};
+
 /* file = OUT/STEM+suffix, or 0 after an error line where that path would not fit. */
 static int out_name(char *file, size_t size, const char *out, const char *stem, const char *suffix)
 {
@@ -105,20 +109,20 @@ static int predict_one(cn_model *m, const char *path, const char *out, float thr
     }
     char stem[512], file[2048];
     stem_of(path, stem, sizeof stem);
-    if (!out_name(file, sizeof file, out, stem, "_prob.png")) goto done;
+    if (!out_name(file, sizeof file, out, stem, OUTPUTS[0])) goto done;
     if (cn_image_write_png(file, &prob_img, 16) != CLUNET_OK) {
         cli_fail("predict");
         goto done;
     }
     snprintf(written[nw++], sizeof written[0], "%s", file);
-    if (!out_name(file, sizeof file, out, stem, "_mask.png")) goto done;
+    if (!out_name(file, sizeof file, out, stem, OUTPUTS[1])) goto done;
     if (cn_image_write_png(file, &mask_img, 8) != CLUNET_OK) {
         cli_fail("predict");
         goto done;
     }
     snprintf(written[nw++], sizeof written[0], "%s", file);
     if (npy) {
-        if (!out_name(file, sizeof file, out, stem, "_prob.npy")) goto done;
+        if (!out_name(file, sizeof file, out, stem, OUTPUTS[2])) goto done;
         snprintf(written[nw++], sizeof written[0], "%s", file); /* a part of it may be there */
         if (!write_npy(file, prob, img.height, img.width)) {
             fprintf(stderr, "clunet: predict: %s: cannot write: %s\n", file, strerror(errno));
@@ -186,11 +190,12 @@ int cmd_predict(int argc, char **argv)
         free(images);
         return 2;
     }
-    /* two images of one name would write the same files: the first result would be lost */
-    for (int i = 0; i < n_images; i++)
+    /* two images of one name would write the same files: the first result would be lost; a file one would
+     * write that is an input image (x_prob.png beside x.png, --out their folder) would lose that image */
+    for (int i = 0; i < n_images; i++) {
+        char a[512], b[512], file[2048];
+        stem_of(images[i], a, sizeof a);
         for (int j = 0; j < i; j++) {
-            char a[512], b[512];
-            stem_of(images[i], a, sizeof a);
             stem_of(images[j], b, sizeof b);
             if (!strcmp(a, b)) {
                 fprintf(stderr, "clunet predict: %s and %s would both write %s/%s_*: predict them into different --out "
@@ -199,6 +204,18 @@ int cmd_predict(int argc, char **argv)
                 return 2;
             }
         }
+        for (int k = 0; k < (npy ? 3 : 2); k++) {
+            /* a path too long is predict_one's to report */
+            if ((size_t)snprintf(file, sizeof file, "%s/%s%s", out, a, OUTPUTS[k]) >= sizeof file) continue;
+            for (int j = 0; j < n_images; j++)
+                if (cn_same_file(file, images[j])) {
+                    fprintf(stderr, "clunet predict: %s would write %s, which is the input image %s: predict into "
+                            "another --out\n", images[i], file, images[j]);
+                    free(images);
+                    return 2;
+                }
+        }
+    }
     int created;
     if (cli_out_dir("predict", out, &created)) {
         free(images);

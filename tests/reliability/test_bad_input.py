@@ -203,6 +203,20 @@ def main():
     shutil.copy(image, twin)
     expect_error(t, 'predict with two images of one name', predict(good) + [twin], work,
                  os.path.splitext(os.path.basename(image))[0])
+    # an input among the files predict would write (x_prob.png beside x.png, --out their folder), also by a link
+    beside = J('beside')
+    os.makedirs(beside)
+    shutil.copy(image, os.path.join(beside, 'x.png'))
+    with open(os.path.join(beside, 'x_prob.png'), 'wb') as f:
+        f.write(png(64, 64, True))
+    os.symlink('x_prob.png', os.path.join(beside, 'link.png'))
+    kept = open(os.path.join(beside, 'x_prob.png'), 'rb').read()
+    for other in ('x_prob.png', 'link.png'):
+        expect_error(t, 'predict with an input among its outputs (%s)' % other,
+                     [clunet, 'predict', '--weights', good, '--out', beside, '--views', '1',
+                      os.path.join(beside, 'x.png'), os.path.join(beside, other)], work, other)
+    t.check(open(os.path.join(beside, 'x_prob.png'), 'rb').read() == kept and
+            sorted(os.listdir(beside)) == ['link.png', 'x.png', 'x_prob.png'], '... leaves it as it was, writes nothing')
     expect_error(t, 'train --resume (no such file)', train + ['--resume', J('nonexistent.safetensors')], work,
                  'nonexistent.safetensors')
 

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "common/error.h"
+#include "common/files.h"
 #include "data/datasets.h"
 
 /* Longest file datasets.txt may be: it is a small text file. */
@@ -338,15 +339,15 @@ clunet_status cn_catalog_load(const char *path, cn_catalog *cat)
 {
     memset(cat, 0, sizeof *cat);
     if (!path) return cn_catalog_parse(cn_datasets_txt_embedded, "datasets.txt (built in)", cat);
-    FILE *f = fopen(path, "rb");
-    if (!f) return cn_fail(CLUNET_ERR_IO, "%s: %s", path, strerror(errno));
+    FILE *f;
+    CN_TRY(cn_open_read(path, &f));
     char *text = malloc(CATALOG_MAX_BYTES + 1);
     if (!text) {
         fclose(f);
         return no_memory();
     }
     size_t n = fread(text, 1, CATALOG_MAX_BYTES + 1, f);
-    int failed = ferror(f), why = errno; /* EISDIR for a directory, which fopen accepts */
+    int failed = ferror(f), why = errno;
     fclose(f);
     clunet_status st;
     if (failed) st = cn_fail(CLUNET_ERR_IO, "%s: %s", path, strerror(why));

@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "common/error.h"
+#include "common/files.h"
 #include "data/image_codecs.h"
 
 /* ---------------------------------------------------------------------------
@@ -96,13 +97,13 @@ void cn_palette_put(const cn_palette *pal, unsigned index, float *px)
 
 static clunet_status read_file(const char *path, uint8_t **out, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cn_fail(CLUNET_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+    FILE *f;
+    CN_TRY(cn_open_read(path, &f));
     clunet_status st = CLUNET_OK;
     struct stat sb;
     uint8_t *buf = NULL;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = cn_fail(CLUNET_ERR_IO, "%s: not a regular file", path);
+    if (fstat(fileno(f), &sb) != 0) {
+        st = cn_fail(CLUNET_ERR_IO, "%s: cannot stat (%s)", path, strerror(errno));
     } else if ((uint64_t)sb.st_size > CN_IMAGE_MAX_FILE_BYTES) {
         st = cn_fail(CLUNET_ERR_UNSUPPORTED, "%s: %lld bytes is larger than the %zu-byte limit",
                      path, (long long)sb.st_size, CN_IMAGE_MAX_FILE_BYTES);

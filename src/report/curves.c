@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/files.h"
 #include "report/report.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -145,8 +146,8 @@ static clunet_status parse_row(table *t, char *line, const char *path, long line
 static clunet_status read_table(const char *path, table *t)
 {
     memset(t, 0, sizeof *t);
-    FILE *f = fopen(path, "r");
-    if (!f) return cn_fail(CLUNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    CN_TRY(cn_open_read(path, &f));
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/files.h"
 #include "train/safetensors.h"
 
 /* The reference implementation refuses headers above 100 MB; so do we. */
@@ -466,8 +467,7 @@ static clunet_status read_header(cn_st_file *f)
 {
     struct stat sb;
     unsigned char len8[8];
-    if (fstat(fileno(f->fp), &sb) != 0 || !S_ISREG(sb.st_mode))
-        return cn_fail(CLUNET_ERR_IO, "%s: not a regular file", f->path);
+    if (fstat(fileno(f->fp), &sb) != 0) return cn_fail(CLUNET_ERR_IO, "%s: cannot stat: %s", f->path, strerror(errno));
     uint64_t size = (uint64_t)sb.st_size;
     if (fread(len8, 1, 8, f->fp) != 8)
         return cn_fail(CLUNET_ERR_FORMAT, "%s: %" PRIu64 " bytes, too short for safetensors",
@@ -502,13 +502,8 @@ clunet_status cn_st_open(const char *path, cn_st_file **file)
         free(f);
         return cn_fail(CLUNET_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
     }
-    f->fp = fopen(path, "rb");
-    if (!f->fp) {
-        clunet_status st = cn_fail(CLUNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        cn_st_close(f);
-        return st;
-    }
-    clunet_status st = read_header(f);
+    clunet_status st = cn_open_read(path, &f->fp);
+    if (st == CLUNET_OK) st = read_header(f);
     if (st != CLUNET_OK) {
         cn_st_close(f);
         return st;

@@ -169,8 +169,9 @@ static void remove_stale_temporaries(const char *dir)
 /* On resume, metrics.csv keeps only the epochs the checkpoint has (a crash may have written one more row). */
 static clunet_status trim_csv(const char *path, int epochs)
 {
-    FILE *in = fopen(path, "r");
-    if (!in) return CLUNET_OK;
+    FILE *in;
+    clunet_status st = cn_open_read(path, &in);
+    if (st != CLUNET_OK) return errno == ENOENT ? CLUNET_OK : st; /* none yet: nothing to trim */
     char tmp[1100], line[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *out = fopen(tmp, "w");

@@ -68,13 +68,13 @@ def poison_copy(src, dst, start, begin, value=float('nan')):
         f.write(struct.pack('<f', value))
 
 
-def expect_error(t, what, cmd, cwd, mentions, env=None):
-    r = rel.run(cmd, TIME_LIMIT, cwd=cwd, env=env)
+def expect_error(t, what, cmd, cwd, mentions, env=None, timeout=TIME_LIMIT):
+    r = rel.run(cmd, timeout, cwd=cwd, env=env)
     lines = r.err_lines()
     cores = [n for n in os.listdir(cwd) if n == 'core' or n.startswith('core.')]
     problems = []
     if r.timed_out:
-        problems.append('no exit within %d s' % TIME_LIMIT)
+        problems.append('no exit within %d s' % timeout)
     elif r.rc < 0 or r.rc >= 128:
         problems.append('crashed (exit %d)' % r.rc)
     elif r.rc == 0:
@@ -396,6 +396,25 @@ def main():
             t.check(r.rc == 0 and got == (w, h), 'predict --views 4 --scales 1,0.5,1.3 on a %dx%d image' % (w, h),
                     rel.describe(r) if r.rc else 'map is %s' % (got,))
     expect_error(t, 'predict (no such image)', predict(good, J('missing.png')), work, 'missing.png')
+
+    # --- FIFOs as input files: refused by their type, not waited on for a writer that never comes ---
+    fifo = J('fifo')
+    os.mkfifo(fifo)
+    fifo_run = J('fifo-run')
+    os.makedirs(fifo_run)
+    shutil.copy(good, fifo_run)
+    os.mkfifo(os.path.join(fifo_run, 'metrics.csv'))
+    fifo_out = train[:-1] + [J('fifo-out')]
+    for what, cmd, mentions in [
+            ('predict --weights', predict(fifo), 'fifo'), ('predict', predict(good, fifo), 'fifo'),
+            ('train --resume', fifo_out + ['--resume', fifo], 'fifo'),
+            ('train --encoder-weights', fifo_out + ['--encoder-weights', fifo], 'fifo'),
+            ('data list --datasets', [clunet, 'data', 'list', '--datasets', fifo], 'fifo'),
+            ('data check', [clunet, 'data', 'check', fifo], 'fifo'),
+            ('report --curves-only (metrics.csv)', [clunet, 'report', fifo_run, '--curves-only'], 'metrics.csv'),
+            ('train --resume (metrics.csv)', train[:-1] + [fifo_run, '--epochs', '2', '--resume',
+                                                           os.path.join(fifo_run, 'last.safetensors')], 'metrics.csv')]:
+        expect_error(t, '%s given a FIFO' % what, cmd, work, mentions + ': not a regular file', timeout=20)
 
     # --- option values ---------------------------------------------------
     options = [

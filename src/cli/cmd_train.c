@@ -253,7 +253,8 @@ int cmd_train(int argc, char **argv)
             if (!parse_double(v, &cfg.focal_gamma) || !(cfg.focal_gamma == 0 || (cfg.focal_gamma >= 1 && cfg.focal_gamma <= 8)))
                 return cli_bad_value(a, v);
         } else if (!strcmp(a, "--bn-eps")) {
-            if (!parse_double(v, &cfg.bn_eps) || !(cfg.bn_eps > 0)) return cli_bad_value(a, v);
+            if (!parse_double(v, &cfg.bn_eps) || !(cfg.bn_eps > 0 && cfg.bn_eps < CN_BN_EPS_MAX))
+                return cli_bad_value(a, v);
             cfg.bn_eps_given = 1;
         } else if (!strcmp(a, "--threshold")) {
             if (!parse_double(v, &d) || !(d > 0 && d < 1)) return cli_bad_value(a, v);

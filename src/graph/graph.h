@@ -77,11 +77,14 @@ typedef struct cn_graph {
     double bn_eps, bn_momentum;
 } cn_graph;
 
+/* The batch-norm epsilon's upper bound (excluded; 0 is the lower): training takes and checkpoints hold no other. */
+#define CN_BN_EPS_MAX 1.0
+
 /* Settings of the seed network (PyTorch conventions by default). */
 typedef struct cn_unet_config {
     int batch, height, width; /* height and width: multiples of 32 */
     int in_channels;          /* 3 */
-    double bn_eps;            /* 1e-5 */
+    double bn_eps;            /* 1e-5; in (0, CN_BN_EPS_MAX) */
     double bn_momentum;       /* 0.1 */
     int same_padding;         /* 0: symmetric (k-1)/2 (PyTorch); 1: TensorFlow 'same' */
     int input_skip;           /* what the last decoder block (full resolution) concatenates: CN_INPUT_SKIP_* */

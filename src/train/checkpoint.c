@@ -70,7 +70,7 @@ static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_in
                            path, v);
         info->size = (int)v;
     }
-    if (!(info->bn_eps > 0 && info->bn_eps < 1) || !(info->bn_momentum >= 0 && info->bn_momentum <= 1))
+    if (!(info->bn_eps > 0 && info->bn_eps < CN_BN_EPS_MAX) || !(info->bn_momentum >= 0 && info->bn_momentum <= 1))
         return cn_fail(CLUNET_ERR_FORMAT, "%s: config bn_eps %g or bn_momentum %g out of range", path, info->bn_eps,
                        info->bn_momentum);
     info->input_scale = json_number(config, "input_scale", &v) ? v : 1.0;

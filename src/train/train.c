@@ -729,6 +729,8 @@ static clunet_status check_config(const cn_train_config *cfg)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--focal-alpha %g: must be in [0, 1]", cfg->focal_alpha);
     if (!(cfg->focal_gamma == 0 || (cfg->focal_gamma >= 1 && cfg->focal_gamma <= 8)))
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--focal-gamma %g: must be 0 or in [1, 8]", cfg->focal_gamma);
+    if (!(cfg->bn_eps > 0 && cfg->bn_eps < CN_BN_EPS_MAX))
+        return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--bn-eps %g: must be in (0, %g)", cfg->bn_eps, CN_BN_EPS_MAX);
     if (!cfg->data_dir && cfg->synthetic < 1)
         return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--synthetic %d: must be at least 1", cfg->synthetic);
     return CLUNET_OK;

@@ -427,7 +427,7 @@ def main():
         (['--weight-decay', 'nan'], '--weight-decay'), (['--loss-lambda', 'nan'], '--loss-lambda'),
         (['--warmup', 'nan'], '--warmup'), (['--input-skip', 'yes'], '--input-skip'),
         (['--focal-alpha', '1.5'], '--focal-alpha'), (['--focal-gamma', '0.5'], '--focal-gamma'),
-        (['--focal-gamma', 'nan'], '--focal-gamma'), (['--drop-connect', '1'], '--drop-connect'),
+        (['--focal-gamma', 'nan'], '--focal-gamma'), (['--bn-eps', '1'], '--bn-eps'), (['--bn-eps', '0'], '--bn-eps'), (['--drop-connect', '1'], '--drop-connect'),
         (['--drop-connect', '-0.1'], '--drop-connect'), (['--drop-connect', 'nan'], '--drop-connect'),
         (['--input-scale', '0.1'], '--input-scale'), (['--input-scale', '5'], '--input-scale'),
         (['--input-scale', 'nan'], '--input-scale'),

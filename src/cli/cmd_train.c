@@ -100,6 +100,7 @@ static int usage(FILE *f, int status)
             "  --val-seed K      seed of the choice of validation images (default: --seed), to\n"
             "                    compare runs of several --seed on the same validation images\n"
             "  --encoder-weights FILE  encoder.* tensors (e.g. an ImageNet EfficientNet-B0) to start from\n"
+            "                          (not with --resume)\n"
             "  --resume CKPT     continue a run from its checkpoint (bit-exact)\n"
             "run:\n"
             "  --out DIR         where checkpoints and metrics go (default %s; a folder that\n"
@@ -282,6 +283,10 @@ int cmd_train(int argc, char **argv)
     }
     if (cfg.data_dir && synthetic_given) {
         fprintf(stderr, "clunet train: --synthetic and --data exclude each other\n");
+        return 2;
+    }
+    if (cfg.resume && cfg.encoder_weights) { /* a resumed run continues from its checkpoint's weights */
+        fprintf(stderr, "clunet train: --resume and --encoder-weights exclude each other\n");
         return 2;
     }
     cfg.stop = &stop_requested;

@@ -435,7 +435,7 @@ def main():
         (['--fold', '1'], '--fold'), (['--fold', '1/'], '--fold'), (['--fold', '2/3'], '--fold'),
         (['--frobnicate', '1'], '--frobnicate'), (['--size'], '--size'),
         (['--device', '99'], '99'), (['--device', 'nosuchdevice'], 'nosuchdevice'),
-        (['--data', ok_ds], '--dataset'),
+        (['--data', ok_ds], '--dataset'), (['--resume', good, '--encoder-weights', good], '--encoder-weights'),
     ]
     for extra, mentions in options:
         expect_error(t, 'train ' + ' '.join(extra), train + extra, work, mentions)

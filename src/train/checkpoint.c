@@ -362,6 +362,8 @@ clunet_status cn_checkpoint_load_encoder(const char *path, cn_exec *e)
         if (strncmp(p->name, "encoder.", 8)) continue;
         st = read_param(f, path, p->name, p, (p->trainable ? h.params : h.state) + p->offset);
     }
+    /* as cn_checkpoint_load: refused here, naming the file, not by the loss after an epoch of training */
+    if (!st) st = check_values(g, h.params, h.state, path, "", 0);
     if (!st) st = upload(e, &h, 0);
     cn_st_close(f);
     host_free(&h);

@@ -190,6 +190,10 @@ def main():
                          [clunet, 'eval', '--weights', path, '--data', ok_ds, '--dataset', 'TINY', '--datasets',
                           J('datasets.txt'), '--split', 'train'], work, 'broken%d.safetensors' % i)
         os.remove(path)
+    # --encoder-weights reads the encoder's tensors alone: a NaN there is refused at load too, not after an epoch
+    poison_copy(good, J('nan-encoder.safetensors'), start, tensors['encoder.0.0.weight'][1])
+    expect_error(t, 'train --encoder-weights (a NaN in encoder.0.0.weight)',
+                 train + ['--encoder-weights', J('nan-encoder.safetensors')], work, 'nan-encoder.safetensors')
     expect_error(t, 'predict --weights (no such file)', predict(J('nonexistent.safetensors')), work,
                  'nonexistent.safetensors')
     expect_error(t, 'predict --weights (a directory)', predict(J('good')), work, 'good')

@@ -166,13 +166,28 @@ static void remove_stale_temporaries(const char *dir)
     closedir(d);
 }
 
-/* On resume, metrics.csv keeps only the epochs the checkpoint has (a crash may have written one more row). */
+/* metrics.csv's first line: the columns of append_csv's rows. */
+static const char CSV_HEADER[] = "epoch,train_loss,train_focal,train_dice,train_f1,train_accuracy,val_loss,val_accuracy,"
+                                 "val_f1,val_iou,val_mcc,val_precision,val_recall,val_specificity,val_auc,val_threshold,"
+                                 "val_best_f1,lr,seconds\n";
+
+/*
+ * On resume, metrics.csv keeps only the epochs the checkpoint has (a crash may have written one more row); a new
+ * run keeps none. A file of other columns (corrupt, or not train's) is refused: rows added to it would make a
+ * table that report cannot read.
+ */
 static clunet_status trim_csv(const char *path, int epochs)
 {
     FILE *in;
     clunet_status st = cn_open_read(path, &in);
     if (st != CLUNET_OK) return errno == ENOENT ? CLUNET_OK : st; /* none yet: nothing to trim */
     char tmp[1100], line[4096];
+    if (fgets(line, sizeof line, in) && strcmp(line, CSV_HEADER)) {
+        fclose(in);
+        return cn_fail(CLUNET_ERR_FORMAT, "%s: its first line is not the header clunet train writes: move the file "
+                       "away, or give another --out", path);
+    }
+    rewind(in);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *out = fopen(tmp, "w");
     if (!out) {
@@ -554,10 +569,7 @@ static clunet_status append_csv(run *r, int epoch, const cn_train_progress *p, d
     FILE *f = fopen(r->csv_path, "a+");
     if (!f) return cn_fail(CLUNET_ERR_IO, "%s: cannot open for writing: %s", r->csv_path, strerror(errno));
     fseek(f, 0, SEEK_END);
-    if (ftell(f) == 0)
-        fprintf(f, "epoch,train_loss,train_focal,train_dice,train_f1,train_accuracy,val_loss,val_accuracy,val_f1,"
-                   "val_iou,val_mcc,val_precision,val_recall,val_specificity,val_auc,val_threshold,val_best_f1,lr,"
-                   "seconds\n");
+    if (ftell(f) == 0) fputs(CSV_HEADER, f);
     const cn_scores *t = &p->train, *v = &p->val;
     fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,", epoch, p->loss, p->focal, p->dice, t->f1, t->accuracy);
     if (r->val.count > 0)

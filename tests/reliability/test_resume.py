@@ -115,6 +115,13 @@ def main():
                 ['--resume', os.path.join(split, 'last.safetensors')], 180)
     t.check(r.rc == 0 and rel.epochs_in_csv(os.path.join(moved, 'metrics.csv')) == [EPOCHS + 1],
             'resuming into a new folder still works', rel.describe(r))
+    # a metrics.csv that is not train's (here corrupt): rows added to it would make a table report cannot read
+    with open(os.path.join(moved, 'metrics.csv'), 'w') as f:
+        f.write('xx,yy\n')
+    r = rel.run(train_cmd(clunet, moved, epochs=EPOCHS + 2, resume=True, extra=constant), 60)
+    t.check(r.rc not in (0, None) and 'metrics.csv' in r.err and len(r.err_lines()) == 1,
+            'resuming with a corrupt metrics.csv is refused in one line naming it', rel.describe(r))
+    t.check(open(os.path.join(moved, 'metrics.csv')).read() == 'xx,yy\n', '... and leaves it as it was')
 
     # --ema: training is unchanged (its loss columns equal the run without it), validation and the
     # checkpoints' NAME tensors are the running average, train.NAME the stepped weights, and a

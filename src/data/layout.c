@@ -139,6 +139,23 @@ static clunet_status resolve(const char *root, const char *rel, char **found, in
     return CLUNET_OK;
 }
 
+/*
+ * An entry named like an image must be a file to read: a folder, a FIFO or a broken link there is refused, naming
+ * it, rather than found missing later under its id alone.
+ */
+static clunet_status check_listed(const char *dir, const char *name)
+{
+    char *path = join(dir, name);
+    if (!path) return no_memory();
+    struct stat sb;
+    clunet_status st = CLUNET_OK;
+    if (stat(path, &sb) != 0)
+        st = cn_fail(CLUNET_ERR_IO, "%s: %s", path, errno == ENOENT ? "a dangling symbolic link" : strerror(errno));
+    else if (!S_ISREG(sb.st_mode)) st = cn_fail(CLUNET_ERR_IO, "%s: not a regular file", path);
+    free(path);
+    return st;
+}
+
 /* ---------------------------------------------------------------------------
  * One group
  * ------------------------------------------------------------------------- */
@@ -183,10 +200,12 @@ static clunet_status list_ids(const cn_dataset *set, const char *root, const cha
     for (struct dirent *e; st == CLUNET_OK && (e = readdir(d));) {
         const char *name = e->d_name;
         size_t n = strlen(name);
+        if (!strcmp(name, ".") || !strcmp(name, "..")) continue; /* a pattern of {id} alone fits them */
         if (n > 3 && !strcasecmp(name + n - 3, ".gz")) n -= 3;
         if (n <= nprefix + nsuffix || strncasecmp(name, prefix, nprefix) ||
             strncasecmp(name + n - nsuffix, suffix, nsuffix))
             continue;
+        if ((st = check_listed(dir, name)) != CLUNET_OK) break;
         size_t nid = n - nprefix - nsuffix;
         char **grown = realloc(out->ids, (size_t)(out->count + 1) * sizeof *grown);
         char *id = malloc(nid + 1);

@@ -5,6 +5,7 @@ Broken checkpoints, datasets, images, datasets.txt files and option values must 
 give exactly one line on stderr, starting with `clunet` and naming the file or setting,
 and a non-zero exit below 128 (no crash), with no core file, within a time limit.
 """
+import errno
 import json
 import os
 import re
@@ -235,6 +236,31 @@ def main():
     d = dataset('ds-corrupt')
     truncate_copy(J('raw', '0002.png'), os.path.join(d, 'images', '0002.png'), 300)
     expect_error(t, 'train --data (a truncated image)', tds(d), work, '0002')
+    # an entry named like an image that is no file to read: named, with what it is, not "image 0001 vanished"
+    odd_entries = [('a folder', os.mkdir, 'not a regular file'),
+                   ('a dangling link', lambda p: os.symlink('nothing-there', p), 'a dangling symbolic link'),
+                   ('a link to itself', lambda p: os.symlink(os.path.basename(p), p), os.strerror(errno.ELOOP)),
+                   ('a FIFO', os.mkfifo, 'not a regular file')]
+    for i, (what, make, why) in enumerate(odd_entries):
+        od = dataset('ds-odd%d' % i)
+        entry = os.path.join(od, 'images', '0001.png')
+        os.remove(entry)
+        make(entry)
+        expect_error(t, 'data check (image 0001.png %s)' % what,
+                     [clunet, 'data', 'check', od, '--dataset', 'TINY', '--datasets', J('datasets.txt')], work,
+                     os.path.join('images', '0001.png') + ': ' + why, timeout=20)
+        if i == 0:
+            expect_error(t, 'train --data (image 0001.png %s)' % what, tds(od), work,
+                         os.path.join('images', '0001.png') + ': ' + why)
+    # a pattern of {id} alone lists the folder's files, not its "." and ".." entries
+    bare = J('ds-bare')
+    os.makedirs(bare)
+    for i in range(3):
+        shutil.copy(J('raw', '%04d.png' % i), bare)
+    with open(J('bare-datasets.txt'), 'w') as f:
+        f.write('dataset BARE\n  size 64x64\n  count 3\n  group train\n    image {id}\n')
+    r = rel.run([clunet, 'data', 'check', bare, '--dataset', 'BARE', '--datasets', J('bare-datasets.txt')], 60)
+    t.check(r.rc == 0 and 'BARE: 3 images' in r.out, 'data check with the pattern {id} alone', rel.describe(r))
     gd = dataset('ds-graded')
     with open(os.path.join(gd, 'labels', '0001.png'), 'wb') as f:
         f.write(png(64, 64, False))  # grey levels, as a JPEG's would be: `data check` refused it, train did not

@@ -254,8 +254,9 @@ size_t cn_exec_planned_bytes(const cn_graph *g, int training)
     size_t values, grads;
     cn_exec_planned_arenas(g, training, &values, &grads);
     size_t pixels = cn_shape_count(g->values[g->output].shape);
-    return 4 * ((training ? 4 : 1) * g->trainable_floats + g->state_floats + values + grads + plan_work(g) + bn_saved_floats(g) +
-                2 * pixels + CN_LOSS_FLOATS + 4 + 2 * CN_EXEC_BINS);
+    int ema = training == CN_EXEC_TRAINING_EMA; /* its copy of the weights and BN statistics */
+    return 4 * ((training ? 4 + ema : 1) * g->trainable_floats + (1 + ema) * g->state_floats + values + grads +
+                plan_work(g) + bn_saved_floats(g) + 2 * pixels + CN_LOSS_FLOATS + 4 + 2 * CN_EXEC_BINS);
 }
 
 static clunet_status alloc_floats(cn_exec *e, size_t floats, cl_mem *buf)
@@ -598,7 +599,8 @@ clunet_status cn_exec_adam(cn_exec *e)
 
 clunet_status cn_exec_ema_enable(cn_exec *e, float decay)
 {
-    if (!e->training) return cn_fail(CLUNET_ERR_INTERNAL, "a weight average on a graph allocated for inference");
+    if (e->training != CN_EXEC_TRAINING_EMA)
+        return cn_fail(CLUNET_ERR_INTERNAL, "a weight average on a graph not planned with one");
     if (!(decay > 0.0f && decay < 1.0f)) return cn_fail(CLUNET_ERR_INVALID_ARGUMENT, "--ema %g: must be in (0, 1)", decay);
     if (e->ema_params) return cn_fail(CLUNET_ERR_INTERNAL, "the weight average is already enabled");
     CN_TRY(alloc_floats(e, e->g->trainable_floats, &e->ema_params));

@@ -52,11 +52,15 @@ typedef struct cn_exec {
 /*
  * Plans and allocates everything for graph g on ctx. Without `training`, only
  * what inference needs: no gradients, no Adam state, forward values only.
+ * `training` CN_EXEC_TRAINING_EMA also counts the running average that
+ * cn_exec_ema_enable allocates next, so that a plan that cannot hold it fails
+ * at once, before its kernels are timed.
  */
+#define CN_EXEC_TRAINING_EMA 2
 clunet_status cn_exec_create(clunet_context *ctx, const cn_graph *g, int training, cn_exec *e);
 void cn_exec_destroy(cn_exec *e);
 
-/* Total device bytes the plan needs (also without a device: for `info` and error hints). */
+/* Total device bytes the plan needs, `training` as above (also without a device: for `info` and error hints). */
 size_t cn_exec_planned_bytes(const cn_graph *g, int training);
 
 /* Floats of the plan's forward-value arena and gradient arena (0 without training). */
@@ -98,7 +102,8 @@ clunet_status cn_exec_adam(cn_exec *e);
 
 /*
  * A running average of the weights and BN statistics beside training
- * (Polyak averaging), for validation and checkpoints. enable allocates it
+ * (Polyak averaging), for validation and checkpoints. enable allocates it (on
+ * an exec created with CN_EXEC_TRAINING_EMA)
  * (filled by reset or by loading a checkpoint); reset copies the weights into
  * it; update, after each Adam step t, sets avg = d * avg + (1 - d) * weights
  * with d = min(decay, (1 + t) / (10 + t)), so that the first steps, far from

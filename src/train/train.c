@@ -426,9 +426,10 @@ static clunet_status setup_model(run *r)
         ucfg.input_skip = peek.input_skip;
     }
     CN_TRY(cn_unet_build(&ucfg, &r->graph));
-    clunet_status st = cn_exec_create(r->ctx, &r->graph, 1, &r->exec);
+    int plan = cfg->ema > 0 ? CN_EXEC_TRAINING_EMA : 1;
+    clunet_status st = cn_exec_create(r->ctx, &r->graph, plan, &r->exec);
     if (st == CLUNET_ERR_OUT_OF_MEMORY) {
-        size_t need = cn_exec_planned_bytes(&r->graph, 1);
+        size_t need = cn_exec_planned_bytes(&r->graph, plan);
         return cn_fail(st, "%s; training at batch %d and %dx%d needs about %.0f MiB: try a smaller --batch or --size",
                        clunet_last_error(), cfg->batch, cfg->size, cfg->size, need / 1048576.0);
     }

@@ -19,9 +19,10 @@ def main():
     t = rel.Tally('memory-cap', budget_s=120)
     work = rel.workdir('memory-cap')
 
-    def capped(cap, size, batch, out):
+    def capped(cap, size, batch, out, extra=()):
         return rel.run([clunet, 'train', '--synthetic', '4', '--size', str(size), '--batch', str(batch), '--steps', '1',
-                        '--epochs', '1', '--memory-cap', str(cap), '--out', os.path.join(work, out)], 120, cwd=work)
+                        '--epochs', '1', '--memory-cap', str(cap), '--out', os.path.join(work, out)] + list(extra), 120,
+                       cwd=work)
 
     needs = {}
     for size, batch, cap in ((256, 4, 64), (64, 2, 90)):
@@ -50,6 +51,16 @@ def main():
         r = capped(cap, 64, 2, 'fits')
         t.check(r.rc == 0, '--memory-cap %d (stated need %.0f MiB + 10%%) --size 64 --batch 2 trains' % (cap, need),
                 rel.describe(r))
+        # --ema keeps a copy of the weights: a cap that fits the run without it must be refused up front too,
+        # with the need stated, not by the copy's own allocation after the kernels were timed
+        r = capped(cap, 64, 2, 'ema', ['--ema', '0.9'])
+        m = re.search(r'needs about (\d+(?:\.\d+)?) MiB', r.err)
+        t.check(r.rc is not None and 0 < r.rc < 128 and len(r.err_lines()) == 1 and m and float(m.group(1)) > cap,
+                '--ema 0.9 --memory-cap %d: refused up front, naming a need above the cap' % cap, rel.describe(r))
+        if m:
+            ema_cap = math.ceil(float(m.group(1)) * 1.1) + 1
+            r = capped(ema_cap, 64, 2, 'ema-fits', ['--ema', '0.9'])
+            t.check(r.rc == 0, '--ema 0.9 --memory-cap %d (stated need + 10%%) trains' % ema_cap, rel.describe(r))
     t.finish()
 
 

@@ -195,3 +195,30 @@ float16 cn_row16(__global const float *row, const int i0, const int w)
     for (int j = 0; j < 16; j++) v[j] = i0 + j >= 0 && i0 + j < w ? row[i0 + j] : 0.0f;
     return vload16(0, v);
 }
+
+/* Rows i and i + b of r (i's bit b clear) swap lanes whose bit b differs: lo picks row i's new lanes. */
+CN_INLINE void cn_swap_blocks16(float16 *r, const int b, const uint16 lo)
+{
+#pragma unroll
+    for (int i = 0; i < 16; i++)
+        if (!(i & b)) {
+            const float16 a = r[i], c = r[i + b];
+            r[i] = shuffle2(a, c, lo);
+            r[i + b] = shuffle2(a, c, lo + (uint)b);
+        }
+}
+
+/*
+ * r (16 rows of 16 lanes) transposed in registers: four rounds of swaps
+ * between rows, blocks of 8, 4, 2 then 1 lane (64 shuffles). A transpose
+ * through a private array compiles on PoCL to scattered stores read back as
+ * vectors, which stall on store forwarding.
+ */
+CN_INLINE void cn_transpose16(float16 *r)
+{
+    cn_swap_blocks16(r, 8, (uint16)(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23));
+    cn_swap_blocks16(r, 4, (uint16)(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27));
+    cn_swap_blocks16(r, 2, (uint16)(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29));
+    cn_swap_blocks16(r, 1, (uint16)(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30));
+}
+

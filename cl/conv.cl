@@ -149,16 +149,13 @@ __kernel void conv2d_pixels_major(__global const float *dy, const int dy_off, __
     const int p0 = get_global_id(0) * 16, o0 = get_global_id(1) * 16;
     if (p0 >= hw) return;
     const int n = min(16, hw - p0);
-    float tile[16][16]; /* [pixel][channel] */
-    for (int o = 0; o < 16; o++) {
-        float v[16];
-        __global const float *src = dy + dy_off + (o0 + o) * hw + p0;
-        if (o0 + o < co && n == 16) vstore16(vload16(0, src), 0, v);
-        else
-            for (int j = 0; j < 16; j++) v[j] = o0 + o < co && j < n ? src[j] : 0.0f;
-        for (int j = 0; j < 16; j++) tile[j][o] = v[j];
-    }
-    for (int j = 0; j < n; j++) vstore16(vload16(0, tile[j]), 0, t + t_off + (p0 + j) * cop + o0);
+    float16 r[16]; /* r[o]: channel o0 + o at pixels p0..; transposed, r[j]: pixel p0 + j's channels */
+#pragma unroll
+    for (int o = 0; o < 16; o++) r[o] = o0 + o < co ? cn_row16(dy + dy_off + (o0 + o) * hw, p0, hw) : (float16)0.0f;
+    cn_transpose16(r);
+#pragma unroll
+    for (int j = 0; j < 16; j++)
+        if (j < n) vstore16(r[j], 0, t + t_off + (p0 + j) * cop + o0);
 }
 
 #ifndef DW_VW

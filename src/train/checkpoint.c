@@ -14,7 +14,7 @@
 
 #define MODEL "unet-efficientnet-b0" /* config "model": the one network clunet builds */
 
-/* A number from our own flat JSON ("key": value); 0 when absent. */
+/* A number from our own flat JSON ("key": value): 1, 0 when absent, -1 when the value is not a number. */
 static int json_number(const char *json, const char *key, double *out)
 {
     char pattern[80];
@@ -22,13 +22,17 @@ static int json_number(const char *json, const char *key, double *out)
     const char *p = strstr(json, pattern);
     if (!p) return 0;
     p = strchr(p + strlen(pattern), ':');
-    if (!p) return 0;
+    if (!p) return -1;
     char *end;
     double v = strtod(p + 1, &end);
-    if (end == p + 1) return 0;
+    if (end == p + 1) return -1;
     *out = v;
     return 1;
 }
+
+/* The config's numeric settings: one that is there but not a number is refused, not taken as absent. */
+static const char *const CONFIG_NUMBERS[] = {"bn_eps", "bn_momentum", "same_padding", "input_skip", "size",
+                                             "input_scale"};
 
 static int parse_triple(const char *s, float out[3])
 {
@@ -59,6 +63,9 @@ static clunet_status read_info(cn_st_file *f, const char *path, cn_checkpoint_in
     if (config[strspn(config, " \t\r\n")] != '{' || !len || config[len - 1] != '}')
         return cn_fail(CLUNET_ERR_FORMAT, "%s: config is not a JSON object", path);
     double v;
+    for (size_t i = 0; i < sizeof CONFIG_NUMBERS / sizeof CONFIG_NUMBERS[0]; i++)
+        if (json_number(config, CONFIG_NUMBERS[i], &v) < 0)
+            return cn_fail(CLUNET_ERR_FORMAT, "%s: config %s is not a number", path, CONFIG_NUMBERS[i]);
     info->bn_eps = json_number(config, "bn_eps", &v) ? v : 1e-5;
     info->bn_momentum = json_number(config, "bn_momentum", &v) ? v : 0.1;
     info->same_padding = json_number(config, "same_padding", &v) && v == 1;

@@ -160,6 +160,9 @@ def main():
             'config': meta['config'].replace('"input_skip": 0', '"input_skip": 7')})),
         ('config with size 33', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {
             'config': meta['config'].replace('"size": 64', '"size": 33')})),
+        # a number written as a string was taken as absent: predict ran, --resume said "trained at --size 0"
+        ('config with size "64"', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {
+            'config': meta['config'].replace('"size": 64', '"size": "64"')})),
         ('config of another model', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {
             'config': meta['config'].replace('unet-efficientnet-b0', 'resnet')})),
         ('config cut short', lambda p: rel.st_rewrite(good, p, lambda n, s: s, {'config': meta['config'][:40]})),

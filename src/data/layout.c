@@ -254,7 +254,9 @@ static clunet_status companion(const char *root, const char *pattern, const char
     clunet_status st = resolve(root, rel, path, &dir_missing);
     if (st == CLUNET_OK && !*path && !(optional_dir && dir_missing)) {
         char *full = join(root, rel);
-        st = cn_fail(CLUNET_ERR_IO, "missing %s %s (for image %s)", what, full ? full : rel, image);
+        struct stat sb; /* there but no file to read (a folder, a broken link): say what it is */
+        if (full && lstat(full, &sb) == 0) st = check_listed(root, rel);
+        if (st == CLUNET_OK) st = cn_fail(CLUNET_ERR_IO, "missing %s %s (for image %s)", what, full ? full : rel, image);
         free(full);
     }
     free(rel);

@@ -255,6 +255,15 @@ def main():
         if i == 0:
             expect_error(t, 'train --data (image 0001.png %s)' % what, tds(od), work,
                          os.path.join('images', '0001.png') + ': ' + why)
+    # the same for a label: what it is, not "missing label"
+    for i, (what, make, why) in enumerate(odd_entries[:2]):
+        od = dataset('ds-odd-label%d' % i)
+        entry = os.path.join(od, 'labels', '0001.png')
+        os.remove(entry)
+        make(entry)
+        expect_error(t, 'data check (label 0001.png %s)' % what,
+                     [clunet, 'data', 'check', od, '--dataset', 'TINY', '--datasets', J('datasets.txt')], work,
+                     os.path.join('labels', '0001.png') + ': ' + why, timeout=20)
     # a pattern of {id} alone lists the folder's files, not its "." and ".." entries
     bare = J('ds-bare')
     os.makedirs(bare)

@@ -239,31 +239,23 @@ def main():
     d = dataset('ds-corrupt')
     truncate_copy(J('raw', '0002.png'), os.path.join(d, 'images', '0002.png'), 300)
     expect_error(t, 'train --data (a truncated image)', tds(d), work, '0002')
-    # an entry named like an image that is no file to read: named, with what it is, not "image 0001 vanished"
+    # an entry named like an image or a label that is no file to read: named, with what it is, not "image
+    # 0001 vanished" or "missing label"
     odd_entries = [('a folder', os.mkdir, 'not a regular file'),
                    ('a dangling link', lambda p: os.symlink('nothing-there', p), 'a dangling symbolic link'),
                    ('a link to itself', lambda p: os.symlink(os.path.basename(p), p), os.strerror(errno.ELOOP)),
                    ('a FIFO', os.mkfifo, 'not a regular file')]
-    for i, (what, make, why) in enumerate(odd_entries):
+    odd_cases = [('images', e) for e in odd_entries] + [('labels', e) for e in odd_entries[:2]]
+    for i, (folder, (what, make, why)) in enumerate(odd_cases):
         od = dataset('ds-odd%d' % i)
-        entry = os.path.join(od, 'images', '0001.png')
-        os.remove(entry)
-        make(entry)
-        expect_error(t, 'data check (image 0001.png %s)' % what,
+        entry = os.path.join(folder, '0001.png')
+        os.remove(os.path.join(od, entry))
+        make(os.path.join(od, entry))
+        expect_error(t, 'data check (%s %s)' % (entry, what),
                      [clunet, 'data', 'check', od, '--dataset', 'TINY', '--datasets', J('datasets.txt')], work,
-                     os.path.join('images', '0001.png') + ': ' + why, timeout=20)
+                     entry + ': ' + why, timeout=20)
         if i == 0:
-            expect_error(t, 'train --data (image 0001.png %s)' % what, tds(od), work,
-                         os.path.join('images', '0001.png') + ': ' + why)
-    # the same for a label: what it is, not "missing label"
-    for i, (what, make, why) in enumerate(odd_entries[:2]):
-        od = dataset('ds-odd-label%d' % i)
-        entry = os.path.join(od, 'labels', '0001.png')
-        os.remove(entry)
-        make(entry)
-        expect_error(t, 'data check (label 0001.png %s)' % what,
-                     [clunet, 'data', 'check', od, '--dataset', 'TINY', '--datasets', J('datasets.txt')], work,
-                     os.path.join('labels', '0001.png') + ': ' + why, timeout=20)
+            expect_error(t, 'train --data (%s %s)' % (entry, what), tds(od), work, entry + ': ' + why)
     # a pattern of {id} alone lists the folder's files, not its "." and ".." entries
     bare = J('ds-bare')
     os.makedirs(bare)
